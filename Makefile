@@ -1,0 +1,47 @@
+# lakeroute: `make demo` and `make test` work on a fresh machine with Python 3.11+ and pip.
+SHELL := /bin/bash
+PYTHON ?= python3
+UV := $(PYTHON) -m uv
+export UV_PYTHON_DOWNLOADS := never
+export UV_PYTHON := $(PYTHON)
+export JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION := 20
+STAGE ?= dev
+
+.PHONY: help setup demo test test-fast lint synth bench clean
+
+help:  ## list the targets
+	@grep -E '^[a-z-]+:.*##' $(MAKEFILE_LIST) | sed 's/:.*##/\t/'
+
+.venv/.synced: pyproject.toml uv.lock
+	@$(PYTHON) -m uv --version >/dev/null 2>&1 || $(PYTHON) -m pip install --quiet --disable-pip-version-check uv
+	$(UV) sync --frozen
+	@touch $@
+
+setup: .venv/.synced  ## create .venv from uv.lock (installs uv with pip when missing)
+
+node_modules/.installed: package.json package-lock.json
+	npm ci --no-audit --no-fund --loglevel=error
+	@touch $@
+
+demo: setup  ## sample routes + data ingested end to end on the embedded default
+	$(UV) run --frozen lakeroute demo
+
+test: setup  ## the whole suite (unit, integration on moto's server, infra, reliability)
+	$(UV) run --frozen pytest -n 2 --dist loadfile
+
+test-fast: setup  ## unit tests only
+	$(UV) run --frozen pytest tests/unit -q
+
+lint: setup  ## ruff + mypy
+	$(UV) run --frozen ruff check .
+	$(UV) run --frozen mypy
+
+synth: setup node_modules/.installed  ## offline `cdk synth` (no Docker, no AWS credentials) + cfn-lint
+	npx cdk synth -q -c stage=$(STAGE)
+	$(UV) run --frozen cfn-lint cdk.out/*.template.json
+
+bench: setup  ## benchmarks with baselines measured in the same run
+	$(UV) run --frozen python benchmarks/run.py
+
+clean:  ## remove local state (.lakeroute, landing, cdk.out)
+	rm -rf .lakeroute landing cdk.out

@@ -1,0 +1,235 @@
+"""DuckDB: the object as relation ``source``, the route SQL over it, Arrow batches out.
+
+Safety model: the object's path and every lineage value enter DuckDB as *values*
+(``SET VARIABLE x = ?``), never as SQL text; reader options come from the route file
+(trusted configuration) and are rendered as quoted literals. After set-up the connection
+is locked down: external access off except the one source path, configuration locked, and
+the route SQL must be exactly one SELECT. A route that tries anything else fails with an
+``ObjectError`` and commits nothing.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import os
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from .errors import ConfigError, ObjectError
+from .routes import Route
+
+if TYPE_CHECKING:
+    import duckdb
+    import pyarrow as pa
+
+LINEAGE_VARIABLES = ("source_bucket", "source_key", "source_uri", "source_etag", "ingested_at")
+_PATH_VAR = "lakeroute_source_path"
+READERS = {"parquet": "read_parquet", "csv": "read_csv", "json": "read_json"}
+
+
+@dataclass(frozen=True)
+class SourceObject:
+    """One object version, resolved to something DuckDB can read."""
+
+    bucket: str
+    key: str
+    path: str  # local path or s3:// URL that DuckDB reads
+    version: str  # ETag / version id in S3, a content hash locally
+    size: int = 0
+    metadata: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def uri(self) -> str:
+        return f"s3://{self.bucket}/{self.key}"
+
+    @property
+    def source_id(self) -> str:
+        return f"{self.bucket}/{self.key}@{self.version}"
+
+
+def sql_literal(value: Any) -> str:
+    """Render a trusted configuration value as a DuckDB literal (quotes escaped)."""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, int | float):
+        return repr(value)
+    if isinstance(value, str):
+        return "'" + value.replace("'", "''") + "'"
+    if isinstance(value, list):
+        return "[" + ", ".join(sql_literal(v) for v in value) + "]"
+    if isinstance(value, dict):
+        return "{" + ", ".join(f"{sql_literal(str(k))}: {sql_literal(v)}" for k, v in value.items()) + "}"
+    raise ConfigError(f"reader option value {value!r} has an unsupported type")
+
+
+def reader_sql(fmt: str, options: dict[str, Any]) -> str:
+    # Option names are validated identifiers and values quoted literals from the route file;
+    # the object path enters only as a variable.
+    opts = "".join(f", {name} := {sql_literal(v)}" for name, v in options.items())
+    return f"SELECT * FROM {READERS[fmt]}(getvariable('{_PATH_VAR}'){opts})"  # noqa: S608
+
+
+def quote_ident(name: str) -> str:
+    return '"' + name.replace('"', '""') + '"'
+
+
+@dataclass
+class Engine:
+    """Settings shared by every connection; one fresh, locked connection per object."""
+
+    memory_limit: str | None = None
+    threads: int | None = None
+    temp_directory: str | None = None
+    batch_rows: int = 262_144
+    s3_setup: list[tuple[str, list[Any]]] = field(default_factory=list)
+
+    def _connect(self, obj: SourceObject) -> duckdb.DuckDBPyConnection:
+        import duckdb
+
+        con = duckdb.connect(config={"autoinstall_known_extensions": False,
+                                     "autoload_known_extensions": False})
+        if self.memory_limit:
+            con.execute("SET memory_limit = ?", [self.memory_limit])
+        if self.threads:
+            con.execute("SET threads = ?", [self.threads])
+        if self.temp_directory:
+            con.execute("SET temp_directory = ?", [self.temp_directory])
+        if obj.path.startswith("s3://"):
+            import duckdb_ext
+
+            duckdb_ext.init(con)
+            con.execute("SET home_directory = ?", [os.environ.get("TMPDIR", "/tmp")])
+            con.execute("LOAD httpfs")
+            for stmt, params in self.s3_setup:
+                con.execute(stmt, params)
+        values = {
+            "source_bucket": obj.bucket, "source_key": obj.key, "source_uri": obj.uri,
+            "source_etag": obj.version, "ingested_at": dt.datetime.now(dt.UTC),
+            _PATH_VAR: obj.path,
+        }
+        for name, value in values.items():
+            con.execute(f"SET VARIABLE {name} = ?", [value])
+        con.execute("SET allowed_paths = ?", [[obj.path]])
+        con.execute("SET enable_external_access = false")
+        con.execute("SET lock_configuration = true")
+        return con
+
+    @contextmanager
+    def run(self, route: Route, obj: SourceObject) -> Iterator[pa.RecordBatchReader]:
+        """Stream the route's result over ``obj`` as Arrow record batches."""
+        import duckdb
+
+        fmt = route.file_format(obj.key)
+        con = self._connect(obj)
+        try:
+            check_single_select(con, route)
+            try:
+                con.execute("CREATE TEMP VIEW source AS " + reader_sql(fmt, route.source.options))
+                rel = con.sql(route.sql)
+            except duckdb.Error as e:
+                raise ObjectError(_stage(e), f"route {route.name}: {_one_line(e)}", route.name) from e
+            try:
+                reader = rel.fetch_record_batch(self.batch_rows)
+            except duckdb.Error as e:
+                raise ObjectError(_stage(e), f"route {route.name}: {_one_line(e)}", route.name) from e
+            yield _GuardedReader.wrap(reader, route.name)
+        finally:
+            con.close()
+
+
+def check_single_select(con: duckdb.DuckDBPyConnection, route: Route) -> None:
+    import duckdb
+
+    try:
+        statements = con.extract_statements(route.sql)
+    except duckdb.Error as e:
+        raise ObjectError("sql", f"route {route.name}: {_one_line(e)}", route.name) from e
+    select = duckdb.StatementType.SELECT  # type: ignore[attr-defined]
+    if len(statements) != 1 or statements[0].type != select:
+        kinds = ", ".join(s.type.name for s in statements) or "nothing"
+        raise ObjectError(
+            "sql",
+            f"route {route.name}: sql must be exactly one SELECT over `source` (found {kinds})",
+            route.name,
+        )
+
+
+def _stage(e: Exception) -> str:
+    text = str(e)
+    if "Permission Error" in text:
+        return "sql"
+    if any(s in text for s in ("Invalid Input Error", "IO Error", "Conversion Error: CSV",
+                               "Error reading", "No magic bytes", "not a parquet file",
+                               "Malformed JSON", "sniff")):
+        return "read"
+    return "sql"
+
+
+def _one_line(e: Exception) -> str:
+    return " ".join(str(e).split())[:600]
+
+
+class _GuardedReader:
+    """Translate DuckDB errors raised mid-stream into ObjectErrors."""
+
+    @staticmethod
+    def wrap(reader: pa.RecordBatchReader, route_name: str) -> pa.RecordBatchReader:
+        import pyarrow as pa
+
+        def batches() -> Iterator[pa.RecordBatch]:
+            try:
+                yield from reader
+            except (pa.ArrowException, OSError) as e:
+                raise ObjectError("read", f"route {route_name}: {_one_line(e)}", route_name) from e
+            except Exception as e:
+                if type(e).__module__.startswith(("duckdb", "_duckdb")):
+                    raise ObjectError(_stage(e), f"route {route_name}: {_one_line(e)}",
+                                      route_name) from e
+                raise
+
+        return pa.RecordBatchReader.from_batches(reader.schema, batches())
+
+
+def bind_check(route: Route, sample: SourceObject | None) -> list[tuple[str, str]]:
+    """Bind the route SQL without running it: over a sample file or the declared columns.
+
+    Returns (column, type) of the result; raises ObjectError when the SQL does not bind.
+    """
+    import duckdb
+
+    if sample is not None:
+        con = Engine()._connect(sample)
+        view = reader_sql(route.file_format(sample.key), route.source.options)
+    elif route.source.columns is not None:
+        con = duckdb.connect()
+        values = {"source_bucket": route.source.bucket, "source_key": "key",
+                  "source_uri": "s3://bucket/key", "source_etag": "etag",
+                  "ingested_at": dt.datetime.now(dt.UTC)}
+        for name, value in values.items():
+            con.execute(f"SET VARIABLE {name} = ?", [value])
+        con.execute("SET enable_external_access = false")
+        con.execute("SET lock_configuration = true")
+        cols = ", ".join(f"NULL::{_duck_type(t)} AS {quote_ident(n)}"
+                         for n, t in route.source.columns.items())
+        view = f"SELECT {cols} WHERE false"
+    else:
+        raise ConfigError(f"route {route.name}: nothing to bind against")
+    try:
+        check_single_select(con, route)
+        try:
+            con.execute("CREATE TEMP VIEW source AS " + view)
+            rel = con.sql(route.sql)
+            return list(zip(rel.columns, [str(t) for t in rel.types], strict=True))
+        except duckdb.Error as e:
+            raise ObjectError(_stage(e), f"route {route.name}: {_one_line(e)}", route.name) from e
+    finally:
+        con.close()
+
+
+def _duck_type(t: str) -> str:
+    mapping = {"long": "BIGINT", "bigint": "BIGINT", "int": "INTEGER", "integer": "INTEGER",
+               "string": "VARCHAR", "timestamptz": "TIMESTAMPTZ", "binary": "BLOB",
+               "time": "TIME", "uuid": "UUID"}
+    return mapping.get(t, t.upper())

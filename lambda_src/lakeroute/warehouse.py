@@ -1,0 +1,125 @@
+"""Reading the warehouse back: DuckDB views over the Iceberg tables, table stats, history."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from .commit import ROUTES_PROP, SOURCES_PROP
+from .engine import quote_ident
+from .errors import ConfigError
+
+if TYPE_CHECKING:
+    import duckdb
+    import pyarrow as pa
+    from pyiceberg.catalog import Catalog
+
+
+def all_tables(catalog: Catalog) -> list[str]:
+    names = []
+    for ns in catalog.list_namespaces():
+        for ident in catalog.list_tables(ns):
+            names.append(".".join(ident))
+    return sorted(names)
+
+
+def open_warehouse(home: Path) -> duckdb.DuckDBPyConnection:
+    """A DuckDB connection with a view `namespace.table` over every Iceberg table."""
+    import duckdb
+    import duckdb_ext
+
+    from .local import local_catalog
+
+    catalog = local_catalog(home)
+    con = duckdb.connect()
+    duckdb_ext.init(con)
+    con.execute("LOAD iceberg")
+    for i, name in enumerate(all_tables(catalog)):
+        table = catalog.load_table(name)
+        ns, tbl = name.split(".", 1)
+        view = f"{quote_ident(ns)}.{quote_ident(tbl)}"
+        con.execute(f"CREATE SCHEMA IF NOT EXISTS {quote_ident(ns)}")
+        if table.metadata.current_snapshot_id is None:
+            cols = ", ".join(f"NULL AS {quote_ident(f.name)}" for f in table.schema().fields)
+            con.execute(f"CREATE VIEW {view} AS SELECT {cols} WHERE false")
+            continue
+        var = f"lakeroute_meta_{i}"
+        con.execute(f"SET VARIABLE {var} = ?", [table.metadata_location.removeprefix("file://")])
+        # Names are quoted identifiers; the metadata path enters only as a variable.
+        con.execute(f"CREATE VIEW {view} AS SELECT * FROM iceberg_scan(getvariable('{var}'))")  # noqa: S608
+    return con
+
+
+def render(tbl: pa.Table, fmt: str) -> None:
+    import sys
+
+    if fmt == "csv":
+        import pyarrow.csv as pacsv
+
+        pacsv.write_csv(tbl, sys.stdout.buffer)
+        return
+    rows = tbl.to_pylist()
+    if fmt == "json":
+        sys.stdout.write(json.dumps(rows, default=_json_default, ensure_ascii=False, indent=2) + "\n")
+        return
+    from rich.console import Console
+    from rich.table import Table
+
+    out = Table(*tbl.schema.names)
+    for row in rows:
+        out.add_row(*["" if v is None else str(v) for v in row.values()])
+    Console(width=200).print(out)
+
+
+def _json_default(value: Any) -> Any:
+    if isinstance(value, dt.datetime | dt.date | dt.time):
+        return value.isoformat()
+    if isinstance(value, bytes):
+        return value.hex()
+    return str(value)
+
+
+def _when(ms: int) -> str:
+    return dt.datetime.fromtimestamp(ms / 1000, dt.UTC).strftime("%Y-%m-%d %H:%M:%S")
+
+
+def table_rows(catalog: Catalog) -> list[dict[str, Any]]:
+    out = []
+    for name in all_tables(catalog):
+        table = catalog.load_table(name)
+        snap = table.current_snapshot()
+        summary = snap.summary.additional_properties if snap and snap.summary else {}
+        routes = sorted({r for s in table.snapshots() if s.summary
+                         for r in s.summary.additional_properties.get(ROUTES_PROP, "").split(",") if r})
+        out.append({
+            "table": name,
+            "rows": int(summary.get("total-records", 0)),
+            "snapshots": len(table.snapshots()),
+            "last_load": _when(snap.timestamp_ms) if snap else "-",
+            "routes": ", ".join(routes),
+        })
+    return out
+
+
+def table_history(catalog: Catalog, name: str) -> list[dict[str, Any]]:
+    from pyiceberg.exceptions import NoSuchTableError
+
+    try:
+        table = catalog.load_table(name)
+    except (NoSuchTableError, ValueError):
+        raise ConfigError(f"table {name!r} not found; `lakeroute tables` lists them") from None
+    entries = []
+    for snap in sorted(table.snapshots(), key=lambda s: s.timestamp_ms):
+        props = snap.summary.additional_properties if snap.summary else {}
+        entries.append({
+            "snapshot_id": snap.snapshot_id,
+            "committed_at": _when(snap.timestamp_ms),
+            "operation": str(snap.summary.operation.value) if snap.summary else "",
+            "rows": int(props.get("added-records", 0)),
+            "data_files": int(props.get("added-data-files", 0)),
+            "routes": props.get(ROUTES_PROP, ""),
+            "sources": json.loads(props.get(SOURCES_PROP, "[]")),
+        })
+    return entries
