@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import decimal
 import json
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -78,6 +79,12 @@ def _json_default(value: Any) -> Any:
         return value.isoformat()
     if isinstance(value, bytes):
         return value.hex()
+    if isinstance(value, decimal.Decimal):
+        # A number when it converts exactly (HUGEINT sums, most money values), else text.
+        if value == value.to_integral_value():
+            return int(value)
+        as_float = float(value)
+        return as_float if decimal.Decimal(repr(as_float)) == value else str(value)
     return str(value)
 
 
