@@ -279,7 +279,7 @@ def query(
 
     Example: lakeroute query "SELECT count(*) FROM sales.orders" --format json
     """
-    from .inspect import open_warehouse, render
+    from .warehouse import open_warehouse, render
 
     if format not in ("table", "csv", "json"):
         raise _fail(f"--format {format!r}: use table, csv or json")
@@ -306,8 +306,8 @@ def tables(ctx: typer.Context) -> None:
     from rich.console import Console
     from rich.table import Table as RichTable
 
-    from .inspect import table_rows
     from .local import local_catalog
+    from .warehouse import table_rows
 
     c = _ctx(ctx)
     rows = table_rows(local_catalog(c.home))
@@ -329,8 +329,8 @@ def history(
     """
     import json
 
-    from .inspect import table_history
     from .local import local_catalog
+    from .warehouse import table_history
 
     c = _ctx(ctx)
     try:

@@ -10,9 +10,9 @@ import time
 from pathlib import Path
 
 import pytest
+from lakeroute.cli import app
 from typer.testing import CliRunner
 
-from lakeroute.cli import app
 from tests.support.workspace import Workspace, orders
 
 runner = CliRunner()

@@ -8,8 +8,8 @@ import json
 import pyarrow as pa
 import pytest
 import zstandard
-
 from lakeroute.commit import ROUTES_PROP, SOURCES_PROP
+
 from tests.support.workspace import Workspace, orders
 
 LINEAGE_SQL = "SELECT *, getvariable('source_key') AS _source_key FROM source"

@@ -10,7 +10,6 @@ from typing import Any
 import pyarrow as pa
 import pyarrow.parquet as pq
 import yaml
-
 from lakeroute.local import LocalPaths, local_catalog, local_pipeline
 from lakeroute.pipeline import IngestReport, ObjectRef, Pipeline
 

@@ -6,7 +6,6 @@ from pathlib import Path
 
 import pytest
 import yaml
-
 from lakeroute.errors import ConfigError, NoRouteError, ObjectError
 from lakeroute.routes import (
     Route,
