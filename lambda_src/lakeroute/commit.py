@@ -261,6 +261,9 @@ def commit(catalog: Catalog, table_name: str, staged: list[Staged], ledger: Ledg
 
     start = time.monotonic()
     attempt = 0
+    # After an error of unknown outcome our own snapshot may be the one that holds these
+    # sources, with these very data files: then they must not be deleted as duplicates.
+    outcome_unknown = False
     while True:
         attempt += 1
         table = catalog.load_table(table_name)
@@ -269,7 +272,8 @@ def commit(catalog: Catalog, table_name: str, staged: list[Staged], ledger: Ledg
         duplicates = [s for s in staged if s.source_id in done]
         todo = [s for s in staged if s.source_id not in done]
         if not todo:
-            discard(table, duplicates)
+            if not outcome_unknown:
+                discard(table, duplicates)
             return CommitResult(table_name, [], duplicates, None, attempt, time.monotonic() - start)
         routes = sorted({s.route for s in todo})
         props = {
@@ -280,7 +284,8 @@ def commit(catalog: Catalog, table_name: str, staged: list[Staged], ledger: Ledg
         _own_retries(table)
         try:
             txn = table.transaction()
-            with txn.update_snapshot(snapshot_properties=props).fast_append() as append:
+            # merge_append honours commit.manifest-merge.*: manifests stay bounded over many commits.
+            with txn.update_snapshot(snapshot_properties=props).merge_append() as append:
                 for s in todo:
                     for df in s.data_files:
                         append.append_data_file(df)
@@ -291,11 +296,13 @@ def commit(catalog: Catalog, table_name: str, staged: list[Staged], ledger: Ledg
             if type(e).__name__ in ("ValidationException",):
                 raise
             error = e
+            outcome_unknown = True
         else:
             snap = new.metadata.current_snapshot_id
             assert snap is not None
             ledger.record(table_name, [(s.source_id, snap, s.route) for s in todo], None)
-            discard(table, duplicates)
+            if not outcome_unknown:
+                discard(table, duplicates)
             return CommitResult(table_name, todo, duplicates, snap, attempt, time.monotonic() - start)
         delay = random.uniform(0, min(max_delay, base_delay * 2 ** (attempt - 1)))
         out_of_time = deadline is not None and time.monotonic() + delay > deadline

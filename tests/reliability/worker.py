@@ -1,0 +1,49 @@
+"""A separate ingesting process for the reliability tests (real processes, real catalog).
+
+usage: python -m tests.reliability.worker ROOT GO_FILE MODE BUCKET KEY [KEY ...]
+MODE: normal | crash-after-commit (exit hard after the catalog commit, before the ledger
+update: what a Lambda killed at that instant leaves behind).
+Prints one JSON line: outcomes and the commit figures.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+import time
+from pathlib import Path
+
+from lakeroute.commit import SqliteLedger
+from lakeroute.pipeline import ObjectRef
+
+from tests.support.workspace import Workspace
+
+
+class CrashAfterCommitLedger(SqliteLedger):
+    """Dies the moment the commit succeeded, before recording it."""
+
+    def record(self, table: str, entries: list[tuple[str, int, str]], watermark: int | None) -> None:
+        if watermark is None:  # the post-commit record (reconcile passes a watermark)
+            os._exit(137)
+        super().record(table, entries, watermark)
+
+
+def main(argv: list[str]) -> None:
+    root, go, mode, bucket, *keys = argv
+    ws = Workspace(Path(root))
+    pipe = ws.pipeline()
+    if mode == "crash-after-commit":
+        pipe.ledger = CrashAfterCommitLedger(str(ws.paths.home / "ledger.db"))
+    while not os.path.exists(go):
+        time.sleep(0.005)
+    report = pipe.ingest([ObjectRef(bucket, k) for k in keys])
+    print(json.dumps({
+        "statuses": [o.status for o in report.outcomes],
+        "messages": [o.message for o in report.outcomes if o.status != "committed"],
+        "commits": report.commits,
+    }))
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])
