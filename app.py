@@ -1,0 +1,21 @@
+#!/usr/bin/env python3
+"""CDK entry point: the stack of one stage, chosen with ``-c stage=NAME`` (default ``dev``).
+
+Stages and their settings live in ``cdk.json`` (context ``lakeroute:stages``). The account and
+region come from the stage (optional) or the CLI's ``CDK_DEFAULT_ACCOUNT`` /
+``CDK_DEFAULT_REGION``; nothing is looked up in AWS, so ``cdk synth`` runs offline, without
+credentials and without Docker (the image is only staged). Route files are read from
+``routes/`` next to this file and validated: a bad route fails the synth. cdk-nag's
+AwsSolutions pack checks every synth; an unacknowledged finding fails it.
+"""
+
+from __future__ import annotations
+
+from aws_cdk import App
+
+from stacks.application import build
+
+if __name__ == "__main__":
+    app = App()
+    build(app)
+    app.synth()

@@ -1,0 +1,184 @@
+"""Per-stage settings, read from ``cdk.json`` context (``lakeroute:stages``).
+
+A stage is a named set of sizing and retention choices (``dev``, ``prod``, ...). The stage is
+picked with ``-c stage=NAME`` (default: ``lakeroute:defaultStage``, else ``dev``). Every key
+is required, so a typo or a missing setting fails the synth with a message that names the
+stage and the key instead of silently falling back to a default.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, fields
+from typing import Any
+
+from aws_cdk import RemovalPolicy
+from aws_cdk import aws_logs as logs
+
+STAGES_CONTEXT_KEY = "lakeroute:stages"
+DEFAULT_STAGE_CONTEXT_KEY = "lakeroute:defaultStage"
+STAGE_CONTEXT_KEY = "stage"
+
+# CloudWatch Logs only accepts these retention periods (days).
+_RETENTION_DAYS: dict[int, logs.RetentionDays] = {
+    1: logs.RetentionDays.ONE_DAY,
+    3: logs.RetentionDays.THREE_DAYS,
+    5: logs.RetentionDays.FIVE_DAYS,
+    7: logs.RetentionDays.ONE_WEEK,
+    14: logs.RetentionDays.TWO_WEEKS,
+    30: logs.RetentionDays.ONE_MONTH,
+    60: logs.RetentionDays.TWO_MONTHS,
+    90: logs.RetentionDays.THREE_MONTHS,
+    120: logs.RetentionDays.FOUR_MONTHS,
+    150: logs.RetentionDays.FIVE_MONTHS,
+    180: logs.RetentionDays.SIX_MONTHS,
+    365: logs.RetentionDays.ONE_YEAR,
+    400: logs.RetentionDays.THIRTEEN_MONTHS,
+    545: logs.RetentionDays.EIGHTEEN_MONTHS,
+    731: logs.RetentionDays.TWO_YEARS,
+    1096: logs.RetentionDays.THREE_YEARS,
+    1827: logs.RetentionDays.FIVE_YEARS,
+    2192: logs.RetentionDays.SIX_YEARS,
+    2557: logs.RetentionDays.SEVEN_YEARS,
+    2922: logs.RetentionDays.EIGHT_YEARS,
+    3288: logs.RetentionDays.NINE_YEARS,
+    3653: logs.RetentionDays.TEN_YEARS,
+}
+_LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")
+
+
+class StageConfigError(ValueError):
+    """A stage in cdk.json context is missing, incomplete or out of range."""
+
+
+@dataclass(frozen=True, kw_only=True)
+class StageConfig:
+    """Settings of one deployment stage (one ``lakeroute:stages.<name>`` entry)."""
+
+    name: str
+    # Ingest function sizing.
+    memory_mb: int
+    timeout_seconds: int
+    ephemeral_storage_mb: int
+    # SQS event source: how many messages per invocation, how long to wait to fill a batch,
+    # and how many concurrent invocations the event source may drive.
+    batch_size: int
+    max_batching_window_seconds: int
+    max_concurrency: int
+    # Deploy-time route sync function.
+    sync_timeout_seconds: int
+    log_retention_days: int
+    log_level: str
+    # "retain" keeps buckets, tables, log groups and Glue databases when the stack is
+    # deleted (and turns on table deletion protection); "destroy" removes them.
+    removal_policy: str
+    # Empty the stack-owned buckets (warehouse, quarantine, access logs) on stack deletion.
+    # Only meaningful with removal_policy "destroy"; never applied to landing buckets.
+    auto_delete_objects: bool
+    quarantine_expiry_days: int
+    warehouse_noncurrent_expiry_days: int
+    access_log_expiry_days: int
+    abort_multipart_days: int
+    # Optional pinning of the target account/region; otherwise CDK_DEFAULT_ACCOUNT/REGION.
+    account: str | None = None
+    region: str | None = None
+
+    def __post_init__(self) -> None:
+        def check(ok: bool, key: str, why: str) -> None:
+            if not ok:
+                raise StageConfigError(
+                    f"cdk.json context {STAGES_CONTEXT_KEY}.{self.name}.{key}: {why} "
+                    f"(got {getattr(self, key)!r})"
+                )
+
+        check(128 <= self.memory_mb <= 10240, "memory_mb", "Lambda memory is 128..10240 MB")
+        check(1 <= self.timeout_seconds <= 900, "timeout_seconds", "Lambda timeout is 1..900 s")
+        check(512 <= self.ephemeral_storage_mb <= 10240, "ephemeral_storage_mb",
+              "Lambda ephemeral storage is 512..10240 MB")
+        check(1 <= self.batch_size <= 10000, "batch_size", "SQS batch size is 1..10000")
+        check(0 <= self.max_batching_window_seconds <= 300, "max_batching_window_seconds",
+              "the maximum batching window is 0..300 s")
+        check(self.batch_size <= 10 or self.max_batching_window_seconds >= 1, "batch_size",
+              "a batch size above 10 needs max_batching_window_seconds >= 1")
+        check(2 <= self.max_concurrency <= 1000, "max_concurrency",
+              "SQS event source maximum concurrency is 2..1000")
+        check(1 <= self.sync_timeout_seconds <= 900, "sync_timeout_seconds",
+              "Lambda timeout is 1..900 s")
+        check(self.log_retention_days in _RETENTION_DAYS, "log_retention_days",
+              f"CloudWatch Logs retention must be one of {sorted(_RETENTION_DAYS)}")
+        check(self.log_level in _LOG_LEVELS, "log_level", f"use one of {', '.join(_LOG_LEVELS)}")
+        check(self.removal_policy in ("retain", "destroy"), "removal_policy",
+              "use 'retain' or 'destroy'")
+        check(not (self.auto_delete_objects and self.retain), "auto_delete_objects",
+              "emptying buckets on deletion contradicts removal_policy 'retain'")
+        for key in ("quarantine_expiry_days", "warehouse_noncurrent_expiry_days",
+                    "access_log_expiry_days", "abort_multipart_days"):
+            check(getattr(self, key) >= 1, key, "must be at least 1 day")
+
+    # ------------------------------------------------------------------ derived values
+
+    @property
+    def retain(self) -> bool:
+        return self.removal_policy == "retain"
+
+    @property
+    def cdk_removal_policy(self) -> RemovalPolicy:
+        return RemovalPolicy.RETAIN if self.retain else RemovalPolicy.DESTROY
+
+    @property
+    def log_retention(self) -> logs.RetentionDays:
+        return _RETENTION_DAYS[self.log_retention_days]
+
+    @property
+    def queue_visibility_timeout_seconds(self) -> int:
+        """AWS guidance: at least 6x the function timeout, plus the batching window."""
+        return 6 * self.timeout_seconds + self.max_batching_window_seconds
+
+    # ------------------------------------------------------------------ loading
+
+    @classmethod
+    def from_mapping(cls, name: str, raw: Mapping[str, Any]) -> StageConfig:
+        known = {f.name for f in fields(cls)} - {"name"}
+        optional = {"account", "region"}
+        unknown = sorted(set(raw) - known)
+        missing = sorted(known - optional - set(raw))
+        if unknown:
+            raise StageConfigError(
+                f"cdk.json context {STAGES_CONTEXT_KEY}.{name}: unknown key(s) {', '.join(unknown)}; "
+                f"known keys: {', '.join(sorted(known))}"
+            )
+        if missing:
+            raise StageConfigError(
+                f"cdk.json context {STAGES_CONTEXT_KEY}.{name}: missing key(s) {', '.join(missing)}"
+            )
+        types = {f.name: f.type for f in fields(cls)}
+        for key, value in raw.items():
+            want = types[key]
+            ok = (
+                (want == "int" and isinstance(value, int) and not isinstance(value, bool))
+                or (want == "bool" and isinstance(value, bool))
+                or (want == "str" and isinstance(value, str))
+                or (want == "str | None" and (value is None or isinstance(value, str)))
+            )
+            if not ok:
+                raise StageConfigError(
+                    f"cdk.json context {STAGES_CONTEXT_KEY}.{name}.{key}: expected {want}, "
+                    f"got {value!r}"
+                )
+        return cls(name=name, **raw)
+
+    @classmethod
+    def from_context(cls, node: Any, stage: str | None = None) -> StageConfig:
+        """The stage named by ``stage`` (or ``-c stage=...``) from a construct node's context."""
+        stages = node.try_get_context(STAGES_CONTEXT_KEY)
+        if not isinstance(stages, Mapping) or not stages:
+            raise StageConfigError(
+                f"cdk.json context {STAGES_CONTEXT_KEY} is missing: it maps stage names to settings"
+            )
+        name = (stage or node.try_get_context(STAGE_CONTEXT_KEY)
+                or node.try_get_context(DEFAULT_STAGE_CONTEXT_KEY) or "dev")
+        if name not in stages:
+            raise StageConfigError(
+                f"unknown stage {name!r} (-c stage=...); cdk.json defines: {', '.join(sorted(stages))}"
+            )
+        return cls.from_mapping(name, stages[name])

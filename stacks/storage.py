@@ -1,0 +1,161 @@
+"""Stack-owned buckets: S3 access logs, the Iceberg warehouse and the quarantine.
+
+All three are encrypted (SSE-S3), SSL-only (TLS 1.2+), block every kind of public access and
+enforce bucket-owner object ownership. The warehouse is versioned (a bad overwrite of an
+Iceberg metadata file can be undone) with noncurrent versions expiring; quarantined objects
+expire after the stage's retention; incomplete multipart uploads are aborted everywhere.
+"""
+
+from __future__ import annotations
+
+from aws_cdk import Duration, RemovalPolicy
+from aws_cdk import aws_iam as iam
+from aws_cdk import aws_s3 as s3
+from constructs import Construct
+
+from .nag import acknowledge_wildcard_resource
+
+WAREHOUSE_PREFIX = "warehouse"
+QUARANTINE_PREFIX = "quarantine"
+
+
+def secure_bucket_props(*, removal_policy: RemovalPolicy) -> dict:
+    """Settings every bucket of the stack shares (landing buckets included)."""
+    return {
+        "encryption": s3.BucketEncryption.S3_MANAGED,
+        "enforce_ssl": True,
+        "minimum_tls_version": 1.2,
+        "block_public_access": s3.BlockPublicAccess.BLOCK_ALL,
+        "object_ownership": s3.ObjectOwnership.BUCKET_OWNER_ENFORCED,
+        "removal_policy": removal_policy,
+    }
+
+
+class AccessLogsBucket(Construct):
+    """Target of the S3 server access logs of every other bucket of the stack."""
+
+    def __init__(
+        self,
+        scope: Construct,
+        id: str,
+        *,
+        removal_policy: RemovalPolicy,
+        auto_delete_objects: bool,
+        expiry_days: int,
+        abort_multipart_days: int,
+    ) -> None:
+        super().__init__(scope, id)
+        self.bucket = s3.Bucket(
+            self,
+            "Bucket",
+            **secure_bucket_props(removal_policy=removal_policy),
+            auto_delete_objects=auto_delete_objects,
+            lifecycle_rules=[
+                s3.LifecycleRule(
+                    id="expire-access-logs",
+                    expiration=Duration.days(expiry_days),
+                    abort_incomplete_multipart_upload_after=Duration.days(abort_multipart_days),
+                )
+            ],
+        )
+        # No access logging of its own: it is the log destination (cdk-nag's S1 knows that).
+
+
+class DataLakeStorage(Construct):
+    """The Iceberg warehouse bucket and the quarantine bucket."""
+
+    def __init__(
+        self,
+        scope: Construct,
+        id: str,
+        *,
+        access_logs: s3.IBucket,
+        removal_policy: RemovalPolicy,
+        auto_delete_objects: bool,
+        quarantine_expiry_days: int,
+        warehouse_noncurrent_expiry_days: int,
+        abort_multipart_days: int,
+    ) -> None:
+        super().__init__(scope, id)
+        abort = Duration.days(abort_multipart_days)
+        common = secure_bucket_props(removal_policy=removal_policy)
+        self.warehouse = s3.Bucket(
+            self,
+            "Warehouse",
+            **common,
+            auto_delete_objects=auto_delete_objects,
+            versioned=True,
+            server_access_logs_bucket=access_logs,
+            server_access_logs_prefix="s3-access/warehouse/",
+            lifecycle_rules=[
+                s3.LifecycleRule(
+                    id="expire-noncurrent-versions",
+                    noncurrent_version_expiration=Duration.days(warehouse_noncurrent_expiry_days),
+                    abort_incomplete_multipart_upload_after=abort,
+                )
+            ],
+        )
+        self.quarantine = s3.Bucket(
+            self,
+            "Quarantine",
+            **common,
+            auto_delete_objects=auto_delete_objects,
+            server_access_logs_bucket=access_logs,
+            server_access_logs_prefix="s3-access/quarantine/",
+            lifecycle_rules=[
+                s3.LifecycleRule(
+                    id="expire-quarantined-objects",
+                    expiration=Duration.days(quarantine_expiry_days),
+                    abort_incomplete_multipart_upload_after=abort,
+                )
+            ],
+        )
+
+    # ------------------------------------------------------------------ locations
+
+    @property
+    def warehouse_uri(self) -> str:
+        return f"s3://{self.warehouse.bucket_name}/{WAREHOUSE_PREFIX}"
+
+    @property
+    def quarantine_uri(self) -> str:
+        return f"s3://{self.quarantine.bucket_name}/{QUARANTINE_PREFIX}"
+
+    def namespace_location(self, namespace: str) -> str:
+        """Glue database LocationUri: the layout PyIceberg uses under the warehouse."""
+        return f"{self.warehouse_uri}/{namespace}.db"
+
+    # ------------------------------------------------------------------ grants
+
+    def grant_warehouse_read_write(self, role: iam.Role) -> None:
+        """Iceberg data and metadata files: read, write, list; no delete (snapshots own that)."""
+        objects = self.warehouse.arn_for_objects(f"{WAREHOUSE_PREFIX}/*")
+        role.add_to_principal_policy(iam.PolicyStatement(
+            sid="WarehouseObjectsReadWrite",
+            actions=["s3:GetObject", "s3:PutObject", "s3:AbortMultipartUpload"],
+            resources=[objects],
+        ))
+        role.add_to_principal_policy(iam.PolicyStatement(
+            sid="WarehouseList", actions=["s3:ListBucket"], resources=[self.warehouse.bucket_arn],
+        ))
+        acknowledge_wildcard_resource(
+            role, objects,
+            "Iceberg writes data and metadata files under new, generated keys below the "
+            f"'{WAREHOUSE_PREFIX}/' prefix; access is limited to that prefix of the stack's own "
+            "warehouse bucket, with no delete.",
+        )
+
+    def grant_quarantine_write(self, role: iam.Role) -> None:
+        """Failed objects and their error JSON: write only."""
+        objects = self.quarantine.arn_for_objects(f"{QUARANTINE_PREFIX}/*")
+        role.add_to_principal_policy(iam.PolicyStatement(
+            sid="QuarantineWrite",
+            actions=["s3:PutObject", "s3:AbortMultipartUpload"],
+            resources=[objects],
+        ))
+        acknowledge_wildcard_resource(
+            role, objects,
+            "Quarantined objects and their error reports get keys derived from the failed "
+            f"object; write-only access limited to the '{QUARANTINE_PREFIX}/' prefix of the "
+            "stack's own quarantine bucket.",
+        )

@@ -1,0 +1,471 @@
+"""The synthesized stack: the properties that matter (shared/DESIGN.md §6 and §8).
+
+Each route set is synthesized once (session fixtures in conftest.py), through the same code
+path as ``cdk synth`` (stage from context, cdk-nag registered).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from typing import Any
+
+import pytest
+from aws_cdk import Validations
+from aws_cdk.assertions import Match
+
+from .conftest import Synth
+
+INGEST_CMD = ["lakeroute.handler.handler"]
+SYNC_CMD = ["lakeroute.sync.on_event"]
+SERVICE_PREFIXES = ("s3:", "glue:", "dynamodb:")
+
+
+# ---------------------------------------------------------------- helpers
+
+
+def function_by_cmd(s: Synth, cmd: list[str]) -> tuple[str, dict[str, Any]]:
+    found = [(k, v) for k, v in s.resources("AWS::Lambda::Function").items()
+             if v["Properties"].get("ImageConfig", {}).get("Command") == cmd]
+    assert len(found) == 1, f"expected one function with CMD {cmd}, found {len(found)}"
+    return found[0]
+
+
+def role_statements(s: Synth, role_logical_id: str) -> list[dict[str, Any]]:
+    statements = []
+    for policy in s.resources("AWS::IAM::Policy").values():
+        if {"Ref": role_logical_id} in policy["Properties"]["Roles"]:
+            statements += policy["Properties"]["PolicyDocument"]["Statement"]
+    return statements
+
+
+def as_list(value: Any) -> list[Any]:
+    return value if isinstance(value, list) else [value]
+
+
+def role_of(function: dict[str, Any]) -> str:
+    return function["Properties"]["Role"]["Fn::GetAtt"][0]
+
+
+def bucket_notifications(s: Synth) -> dict[str, list[dict[str, Any]]]:
+    """Bucket name (or logical id ref) -> its queue configurations."""
+    result: dict[str, list[dict[str, Any]]] = {}
+    logical_to_name = {k: v["Properties"].get("BucketName")
+                       for k, v in s.resources("AWS::S3::Bucket").items()}
+    for res in s.resources("Custom::S3BucketNotifications").values():
+        props = res["Properties"]
+        bucket = props["BucketName"]
+        name = logical_to_name[bucket["Ref"]] if isinstance(bucket, dict) else bucket
+        result[name] = props["NotificationConfiguration"].get("QueueConfigurations", [])
+    return result
+
+
+def bucket_names(s: Synth) -> set[str]:
+    return {v["Properties"].get("BucketName") for v in s.resources("AWS::S3::Bucket").values()}
+
+
+# ---------------------------------------------------------------- queue and event source
+
+
+def test_queue_has_dlq_after_five_receives(dev: Synth) -> None:
+    queues = dev.resources("AWS::SQS::Queue")
+    main = [k for k, v in queues.items() if "RedrivePolicy" in v["Properties"]]
+    assert len(main) == 1 and len(queues) == 2
+    redrive = queues[main[0]]["Properties"]["RedrivePolicy"]
+    assert redrive["maxReceiveCount"] == 5
+    dlq = redrive["deadLetterTargetArn"]["Fn::GetAtt"][0]
+    assert dlq in queues and dlq != main[0]
+    assert queues[dlq]["Properties"]["MessageRetentionPeriod"] == 14 * 24 * 3600
+
+
+def test_queues_are_encrypted_and_ssl_only(dev: Synth) -> None:
+    queues = dev.resources("AWS::SQS::Queue")
+    for queue in queues.values():
+        assert queue["Properties"]["SqsManagedSseEnabled"] is True
+    for logical_id in queues:
+        dev.template.has_resource_properties("AWS::SQS::QueuePolicy", {
+            "Queues": Match.array_with([{"Ref": logical_id}]),
+            "PolicyDocument": {"Statement": Match.array_with([Match.object_like({
+                "Effect": "Deny",
+                "Condition": {"Bool": {"aws:SecureTransport": "false"}},
+            })])},
+        })
+
+
+@pytest.mark.parametrize("stage", ["dev", "prod"])
+def test_visibility_timeout_at_least_six_function_timeouts(stage: str, request: Any) -> None:
+    s: Synth = request.getfixturevalue(stage)
+    _, fn = function_by_cmd(s, INGEST_CMD)
+    queue = next(v for v in s.resources("AWS::SQS::Queue").values()
+                 if "RedrivePolicy" in v["Properties"])
+    assert queue["Properties"]["VisibilityTimeout"] >= 6 * fn["Properties"]["Timeout"]
+
+
+def test_event_source_reports_batch_item_failures(dev: Synth) -> None:
+    stage = dev.stack.config
+    ingest_id, _ = function_by_cmd(dev, INGEST_CMD)
+    dev.template.resource_count_is("AWS::Lambda::EventSourceMapping", 1)
+    dev.template.has_resource_properties("AWS::Lambda::EventSourceMapping", {
+        "FunctionName": {"Ref": ingest_id},
+        "FunctionResponseTypes": ["ReportBatchItemFailures"],
+        "BatchSize": stage.batch_size,
+        "MaximumBatchingWindowInSeconds": stage.max_batching_window_seconds,
+        "ScalingConfig": {"MaximumConcurrency": stage.max_concurrency},
+    })
+
+
+# ---------------------------------------------------------------- functions
+
+
+def test_functions_are_one_container_image(dev: Synth) -> None:
+    _, ingest = function_by_cmd(dev, INGEST_CMD)
+    _, sync = function_by_cmd(dev, SYNC_CMD)
+    for fn in (ingest, sync):
+        assert fn["Properties"]["PackageType"] == "Image"
+        assert "Runtime" not in fn["Properties"]
+    # Same image asset: one build, one push; only the CMD differs.
+    assert ingest["Properties"]["Code"] == sync["Properties"]["Code"]
+    stage = dev.stack.config
+    assert ingest["Properties"]["MemorySize"] == stage.memory_mb
+    assert ingest["Properties"]["Timeout"] == stage.timeout_seconds
+    assert ingest["Properties"]["EphemeralStorage"] == {"Size": stage.ephemeral_storage_mb}
+    assert ingest["Properties"]["TracingConfig"] == {"Mode": "Active"}
+
+
+def test_ingest_environment(dev: Synth) -> None:
+    _, ingest = function_by_cmd(dev, INGEST_CMD)
+    env = ingest["Properties"]["Environment"]["Variables"]
+    tables = dev.resources("AWS::DynamoDB::Table")
+    routes = next(k for k, v in tables.items() if v["Properties"]["KeySchema"][0]["AttributeName"] == "bucket")
+    ledger = next(k for k in tables if k != routes)
+    assert env["LAKEROUTE_ROUTES_TABLE"] == {"Ref": routes}
+    assert env["LAKEROUTE_LEDGER_TABLE"] == {"Ref": ledger}
+    warehouse = env["LAKEROUTE_WAREHOUSE"]["Fn::Join"][1]
+    assert warehouse[0] == "s3://" and warehouse[2] == "/warehouse"
+    quarantine = env["LAKEROUTE_QUARANTINE"]["Fn::Join"][1]
+    assert quarantine[0] == "s3://" and quarantine[2] == "/quarantine"
+    assert warehouse[1] != quarantine[1]
+    assert env["LAKEROUTE_CATALOG"] == "glue"
+    assert env["POWERTOOLS_SERVICE_NAME"] == "lakeroute"
+    assert env["POWERTOOLS_METRICS_NAMESPACE"] == "lakeroute"
+    assert env["LOG_LEVEL"] == dev.stack.config.log_level
+    _, sync = function_by_cmd(dev, SYNC_CMD)
+    assert sync["Properties"]["Environment"]["Variables"] == env
+
+
+def test_log_groups_have_stage_retention(dev: Synth, prod: Synth) -> None:
+    for s in (dev, prod):
+        groups = s.resources("AWS::Logs::LogGroup")
+        assert len(groups) == 3  # ingest, sync, provider framework
+        for group in groups.values():
+            assert group["Properties"]["RetentionInDays"] == s.stack.config.log_retention_days
+        for fn in s.resources("AWS::Lambda::Function").values():
+            if fn["Properties"].get("PackageType") == "Image":
+                assert fn["Properties"]["LoggingConfig"]["LogGroup"]["Ref"] in groups
+
+
+# ---------------------------------------------------------------- storage
+
+
+def test_every_bucket_encrypted_private_and_ssl_only(dev: Synth) -> None:
+    buckets = dev.resources("AWS::S3::Bucket")
+    assert len(buckets) == 5  # access logs, warehouse, quarantine, 2 created landing buckets
+    for logical_id, bucket in buckets.items():
+        props = bucket["Properties"]
+        sse = props["BucketEncryption"]["ServerSideEncryptionConfiguration"][0]
+        assert sse["ServerSideEncryptionByDefault"]["SSEAlgorithm"] in ("AES256", "aws:kms")
+        assert props["PublicAccessBlockConfiguration"] == {
+            "BlockPublicAcls": True, "BlockPublicPolicy": True,
+            "IgnorePublicAcls": True, "RestrictPublicBuckets": True,
+        }
+        dev.template.has_resource_properties("AWS::S3::BucketPolicy", {
+            "Bucket": {"Ref": logical_id},
+            "PolicyDocument": {"Statement": Match.array_with([Match.object_like({
+                "Effect": "Deny",
+                "Action": "s3:*",
+                "Condition": {"Bool": {"aws:SecureTransport": "false"}},
+            })])},
+        })
+
+
+def test_buckets_log_access_and_clean_up(dev: Synth) -> None:
+    buckets = dev.resources("AWS::S3::Bucket")
+    logs_bucket = [k for k, v in buckets.items() if "LoggingConfiguration" not in v["Properties"]]
+    assert len(logs_bucket) == 1
+    for logical_id, bucket in buckets.items():
+        props = bucket["Properties"]
+        if logical_id != logs_bucket[0]:
+            assert props["LoggingConfiguration"]["DestinationBucketName"] == {"Ref": logs_bucket[0]}
+        rules = props["LifecycleConfiguration"]["Rules"]
+        assert any("AbortIncompleteMultipartUpload" in r for r in rules)
+
+
+def test_warehouse_versioned_and_quarantine_expires(dev: Synth) -> None:
+    storage = dev.stack.storage
+    by_id = dev.resources("AWS::S3::Bucket")
+    warehouse = by_id[dev.stack.resolve(storage.warehouse.node.default_child.logical_id)]
+    quarantine = by_id[dev.stack.resolve(storage.quarantine.node.default_child.logical_id)]
+    assert warehouse["Properties"]["VersioningConfiguration"] == {"Status": "Enabled"}
+    assert any("NoncurrentVersionExpiration" in r
+               for r in warehouse["Properties"]["LifecycleConfiguration"]["Rules"])
+    expiry = [r.get("ExpirationInDays") for r in quarantine["Properties"]["LifecycleConfiguration"]["Rules"]]
+    assert dev.stack.config.quarantine_expiry_days in expiry
+
+
+def test_tables_on_demand_with_pitr(dev: Synth) -> None:
+    dev.template.resource_count_is("AWS::DynamoDB::Table", 2)
+    dev.template.has_resource_properties("AWS::DynamoDB::Table", {
+        "KeySchema": [{"AttributeName": "bucket", "KeyType": "HASH"},
+                      {"AttributeName": "name", "KeyType": "RANGE"}],
+        "BillingMode": "PAY_PER_REQUEST",
+        "PointInTimeRecoverySpecification": {"PointInTimeRecoveryEnabled": True},
+        "SSESpecification": {"SSEEnabled": True},
+    })
+    dev.template.has_resource_properties("AWS::DynamoDB::Table", {
+        "KeySchema": [{"AttributeName": "pk", "KeyType": "HASH"},
+                      {"AttributeName": "sk", "KeyType": "RANGE"}],
+        "BillingMode": "PAY_PER_REQUEST",
+        "PointInTimeRecoverySpecification": {"PointInTimeRecoveryEnabled": True},
+        "TimeToLiveSpecification": {"AttributeName": "expires_at", "Enabled": True},
+    })
+
+
+def test_glue_database_per_namespace(dev: Synth) -> None:
+    dbs = dev.resources("AWS::Glue::Database")
+    names = sorted(v["Properties"]["DatabaseInput"]["Name"] for v in dbs.values())
+    assert names == ["partners", "sales", "web"]
+    for db in dbs.values():
+        ns = db["Properties"]["DatabaseInput"]["Name"]
+        location = db["Properties"]["DatabaseInput"]["LocationUri"]["Fn::Join"][1]
+        assert location[2] == f"/warehouse/{ns}.db"
+    dev.template.resource_count_is("AWS::Glue::Table", 0)  # the route sync creates tables
+
+
+# ---------------------------------------------------------------- landing buckets
+
+
+def test_landing_buckets_and_notifications(dev: Synth) -> None:
+    assert {"lr-test-sales", "lr-test-events"} <= bucket_names(dev)
+    notifications = bucket_notifications(dev)
+    queue_id = next(k for k, v in dev.resources("AWS::SQS::Queue").items()
+                    if "RedrivePolicy" in v["Properties"])
+    for configs in notifications.values():
+        for config in configs:
+            assert config["Events"] == ["s3:ObjectCreated:*"]
+            assert config["QueueArn"] == {"Fn::GetAtt": [queue_id, "Arn"]}
+
+    def prefixes(bucket: str) -> list[str | None]:
+        out = []
+        for config in notifications[bucket]:
+            rules = config.get("Filter", {}).get("Key", {}).get("FilterRules", [])
+            out.append(next((r["Value"] for r in rules if r["Name"] == "prefix"), None))
+        return sorted(out, key=str)
+
+    # Every route of lr-test-sales has a prefix: one filtered notification per prefix.
+    assert prefixes("lr-test-sales") == ["orders/", "refunds/"]
+    # A route without prefix: the whole bucket.
+    assert prefixes("lr-test-events") == [None]
+    assert prefixes("lr-test-partner-drop") == ["feed/"]
+
+
+def test_existing_bucket_is_imported_not_created(dev: Synth) -> None:
+    assert "lr-test-partner-drop" not in bucket_names(dev)
+    dev.template.has_resource_properties("Custom::S3BucketNotifications", {
+        "BucketName": "lr-test-partner-drop",
+        "Managed": False,  # merges with the bucket's own notifications instead of replacing
+    })
+
+
+def test_new_route_file_for_new_bucket_adds_bucket_and_notification(
+    dev: Synth, dev_new_bucket: Synth
+) -> None:
+    assert "lr-test-clicks" not in bucket_names(dev)
+    assert "lr-test-clicks" not in bucket_notifications(dev)
+    assert "lr-test-clicks" in bucket_names(dev_new_bucket)
+    configs = bucket_notifications(dev_new_bucket)["lr-test-clicks"]
+    assert [c["Filter"]["Key"]["FilterRules"] for c in configs] == [[{"Name": "prefix", "Value": "clicks/"}]]
+    # The rest is untouched; removing the file goes back to exactly the base buckets.
+    assert bucket_names(dev_new_bucket) - bucket_names(dev) == {"lr-test-clicks"}
+    assert set(bucket_notifications(dev_new_bucket)) - set(bucket_notifications(dev)) == {"lr-test-clicks"}
+    # The ingest role may read the new bucket.
+    _, fn = function_by_cmd(dev_new_bucket, INGEST_CMD)
+    resources = [r for st in role_statements(dev_new_bucket, role_of(fn))
+                 if "s3:GetObject" in as_list(st["Action"]) for r in as_list(st["Resource"])]
+    assert any("lr-test-clicks/clicks/*" in json.dumps(r) for r in resources)
+
+
+# ---------------------------------------------------------------- route sync
+
+
+def test_route_sync_custom_resource_carries_the_route_set(dev: Synth, dev_new_bucket: Synth) -> None:
+    resources = dev.resources("Custom::LakerouteRouteSync")
+    assert len(resources) == 1
+    props = next(iter(resources.values()))["Properties"]
+    items = json.loads(props["Routes"])
+    assert {i["name"] for i in items} == {r.name for r in dev.routes}
+    assert sorted(items, key=lambda i: i["name"]) == sorted(
+        (r.to_item() for r in dev.routes), key=lambda i: i["name"])
+    for route in dev.routes:
+        assert route.name in props["Routes"]
+    assert props["RoutesHash"] == hashlib.sha256(props["Routes"].encode()).hexdigest()
+    # The provider framework's function is the service token, and it calls the sync image.
+    token_fn = props["ServiceToken"]["Fn::GetAtt"][0]
+    sync_id, _ = function_by_cmd(dev, SYNC_CMD)
+    framework = dev.resources("AWS::Lambda::Function")[token_fn]
+    assert framework["Properties"]["Environment"]["Variables"]["USER_ON_EVENT_FUNCTION_ARN"] == {
+        "Fn::GetAtt": [sync_id, "Arn"]}
+    # A route change changes the hash: CloudFormation reruns the sync.
+    more = next(iter(dev_new_bucket.resources("Custom::LakerouteRouteSync").values()))["Properties"]
+    assert more["RoutesHash"] != props["RoutesHash"]
+    assert "test-clicks" in more["Routes"]
+
+
+def test_route_sync_runs_after_the_glue_databases(dev: Synth) -> None:
+    cr = next(iter(dev.resources("Custom::LakerouteRouteSync").values()))
+    assert set(dev.resources("AWS::Glue::Database")) <= set(cr.get("DependsOn", []))
+
+
+# ---------------------------------------------------------------- IAM
+
+
+def test_no_wildcard_resource_or_action_on_data_services(dev: Synth) -> None:
+    for logical_id, policy in dev.resources("AWS::IAM::Policy").items():
+        for st in policy["Properties"]["PolicyDocument"]["Statement"]:
+            actions = as_list(st["Action"])
+            data_actions = [a for a in actions if a.startswith(SERVICE_PREFIXES)]
+            if not data_actions:
+                continue
+            assert "*" not in as_list(st["Resource"]), (logical_id, st)
+            assert not any(a.endswith("*") for a in data_actions), (logical_id, st)
+    for role in dev.resources("AWS::IAM::Role").values():
+        for inline in role["Properties"].get("Policies", []):
+            for st in inline["PolicyDocument"]["Statement"]:
+                if any(a.startswith(SERVICE_PREFIXES) for a in as_list(st["Action"])):
+                    assert "*" not in as_list(st["Resource"])
+
+
+def _refers_to(resource: Any, needle: str) -> bool:
+    return needle in json.dumps(resource)
+
+
+def test_ingest_role_reads_landing_buckets_only(dev: Synth) -> None:
+    _, fn = function_by_cmd(dev, INGEST_CMD)
+    statements = role_statements(dev, role_of(fn))
+    landing = {"lr-test-sales", "lr-test-events", "lr-test-partner-drop"}
+    landing_ids = {k for k, v in dev.resources("AWS::S3::Bucket").items()
+                   if v["Properties"].get("BucketName") in landing}
+    read_only = {"s3:GetObject", "s3:GetObjectVersion", "s3:ListBucket"}
+    seen: set[str] = set()
+    for st in statements:
+        for resource in as_list(st["Resource"]):
+            hits = {b for b in landing | landing_ids if _refers_to(resource, b)}
+            if hits:
+                seen |= hits
+                assert set(as_list(st["Action"])) <= read_only, st
+    assert landing <= seen
+    # Object reads are limited to the notified prefixes.
+    text = json.dumps(statements)
+    assert "lr-test-sales/orders/*" in text and "lr-test-sales/refunds/*" in text
+    assert "lr-test-sales/*" not in text
+    assert "lr-test-events/*" in text
+
+
+def test_ingest_role_grants(dev: Synth) -> None:
+    _, fn = function_by_cmd(dev, INGEST_CMD)
+    statements = role_statements(dev, role_of(fn))
+    by_sid = {st.get("Sid"): st for st in statements}
+    assert set(as_list(by_sid["QuarantineWrite"]["Action"])) == {"s3:PutObject", "s3:AbortMultipartUpload"}
+    assert "s3:DeleteObject" not in json.dumps(statements)
+    glue = by_sid["GlueNamespaces"]
+    text = json.dumps(glue["Resource"])
+    for ns in ("partners", "sales", "web"):
+        assert f":database/{ns}" in text and f":table/{ns}/*" in text
+    assert ":catalog" in text
+    tables = dev.resources("AWS::DynamoDB::Table")
+    routes_id = next(k for k, v in tables.items() if v["Properties"]["KeySchema"][0]["AttributeName"] == "bucket")
+    ledger_id = next(k for k in tables if k != routes_id)
+    routes_actions = {a for st in statements if st["Resource"] == {"Fn::GetAtt": [routes_id, "Arn"]}
+                      for a in as_list(st["Action"])}
+    assert routes_actions == {"dynamodb:GetItem", "dynamodb:Query"}
+    ledger_actions = {a for st in statements if st["Resource"] == {"Fn::GetAtt": [ledger_id, "Arn"]}
+                      for a in as_list(st["Action"])}
+    assert {"dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:UpdateItem", "dynamodb:DeleteItem"} <= ledger_actions
+    # Consumes the queue (event source grant) and nothing else of SQS.
+    sqs = {a for st in statements for a in as_list(st["Action"]) if a.startswith("sqs:")}
+    assert {"sqs:ReceiveMessage", "sqs:DeleteMessage"} <= sqs and "sqs:SendMessage" not in sqs
+
+
+def test_function_roles_write_their_own_log_group_only(dev: Synth) -> None:
+    # The ingest and sync functions and the provider framework: own role, own log group.
+    functions = [v for v in dev.resources("AWS::Lambda::Function").values()
+                 if "LogGroup" in v["Properties"].get("LoggingConfig", {})]
+    assert len(functions) == 3
+    for fn in functions:
+        role = dev.resources("AWS::IAM::Role")[role_of(fn)]
+        assert "ManagedPolicyArns" not in role["Properties"]
+        log_group = fn["Properties"]["LoggingConfig"]["LogGroup"]["Ref"]
+        logs = [st for st in role_statements(dev, role_of(fn))
+                if any(a.startswith("logs:") for a in as_list(st["Action"]))]
+        assert logs == [{"Action": ["logs:CreateLogStream", "logs:PutLogEvents"], "Effect": "Allow",
+                         "Resource": {"Fn::GetAtt": [log_group, "Arn"]}}]
+
+
+# ---------------------------------------------------------------- stages
+
+
+def test_stages_differ(dev: Synth, prod: Synth) -> None:
+    assert dev.stack.stack_name == "lakeroute-dev" and prod.stack.stack_name == "lakeroute-prod"
+    for s, policy in ((dev, "Delete"), (prod, "Retain")):
+        for type_ in ("AWS::S3::Bucket", "AWS::DynamoDB::Table", "AWS::Glue::Database"):
+            for res in s.resources(type_).values():
+                assert res["DeletionPolicy"] == policy, (s.stack.stack_name, type_)
+    for table in prod.resources("AWS::DynamoDB::Table").values():
+        assert table["Properties"]["DeletionProtectionEnabled"] is True
+    # dev empties its own buckets on deletion; prod never does.
+    assert dev.resources("Custom::S3AutoDeleteObjects")
+    assert not prod.resources("Custom::S3AutoDeleteObjects")
+    _, dev_fn = function_by_cmd(dev, INGEST_CMD)
+    _, prod_fn = function_by_cmd(prod, INGEST_CMD)
+    assert dev_fn["Properties"]["MemorySize"] != prod_fn["Properties"]["MemorySize"]
+    assert prod_fn["Properties"]["Timeout"] == prod.stack.config.timeout_seconds
+
+
+# ---------------------------------------------------------------- cdk-nag, assets
+
+
+@pytest.mark.parametrize("name", ["dev", "prod", "dev_new_bucket"])
+def test_cdk_nag_has_no_unacknowledged_findings(name: str, request: Any) -> None:
+    s: Synth = request.getfixturevalue(name)
+    reports = {r["pluginName"]: r for r in s.report["pluginReports"]}
+    assert "AwsSolutions" in reports, "cdk-nag AwsSolutions did not run"
+    nag = reports["AwsSolutions"]
+    assert nag["violations"] == [], json.dumps(nag["violations"], indent=1)[:4000]
+    assert nag["conclusion"] == "success"
+    for finding in nag["suppressedViolations"]:
+        assert len(finding["reason"]) >= 30, finding["ruleName"]
+    # Every acknowledgment in the code answers a finding (none stale, none blanket).
+    used = {(f["acknowledgedAt"], f["acknowledgedId"]) for f in nag["suppressedViolations"]}
+    declared = {
+        (c.node.path, rule)
+        for c in s.stack.node.find_all()
+        for m in c.node.metadata if m.type == Validations.ACKNOWLEDGED_RULES_METADATA_KEY
+        for rule in m.data
+    }
+    assert declared == used
+
+
+def test_image_build_context_is_allow_listed(dev: Synth) -> None:
+    assets = json.loads((dev.outdir / f"{dev.stack.artifact_id}.assets.json").read_text())
+    images = assets["dockerImages"]
+    assert len(images) == 1  # shared by the ingest and sync functions
+    source = next(iter(images.values()))["source"]
+    assert source["dockerFile"] == "lambda_src/Dockerfile"
+    assert source.get("platform") == "linux/amd64"
+    staged = dev.outdir / source["directory"]
+    for path in ("pyproject.toml", "uv.lock", "lambda_src/Dockerfile",
+                 "lambda_src/lakeroute/__init__.py", "lambda_src/lakeroute/routes.py"):
+        assert (staged / path).is_file(), path
+    top = {p.name for p in staged.iterdir()}
+    assert top - {".dockerignore"} == {"pyproject.toml", "uv.lock", "lambda_src"}
+    assert {p.name for p in (staged / "lambda_src").iterdir()} == {"Dockerfile", "lakeroute"}
+    assert not list(staged.rglob("__pycache__"))
