@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -469,3 +470,18 @@ def test_image_build_context_is_allow_listed(dev: Synth) -> None:
     assert top - {".dockerignore"} == {"pyproject.toml", "uv.lock", "lambda_src"}
     assert {p.name for p in (staged / "lambda_src").iterdir()} == {"Dockerfile", "lakeroute"}
     assert not list(staged.rglob("__pycache__"))
+
+
+@pytest.mark.parametrize("stage", ["dev", "prod"])
+def test_cfn_lint_passes(stage: str, request: Any) -> None:
+    """cfn-lint on the synthesized template (what `make synth` runs)."""
+    import subprocess
+    import sys
+
+    s: Synth = request.getfixturevalue(stage)
+    templates = sorted(str(p) for p in s.outdir.glob("*.template.json"))
+    assert templates, "synth wrote a template"
+    cfn_lint = str(Path(sys.executable).with_name("cfn-lint"))
+    proc = subprocess.run([cfn_lint, *templates], capture_output=True, text=True,
+                          timeout=240)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
