@@ -185,8 +185,7 @@ def _run(pipe: Pipeline, refs: list[ObjectRef]) -> IngestReport:
         with Progress("[progress.description]{task.description}", BarColumn(),
                       MofNCompleteColumn(), TimeElapsedColumn(), transient=True) as bar:
             task = bar.add_task("ingesting", total=len(refs))
-            return pipe.ingest(refs, progress=lambda o: bar.advance(task) if o is None or
-                               o.status != "committed" else None)
+            return pipe.ingest(refs, progress=lambda _: bar.advance(task))
     return pipe.ingest(refs)
 
 

@@ -20,6 +20,10 @@ from .errors import ObjectError
 
 
 class ObjectSource(Protocol):
+    """Where objects come from. A source may also define ``fetch(obj) -> SourceObject``,
+    called only for objects that will really be read (after routing and the duplicate check),
+    to bring the bytes close (S3: a download to /tmp); ``release`` gets the fetched object."""
+
     def resolve(self, bucket: str, key: str, version: str | None = None) -> SourceObject: ...
 
     def metadata(self, obj: SourceObject) -> Mapping[str, str]: ...

@@ -86,25 +86,18 @@ class Pipeline:
         pending: dict[str, list[tuple[ObjectRef, Staged]]] = {}
         seen: set[str] = set()
 
-        def finish(outcome: Outcome) -> None:
-            report.outcomes.append(outcome)
-            if progress is not None:
-                progress(outcome)
-
         for ref in refs:
             outcome = self._stage_one(ref, tables, writers, pending, seen)
             if outcome is not None:
-                finish(outcome)
-            elif progress is not None:
-                progress(None)
+                report.outcomes.append(outcome)
+            if progress is not None:  # once per object, as it is read (None: staged for commit)
+                progress(outcome)
             for name, group in list(pending.items()):
                 if len(group) >= self.group_size:
-                    for o in self._commit_group(name, pending.pop(name), report):
-                        finish(o)
+                    report.outcomes.extend(self._commit_group(name, pending.pop(name), report))
                     writers.pop(name, None)
         for name, group in pending.items():
-            for o in self._commit_group(name, group, report):
-                finish(o)
+            report.outcomes.extend(self._commit_group(name, group, report))
         report.seconds = time.monotonic() - start
         return report
 
@@ -130,6 +123,9 @@ class Pipeline:
                 return Outcome(ref, "skipped", f"{ref.bucket}/{ref.key}: already ingested "
                                f"(version {obj.version[:19]})", route.name, table_name,
                                source_id=obj.source_id)
+            fetch = getattr(self.source, "fetch", None)  # optional port step (S3: download)
+            if fetch is not None:
+                obj = fetch(obj)
             staged = Staged(obj.source_id, route.name, table_name, 0)
             with self.engine.run(route, obj) as reader:
                 if table is None:
@@ -149,10 +145,20 @@ class Pipeline:
         except ObjectError as e:
             if e.route is None and route is not None:
                 e.route = route.name
-            where = self.quarantine.put(ref.bucket, ref.key, obj, e)
+            try:
+                where = self.quarantine.put(ref.bucket, ref.key, obj, e)
+            except TransientError as q:  # not quarantined: let the caller retry the object
+                return Outcome(ref, "failed", f"{e.message}; quarantine failed: {q}", e.route,
+                               route.target.table if route else None,
+                               source_id=obj.source_id if obj else None)
             log.warning("quarantined %s/%s (%s): %s", ref.bucket, ref.key, e.stage, e.message)
             return Outcome(ref, "quarantined", e.message, e.route,
                            route.target.table if route else None, quarantined_to=where,
+                           source_id=obj.source_id if obj else None)
+        except TransientError as e:  # throttling, a changed object, ...: retry later
+            log.warning("will retry %s/%s: %s", ref.bucket, ref.key, e)
+            return Outcome(ref, "failed", str(e), route.name if route else None,
+                           route.target.table if route else None,
                            source_id=obj.source_id if obj else None)
         finally:
             if obj is not None:
