@@ -128,11 +128,16 @@ class DataLakeStorage(Construct):
     # ------------------------------------------------------------------ grants
 
     def grant_warehouse_read_write(self, role: iam.Role) -> None:
-        """Iceberg data and metadata files: read, write, list; no delete (snapshots own that)."""
+        """Iceberg data and metadata files: read, write, list, delete.
+
+        Delete is needed: PyIceberg removes superseded metadata files
+        (write.metadata.delete-after-commit) and lakeroute removes staged data files of
+        commits that never happened. The bucket is versioned, so a delete is recoverable.
+        """
         objects = self.warehouse.arn_for_objects(f"{WAREHOUSE_PREFIX}/*")
         role.add_to_principal_policy(iam.PolicyStatement(
             sid="WarehouseObjectsReadWrite",
-            actions=["s3:GetObject", "s3:PutObject", "s3:AbortMultipartUpload"],
+            actions=["s3:GetObject", "s3:PutObject", "s3:DeleteObject", "s3:AbortMultipartUpload"],
             resources=[objects],
         ))
         role.add_to_principal_policy(iam.PolicyStatement(
@@ -142,20 +147,21 @@ class DataLakeStorage(Construct):
             role, objects,
             "Iceberg writes data and metadata files under new, generated keys below the "
             f"'{WAREHOUSE_PREFIX}/' prefix; access is limited to that prefix of the stack's own "
-            "warehouse bucket, with no delete.",
+            "warehouse bucket (versioned, so deletes of superseded metadata are recoverable).",
         )
 
     def grant_quarantine_write(self, role: iam.Role) -> None:
-        """Failed objects and their error JSON: write only."""
+        """Failed objects and their error JSON: write, and read back to skip re-copying."""
         objects = self.quarantine.arn_for_objects(f"{QUARANTINE_PREFIX}/*")
         role.add_to_principal_policy(iam.PolicyStatement(
             sid="QuarantineWrite",
-            actions=["s3:PutObject", "s3:AbortMultipartUpload"],
+            # GetObject: a redelivered poison object checks its error record instead of copying again.
+            actions=["s3:GetObject", "s3:PutObject", "s3:AbortMultipartUpload"],
             resources=[objects],
         ))
         acknowledge_wildcard_resource(
             role, objects,
             "Quarantined objects and their error reports get keys derived from the failed "
-            f"object; write-only access limited to the '{QUARANTINE_PREFIX}/' prefix of the "
+            f"object; read/write access limited to the '{QUARANTINE_PREFIX}/' prefix of the "
             "stack's own quarantine bucket.",
         )

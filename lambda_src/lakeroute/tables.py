@@ -115,8 +115,11 @@ def ensure_table(catalog: Catalog, target: Target, result_schema: pa.Schema | No
     else:
         raise ObjectError("schema", f"table {target.table} has no declared columns and no "
                           "result to take its schema from")
-    with contextlib.suppress(NamespaceAlreadyExistsError):
-        catalog.create_namespace(target.namespace)
+    # Check first: in AWS the namespace is a Glue database the stack created, and the
+    # function may read it (GetDatabase) but not create one.
+    if not catalog.namespace_exists(target.namespace):
+        with contextlib.suppress(NamespaceAlreadyExistsError):
+            catalog.create_namespace(target.namespace)
     properties = {**DEFAULT_PROPERTIES, **target.properties, **OWN_RETRY_PROPERTIES}
     try:
         if target.partition_by:

@@ -375,8 +375,12 @@ def test_ingest_role_grants(dev: Synth) -> None:
     _, fn = function_by_cmd(dev, INGEST_CMD)
     statements = role_statements(dev, role_of(fn))
     by_sid = {st.get("Sid"): st for st in statements}
-    assert set(as_list(by_sid["QuarantineWrite"]["Action"])) == {"s3:PutObject", "s3:AbortMultipartUpload"}
-    assert "s3:DeleteObject" not in json.dumps(statements)
+    assert set(as_list(by_sid["QuarantineWrite"]["Action"])) == {
+        "s3:GetObject", "s3:PutObject", "s3:AbortMultipartUpload"}
+    # Delete only inside the warehouse prefix (superseded metadata, never-committed staged files).
+    deletes = [st for st in statements if "s3:DeleteObject" in as_list(st["Action"])]
+    assert [st.get("Sid") for st in deletes] == ["WarehouseObjectsReadWrite"]
+    assert "/warehouse/*" in json.dumps(deletes[0]["Resource"])
     glue = by_sid["GlueNamespaces"]
     text = json.dumps(glue["Resource"])
     for ns in ("partners", "sales", "web"):

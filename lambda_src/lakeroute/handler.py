@@ -1,0 +1,105 @@
+"""Lambda entry point: a batch of S3 notifications (via SQS), ingested in ONE pipeline call.
+
+One ``Pipeline.ingest`` per batch, so the objects of a batch that target one table commit
+together (group commit). Powertools' batch utilities (``process_partial_response``) call a
+record handler per record, which would make every object its own commit: they do not fit.
+The response has their shape all the same: ``{"batchItemFailures": [{"itemIdentifier": id}]}``
+(the event source mapping has ReportBatchItemFailures on).
+
+Reported back as failures, so SQS redelivers them and, after maxReceiveCount, dead-letters:
+``failed`` objects (transient: commit conflicts past their retries, throttling), malformed
+messages, and ``quarantined`` objects (``LAKEROUTE_FAIL_QUARANTINED``, default true): a poison
+object is in the quarantine bucket with its error JSON and its message ends in the DLQ as the
+alert. Redeliveries retry it (a fixed route takes effect) without copying it again. Direct
+invocations (S3, EventBridge, SNS) raise instead, so Lambda's async retries apply. When the
+batch cannot start at all (bad environment, routing table unreachable with nothing cached),
+the invocation fails and SQS redelivers the whole batch.
+
+Everything heavy (boto3, DuckDB, PyIceberg) is imported on the first object, not at import.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from typing import TYPE_CHECKING, Any
+
+from aws_lambda_powertools import Logger, Metrics
+from aws_lambda_powertools.metrics import MetricUnit
+
+from .events import parse_event
+
+if TYPE_CHECKING:
+    from .aws import AwsRuntime
+    from .pipeline import IngestReport
+
+os.environ.setdefault("PYICEBERG_DOWNCAST_NS_TIMESTAMP_TO_US_ON_WRITE", "true")
+logger = Logger(service="lakeroute")  # also formats the lakeroute.* module loggers (children)
+metrics = Metrics(namespace=os.environ.get("POWERTOOLS_METRICS_NAMESPACE", "lakeroute"))
+DEADLINE_MARGIN_SECONDS = float(os.environ.get("LAKEROUTE_DEADLINE_MARGIN_SECONDS", "10"))
+_runtime: AwsRuntime | None = None
+
+
+class BatchFailed(RuntimeError):
+    """Some objects of a direct (non-SQS) invocation failed: raising makes Lambda retry."""
+
+
+def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
+    parsed = parse_event(event)
+    failed = dict.fromkeys(item for item, _ in parsed.malformed)
+    for item, why in parsed.ignored:
+        logger.info("ignored", extra={"item": item, "reason": why})
+    for item, why in parsed.malformed:
+        logger.error("malformed event", extra={"item": item, "reason": why})
+    if parsed.refs:
+        runtime = get_runtime()
+        report = runtime.prepare(parsed.refs, deadline(context)).ingest(parsed.refs)
+        retry = {"failed", "quarantined"} if runtime.config.fail_quarantined else {"failed"}
+        failed.update(dict.fromkeys(o.ref.id for o in report.outcomes if o.status in retry))
+        publish(report)
+    if failed and not parsed.is_sqs:
+        raise BatchFailed(f"{len(failed)} item(s) not ingested: {', '.join(failed)}")
+    return {"batchItemFailures": [{"itemIdentifier": item} for item in failed]}
+
+
+def get_runtime() -> AwsRuntime:
+    """The warm container's adapters and pipeline, built (and the environment checked) once."""
+    global _runtime
+    if _runtime is None:
+        from .aws import AwsRuntime
+
+        _runtime = AwsRuntime.from_env()
+    return _runtime
+
+
+def reset_runtime() -> None:
+    """Forget the warm runtime (tests, or after the environment changed)."""
+    global _runtime
+    _runtime = None
+
+
+def deadline(context: Any) -> float | None:
+    """time.monotonic() by which commit retries give up, leaving time to answer SQS."""
+    remaining_ms = getattr(context, "get_remaining_time_in_millis", None)
+    if remaining_ms is None:
+        return None
+    remaining = remaining_ms() / 1000
+    return time.monotonic() + remaining - min(DEADLINE_MARGIN_SECONDS, remaining / 4)
+
+
+def publish(report: IngestReport) -> None:
+    """One log line per object not committed, a summary line, and EMF metrics."""
+    for o in report.outcomes:
+        if o.status != "committed":
+            log = logger.warning if o.status in ("failed", "quarantined") else logger.info
+            log(o.status, extra={"item": o.ref.id, "bucket": o.ref.bucket, "key": o.ref.key,
+                                 "route": o.route, "table": o.table, "reason": o.message,
+                                 "quarantined_to": o.quarantined_to})
+    counts = {s: report.count(s) for s in ("committed", "skipped", "quarantined", "failed")}
+    logger.info("batch ingested", extra={**counts, "rows": report.rows, "commits": report.commits,
+                                          "seconds": round(report.seconds, 3)})
+    for status, n in counts.items():
+        metrics.add_metric(name=f"Objects{status.capitalize()}", unit=MetricUnit.Count, value=n)
+    metrics.add_metric(name="RowsCommitted", unit=MetricUnit.Count, value=report.rows)
+    metrics.add_metric(name="Commits", unit=MetricUnit.Count, value=len(report.commits))
+    metrics.flush_metrics()

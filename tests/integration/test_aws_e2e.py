@@ -1,0 +1,398 @@
+"""End to end on a moto server: S3 put -> S3 notification -> SQS -> handler -> Iceberg on Glue.
+
+The notifications are moto's own (bucket notification configuration to the queue, including
+the s3:TestEvent it sends on configuration); the handler gets them as Lambda's SQS event
+source would (receive_message -> Lambda record shape). Tables are read back through the Glue
+catalog.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+import subprocess
+import sys
+import textwrap
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import boto3
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+from lakeroute import handler as lambda_handler
+from lakeroute.aws import glue_catalog
+from lakeroute.routes import load_routes
+from lakeroute.sync import sync_aws
+
+from tests.support.moto_server import MotoServer, aws_env, reset, start_moto_server
+
+pytestmark = pytest.mark.slow
+
+REGION = "us-east-1"
+ROUTES_TABLE = "lr-routes"
+LEDGER_TABLE = "lr-ledger"
+REFERENCE_TABLE = "lr-reference"
+WAREHOUSE = "s3://lr-warehouse/wh"
+QUARANTINE_BUCKET = "lr-quarantine"
+LANDING = ("lr-sales", "lr-iot", "lr-events", "lr-legacy")
+
+ROUTES = {
+    "sales-orders.yaml": """
+        name: sales-orders
+        source: {bucket: lr-sales, prefix: orders/, pattern: "*.parquet"}
+        target:
+          table: sales.orders
+          partition_by: ["day(order_ts)"]
+          columns: {order_id: long, amount: "decimal(12,2)", order_ts: timestamptz, _source_key: string}
+        sql: |
+          SELECT order_id, amount, order_ts, getvariable('source_key') AS _source_key FROM source
+        """,
+    "sales-refunds.yaml": """
+        name: sales-refunds
+        source: {bucket: lr-sales, prefix: refunds/, format: csv, options: {delim: ";", header: true}}
+        target: {table: sales.refunds}
+        sql: |
+          SELECT CAST(refund_id AS BIGINT) AS refund_id, reason, getvariable('source_key') AS _source_key
+          FROM source
+        """,
+    "web-events.yaml": """
+        name: web-events
+        source: {bucket: lr-events, format: json}
+        target: {table: web.events, columns: {event_id: string, user_id: long, _source_key: string}}
+        sql: SELECT event_id, user_id, getvariable('source_key') AS _source_key FROM source
+        """,
+    "iot-temperature.yaml": """
+        name: iot-temperature
+        source: {bucket: lr-iot, prefix: readings/, metadata: {sensor_type: temperature}}
+        target: {table: iot.temperature, columns: {device_id: string, celsius: double, _source_key: string}}
+        sql: SELECT device_id, value AS celsius, getvariable('source_key') AS _source_key FROM source
+        """,
+    "iot-humidity.yaml": """
+        name: iot-humidity
+        source: {bucket: lr-iot, prefix: readings/, metadata: {sensor_type: humidity}}
+        target: {table: iot.humidity, columns: {device_id: string, humidity: double, _source_key: string}}
+        sql: SELECT device_id, value AS humidity, getvariable('source_key') AS _source_key FROM source
+        """,
+}
+
+
+class FakeContext:
+    aws_request_id = "req-1"
+    function_name = "lakeroute-ingest"
+    memory_limit_in_mb = 1024
+    invoked_function_arn = "arn:aws:lambda:us-east-1:123456789012:function:lakeroute-ingest"
+
+    def get_remaining_time_in_millis(self) -> int:
+        return 120_000
+
+
+# ---------------------------------------------------------------- fixtures
+
+
+@pytest.fixture(scope="module")
+def moto() -> Iterator[MotoServer]:
+    with start_moto_server() as server:
+        yield server
+
+
+def _env(moto: MotoServer, tmp_path: Path) -> dict[str, str]:
+    return {
+        **aws_env(moto.endpoint),
+        "LAKEROUTE_ROUTES_TABLE": ROUTES_TABLE,
+        "LAKEROUTE_LEDGER_TABLE": LEDGER_TABLE,
+        "LAKEROUTE_REFERENCE_TABLE": REFERENCE_TABLE,
+        "LAKEROUTE_WAREHOUSE": WAREHOUSE,
+        "LAKEROUTE_QUARANTINE": f"s3://{QUARANTINE_BUCKET}/quarantine",
+        "LAKEROUTE_TMP": str(tmp_path / "lambda-tmp"),
+        "POWERTOOLS_METRICS_NAMESPACE": "lakeroute-test",
+    }
+
+
+@pytest.fixture
+def lake(moto: MotoServer, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Lake]:
+    reset(moto.endpoint)
+    for key in ("AWS_PROFILE", "AWS_SESSION_TOKEN", "AWS_SECURITY_TOKEN", "LAKEROUTE_READER"):
+        monkeypatch.delenv(key, raising=False)
+    env = _env(moto, tmp_path)
+    for key, value in env.items():
+        monkeypatch.setenv(key, value)
+    (tmp_path / "lambda-tmp").mkdir()
+    lambda_handler.reset_runtime()
+    lake = Lake(tmp_path, env)
+    yield lake
+    lambda_handler.reset_runtime()
+
+
+class Lake:
+    """The AWS side of one test: buckets, tables, queue, and helpers to drive the handler."""
+
+    def __init__(self, tmp: Path, env: dict[str, str]) -> None:
+        self.tmp = tmp
+        self.env = env
+        self.s3 = boto3.client("s3")
+        self.ddb = boto3.client("dynamodb")
+        self.sqs = boto3.client("sqs")
+        for bucket in (*LANDING, "lr-warehouse", QUARANTINE_BUCKET):
+            self.s3.create_bucket(Bucket=bucket)
+        for name, keys in ((ROUTES_TABLE, ("bucket", "name")), (LEDGER_TABLE, ("pk", "sk")),
+                           (REFERENCE_TABLE, ("PartitionKey",))):
+            self.ddb.create_table(
+                TableName=name, BillingMode="PAY_PER_REQUEST",
+                KeySchema=[{"AttributeName": k, "KeyType": t} for k, t in zip(keys, ("HASH", "RANGE"), strict=False)],
+                AttributeDefinitions=[{"AttributeName": k, "AttributeType": "S"} for k in keys])
+        self.queue_url = self.sqs.create_queue(QueueName="lr-ingest")["QueueUrl"]
+        self.queue_arn = self.sqs.get_queue_attributes(
+            QueueUrl=self.queue_url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
+        for bucket in LANDING:
+            self.s3.put_bucket_notification_configuration(Bucket=bucket, NotificationConfiguration={
+                "QueueConfigurations": [{"QueueArn": self.queue_arn, "Events": ["s3:ObjectCreated:*"]}]})
+        self.routes_dir = tmp / "routes"
+        self.routes_dir.mkdir()
+        for name, text in ROUTES.items():
+            (self.routes_dir / name).write_text(textwrap.dedent(text), encoding="utf-8")
+
+    def sync(self) -> list[str]:
+        return sync_aws(load_routes(self.routes_dir), ROUTES_TABLE, WAREHOUSE)
+
+    def put(self, bucket: str, key: str, body: bytes, **kwargs: Any) -> None:
+        self.s3.put_object(Bucket=bucket, Key=key, Body=body, **kwargs)
+
+    def receive(self) -> dict[str, Any]:
+        """Every queued message, as the Lambda SQS event source hands it to the function."""
+        records = []
+        while True:
+            batch = self.sqs.receive_message(QueueUrl=self.queue_url, MaxNumberOfMessages=10,
+                                             AttributeNames=["All"], WaitTimeSeconds=0,
+                                             VisibilityTimeout=300).get("Messages", [])
+            if not batch:
+                break
+            records += [{
+                "messageId": m["MessageId"], "receiptHandle": m["ReceiptHandle"], "body": m["Body"],
+                "attributes": m.get("Attributes", {}), "messageAttributes": {},
+                "md5OfBody": m["MD5OfBody"], "eventSource": "aws:sqs",
+                "eventSourceARN": self.queue_arn, "awsRegion": REGION,
+            } for m in batch]
+        return {"Records": records}
+
+    def invoke(self, event: dict[str, Any]) -> dict[str, Any]:
+        return lambda_handler.handler(event, FakeContext())
+
+    def rows(self, table: str) -> list[dict[str, Any]]:
+        data = glue_catalog(WAREHOUSE).load_table(table).scan().to_arrow()
+        return sorted(data.to_pylist(), key=lambda r: [str(v) for v in r.values()])
+
+    def snapshots(self, table: str) -> list[Any]:
+        return list(glue_catalog(WAREHOUSE).load_table(table).snapshots())
+
+    def quarantined(self) -> dict[str, bytes]:
+        listing = self.s3.list_objects_v2(Bucket=QUARANTINE_BUCKET).get("Contents", [])
+        return {o["Key"]: self.s3.get_object(Bucket=QUARANTINE_BUCKET, Key=o["Key"])["Body"].read()
+                for o in listing}
+
+
+def parquet(table: pa.Table) -> bytes:
+    buf = io.BytesIO()
+    pq.write_table(table, buf)
+    return buf.getvalue()
+
+
+def orders(*ids: int) -> bytes:
+    return parquet(pa.table({
+        "order_id": pa.array(ids, pa.int64()),
+        "amount": pa.array([f"{i}.50" for i in ids]).cast(pa.decimal128(12, 2)),
+        "order_ts": pa.array([f"2026-11-0{1 + i % 2}T10:00:00+00:00" for i in ids]).cast(
+            pa.timestamp("us", tz="UTC")),
+    }))
+
+
+def readings(value: float, metadata: dict[str, str] | None = None) -> bytes:
+    table = pa.table({"device_id": ["d1", "d2"], "value": [value, value + 1]})
+    return parquet(table.replace_schema_metadata(metadata) if metadata else table)
+
+
+def message_for(event: dict[str, Any], key_fragment: str) -> str:
+    return next(r["messageId"] for r in event["Records"] if key_fragment in r["body"])
+
+
+# ---------------------------------------------------------------- tests
+
+
+QUOTED_KEY = "orders/2026 11/it's \"here\".parquet"
+
+
+def test_sqs_batch_end_to_end(lake: Lake) -> None:
+    lines = lake.sync()
+    assert "added route sales-orders (s3://lr-sales/orders/ -> sales.orders)" in lines
+    assert "created table sales.orders" in lines
+    lake.ddb.put_item(TableName=REFERENCE_TABLE, Item={
+        "PartitionKey": {"S": "clicks"}, "target_table": {"S": "legacy.clicks"},
+        "query_sql": {"S": "SELECT id, '{s3_input_path}' AS src FROM read_parquet('{s3_input_path}')"}})
+
+    lake.put("lr-sales", "orders/2026-11-01/part-1.parquet", orders(1, 2, 3))
+    lake.put("lr-sales", QUOTED_KEY, orders(4, 5))
+    lake.put("lr-sales", "orders/broken.parquet", b"this is not parquet")
+    lake.put("lr-sales", "refunds/r1.csv", b"refund_id;reason\n7;damaged\n8;late\n")
+    lake.put("lr-events", "2026/11/01/events 1.json",
+             b'{"event_id": "e1", "user_id": 1}\n{"event_id": "e2", "user_id": 2}\n')
+    lake.put("lr-iot", "readings/t1.parquet", readings(20.5), Metadata={"sensor_type": "temperature"})
+    lake.put("lr-iot", "readings/h1.parquet", readings(55.0, {"sensor_type": "humidity"}))
+    lake.put("lr-legacy", "clicks/o'brien+1.parquet", parquet(pa.table({"id": [10, 11]})))
+
+    event = lake.receive()
+    bodies = [json.loads(r["body"]) for r in event["Records"]]
+    assert sum(1 for b in bodies if b.get("Event") == "s3:TestEvent") == len(LANDING)
+    assert len(event["Records"]) == len(LANDING) + 8
+
+    response = lake.invoke(event)
+
+    poison = message_for(event, "broken.parquet")
+    assert response == {"batchItemFailures": [{"itemIdentifier": poison}]}
+
+    assert [(r["order_id"], r["_source_key"]) for r in lake.rows("sales.orders")] == [
+        (1, "orders/2026-11-01/part-1.parquet"), (2, "orders/2026-11-01/part-1.parquet"),
+        (3, "orders/2026-11-01/part-1.parquet"), (4, QUOTED_KEY), (5, QUOTED_KEY)]
+    assert lake.rows("sales.refunds") == [
+        {"refund_id": 7, "reason": "damaged", "_source_key": "refunds/r1.csv"},
+        {"refund_id": 8, "reason": "late", "_source_key": "refunds/r1.csv"}]
+    assert lake.rows("web.events") == [
+        {"event_id": "e1", "user_id": 1, "_source_key": "2026/11/01/events 1.json"},
+        {"event_id": "e2", "user_id": 2, "_source_key": "2026/11/01/events 1.json"}]
+    # metadata routing: S3 user metadata for one object, Parquet key-value metadata for the other
+    assert [r["celsius"] for r in lake.rows("iot.temperature")] == [20.5, 21.5]
+    assert [r["humidity"] for r in lake.rows("iot.humidity")] == [55.0, 56.0]
+    # reference-design item (folder routing on the first segment), path bound as a value
+    assert lake.rows("legacy.clicks") == [
+        {"id": 10, "src": "s3://lr-legacy/clicks/o'brien+1.parquet"},
+        {"id": 11, "src": "s3://lr-legacy/clicks/o'brien+1.parquet"}]
+
+    # group commit: the two good order files are one snapshot naming both sources
+    (snapshot,) = lake.snapshots("sales.orders")
+    sources = json.loads(snapshot.summary.additional_properties["lakeroute.sources"])
+    assert sorted(s.split("@")[0] for s in sources) == [
+        "lr-sales/orders/2026 11/it's \"here\".parquet", "lr-sales/orders/2026-11-01/part-1.parquet"]
+
+    # the poison object: copied to quarantine beside its error record
+    quarantined = lake.quarantined()
+    assert set(quarantined) == {"quarantine/lr-sales/orders/broken.parquet",
+                                "quarantine/lr-sales/orders/broken.parquet.error.json"}
+    assert quarantined["quarantine/lr-sales/orders/broken.parquet"] == b"this is not parquet"
+    record = json.loads(quarantined["quarantine/lr-sales/orders/broken.parquet.error.json"])
+    assert (record["bucket"], record["key"], record["route"], record["stage"]) == (
+        "lr-sales", "orders/broken.parquet", "sales-orders", "read")
+    assert "s3://lr-sales/orders/broken.parquet" in record["message"]
+    assert "lakeroute-objects" not in record["message"]  # not the downloaded temp file
+
+    # SQS redelivers the batch (or S3 sends duplicates): nothing is added, the poison fails again
+    counts = {t: len(lake.snapshots(t)) for t in ("sales.orders", "sales.refunds", "web.events",
+                                                   "iot.temperature", "iot.humidity", "legacy.clicks")}
+    before = lake.s3.head_object(Bucket=QUARANTINE_BUCKET, Key="quarantine/lr-sales/orders/broken.parquet")
+    assert lake.invoke(event) == {"batchItemFailures": [{"itemIdentifier": poison}]}
+    assert {t: len(lake.snapshots(t)) for t in counts} == counts
+    assert len(lake.rows("sales.orders")) == 5
+    after = lake.s3.head_object(Bucket=QUARANTINE_BUCKET, Key="quarantine/lr-sales/orders/broken.parquet")
+    assert after["LastModified"] == before["LastModified"]  # not copied again
+
+
+def test_new_version_is_ingested_and_duplicates_within_a_batch_are_not(lake: Lake) -> None:
+    lake.sync()
+    lake.put("lr-sales", "orders/a.parquet", orders(1))
+    first = lake.receive()
+    assert lake.invoke(first) == {"batchItemFailures": []}
+
+    lake.put("lr-sales", "orders/a.parquet", orders(2))  # same key, new content: new version
+    second = lake.receive()
+    doubled = {"Records": second["Records"] * 2}  # the same message twice in one batch
+    assert lake.invoke(doubled) == {"batchItemFailures": []}
+    assert [(r["order_id"], r["_source_key"]) for r in lake.rows("sales.orders")] == [
+        (1, "orders/a.parquet"), (2, "orders/a.parquet")]
+    assert len(lake.snapshots("sales.orders")) == 2
+
+
+def s3_notification(bucket: str, key: str, etag: str, version_id: str, size: int) -> dict[str, Any]:
+    """An S3 event notification as S3 sends it for a versioned bucket (key URL-encoded)."""
+    from urllib.parse import quote_plus
+
+    return {"Records": [{
+        "eventVersion": "2.1", "eventSource": "aws:s3", "awsRegion": REGION,
+        "eventTime": "2026-11-02T10:15:30.123Z", "eventName": "ObjectCreated:Put",
+        "userIdentity": {"principalId": "AWS:AIDAEXAMPLE"},
+        "requestParameters": {"sourceIPAddress": "203.0.113.10"},
+        "responseElements": {"x-amz-request-id": "C3D13FE58DE4C810", "x-amz-id-2": "EXAMPLE"},
+        "s3": {"s3SchemaVersion": "1.0", "configurationId": "lakeroute",
+               "bucket": {"name": bucket, "ownerIdentity": {"principalId": "EXAMPLE"},
+                          "arn": f"arn:aws:s3:::{bucket}"},
+               "object": {"key": quote_plus(key, safe="/"), "size": size, "eTag": etag.strip('"'),
+                          "versionId": version_id, "sequencer": "0055AED6DCD90281E5"}}}]}
+
+
+def test_versioned_bucket_ingests_each_announced_version_once(lake: Lake) -> None:
+    lake.sync()
+    lake.s3.put_bucket_versioning(Bucket="lr-sales", VersioningConfiguration={"Status": "Enabled"})
+    key = "orders/v 1+(x).parquet"
+    puts = [lake.s3.put_object(Bucket="lr-sales", Key=key, Body=orders(i)) for i in (1, 2)]
+    for put, i in zip(puts, (1, 2), strict=True):
+        body = s3_notification("lr-sales", key, put["ETag"], put["VersionId"], len(orders(i)))
+        lake.sqs.send_message(QueueUrl=lake.queue_url, MessageBody=json.dumps(body))
+    # moto's own notifications (no versionId: the latest version) plus the two built ones
+    event = lake.receive()
+    assert len(event["Records"]) == len(LANDING) + 4  # + the s3:TestEvents of the set-up
+    assert lake.invoke(event) == {"batchItemFailures": []}
+    assert [(r["order_id"], r["_source_key"]) for r in lake.rows("sales.orders")] == [(1, key), (2, key)]
+    (snapshot,) = lake.snapshots("sales.orders")
+    sources = json.loads(snapshot.summary.additional_properties["lakeroute.sources"])
+    assert sorted(sources) == sorted(f"lr-sales/{key}@{p['VersionId']}" for p in puts)
+
+
+def test_unroutable_object_is_quarantined_and_reported(lake: Lake, monkeypatch: pytest.MonkeyPatch) -> None:
+    lake.sync()
+    lake.put("lr-sales", "misc/notes.csv", b"a\n1\n")
+    event = lake.receive()
+    assert lake.invoke(event) == {"batchItemFailures": [{"itemIdentifier": message_for(event, "notes")}]}
+    record = json.loads(lake.quarantined()["quarantine/lr-sales/misc/notes.csv.error.json"])
+    assert (record["stage"], record["message"]) == ("route", "no route for lr-sales/misc/notes.csv")
+
+    # with LAKEROUTE_FAIL_QUARANTINED=false the message is acknowledged instead
+    monkeypatch.setenv("LAKEROUTE_FAIL_QUARANTINED", "false")
+    lambda_handler.reset_runtime()
+    assert lake.invoke(event) == {"batchItemFailures": []}
+
+
+def test_httpfs_reader(lake: Lake, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("LAKEROUTE_READER", "httpfs")
+    lake.sync()
+    lake.put("lr-sales", "orders/2026 11/x'y.parquet", orders(9))
+    assert lake.invoke(lake.receive()) == {"batchItemFailures": []}
+    assert [(r["order_id"], r["_source_key"]) for r in lake.rows("sales.orders")] == [
+        (9, "orders/2026 11/x'y.parquet")]
+
+
+def test_misconfigured_environment_fails_with_every_problem(lake: Lake, monkeypatch: pytest.MonkeyPatch) -> None:
+    from lakeroute.errors import ConfigError
+
+    monkeypatch.delenv("LAKEROUTE_LEDGER_TABLE")
+    monkeypatch.setenv("LAKEROUTE_WAREHOUSE", "lr-warehouse/wh")
+    lake.put("lr-events", "x.json", b'{"event_id": "e", "user_id": 1}\n')
+    with pytest.raises(ConfigError) as e:
+        lake.invoke(lake.receive())
+    assert "LAKEROUTE_LEDGER_TABLE is not set" in str(e.value)
+    assert "LAKEROUTE_WAREHOUSE='lr-warehouse/wh' must be s3://bucket/prefix" in str(e.value)
+
+
+def test_cli_sync_pushes_routes_and_removes_stale_ones(lake: Lake) -> None:
+    env = {**os.environ, **lake.env}
+    cmd = [sys.executable, "-m", "lakeroute.cli", "--routes", str(lake.routes_dir), "sync"]
+    first = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=120)
+    assert first.returncode == 0, first.stderr
+    assert "added route web-events (s3://lr-events/ -> web.events)" in first.stdout
+    assert "created table iot.humidity" in first.stdout
+
+    (lake.routes_dir / "iot-humidity.yaml").unlink()
+    lines = lake.sync()
+    assert "removed route iot-humidity (bucket lr-iot)" in lines
+    assert "4 routes unchanged in lr-routes" in lines
+    items = lake.ddb.scan(TableName=ROUTES_TABLE)["Items"]
+    assert sorted(i["name"]["S"] for i in items) == [
+        "iot-temperature", "sales-orders", "sales-refunds", "web-events"]
