@@ -12,6 +12,7 @@ check and the commit are atomic together.
 
 from __future__ import annotations
 
+import contextlib
 import itertools
 import json
 import logging
@@ -26,6 +27,8 @@ from .errors import ObjectError, TransientError
 from .tables import OWN_RETRY_PROPERTIES
 
 if TYPE_CHECKING:
+    from concurrent.futures import Future, ThreadPoolExecutor
+
     import pyarrow as pa
     from pyiceberg.catalog import Catalog
     from pyiceberg.manifest import DataFile
@@ -184,7 +187,16 @@ def align(batch: pa.RecordBatch, schema: pa.Schema, route: str) -> pa.RecordBatc
 
 
 class Writer:
-    """Writes one table's staged data files; shares a write id and file counter per batch."""
+    """Writes one table's staged data files; shares a write id and file counter per batch.
+
+    An object's rows are cut into chunks of ``STAGE_BYTES`` Arrow bytes, each written as its
+    own data file(s) (partitioned per chunk). For an object bigger than one chunk, a chunk is
+    written on a background thread while DuckDB produces the next one, so reading and
+    encoding overlap; at most one chunk is in flight besides the one being filled, which
+    bounds memory at about two chunks. The last (or only) chunk is written on the calling
+    thread, so a small object never touches a thread. ``stage`` returns only when every file
+    is written, and on any failure deletes whatever it wrote before re-raising.
+    """
 
     def __init__(self, table: Table) -> None:
         self.table = table
@@ -192,22 +204,34 @@ class Writer:
         self.counter = itertools.count(0)
         self.arrow_schema = table.schema().as_arrow()
 
-    def stage(self, reader: pa.RecordBatchReader, staged: Staged) -> None:
-        import pyarrow as pa
+    def _write(self, tbl: pa.Table) -> list[DataFile]:
         from pyiceberg.io.pyarrow import _dataframe_to_data_files
+
+        return list(_dataframe_to_data_files(
+            table_metadata=self.table.metadata, df=tbl, io=self.table.io,
+            write_uuid=self.write_uuid, counter=self.counter))
+
+    def stage(self, reader: pa.RecordBatchReader, staged: Staged) -> None:
+        from concurrent.futures import ThreadPoolExecutor
+
+        import pyarrow as pa
 
         chunk: list[pa.RecordBatch] = []
         size = 0
+        pool: ThreadPoolExecutor | None = None
+        pending: Future[list[DataFile]] | None = None
 
-        def flush() -> None:
+        def take() -> pa.Table:
             nonlocal chunk, size
-            if not chunk:
-                return
             tbl = pa.Table.from_batches(chunk, schema=self.arrow_schema)
             chunk, size = [], 0
-            staged.data_files.extend(_dataframe_to_data_files(
-                table_metadata=self.table.metadata, df=tbl, io=self.table.io,
-                write_uuid=self.write_uuid, counter=self.counter))
+            return tbl
+
+        def collect() -> None:
+            nonlocal pending
+            if pending is not None:
+                done, pending = pending, None
+                staged.data_files.extend(done.result())
 
         try:
             for batch in reader:
@@ -218,11 +242,23 @@ class Writer:
                 size += aligned.nbytes
                 staged.rows += aligned.num_rows
                 if size >= STAGE_BYTES:
-                    flush()
-            flush()
+                    tbl = take()
+                    collect()  # the previous chunk first: one chunk in flight at most
+                    if pool is None:
+                        pool = ThreadPoolExecutor(1, thread_name_prefix="lakeroute-writer")
+                    pending = pool.submit(self._write, tbl)
+            last = self._write(take()) if chunk else []  # meanwhile, the in-flight chunk too
+            collect()
+            staged.data_files.extend(last)
         except BaseException:
+            if pending is not None:  # let it finish, so that its files are deleted below
+                with contextlib.suppress(BaseException):
+                    staged.data_files.extend(pending.result())
             discard(self.table, [staged])
             raise
+        finally:
+            if pool is not None:
+                pool.shutdown(wait=True)
 
 
 def discard(table: Table, staged: Iterable[Staged]) -> None:
