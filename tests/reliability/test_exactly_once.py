@@ -51,7 +51,7 @@ def test_same_event_to_8_workers_at_once(ws: Workspace) -> None:
     ws.route("o", {"bucket": "landing"}, {"table": "ns.o"}, SQL)
     ws.put("landing", "in/0000.parquet", orders(10))
     results = run_workers(ws, [("normal", "landing", ["in/0000.parquet"])] * 8)
-    assert all(r["returncode"] == 0 for r in results), [r["stderr"] for r in results]
+    assert all(r["returncode"] == 0 for r in results), [(r["returncode"], r["stderr"]) for r in results]
     statuses = [s for r in results for s in r["statuses"]]
     print(f"\n[8 workers, one object] statuses={sorted(statuses)} rows={len(ws.rows('ns.o'))}")
     assert statuses.count("committed") == 1 and statuses.count("skipped") == 7

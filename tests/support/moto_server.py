@@ -122,7 +122,7 @@ def reset(endpoint: str, timeout: float = 10.0) -> None:
             raise MotoServerError(f"moto reset failed: HTTP {resp.status}")
 
 
-def start_moto_server(timeout: float = 30.0, attempts: int = 3) -> MotoServer:
+def start_moto_server(timeout: float = 120.0, attempts: int = 3) -> MotoServer:
     """Start the locking moto server on a free 127.0.0.1 port; return once it answers HTTP.
 
     Retries on a new port if the chosen one was taken between picking and
