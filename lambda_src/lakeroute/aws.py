@@ -884,8 +884,29 @@ def catalog_properties(warehouse: str) -> dict[str, str]:
 
 def glue_catalog(warehouse: str, name: str = "lakeroute") -> Catalog:
     from pyiceberg.catalog.glue import GlueCatalog
+    from pyiceberg.exceptions import CommitFailedException
 
-    return GlueCatalog(name, **catalog_properties(warehouse))
+    class _GlueCatalog(GlueCatalog):
+        """GlueCatalog that removes the metadata.json of a commit Glue rejected.
+
+        PyIceberg writes the new metadata file before UpdateTable; when Glue rejects the
+        stale VersionId the file is referenced by nothing and would stay forever (hundreds
+        under concurrent writers). The rejection proves the update did not happen.
+        """
+
+        def _update_glue_table(self, database_name: str, table_name: str, table_input: Any,
+                               version_id: str) -> None:
+            try:
+                super()._update_glue_table(database_name=database_name, table_name=table_name,
+                                           table_input=table_input, version_id=version_id)
+            except CommitFailedException:
+                location = (table_input.get("Parameters") or {}).get("metadata_location")
+                if location:
+                    with contextlib.suppress(Exception):
+                        self._load_file_io(location=location).delete(location)
+                raise
+
+    return _GlueCatalog(name, **catalog_properties(warehouse))
 
 
 def make_catalog(config: AwsConfig) -> Catalog:

@@ -286,13 +286,17 @@ class CommitResult:
 
 
 def commit(catalog: Catalog, table_name: str, staged: list[Staged], ledger: Ledger, *,
-           deadline: float | None = None, max_attempts: int = 12, base_delay: float = 0.05,
-           max_delay: float = 5.0) -> CommitResult:
+           deadline: float | None = None, max_attempts: int | None = None,
+           base_delay: float = 0.05, max_delay: float = 5.0) -> CommitResult:
     """Add the staged files in one snapshot, skipping sources the table already holds.
 
-    Conflicts retry with exponential backoff and full jitter on a freshly loaded table,
-    bounded by ``max_attempts`` and ``deadline`` (a time.monotonic() value).
+    Conflicts retry with exponential backoff and full jitter on a freshly loaded table. The
+    backoff starts from the measured length of an attempt (a slow catalog under contention
+    needs longer gaps than a fast one), and is bounded by ``deadline`` (a time.monotonic()
+    value, e.g. the Lambda's remaining time) and ``max_attempts`` (default 40 with a
+    deadline, 12 without).
     """
+    limit = max_attempts or (40 if deadline is not None else 12)
     from pyiceberg.exceptions import CommitFailedException
 
     start = time.monotonic()
@@ -302,6 +306,7 @@ def commit(catalog: Catalog, table_name: str, staged: list[Staged], ledger: Ledg
     outcome_unknown = False
     while True:
         attempt += 1
+        attempt_start = time.monotonic()
         table = catalog.load_table(table_name)
         reconcile(table, table_name, ledger)
         done = ledger.committed(table_name, [s.source_id for s in staged])
@@ -340,9 +345,10 @@ def commit(catalog: Catalog, table_name: str, staged: list[Staged], ledger: Ledg
             if not outcome_unknown:
                 discard(table, duplicates)
             return CommitResult(table_name, todo, duplicates, snap, attempt, time.monotonic() - start)
-        delay = random.uniform(0, min(max_delay, base_delay * 2 ** (attempt - 1)))
+        base = max(base_delay, time.monotonic() - attempt_start)
+        delay = random.uniform(0, min(max_delay, base * 2 ** (attempt - 1)))
         out_of_time = deadline is not None and time.monotonic() + delay > deadline
-        if attempt >= max_attempts or out_of_time:
+        if attempt >= limit or out_of_time:
             raise TransientError(
                 f"commit to {table_name} failed after {attempt} attempts: {error}") from error
         log.info("commit to %s conflicted (attempt %d): %s; retrying in %.3fs",

@@ -5,8 +5,10 @@ so two writers committing to one Iceberg table through the Glue catalog silently
 lose a commit (the later writer overwrites ``metadata_location``). Real Glue
 rejects an update whose ``VersionId`` is not the table's current version with
 ``ConcurrentModificationException``; pyiceberg maps that to
-``CommitFailedException`` and retries. This module patches moto so tests see the
-same behaviour, then serves all moto services on one port.
+``CommitFailedException`` and retries. moto also ignores ``SkipArchive`` (every
+update is archived as a table version); real Glue keeps no archived version when
+it is true. This module patches moto so tests see the same behaviour, then serves
+all moto services on one port.
 
 Run it as either of::
 
@@ -57,11 +59,18 @@ def _concurrent_modification_exception() -> type[Exception]:
     return ConcurrentModificationException
 
 
+def _truthy(value: Any) -> bool:
+    """A JSON boolean, or its text form (some clients send "true")."""
+    return value is True or (isinstance(value, str) and value.lower() == "true")
+
+
 def patch_glue_update_table_locking() -> None:
     """Make moto's Glue UpdateTable honour ``VersionId`` (idempotent).
 
     Only ``GlueResponse.update_table`` is replaced; the backend and FakeTable are
-    untouched. ``FakeTable.update`` already stores a new version and bumps the
+    untouched. ``SkipArchive=true`` is honoured as in real Glue: the replaced version is
+    not kept as an archived table version (moto 5.2 ignores the flag and archives every
+    version). ``FakeTable.update`` already stores a new version and bumps the
     current version id by one on every update, which is what real Glue does; the
     patch asserts that, so a moto upgrade that changes it fails loudly instead of
     quietly disabling the lock.
@@ -97,6 +106,10 @@ def patch_glue_update_table_locking() -> None:
                 raise AssertionError(
                     f"moto Glue did not advance VersionId on update ({current} -> {new})"
                 )
+            if _truthy(params.get("SkipArchive")):
+                # Real Glue keeps no archived copy of the replaced version; moto keeps
+                # every version (GetTableVersions would grow by one per commit).
+                table.versions.pop(current, None)
         return EmptyResult()
 
     GlueResponse.update_table = update_table  # type: ignore[method-assign]
