@@ -79,11 +79,12 @@ def quote_ident(name: str) -> str:
 class Engine:
     """Settings shared by every connection; one fresh, locked connection per object.
 
-    A fresh DuckDB database per object costs ~10 ms of set-up (its function catalog), which
-    dominates small objects; so settings go in at connect time (no extra statements), and an
-    object of at most ``small_object_bytes`` gets ``small_object_threads`` (no worker threads
-    to start and join for a file that one core reads in a millisecond). ``threads`` set
-    explicitly wins for every object.
+    DuckDB threads per object, unless ``threads`` is set (then it holds for every object):
+    an object of at most ``small_object_bytes`` gets ``small_object_threads`` (a fresh
+    database per object costs ~10 ms of set-up, and worker threads to start and join add to
+    it for a file one core reads in milliseconds); a bigger one, or one of unknown size, gets
+    every core but one, which the Writer uses meanwhile to encode the previous chunk.
+    Settings go in at connect time, not as extra statements.
     """
 
     memory_limit: str | None = None
@@ -100,10 +101,13 @@ class Engine:
         config: dict[str, Any] = {"autoinstall_known_extensions": False,
                                   "autoload_known_extensions": False}
         threads = self.threads
-        if threads is None and 0 < obj.size <= self.small_object_bytes:
-            threads = self.small_object_threads
-        if threads:
-            config["threads"] = threads
+        if threads is None:
+            if 0 < obj.size <= self.small_object_bytes:
+                threads = self.small_object_threads
+            else:
+                threads = max(1, len(os.sched_getaffinity(0)) - 1 if hasattr(os, "sched_getaffinity")
+                              else (os.cpu_count() or 2) - 1)
+        config["threads"] = threads
         if self.memory_limit:
             config["memory_limit"] = self.memory_limit
         if self.temp_directory:
