@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import contextlib
 from typing import TYPE_CHECKING, Any
 
 from .errors import ConfigError, ObjectError
@@ -118,8 +117,15 @@ def ensure_table(catalog: Catalog, target: Target, result_schema: pa.Schema | No
     # Check first: in AWS the namespace is a Glue database the stack created, and the
     # function may read it (GetDatabase) but not create one.
     if not catalog.namespace_exists(target.namespace):
-        with contextlib.suppress(NamespaceAlreadyExistsError):
+        try:
             catalog.create_namespace(target.namespace)
+        except NamespaceAlreadyExistsError:
+            pass
+        except Exception:
+            # A concurrent creator can surface as a raw database error (SqlCatalog raises
+            # sqlalchemy's IntegrityError for the losing INSERT): fine if it exists now.
+            if not catalog.namespace_exists(target.namespace):
+                raise
     properties = {**DEFAULT_PROPERTIES, **target.properties, **OWN_RETRY_PROPERTIES}
     try:
         if target.partition_by:
@@ -134,6 +140,10 @@ def ensure_table(catalog: Catalog, target: Target, result_schema: pa.Schema | No
         return catalog.create_table(target.table, schema=schema, properties=properties)
     except TableAlreadyExistsError:  # a concurrent writer created it first
         return catalog.load_table(target.table)
+    except Exception:
+        if catalog.table_exists(target.table):  # the same race, reported as a raw DB error
+            return catalog.load_table(target.table)
+        raise
 
 
 def _nullable(schema: pa.Schema) -> pa.Schema:

@@ -17,12 +17,17 @@ SQL = "SELECT *, getvariable('source_key') AS _source_key FROM source"
 
 
 def setup(ws: Workspace, files: int, rows: int = 10) -> list[str]:
-    ws.route("o", {"bucket": "landing"}, {"table": "ns.o"}, SQL)
+    ws.route("o", {"bucket": "landing"},
+             {"table": "ns.o", "columns": {"id": "long", "amount": "double", "_source_key": "string"}}, SQL)
     keys = [f"in/{i:04d}.parquet" for i in range(files)]
     for i, k in enumerate(keys):
         ws.put("landing", k, orders(rows, start=i * rows))
-    # create the table up front so workers race on commits, not on creation
-    assert not ws.ingest().failed
+    # create the table up front (as `lakeroute sync` does) so workers race on commits;
+    # test_same_event_to_8_workers_at_once races on creation instead
+    from lakeroute.routes import load_routes
+    from lakeroute.sync import sync_local
+
+    assert sync_local(load_routes(ws.paths.routes), ws.paths.home) == ["created table ns.o"]
     return keys
 
 
