@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import datetime as dt
 import os
+import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -79,12 +80,17 @@ def quote_ident(name: str) -> str:
 class Engine:
     """Settings shared by every connection; one fresh, locked connection per object.
 
+    A fresh DuckDB database costs ~10 ms to set up (its function catalog), which dominates
+    small objects. So, from the second object on, the engine keeps one pristine database
+    ready: created on a background thread (DuckDB releases the GIL meanwhile) while the
+    current object is read, handed to the next object, which locks it down exactly like a
+    new one. It has never run a statement; no object's state is ever seen by another.
+
     DuckDB threads per object, unless ``threads`` is set (then it holds for every object):
-    an object of at most ``small_object_bytes`` gets ``small_object_threads`` (a fresh
-    database per object costs ~10 ms of set-up, and worker threads to start and join add to
-    it for a file one core reads in milliseconds); a bigger one, or one of unknown size, gets
-    every core but one, which the Writer uses meanwhile to encode the previous chunk.
-    Settings go in at connect time, not as extra statements.
+    an object of at most ``small_object_bytes`` gets ``small_object_threads`` (worker threads
+    to start and join cost more than they save on a file one core reads in milliseconds); a
+    bigger one, or one of unknown size, gets every core but one, which the Writer uses
+    meanwhile to encode the previous chunk. Settings go in at connect time where they can.
     """
 
     memory_limit: str | None = None
@@ -94,25 +100,62 @@ class Engine:
     s3_setup: list[tuple[str, list[Any]]] = field(default_factory=list)
     small_object_bytes: int = 8 * 1024 * 1024
     small_object_threads: int = 1
+    prepare_next: bool = True  # keep a pristine database ready for the next object
+    _spare: Any = field(default=None, init=False, repr=False, compare=False)
+    _spare_pool: Any = field(default=None, init=False, repr=False, compare=False)
+    _spare_pid: int = field(default=0, init=False, repr=False, compare=False)
+    _connects: int = field(default=0, init=False, repr=False, compare=False)
+    _lock: threading.Lock = field(default_factory=threading.Lock, init=False, repr=False,
+                                  compare=False)
 
     def _connect(self, obj: SourceObject) -> duckdb.DuckDBPyConnection:
         import duckdb
 
         config: dict[str, Any] = {"autoinstall_known_extensions": False,
                                   "autoload_known_extensions": False}
+        if self.memory_limit:
+            config["memory_limit"] = self.memory_limit
+        if self.temp_directory:
+            config["temp_directory"] = self.temp_directory
+        spare_threads = self.threads or self.small_object_threads
         threads = self.threads
         if threads is None:
             if 0 < obj.size <= self.small_object_bytes:
                 threads = self.small_object_threads
             else:
-                threads = max(1, len(os.sched_getaffinity(0)) - 1 if hasattr(os, "sched_getaffinity")
-                              else (os.cpu_count() or 2) - 1)
-        config["threads"] = threads
-        if self.memory_limit:
-            config["memory_limit"] = self.memory_limit
-        if self.temp_directory:
-            config["temp_directory"] = self.temp_directory
-        con = duckdb.connect(config=config)
+                cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+                threads = max(1, (cores or 2) - 1)
+
+        con: duckdb.DuckDBPyConnection | None = None
+        spare_config = {**config, "threads": spare_threads}
+        with self._lock:
+            spare, self._spare = self._spare, None
+            self._connects += 1
+            prepare = self.prepare_next and self._connects > 1
+            if self._spare_pid != os.getpid():  # forked: the parent's thread and database are not ours
+                spare, self._spare_pool, self._spare_pid = None, None, os.getpid()
+        if spare is not None:
+            made_with, future = spare
+            try:
+                con = future.result()
+            except Exception:  # set-up failed on the background thread: connect here instead
+                con = None
+            if con is not None and made_with != spare_config:  # settings changed since
+                con.close()
+                con = None
+        if con is not None and threads != spare_threads:
+            con.execute("SET threads = ?", [threads])
+        if con is None:
+            con = duckdb.connect(config={**config, "threads": threads})
+        if prepare:
+            from concurrent.futures import ThreadPoolExecutor
+
+            with self._lock:
+                if self._spare_pool is None:
+                    self._spare_pool = ThreadPoolExecutor(1, thread_name_prefix="lakeroute-duckdb")
+                if self._spare is None:
+                    self._spare = (spare_config, self._spare_pool.submit(duckdb.connect, config=spare_config))
+
         if obj.path.startswith("s3://"):
             import duckdb_ext
 

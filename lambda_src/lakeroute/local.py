@@ -41,11 +41,19 @@ def local_catalog(home: Path) -> SqlCatalog:
 
     home.mkdir(parents=True, exist_ok=True)
     (home / "warehouse").mkdir(exist_ok=True)
-    return SqlCatalog(
-        CATALOG_NAME,
-        uri=f"sqlite:///{(home / 'catalog.db').resolve()}",
-        warehouse=(home / "warehouse").resolve().as_uri(),
-    )
+    def make() -> SqlCatalog:
+        return SqlCatalog(
+            CATALOG_NAME,
+            uri=f"sqlite:///{(home / 'catalog.db').resolve()}",
+            warehouse=(home / "warehouse").resolve().as_uri(),
+        )
+
+    try:
+        return make()
+    except Exception as e:  # two processes creating the catalog tables of a fresh home at once
+        if "already exists" not in str(e):
+            raise
+        return make()
 
 
 def local_pipeline(paths: LocalPaths) -> Pipeline:
