@@ -72,6 +72,16 @@ def reader_sql(fmt: str, options: dict[str, Any]) -> str:
     return f"SELECT * FROM {READERS[fmt]}(getvariable('{_PATH_VAR}'){opts})"  # noqa: S608
 
 
+def set_variables(con: duckdb.DuckDBPyConnection, obj: SourceObject) -> None:
+    """The lineage variables and the source path, bound as values (never SQL text)."""
+    values = {
+        "source_bucket": obj.bucket, "source_key": obj.key, "source_uri": obj.uri,
+        "source_etag": obj.version, "ingested_at": dt.datetime.now(dt.UTC), _PATH_VAR: obj.path,
+    }
+    for name, value in values.items():
+        con.execute(f"SET VARIABLE {name} = ?", [value])
+
+
 def quote_ident(name: str) -> str:
     return '"' + name.replace('"', '""') + '"'
 
@@ -164,13 +174,7 @@ class Engine:
             con.execute("LOAD httpfs")
             for stmt, params in self.s3_setup:
                 con.execute(stmt, params)
-        values = {
-            "source_bucket": obj.bucket, "source_key": obj.key, "source_uri": obj.uri,
-            "source_etag": obj.version, "ingested_at": dt.datetime.now(dt.UTC),
-            _PATH_VAR: obj.path,
-        }
-        for name, value in values.items():
-            con.execute(f"SET VARIABLE {name} = ?", [value])
+        set_variables(con, obj)
         con.execute("SET allowed_paths = ?", [[obj.path]])
         con.execute("SET enable_external_access = false")
         con.execute("SET lock_configuration = true")
@@ -264,11 +268,7 @@ def bind_check(route: Route, sample: SourceObject | None) -> list[tuple[str, str
         view = reader_sql(route.file_format(sample.key), route.source.options)
     elif route.source.columns is not None:
         con = duckdb.connect()
-        values = {"source_bucket": route.source.bucket, "source_key": "key",
-                  "source_uri": "s3://bucket/key", "source_etag": "etag",
-                  "ingested_at": dt.datetime.now(dt.UTC)}
-        for name, value in values.items():
-            con.execute(f"SET VARIABLE {name} = ?", [value])
+        set_variables(con, SourceObject(route.source.bucket, "key", path="", version="etag"))
         con.execute("SET enable_external_access = false")
         con.execute("SET lock_configuration = true")
         cols = ", ".join(f"NULL::{_duck_type(t)} AS {quote_ident(n)}"

@@ -116,7 +116,7 @@ class Pipeline:
                 return Outcome(ref, "skipped", f"{ref.bucket}/{ref.key}: same version twice in "
                                "this batch", route.name, table_name, source_id=obj.source_id)
             table = tables.get(table_name)
-            if table is None and _exists(self.catalog, table_name):
+            if table is None and self.catalog.table_exists(table_name):
                 table = tables[table_name] = self.catalog.load_table(table_name)
                 reconcile(table, table_name, self.ledger)
             if table is not None and self.ledger.committed(table_name, [obj.source_id]):
@@ -186,6 +186,3 @@ class Pipeline:
             for ref, s in group
         ]
 
-
-def _exists(catalog: Catalog, name: str) -> bool:
-    return catalog.table_exists(name)
