@@ -70,8 +70,8 @@ def _preimport() -> None:
 
 def run_lakeroute(spec: dict[str, Any]) -> dict[str, Any]:
     _preimport()
+    from lakeroute.core.pipeline import ObjectRef
     from lakeroute.local import LocalPaths, local_pipeline
-    from lakeroute.pipeline import ObjectRef
 
     refs = [ObjectRef(b, k) for b, k in spec["refs"]]
     imported = time.perf_counter()
@@ -199,8 +199,8 @@ def run_coldstart(spec: dict[str, Any]) -> dict[str, Any]:
             handler = f"import failed: {type(e).__name__}: {e}"
     phases["import_handler"] = time.perf_counter() - t
     t = time.perf_counter()
+    from lakeroute.core.pipeline import ObjectRef
     from lakeroute.local import LocalPaths, local_pipeline
-    from lakeroute.pipeline import ObjectRef
 
     phases["import_pipeline_local"] = time.perf_counter() - t
     t = time.perf_counter()

@@ -12,7 +12,7 @@ from pathlib import Path
 from aws_cdk import Annotations, Duration, Environment, Stack, Tags
 from aws_cdk.aws_lambda import Tracing
 from constructs import Construct
-from lakeroute.routes import Route
+from lakeroute.core.routes import Route
 
 from . import route_plan
 from .catalog import INGEST_GLUE_ACTIONS, SYNC_GLUE_ACTIONS, GlueCatalog

@@ -14,7 +14,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from lakeroute.routes import Route, load_routes
+from lakeroute.core.routes import Route, load_routes
 
 
 class RoutePlanError(ValueError):
@@ -90,7 +90,7 @@ def routes_hash(payload: str) -> str:
 def load_route_set(routes_dir: Path) -> list[Route]:
     """Routes of ``routes_dir``; a missing directory is an empty route set.
 
-    Validation errors (``lakeroute.errors.ConfigError``) propagate: a bad route file must
+    Validation errors (``lakeroute.core.errors.ConfigError``) propagate: a bad route file must
     fail the synth before anything is deployed.
     """
     if not routes_dir.is_dir():

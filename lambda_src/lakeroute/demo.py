@@ -87,10 +87,11 @@ def write_sample_data(landing: Path, seed: int = 7) -> list[Path]:
 
 
 def run_demo(routes: Path, home: Path, landing: Path, echo: Callable[[str], None] = print) -> int:
+    from .core.history import table_rows
+    from .core.pipeline import ObjectRef
     from .local import LocalPaths, local_catalog, local_pipeline
-    from .pipeline import ObjectRef
-    from .validate import validate_routes
-    from .warehouse import open_warehouse, render, table_rows
+    from .local.validate import validate_routes
+    from .local.warehouse import open_warehouse, render
 
     routes.mkdir(parents=True, exist_ok=True)
     if not any(routes.glob("*.y*ml")):

@@ -27,11 +27,11 @@ from typing import TYPE_CHECKING, Any
 from aws_lambda_powertools import Logger, Metrics
 from aws_lambda_powertools.metrics import MetricUnit
 
-from .events import parse_event
+from .aws.events import parse_event
 
 if TYPE_CHECKING:
-    from .aws import AwsRuntime
-    from .pipeline import IngestReport
+    from .aws.runtime import AwsRuntime
+    from .core.pipeline import IngestReport
 
 os.environ.setdefault("PYICEBERG_DOWNCAST_NS_TIMESTAMP_TO_US_ON_WRITE", "true")
 logger = Logger(service="lakeroute")  # also formats the lakeroute.* module loggers (children)
@@ -66,7 +66,7 @@ def get_runtime() -> AwsRuntime:
     """The warm container's adapters and pipeline, built (and the environment checked) once."""
     global _runtime
     if _runtime is None:
-        from .aws import AwsRuntime
+        from .aws.runtime import AwsRuntime
 
         _runtime = AwsRuntime.from_env()
     return _runtime

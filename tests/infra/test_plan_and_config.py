@@ -6,8 +6,8 @@ import json
 from pathlib import Path
 
 import pytest
-from lakeroute.errors import ConfigError
-from lakeroute.routes import parse_route
+from lakeroute.core.errors import ConfigError
+from lakeroute.core.routes import parse_route
 
 from stacks.config import StageConfig, StageConfigError
 from stacks.route_plan import (

@@ -468,7 +468,8 @@ def test_image_build_context_is_allow_listed(dev: Synth) -> None:
     assert source.get("platform") == "linux/amd64"
     staged = dev.outdir / source["directory"]
     for path in ("pyproject.toml", "uv.lock", "lambda_src/Dockerfile",
-                 "lambda_src/lakeroute/__init__.py", "lambda_src/lakeroute/routes.py"):
+                 "lambda_src/lakeroute/__init__.py", "lambda_src/lakeroute/core/routes/model.py",
+                 "lambda_src/lakeroute/aws/runtime.py", "lambda_src/lakeroute/handler.py"):
         assert (staged / path).is_file(), path
     top = {p.name for p in staged.iterdir()}
     assert top - {".dockerignore"} == {"pyproject.toml", "uv.lock", "lambda_src"}

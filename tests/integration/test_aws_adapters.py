@@ -15,22 +15,19 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 from lakeroute import handler as lambda_handler
-from lakeroute.aws import (
-    AwsConfig,
-    DynamoLedger,
-    DynamoRouteStore,
-    S3ObjectSource,
-    S3Quarantine,
-    catalog_properties,
-    duckdb_s3_setup,
-    reference_route,
-    reference_sql,
-    sync_route_items,
-)
-from lakeroute.engine import Engine
-from lakeroute.errors import ConfigError, ObjectError
-from lakeroute.pipeline import ObjectRef
-from lakeroute.routes import Route
+from lakeroute.aws.catalog import catalog_properties
+from lakeroute.aws.config import AwsConfig
+from lakeroute.aws.duckdb_s3 import duckdb_s3_setup
+from lakeroute.aws.ledger import DynamoLedger
+from lakeroute.aws.reference import reference_route, reference_sql
+from lakeroute.aws.route_store import DynamoRouteStore
+from lakeroute.aws.route_sync import sync_route_items
+from lakeroute.aws.s3_quarantine import S3Quarantine
+from lakeroute.aws.s3_source import S3ObjectSource
+from lakeroute.core.engine import Engine
+from lakeroute.core.errors import ConfigError, ObjectError
+from lakeroute.core.pipeline import ObjectRef
+from lakeroute.core.routes import Route
 
 from tests.support.moto_server import MotoServer, aws_env, reset, start_moto_server
 

@@ -23,8 +23,8 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 from lakeroute import handler as lambda_handler
-from lakeroute.aws import glue_catalog
-from lakeroute.routes import load_routes
+from lakeroute.aws.catalog import glue_catalog
+from lakeroute.core.routes import load_routes
 from lakeroute.sync import sync_aws
 
 from tests.support.moto_server import MotoServer, aws_env, reset, start_moto_server
@@ -370,7 +370,7 @@ def test_httpfs_reader(lake: Lake, monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 def test_misconfigured_environment_fails_with_every_problem(lake: Lake, monkeypatch: pytest.MonkeyPatch) -> None:
-    from lakeroute.errors import ConfigError
+    from lakeroute.core.errors import ConfigError
 
     monkeypatch.delenv("LAKEROUTE_LEDGER_TABLE")
     monkeypatch.setenv("LAKEROUTE_WAREHOUSE", "lr-warehouse/wh")

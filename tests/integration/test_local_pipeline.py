@@ -8,7 +8,7 @@ import json
 import pyarrow as pa
 import pytest
 import zstandard
-from lakeroute.commit import ROUTES_PROP, SOURCES_PROP
+from lakeroute.core.ledger import ROUTES_PROP, SOURCES_PROP
 
 from tests.support.workspace import Workspace, orders
 

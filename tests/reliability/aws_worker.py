@@ -50,7 +50,8 @@ def preload() -> None:
     import pyiceberg.catalog.glue  # noqa: F401
     import pyiceberg.io.pyarrow  # noqa: F401
     import pyiceberg.table  # noqa: F401
-    from lakeroute import aws, pipeline  # noqa: F401
+    from lakeroute.aws import runtime  # noqa: F401
+    from lakeroute.core import pipeline  # noqa: F401
 
 
 def worker(run: Path, i: int) -> dict[str, Any]:

@@ -28,9 +28,9 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 from lakeroute import handler as lambda_handler
-from lakeroute.aws import glue_catalog
-from lakeroute.commit import SOURCES_PROP
-from lakeroute.routes import Route, parse_route
+from lakeroute.aws.catalog import glue_catalog
+from lakeroute.core.ledger import SOURCES_PROP
+from lakeroute.core.routes import Route, parse_route
 from lakeroute.sync import sync_aws
 
 from tests.reliability.conftest import percentile

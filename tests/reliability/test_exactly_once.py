@@ -8,7 +8,7 @@ from __future__ import annotations
 import json
 
 import pytest
-from lakeroute.commit import SOURCES_PROP
+from lakeroute.core.ledger import SOURCES_PROP
 
 from tests.reliability.conftest import percentile, run_workers
 from tests.support.workspace import Workspace, orders
@@ -24,7 +24,7 @@ def setup(ws: Workspace, files: int, rows: int = 10) -> list[str]:
         ws.put("landing", k, orders(rows, start=i * rows))
     # create the table up front (as `lakeroute sync` does) so workers race on commits;
     # test_same_event_to_8_workers_at_once races on creation instead
-    from lakeroute.routes import load_routes
+    from lakeroute.core.routes import load_routes
     from lakeroute.sync import sync_local
 
     assert sync_local(load_routes(ws.paths.routes), ws.paths.home) == ["created table ns.o"]
@@ -109,7 +109,7 @@ def test_lost_commit_response_is_detected_on_retry(ws: Workspace) -> None:
         return response
 
     catalog.commit_table = commit_then_lose_response  # type: ignore[method-assign]
-    from lakeroute.pipeline import ObjectRef
+    from lakeroute.core.pipeline import ObjectRef
 
     report = pipe.ingest([ObjectRef("landing", k) for k in keys])
     print(f"\n[lost response] catalog calls={calls['n']} statuses={[o.status for o in report.outcomes]} "
@@ -121,7 +121,7 @@ def test_lost_commit_response_is_detected_on_retry(ws: Workspace) -> None:
 def test_many_small_commits_keep_metadata_bounded(ws: Workspace) -> None:
     keys = setup(ws, 120, rows=1)
     pipe = ws.pipeline()
-    from lakeroute.pipeline import ObjectRef
+    from lakeroute.core.pipeline import ObjectRef
 
     for k in keys:
         assert pipe.ingest([ObjectRef("landing", k)]).count("committed") == 1

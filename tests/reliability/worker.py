@@ -14,8 +14,8 @@ import sys
 import time
 from pathlib import Path
 
-from lakeroute.commit import SqliteLedger
-from lakeroute.pipeline import ObjectRef
+from lakeroute.core.pipeline import ObjectRef
+from lakeroute.local.ledger import SqliteLedger
 
 from tests.support.workspace import Workspace
 

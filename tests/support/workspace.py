@@ -10,8 +10,8 @@ from typing import Any
 import pyarrow as pa
 import pyarrow.parquet as pq
 import yaml
+from lakeroute.core.pipeline import IngestReport, ObjectRef, Pipeline
 from lakeroute.local import LocalPaths, local_catalog, local_pipeline
-from lakeroute.pipeline import IngestReport, ObjectRef, Pipeline
 
 
 @dataclass

@@ -7,8 +7,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from lakeroute.events import parse_event
-from lakeroute.pipeline import ObjectRef
+from lakeroute.aws.events import parse_event
+from lakeroute.core.pipeline import ObjectRef
 
 EVENTS = Path(__file__).resolve().parent.parent / "events"
 

@@ -6,8 +6,8 @@ from pathlib import Path
 
 import pytest
 import yaml
-from lakeroute.errors import ConfigError, NoRouteError, ObjectError
-from lakeroute.routes import (
+from lakeroute.core.errors import ConfigError, NoRouteError, ObjectError
+from lakeroute.core.routes import (
     Route,
     RouteTable,
     collect_routes,

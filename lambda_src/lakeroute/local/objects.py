@@ -1,50 +1,17 @@
-"""Object sources and quarantines: where objects come from and where bad ones go.
-
-The local flavours map ``landing/<bucket>/<key>`` to files and quarantine under
-``<home>/quarantine/<bucket>/<key>``; the S3 flavours live in ``aws.py``.
-"""
+"""Local objects: ``landing/<bucket>/<key>`` as files (version = content hash), and the local quarantine."""
 
 from __future__ import annotations
 
-import datetime as dt
 import hashlib
 import json
 import os
 import shutil
 from collections.abc import Mapping
 from pathlib import Path, PurePosixPath
-from typing import Protocol
 
-from .engine import SourceObject
-from .errors import ObjectError
-
-
-class ObjectSource(Protocol):
-    """Where objects come from. A source may also define ``fetch(obj) -> SourceObject``,
-    called only for objects that will really be read (after routing and the duplicate check),
-    to bring the bytes close (S3: a download to /tmp); ``release`` gets the fetched object."""
-
-    def resolve(self, bucket: str, key: str, version: str | None = None) -> SourceObject: ...
-
-    def metadata(self, obj: SourceObject) -> Mapping[str, str]: ...
-
-    def release(self, obj: SourceObject) -> None: ...
-
-
-class Quarantine(Protocol):
-    def put(self, bucket: str, key: str, obj: SourceObject | None, error: ObjectError) -> str: ...
-
-
-def parquet_metadata(path: str) -> dict[str, str]:
-    """Parquet key-value metadata (minus Arrow's own schema blob)."""
-    import pyarrow.parquet as pq
-
-    try:
-        meta = pq.read_metadata(path).metadata or {}
-    except (OSError, ValueError) as e:
-        raise ObjectError("read", f"cannot read Parquet footer of {path}: {e}") from e
-    return {k.decode("utf-8", "replace"): v.decode("utf-8", "replace")
-            for k, v in meta.items() if k != b"ARROW:schema"}
+from ..core.errors import ObjectError
+from ..core.objects import SourceObject, error_record, parquet_metadata
+from ..core.routes import format_from_key
 
 
 def content_hash(path: Path) -> str:
@@ -95,8 +62,6 @@ class LocalObjectSource:
                             size=size)
 
     def metadata(self, obj: SourceObject) -> Mapping[str, str]:
-        from .routes import format_from_key
-
         try:
             is_parquet = format_from_key(obj.key) == "parquet"
         except ObjectError:
@@ -124,11 +89,3 @@ class LocalQuarantine:
         err_path = dest.with_name(dest.name + ".error.json")
         err_path.write_text(json.dumps(record, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
         return str(dest)
-
-
-def error_record(bucket: str, key: str, obj: SourceObject | None, error: ObjectError) -> dict:
-    return {
-        "bucket": bucket, "key": key, "version": obj.version if obj else None,
-        "route": error.route, "stage": error.stage, "message": error.message,
-        "quarantined_at": dt.datetime.now(dt.UTC).isoformat(),
-    }

@@ -29,7 +29,7 @@ from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import unquote_plus
 
-from .pipeline import ObjectRef
+from ..core.pipeline import ObjectRef
 
 # S3 documents the form-style encoding for notifications; EventBridge events are assumed to
 # carry keys the same way. Flip this if a real EventBridge event shows a raw key.

@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from .errors import ConfigError, ObjectError
+from .objects import SourceObject
 from .routes import Route
 
 if TYPE_CHECKING:
@@ -28,26 +29,6 @@ if TYPE_CHECKING:
 LINEAGE_VARIABLES = ("source_bucket", "source_key", "source_uri", "source_etag", "ingested_at")
 _PATH_VAR = "lakeroute_source_path"
 READERS = {"parquet": "read_parquet", "csv": "read_csv", "json": "read_json"}
-
-
-@dataclass(frozen=True)
-class SourceObject:
-    """One object version, resolved to something DuckDB can read."""
-
-    bucket: str
-    key: str
-    path: str  # local path or s3:// URL that DuckDB reads
-    version: str  # ETag / version id in S3, a content hash locally
-    size: int = 0
-    metadata: dict[str, str] = field(default_factory=dict)
-
-    @property
-    def uri(self) -> str:
-        return f"s3://{self.bucket}/{self.key}"
-
-    @property
-    def source_id(self) -> str:
-        return f"{self.bucket}/{self.key}@{self.version}"
 
 
 def sql_literal(value: Any) -> str:

@@ -12,11 +12,13 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
-from .commit import Ledger, Staged, Writer, commit, discard, reconcile
-from .engine import Engine, SourceObject
+from .commit import commit
+from .engine import Engine
 from .errors import ObjectError, TransientError
-from .objects import ObjectSource, Quarantine
+from .ledger import Ledger, reconcile
+from .objects import ObjectSource, Quarantine, SourceObject
 from .routes import Route, RouteTable
+from .staging import Staged, Writer, discard
 from .tables import ensure_table, evolve_schema
 
 if TYPE_CHECKING:

@@ -6,10 +6,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from .commit import SqliteLedger
+from ..core.pipeline import Pipeline
+from ..core.routes import RouteTable, load_routes
+from .ledger import SqliteLedger
 from .objects import LocalObjectSource, LocalQuarantine
-from .pipeline import Pipeline
-from .routes import RouteTable, load_routes
 
 if TYPE_CHECKING:
     from pyiceberg.catalog.sql import SqlCatalog

@@ -1,13 +1,14 @@
-"""`lakeroute validate`: every route file checked before anything runs or deploys."""
+"""`lakeroute validate` over a local routes folder: every route checked, bound against a sample file."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
-from .engine import SourceObject, bind_check
-from .errors import ObjectError
+from ..core.engine import bind_check
+from ..core.errors import ObjectError
+from ..core.objects import SourceObject
+from ..core.routes import Route, collect_routes
 from .objects import LocalObjectSource
-from .routes import Route, collect_routes
 
 SAMPLE_SCAN_LIMIT = 2000
 

@@ -1,4 +1,4 @@
-"""Reading the warehouse back: DuckDB views over the Iceberg tables, table stats, history."""
+"""The local warehouse as DuckDB views (`lakeroute query`), and rendering result tables."""
 
 from __future__ import annotations
 
@@ -8,22 +8,12 @@ import json
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from .commit import ROUTES_PROP, SOURCES_PROP
-from .engine import quote_ident
-from .errors import ConfigError
+from ..core.engine import quote_ident
+from ..core.history import all_tables
 
 if TYPE_CHECKING:
     import duckdb
     import pyarrow as pa
-    from pyiceberg.catalog import Catalog
-
-
-def all_tables(catalog: Catalog) -> list[str]:
-    names = []
-    for ns in catalog.list_namespaces():
-        for ident in catalog.list_tables(ns):
-            names.append(".".join(ident))
-    return sorted(names)
 
 
 def open_warehouse(home: Path) -> duckdb.DuckDBPyConnection:
@@ -31,7 +21,7 @@ def open_warehouse(home: Path) -> duckdb.DuckDBPyConnection:
     import duckdb
     import duckdb_ext
 
-    from .local import local_catalog
+    from .runtime import local_catalog
 
     catalog = local_catalog(home)
     con = duckdb.connect()
@@ -86,47 +76,3 @@ def _json_default(value: Any) -> Any:
         as_float = float(value)
         return as_float if decimal.Decimal(repr(as_float)) == value else str(value)
     return str(value)
-
-
-def _when(ms: int) -> str:
-    return dt.datetime.fromtimestamp(ms / 1000, dt.UTC).strftime("%Y-%m-%d %H:%M:%S")
-
-
-def table_rows(catalog: Catalog) -> list[dict[str, Any]]:
-    out = []
-    for name in all_tables(catalog):
-        table = catalog.load_table(name)
-        snap = table.current_snapshot()
-        summary = snap.summary.additional_properties if snap and snap.summary else {}
-        routes = sorted({r for s in table.snapshots() if s.summary
-                         for r in s.summary.additional_properties.get(ROUTES_PROP, "").split(",") if r})
-        out.append({
-            "table": name,
-            "rows": int(summary.get("total-records", 0)),
-            "snapshots": len(table.snapshots()),
-            "last_load": _when(snap.timestamp_ms) if snap else "-",
-            "routes": ", ".join(routes),
-        })
-    return out
-
-
-def table_history(catalog: Catalog, name: str) -> list[dict[str, Any]]:
-    from pyiceberg.exceptions import NoSuchTableError
-
-    try:
-        table = catalog.load_table(name)
-    except (NoSuchTableError, ValueError):
-        raise ConfigError(f"table {name!r} not found; `lakeroute tables` lists them") from None
-    entries = []
-    for snap in sorted(table.snapshots(), key=lambda s: s.timestamp_ms):
-        props = snap.summary.additional_properties if snap.summary else {}
-        entries.append({
-            "snapshot_id": snap.snapshot_id,
-            "committed_at": _when(snap.timestamp_ms),
-            "operation": str(snap.summary.operation.value) if snap.summary else "",
-            "rows": int(props.get("added-records", 0)),
-            "data_files": int(props.get("added-data-files", 0)),
-            "routes": props.get(ROUTES_PROP, ""),
-            "sources": json.loads(props.get(SOURCES_PROP, "[]")),
-        })
-    return entries

@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from .errors import ConfigError, ObjectError
-from .routes import DECIMAL_RE, TRANSFORM_RE, Target
+from .routes import DECIMAL_RE, TRANSFORM_RE, Route, Target
 
 if TYPE_CHECKING:
     import pyarrow as pa
@@ -163,3 +163,30 @@ def evolve_schema(table: Table, result_schema: pa.Schema) -> Table:
     with table.update_schema() as update:
         update.union_by_name(_nullable(pa.schema(new)))
     return table
+
+
+def ensure_declared_tables(catalog: Catalog, routes: list[Route]) -> list[str]:
+    """Create every declared table; add declared columns an existing table lacks."""
+    lines = []
+    done: set[str] = set()
+    for route in routes:
+        target = route.target
+        if target.columns is None or target.table in done:
+            continue
+        done.add(target.table)
+        existed = catalog.table_exists(target.table)
+        table = ensure_table(catalog, target)
+        if not existed:
+            lines.append(f"created table {target.table}")
+            continue
+        have = {f.name for f in table.schema().fields}
+        missing = [n for n in target.columns if n not in have]
+        if missing:
+            wanted = declared_schema({n: target.columns[n] for n in missing})
+            with table.update_schema() as update:
+                for field in wanted.fields:
+                    update.add_column(field.name, field.field_type)
+            lines.append(f"evolved table {target.table}: added {', '.join(missing)}")
+        else:
+            lines.append(f"table {target.table} up to date")
+    return lines

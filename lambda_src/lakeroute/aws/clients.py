@@ -1,0 +1,63 @@
+"""boto3 clients (endpoints from the environment) and AWS errors translated to ours."""
+
+from __future__ import annotations
+
+import os
+import random
+import time
+from typing import TYPE_CHECKING, Any
+
+from ..core.errors import TransientError
+
+if TYPE_CHECKING:
+    import boto3
+
+MiB = 1024 * 1024
+
+
+def aws_client(service: str, session: boto3.session.Session | None = None) -> Any:
+    """A boto3 client with standard retries; endpoint from AWS_ENDPOINT_URL[_SERVICE]."""
+    import boto3
+    from botocore.config import Config
+
+    session = session or boto3.session.Session()
+    return session.client(service, config=Config(
+        retries={"mode": "standard", "max_attempts": 5},
+        max_pool_connections=16, connect_timeout=5, read_timeout=60))
+
+
+def endpoint_for(service: str) -> str | None:
+    return (os.environ.get(f"AWS_ENDPOINT_URL_{service.upper()}")
+            or os.environ.get("AWS_ENDPOINT_URL") or None)
+
+
+def region_name(session: boto3.session.Session | None = None) -> str | None:
+    region = os.environ.get("AWS_REGION") or os.environ.get("AWS_DEFAULT_REGION")
+    if region:
+        return region
+    import boto3
+
+    return (session or boto3.session.Session()).region_name
+
+
+def error_code(e: Exception) -> tuple[str, int | None, str]:
+    response = getattr(e, "response", None) or {}
+    error = response.get("Error", {})
+    status = response.get("ResponseMetadata", {}).get("HTTPStatusCode")
+    return str(error.get("Code", "")), status, str(error.get("Message", "") or e)
+
+
+def aws_errors() -> tuple[type[Exception], ...]:
+    from botocore.exceptions import BotoCoreError, ClientError
+
+    return (ClientError, BotoCoreError)
+
+
+def transient(what: str, e: Exception) -> TransientError:
+    code, status, message = error_code(e)
+    detail = f"{code} ({status}): {message}" if code else str(e)
+    return TransientError(f"{what}: {detail}")
+
+
+def backoff(attempt: int) -> None:
+    time.sleep(random.uniform(0, min(2.0, 0.05 * 2 ** attempt)))

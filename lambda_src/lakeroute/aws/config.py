@@ -1,0 +1,125 @@
+"""The handler's environment: read and checked once per container."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass
+from urllib.parse import urlparse
+
+from ..core.errors import ConfigError
+
+ENV_HELP = {
+    "LAKEROUTE_ROUTES_TABLE": "the DynamoDB routing table (pk `bucket`, sk `name`)",
+    "LAKEROUTE_LEDGER_TABLE": "the DynamoDB ledger table (pk `pk`, sk `sk`)",
+    "LAKEROUTE_WAREHOUSE": "the Iceberg warehouse, s3://bucket/prefix",
+    "LAKEROUTE_QUARANTINE": "where bad objects go, s3://bucket/prefix",
+}
+READERS = ("auto", "download", "httpfs")
+
+
+@dataclass(frozen=True)
+class AwsConfig:
+    """The handler's environment, read and checked once per container (cold start).
+
+    Optional: ``LAKEROUTE_CATALOG`` (``glue``, default; any other value is a PyIceberg catalog
+    type whose properties come from PyIceberg's own ``PYICEBERG_CATALOG__LAKEROUTE__*``
+    variables, e.g. ``rest`` for S3 Tables), ``LAKEROUTE_REFERENCE_TABLE`` (a reference-design
+    routing table keyed by ``PartitionKey``; the reference's own ``ROUTING_TABLE`` variable is
+    honoured too), ``LAKEROUTE_ROUTES_TTL_SECONDS`` (route cache, 30), ``LAKEROUTE_READER``
+    (auto | download | httpfs), ``LAKEROUTE_TMP`` (/tmp), ``LAKEROUTE_FAIL_QUARANTINED``
+    (true: quarantined objects are also reported as batch item failures, so their messages
+    end in the DLQ), ``LAKEROUTE_LEDGER_TTL_DAYS`` (0 = keep ledger entries forever),
+    ``LAKEROUTE_DUCKDB_MEMORY`` (default: half the function's memory).
+    """
+
+    routes_table: str
+    ledger_table: str
+    warehouse: str
+    quarantine: str
+    catalog: str = "glue"
+    reference_table: str | None = None
+    routes_ttl: float = 30.0
+    reader: str = "auto"
+    tmp_dir: str = "/tmp"
+    fail_quarantined: bool = True
+    ledger_ttl_days: int = 0
+    duckdb_memory: str | None = None
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] | None = None) -> AwsConfig:
+        env = os.environ if env is None else env
+        problems: list[str] = []
+
+        def required(name: str) -> str:
+            value = env.get(name, "").strip()
+            if not value:
+                problems.append(f"{name} is not set: {ENV_HELP[name]}")
+            return value
+
+        def number(name: str, default: float) -> float:
+            raw = env.get(name, "").strip()
+            try:
+                value = float(raw) if raw else default
+            except ValueError:
+                value = default
+                problems.append(f"{name}={raw!r} is not a number")
+            if value < 0:
+                problems.append(f"{name}={raw!r} must not be negative")
+            return value
+
+        def flag(name: str, default: bool) -> bool:
+            raw = env.get(name, "").strip().lower()
+            if not raw:
+                return default
+            if raw in ("1", "true", "yes", "on"):
+                return True
+            if raw in ("0", "false", "no", "off"):
+                return False
+            problems.append(f"{name}={raw!r} is not true/false")
+            return default
+
+        routes_table = required("LAKEROUTE_ROUTES_TABLE")
+        ledger_table = required("LAKEROUTE_LEDGER_TABLE")
+        warehouse = required("LAKEROUTE_WAREHOUSE").rstrip("/")
+        quarantine = required("LAKEROUTE_QUARANTINE").rstrip("/")
+        catalog = env.get("LAKEROUTE_CATALOG", "").strip() or "glue"
+        if catalog == "glue" and warehouse and not _is_s3_uri(warehouse):
+            problems.append(f"LAKEROUTE_WAREHOUSE={warehouse!r} must be s3://bucket/prefix")
+        if quarantine and not _is_s3_uri(quarantine):
+            problems.append(f"LAKEROUTE_QUARANTINE={quarantine!r} must be s3://bucket/prefix")
+        reader = env.get("LAKEROUTE_READER", "").strip().lower() or "auto"
+        if reader not in READERS:
+            problems.append(f"LAKEROUTE_READER={reader!r} must be one of {', '.join(READERS)}")
+        memory = env.get("LAKEROUTE_DUCKDB_MEMORY", "").strip() or None
+        lambda_mb = env.get("AWS_LAMBDA_FUNCTION_MEMORY_SIZE", "").strip()
+        if memory is None and lambda_mb.isdigit():
+            memory = f"{int(lambda_mb) // 2}MB"
+        config = cls(
+            routes_table=routes_table, ledger_table=ledger_table, warehouse=warehouse,
+            quarantine=quarantine, catalog=catalog,
+            reference_table=(env.get("LAKEROUTE_REFERENCE_TABLE", "").strip()
+                             or env.get("ROUTING_TABLE", "").strip() or None),
+            routes_ttl=number("LAKEROUTE_ROUTES_TTL_SECONDS", 30.0),
+            reader=reader,
+            tmp_dir=env.get("LAKEROUTE_TMP", "").strip() or env.get("TMPDIR", "").strip() or "/tmp",
+            fail_quarantined=flag("LAKEROUTE_FAIL_QUARANTINED", True),
+            ledger_ttl_days=int(number("LAKEROUTE_LEDGER_TTL_DAYS", 0)),
+            duckdb_memory=memory,
+        )
+        if problems:
+            raise ConfigError("lakeroute is misconfigured (environment):\n  - " + "\n  - ".join(problems))
+        return config
+
+
+def _is_s3_uri(uri: str) -> bool:
+    parsed = urlparse(uri)
+    return parsed.scheme == "s3" and bool(parsed.netloc)
+
+
+def split_s3_uri(uri: str) -> tuple[str, str]:
+    """``s3://bucket/a/b`` -> (``bucket``, ``a/b``)."""
+    parsed = urlparse(uri)
+    if parsed.scheme != "s3" or not parsed.netloc:
+        raise ConfigError(f"{uri!r} is not an s3://bucket/prefix URI")
+    return parsed.netloc, parsed.path.strip("/")

@@ -1,0 +1,76 @@
+"""The routing table made equal to a route set (``lakeroute sync``, the deploy-time sync)."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+from typing import Any
+
+from ..core.errors import ConfigError
+from .clients import aws_client, aws_errors, error_code, transient
+from .dynamo_values import item_values, plain, to_attr
+from .reference import route_from_item
+
+
+def sync_route_items(table_name: str, items: list[dict[str, Any]], *, ddb: Any = None) -> list[str]:
+    """Make the routing table hold exactly ``items`` (``Route.to_item()`` dicts).
+
+    Upserts new and changed routes, deletes lakeroute items whose route is gone (items
+    without a ``route`` attribute, e.g. reference-design items, are left alone). Returns one
+    human line per change.
+    """
+    ddb = ddb if ddb is not None else aws_client("dynamodb")
+    wanted: dict[tuple[str, str], dict[str, Any]] = {}
+    for item in items:
+        origin = f"route item {item.get('name')!r}"
+        if "route" not in item:
+            raise ConfigError(f"{origin}: no `route` attribute (expected Route.to_item())")
+        parsed = route_from_item(item, origin)
+        if (item.get("bucket"), item.get("name")) != (parsed.source.bucket, parsed.name):
+            raise ConfigError(f"{origin}: bucket/name do not match the route's source.bucket/name")
+        data = item["route"]
+        wanted[(parsed.source.bucket, parsed.name)] = plain(
+            json.loads(data) if isinstance(data, str) else json.loads(json.dumps(data)))
+    existing: dict[tuple[str, str], dict[str, Any]] = {}
+    try:
+        args: dict[str, Any] = {"TableName": table_name}
+        while True:
+            page = ddb.scan(**args)
+            for raw in page.get("Items", []):
+                it = item_values(raw)
+                existing[(str(it.get("bucket")), str(it.get("name")))] = it
+            if "LastEvaluatedKey" not in page:
+                break
+            args["ExclusiveStartKey"] = page["LastEvaluatedKey"]
+        lines: list[str] = []
+        unchanged = 0
+        now = dt.datetime.now(dt.UTC).isoformat(timespec="seconds")
+        for (bucket, name), route in sorted(wanted.items()):
+            old = existing.get((bucket, name))
+            old_route = old.get("route") if old else None
+            if isinstance(old_route, str):
+                try:
+                    old_route = json.loads(old_route)
+                except ValueError:
+                    old_route = None
+            if old_route == route:
+                unchanged += 1
+                continue
+            ddb.put_item(TableName=table_name, Item={
+                "bucket": {"S": bucket}, "name": {"S": name}, "route": to_attr(route),
+                "updated_at": {"S": now}})
+            where = f"s3://{bucket}/{route.get('source', {}).get('prefix', '')}"
+            lines.append(f"{'updated' if old else 'added'} route {name} ({where} -> "
+                         f"{route.get('target', {}).get('table')})")
+        for (bucket, name), old in sorted(existing.items()):
+            if (bucket, name) not in wanted and "route" in old:
+                ddb.delete_item(TableName=table_name, Key={"bucket": {"S": bucket}, "name": {"S": name}})
+                lines.append(f"removed route {name} (bucket {bucket})")
+    except aws_errors() as e:
+        code, _, message = error_code(e)
+        if code == "ResourceNotFoundException":
+            raise ConfigError(f"routing table {table_name!r} not found: {message}") from e
+        raise transient(f"routing table {table_name}", e) from e
+    if unchanged:
+        lines.append(f"{unchanged} route{'s' if unchanged != 1 else ''} unchanged in {table_name}")
+    return lines

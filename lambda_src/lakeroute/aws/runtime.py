@@ -1,0 +1,61 @@
+"""Everything the handler keeps warm: config, adapters, the pipeline."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+from ..core.engine import Engine
+from ..core.routes import RouteTable
+from .catalog import make_catalog
+from .clients import aws_client
+from .config import AwsConfig
+from .duckdb_s3 import duckdb_s3_setup
+from .ledger import DynamoLedger
+from .route_store import DynamoRouteStore
+from .s3_quarantine import S3Quarantine
+from .s3_source import S3ObjectSource
+
+if TYPE_CHECKING:
+    from ..core.pipeline import ObjectRef, Pipeline
+
+
+@dataclass
+class AwsRuntime:
+    """Everything the handler keeps warm: config, adapters, the pipeline."""
+
+    config: AwsConfig
+    routes: DynamoRouteStore
+    pipeline: Pipeline
+
+    @classmethod
+    def from_env(cls) -> AwsRuntime:
+        import boto3
+
+        from ..core.pipeline import Pipeline
+
+        config = AwsConfig.from_env()
+        session = boto3.session.Session()
+        s3 = aws_client("s3", session)
+        ddb = aws_client("dynamodb", session)
+        store = DynamoRouteStore(config.routes_table, ddb=ddb, reference_table=config.reference_table,
+                                 ttl=config.routes_ttl)
+        spill = os.path.join(config.tmp_dir, "lakeroute-duckdb")
+        os.makedirs(spill, exist_ok=True)
+        pipeline = Pipeline(
+            routes=RouteTable({}),
+            source=S3ObjectSource(s3, reader=config.reader, tmp_dir=config.tmp_dir),
+            catalog=make_catalog(config),
+            ledger=DynamoLedger(config.ledger_table, ddb=ddb, ttl_days=config.ledger_ttl_days),
+            quarantine=S3Quarantine(config.quarantine, s3),
+            engine=Engine(memory_limit=config.duckdb_memory, temp_directory=spill,
+                          s3_setup=duckdb_s3_setup(session)),
+        )
+        return cls(config, store, pipeline)
+
+    def prepare(self, refs: list[ObjectRef], deadline: float | None) -> Pipeline:
+        """The pipeline with the batch's routes (cached lookups) and commit deadline."""
+        self.pipeline.routes = self.routes.route_table(refs)
+        self.pipeline.deadline = deadline
+        return self.pipeline

@@ -1,0 +1,5 @@
+"""``python -m lakeroute.cli``: the same as the ``lakeroute`` console script."""
+
+from . import main
+
+main()

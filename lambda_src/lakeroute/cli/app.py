@@ -1,0 +1,99 @@
+"""The `lakeroute` Typer app, its global options and the helpers every command shares.
+
+Exit codes: 0 all done; 1 some object not ingested (each named with its reason); 2 usage
+or configuration error.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated
+
+import typer
+
+if TYPE_CHECKING:
+    from ..core.pipeline import IngestReport
+    from ..local import LocalPaths
+
+app = typer.Typer(
+    name="lakeroute",
+    help="Land files into Apache Iceberg tables, driven by declarative routes.\n\n"
+         "Example: lakeroute validate && lakeroute ingest landing/",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+    rich_markup_mode=None,
+)
+
+
+@dataclass
+class Ctx:
+    routes: Path
+    home: Path
+    landing: Path
+
+    def paths(self) -> LocalPaths:
+        from ..local import LocalPaths
+
+        return LocalPaths(self.routes, self.home, self.landing)
+
+
+def get_ctx(ctx: typer.Context) -> Ctx:
+    obj = ctx.obj
+    assert isinstance(obj, Ctx)
+    return obj
+
+
+def fail(message: str, code: int = 2) -> typer.Exit:
+    for line in message.splitlines():
+        typer.echo(f"error: {line}", err=True)
+    return typer.Exit(code)
+
+
+def print_outcomes(report: IngestReport, quiet_ok: bool = False) -> None:
+    for o in report.outcomes:
+        name = f"{o.ref.bucket}/{o.ref.key}"
+        if o.status == "committed":
+            if not quiet_ok:
+                typer.echo(f"ingested {name} -> {o.table} ({o.rows} rows, route {o.route})")
+        elif o.status == "skipped":
+            typer.echo(f"skipped {o.message}")
+        elif o.status == "quarantined":
+            typer.echo(f"quarantined {name}: {o.message} [stage {stage_of(o)}] -> {o.quarantined_to}",
+                       err=True)
+        else:
+            typer.echo(f"failed {name}: {o.message} (not quarantined: retry later)", err=True)
+    typer.echo(
+        f"{report.count('committed')} ingested ({report.rows} rows), {report.count('skipped')} "
+        f"skipped, {len(report.failed)} failed in {report.seconds:.2f}s; "
+        f"{len(report.commits)} commit(s)", err=quiet_ok)
+
+
+def stage_of(o: object) -> str:
+    path = getattr(o, "quarantined_to", None)
+    if not path:
+        return "?"
+    try:
+        return str(json.loads(Path(path + ".error.json").read_text())["stage"])
+    except (OSError, ValueError, KeyError):
+        return "?"
+
+
+@app.callback()
+def main_options(
+    ctx: typer.Context,
+    routes: Annotated[Path, typer.Option(envvar="LAKEROUTE_ROUTES", help="Route files folder.")]
+    = Path("routes"),
+    home: Annotated[Path, typer.Option(envvar="LAKEROUTE_HOME",
+                                       help="Catalog, warehouse, quarantine.")] = Path(".lakeroute"),
+    landing: Annotated[Path, typer.Option(envvar="LAKEROUTE_LANDING",
+                                          help="Landing folder: landing/<bucket>/<key>.")]
+    = Path("landing"),
+) -> None:
+    """Land files into Apache Iceberg tables, driven by declarative routes.
+
+    Example: lakeroute --routes routes --home .lakeroute validate
+    """
+    ctx.obj = Ctx(routes, home, landing)

@@ -1,0 +1,70 @@
+"""An object version, and the ports that bring objects in and put bad ones aside.
+
+Adapters implement the ports: ``lakeroute.local.objects`` (landing folders) and
+``lakeroute.aws.s3_source`` / ``s3_quarantine`` (S3).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Protocol
+
+from .errors import ObjectError
+
+
+@dataclass(frozen=True)
+class SourceObject:
+    """One object version, resolved to something DuckDB can read."""
+
+    bucket: str
+    key: str
+    path: str  # local path or s3:// URL that DuckDB reads
+    version: str  # ETag / version id in S3, a content hash locally
+    size: int = 0
+    metadata: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def uri(self) -> str:
+        return f"s3://{self.bucket}/{self.key}"
+
+    @property
+    def source_id(self) -> str:
+        return f"{self.bucket}/{self.key}@{self.version}"
+
+
+class ObjectSource(Protocol):
+    """Where objects come from. A source may also define ``fetch(obj) -> SourceObject``,
+    called only for objects that will really be read (after routing and the duplicate check),
+    to bring the bytes close (S3: a download to /tmp); ``release`` gets the fetched object."""
+
+    def resolve(self, bucket: str, key: str, version: str | None = None) -> SourceObject: ...
+
+    def metadata(self, obj: SourceObject) -> Mapping[str, str]: ...
+
+    def release(self, obj: SourceObject) -> None: ...
+
+
+class Quarantine(Protocol):
+    def put(self, bucket: str, key: str, obj: SourceObject | None, error: ObjectError) -> str: ...
+
+
+def parquet_metadata(path: str) -> dict[str, str]:
+    """Parquet key-value metadata (minus Arrow's own schema blob)."""
+    import pyarrow.parquet as pq
+
+    try:
+        meta = pq.read_metadata(path).metadata or {}
+    except (OSError, ValueError) as e:
+        raise ObjectError("read", f"cannot read Parquet footer of {path}: {e}") from e
+    return {k.decode("utf-8", "replace"): v.decode("utf-8", "replace")
+            for k, v in meta.items() if k != b"ARROW:schema"}
+
+
+def error_record(bucket: str, key: str, obj: SourceObject | None, error: ObjectError) -> dict:
+    return {
+        "bucket": bucket, "key": key, "version": obj.version if obj else None,
+        "route": error.route, "stage": error.stage, "message": error.message,
+        "quarantined_at": dt.datetime.now(dt.UTC).isoformat(),
+    }

@@ -1,0 +1,194 @@
+"""The route model: source, target, SQL; field checks with messages that name the fix."""
+
+from __future__ import annotations
+
+import fnmatch
+import re
+from collections.abc import Mapping
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+from ..errors import ObjectError
+
+NAME_RE = r"^[a-z0-9][a-z0-9-]{0,62}$"
+BUCKET_RE = r"^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$"
+IDENT_RE = r"^[A-Za-z_][A-Za-z0-9_]*$"
+TABLE_RE = r"^[A-Za-z_][A-Za-z0-9_]*\.[A-Za-z_][A-Za-z0-9_]*$"
+
+PRIMITIVE_TYPES = {
+    "boolean", "int", "integer", "long", "bigint", "float", "double", "string", "date",
+    "time", "timestamp", "timestamptz", "binary", "uuid",
+}
+DECIMAL_RE = re.compile(r"^decimal\(\s*(\d+)\s*,\s*(\d+)\s*\)$")
+TRANSFORM_RE = re.compile(
+    r"^(?:(?P<fn>identity|year|month|day|hour|void)\((?P<col>[A-Za-z_][A-Za-z0-9_]*)\)"
+    r"|(?P<pfn>bucket|truncate)\(\s*(?P<n>\d+)\s*,\s*(?P<pcol>[A-Za-z_][A-Za-z0-9_]*)\)"
+    r"|(?P<bare>[A-Za-z_][A-Za-z0-9_]*))$"
+)
+FORMATS = ("parquet", "csv", "json")
+
+
+def check_type(value: str) -> str:
+    v = value.strip().lower()
+    if v in PRIMITIVE_TYPES or DECIMAL_RE.match(v):
+        return v
+    raise ValueError(
+        f"unknown column type {value!r}; use one of {', '.join(sorted(PRIMITIVE_TYPES))} "
+        "or decimal(P,S)"
+    )
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class Source(_Strict):
+    bucket: Annotated[str, Field(pattern=BUCKET_RE)]
+    prefix: str = ""
+    pattern: str | None = None
+    metadata: dict[str, str] = Field(default_factory=dict)
+    format: Literal["auto", "parquet", "csv", "json"] = "auto"
+    options: dict[str, Any] = Field(default_factory=dict)
+    # Declared schema of the incoming files: lets `validate` bind the SQL with no sample.
+    columns: dict[str, str] | None = None
+    # The bucket exists already (owned elsewhere): the stack imports it instead of creating it.
+    existing: bool = False
+
+    @field_validator("prefix")
+    @classmethod
+    def _prefix(cls, v: str) -> str:
+        if v.startswith("/"):
+            raise ValueError("must not start with '/': S3 keys have no leading slash")
+        if v and not v.endswith("/"):
+            raise ValueError(f"a folder prefix ends with '/': write {v + '/'!r}")
+        return v
+
+    @field_validator("columns")
+    @classmethod
+    def _columns(cls, v: dict[str, str] | None) -> dict[str, str] | None:
+        return None if v is None else {k: check_type(t) for k, t in v.items()}
+
+    @field_validator("options")
+    @classmethod
+    def _options(cls, v: dict[str, Any]) -> dict[str, Any]:
+        for name, value in v.items():
+            if not re.match(IDENT_RE, name):
+                raise ValueError(f"reader option name {name!r} is not an identifier")
+            if not isinstance(value, str | int | float | bool | list | dict):
+                raise ValueError(f"reader option {name!r} must be a scalar, list or mapping")
+        return v
+
+
+class Target(_Strict):
+    table: Annotated[str, Field(pattern=TABLE_RE)]
+    mode: Literal["append", "upsert", "overwrite"] = "append"
+    partition_by: list[str] = Field(default_factory=list)
+    columns: dict[str, str] | None = None
+    properties: dict[str, str] = Field(default_factory=dict)
+
+    @field_validator("mode")
+    @classmethod
+    def _mode(cls, v: str) -> str:
+        if v != "append":
+            raise ValueError(f"mode {v!r} is not supported yet; use 'append'")
+        return v
+
+    @field_validator("partition_by")
+    @classmethod
+    def _partition(cls, v: list[str]) -> list[str]:
+        for t in v:
+            if not TRANSFORM_RE.match(t.strip()):
+                raise ValueError(
+                    f"bad partition transform {t!r}; use col, identity(col), year|month|day|hour(col),"
+                    " bucket(N, col) or truncate(N, col)"
+                )
+        return [t.strip() for t in v]
+
+    @field_validator("columns")
+    @classmethod
+    def _columns(cls, v: dict[str, str] | None) -> dict[str, str] | None:
+        if v is None:
+            return None
+        for name in v:
+            if not re.match(IDENT_RE, name):
+                raise ValueError(f"column name {name!r} is not an identifier")
+        return {k: check_type(t) for k, t in v.items()}
+
+    @model_validator(mode="after")
+    def _partition_columns_declared(self) -> Target:
+        if self.columns is not None:
+            for t in self.partition_by:
+                col = partition_column(t)
+                if col not in self.columns:
+                    raise ValueError(f"partition column {col!r} is not in target.columns")
+        return self
+
+    @property
+    def namespace(self) -> str:
+        return self.table.split(".", 1)[0]
+
+    def settings(self) -> dict[str, Any]:
+        """What every route feeding this table must agree on."""
+        return {"partition_by": self.partition_by, "columns": self.columns,
+                "properties": self.properties, "mode": self.mode}
+
+
+class Route(_Strict):
+    name: Annotated[str, Field(pattern=NAME_RE)]
+    source: Source
+    target: Target
+    sql: str = "SELECT * FROM source"
+    description: str | None = None
+
+    @field_validator("sql")
+    @classmethod
+    def _sql(cls, v: str) -> str:
+        if not v.strip():
+            raise ValueError("must not be empty; at least SELECT * FROM source")
+        return v
+
+    def specificity(self) -> tuple[int, int, int]:
+        """Longest prefix, then metadata, then pattern (shared/DESIGN.md §3)."""
+        return (len(self.source.prefix), len(self.source.metadata), int(self.source.pattern is not None))
+
+    def matches_key(self, key: str) -> bool:
+        if not key.startswith(self.source.prefix):
+            return False
+        pattern = self.source.pattern
+        return pattern is None or fnmatch.fnmatchcase(key[len(self.source.prefix):], pattern)
+
+    def file_format(self, key: str) -> str:
+        return self.source.format if self.source.format != "auto" else format_from_key(key)
+
+    def to_item(self) -> dict[str, Any]:
+        """The routing-table (DynamoDB) item for this route."""
+        return {"bucket": self.source.bucket, "name": self.name,
+                "route": self.model_dump(mode="json", exclude_none=True)}
+
+    @classmethod
+    def from_item(cls, item: Mapping[str, Any]) -> Route:
+        return cls.model_validate(item["route"])
+
+
+def partition_column(transform: str) -> str:
+    m = TRANSFORM_RE.match(transform.strip())
+    if not m:
+        raise ValueError(f"bad partition transform {transform!r}")
+    return m.group("col") or m.group("pcol") or m.group("bare")
+
+
+def format_from_key(key: str) -> str:
+    """parquet | csv | json from the key's extension (.gz/.zst allowed for csv/json)."""
+    name = key.lower()
+    for comp in (".gz", ".zst", ".gzip", ".zstd"):
+        if name.endswith(comp):
+            name = name[: -len(comp)]
+            break
+    for ext, fmt in ((".parquet", "parquet"), (".pq", "parquet"), (".csv", "csv"),
+                     (".tsv", "csv"), (".txt", "csv"), (".json", "json"),
+                     (".jsonl", "json"), (".ndjson", "json")):
+        if name.endswith(ext):
+            return fmt
+    raise ObjectError("read", f"cannot tell the format of {key!r} from its extension; "
+                      "set source.format in the route")
