@@ -19,6 +19,7 @@ from lakeroute.aws.catalog import catalog_properties
 from lakeroute.aws.config import AwsConfig
 from lakeroute.aws.duckdb_s3 import duckdb_s3_setup
 from lakeroute.aws.ledger import DynamoLedger
+from lakeroute.core.ledger import Mark
 from lakeroute.aws.reference import reference_route, reference_sql
 from lakeroute.aws.route_store import DynamoRouteStore
 from lakeroute.aws.route_sync import sync_route_items
@@ -133,17 +134,21 @@ def test_quarantine_is_idempotent_per_version(aws: MotoServer, tmp_path: Path) -
     s3.put_object(Bucket=BUCKET, Key="d/bad.json", Body=b"{oops")
     quarantine = S3Quarantine("s3://lr-q/q", s3)
     obj = S3ObjectSource(s3, tmp_dir=str(tmp_path)).resolve(BUCKET, "d/bad.json")
-    where = quarantine.put(BUCKET, "d/bad.json", obj, ObjectError("read", "first", "r"))
-    assert where == "s3://lr-q/q/lr-adapters/d/bad.json"
-    first = s3.head_object(Bucket="lr-q", Key="q/lr-adapters/d/bad.json")["LastModified"]
-    quarantine.put(BUCKET, "d/bad.json", obj, ObjectError("read", "second", "r"))
-    assert s3.head_object(Bucket="lr-q", Key="q/lr-adapters/d/bad.json")["LastModified"] == first
-    record = json.loads(s3.get_object(Bucket="lr-q", Key="q/lr-adapters/d/bad.json.error.json")["Body"].read())
-    assert (record["message"], record["version"]) == ("second", obj.version)
+    where = quarantine.put(BUCKET, "d/bad.json", obj, ObjectError("read", "first", "r"), "ns.t")
+    entry = where.removeprefix("s3://lr-q/")
+    assert entry.startswith("q/lr-adapters/d/bad.json/~v=")
+    first = s3.head_object(Bucket="lr-q", Key=f"{entry}/object.json")["LastModified"]
+    quarantine.put(BUCKET, "d/bad.json", obj, ObjectError("read", "second", "r"), "ns.t")
+    assert s3.head_object(Bucket="lr-q", Key=f"{entry}/object.json")["LastModified"] == first
+    record = json.loads(s3.get_object(Bucket="lr-q", Key=f"{entry}/error.json")["Body"].read())
+    assert (record["message"], record["version"], record["attempts"]) == ("second", obj.version, 2)
+    assert (record["bucket"], record["key"], record["route"], record["table"]) == (BUCKET, "d/bad.json", "r", "ns.t")
+    assert record["object_copied"] is True and record["first_quarantined_at"] <= record["quarantined_at"]
     # no object (e.g. not found): only the record
-    quarantine.put(BUCKET, "gone.csv", None, ObjectError("read", "not found"))
+    where = quarantine.put(BUCKET, "gone.csv", None, ObjectError("read", "not found"))
     keys = {o["Key"] for o in s3.list_objects_v2(Bucket="lr-q")["Contents"]}
-    assert "q/lr-adapters/gone.csv.error.json" in keys and "q/lr-adapters/gone.csv" not in keys
+    assert where == "s3://lr-q/q/lr-adapters/gone.csv/~unresolved"
+    assert {k for k in keys if "gone.csv" in k} == {"q/lr-adapters/gone.csv/~unresolved/error.json"}
 
 
 # ---------------------------------------------------------------- ledger
@@ -154,14 +159,17 @@ def test_dynamo_ledger(aws: MotoServer) -> None:
     ledger = DynamoLedger("lr-ledger", ttl_days=7)
     long_id = f"{BUCKET}/{'k' * 1100}@etag"
     ids = [f"{BUCKET}/f{i}.csv@e{i}" for i in range(130)] + [long_id]
-    assert ledger.committed("ns.t", ids) == set()
-    assert ledger.watermark("ns.t") is None
-    ledger.record("ns.t", [(s, 42, "route-a") for s in ids[::2]] + [(long_id, 42, "route-a")], 42)
-    assert ledger.committed("ns.t", ids + ids[:3]) == set(ids[::2]) | {long_id}
-    assert ledger.committed("ns.other", ids) == set()
-    assert ledger.watermark("ns.t") == 42
-    ledger.record("ns.t", [], 2**63 - 1)
-    assert ledger.watermark("ns.t") == 2**63 - 1
+    assert ledger.committed("ns.t", "u1", ids) == {}
+    assert ledger.watermark("ns.t", "u1") is None
+    ledger.record("ns.t", "u1", [(s, 42, 7, "route-a") for s in ids[::2]] + [(long_id, 42, 7, "route-a")],
+                  Mark(42, frozenset({41})))
+    assert ledger.committed("ns.t", "u1", ids + ids[:3]) == dict.fromkeys(set(ids[::2]) | {long_id}, (42, 7))
+    assert ledger.committed("ns.t", "u2", ids) == {}, "another table UUID (a recreated table) holds nothing"
+    assert ledger.committed("ns.other", "u1", ids) == {}
+    assert ledger.watermark("ns.t", "u1") == Mark(42, frozenset({41}))
+    assert ledger.watermark("ns.t", "u2") is None
+    ledger.record("ns.t", "u1", [], Mark(2**63 - 1))
+    assert ledger.watermark("ns.t", "u1") == Mark(2**63 - 1)
     item = boto3.client("dynamodb").get_item(
         TableName="lr-ledger", Key={"pk": {"S": "ns.t"}, "sk": {"S": DynamoLedger.sort_key(long_id)}})["Item"]
     assert item["source_id"]["S"] == long_id and "expires_at" in item

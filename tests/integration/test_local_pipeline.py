@@ -139,10 +139,10 @@ def test_corrupt_file_quarantined_others_commit(ws: Workspace) -> None:
     assert report.count("committed") == 2
     [bad] = report.failed
     assert bad.status == "quarantined" and bad.ref.key == "bad.parquet"
-    q = ws.paths.quarantine / "bkt" / "bad.parquet"
-    assert q.read_bytes() == b"PAR1 this is not parquet at all"
-    err = json.loads((q.parent / "bad.parquet.error.json").read_text())
+    [(entry, err)] = ws.quarantined("bkt", "bad.parquet")
+    assert (entry / "object.parquet").read_bytes() == b"PAR1 this is not parquet at all"
     assert err["route"] == "o" and err["stage"] == "read" and err["message"]
+    assert err["attempts"] == 1 and err["key"] == "bad.parquet" and err["version"].startswith("sha256:")
     assert len(ws.rows("ns.o")) == 5
 
 
@@ -152,7 +152,7 @@ def test_no_route_is_named_and_quarantined(ws: Workspace) -> None:
     report = ws.ingest(("bkt", "elsewhere/x.parquet"))
     [o] = report.failed
     assert o.message == "no route for bkt/elsewhere/x.parquet"
-    err = json.loads((ws.paths.quarantine / "bkt/elsewhere/x.parquet.error.json").read_text())
+    err = ws.record("bkt", "elsewhere/x.parquet")
     assert err["stage"] == "route" and err["route"] is None
 
 
@@ -162,8 +162,7 @@ def test_schema_mismatch_quarantined_nothing_committed(ws: Workspace) -> None:
     ws.put("bkt", "text.csv", b"id\nnot-a-number\n")
     ws.put("bkt", "extra.csv", b"id,surprise\n1,2\n")
     report = ws.ingest(("bkt", "ok.csv"), ("bkt", "text.csv"), ("bkt", "extra.csv"))
-    stages = {o.ref.key: json.loads((ws.paths.quarantine / "bkt" / f"{o.ref.key}.error.json").read_text())
-              for o in report.failed}
+    stages = {o.ref.key: ws.record("bkt", o.ref.key) for o in report.failed}
     assert set(stages) == {"text.csv", "extra.csv"}
     assert stages["text.csv"]["stage"] == "schema" and "cannot cast" in stages["text.csv"]["message"]
     assert "surprise" in stages["extra.csv"]["message"]

@@ -14,6 +14,7 @@ import sys
 import time
 from pathlib import Path
 
+from lakeroute.core.ledger import Entry, Mark
 from lakeroute.core.pipeline import ObjectRef
 from lakeroute.local.ledger import SqliteLedger
 
@@ -23,10 +24,10 @@ from tests.support.workspace import Workspace
 class CrashAfterCommitLedger(SqliteLedger):
     """Dies the moment the commit succeeded, before recording it."""
 
-    def record(self, table: str, entries: list[tuple[str, int, str]], watermark: int | None) -> None:
+    def record(self, table: str, uuid: str, entries: list[Entry], watermark: Mark | None) -> None:
         if watermark is None:  # the post-commit record (reconcile passes a watermark)
             os._exit(137)
-        super().record(table, entries, watermark)
+        super().record(table, uuid, entries, watermark)
 
 
 def main(argv: list[str]) -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import json
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -11,6 +12,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import yaml
 from lakeroute.core.pipeline import IngestReport, ObjectRef, Pipeline
+from lakeroute.core.quarantine import entry_dir
 from lakeroute.local import LocalPaths, local_catalog, local_pipeline
 
 
@@ -55,6 +57,17 @@ class Workspace:
         if not cat.table_exists(table):
             return []
         return cat.load_table(table).scan().to_arrow().to_pylist()
+
+    def quarantined(self, bucket: str, key: str) -> list[tuple[Path, dict[str, Any]]]:
+        """(entry folder, error record) of every quarantined version of one key."""
+        folder = (self.paths.quarantine / entry_dir(bucket, key, None, max_bytes=3800, max_segment=250)).parent
+        return [(e, json.loads((e / "error.json").read_text())) for e in sorted(folder.glob("~*"))
+                if (e / "error.json").is_file()]
+
+    def record(self, bucket: str, key: str) -> dict[str, Any]:
+        """The error record of the one quarantined version of a key."""
+        [(_, record)] = self.quarantined(bucket, key)
+        return record
 
     def snapshots(self, table: str) -> list[Any]:
         return list(self.catalog().load_table(table).snapshots())

@@ -2,68 +2,74 @@
 
 from __future__ import annotations
 
-import hashlib
 import json
 from typing import Any
 
 from ..core.engine import SourceObject
 from ..core.errors import ObjectError
-from ..core.objects import error_record
+from ..core.quarantine import RECORD_NAME, entry_dir, error_record, object_name
 from .clients import aws_client, aws_errors, error_code, transient
 from .config import split_s3_uri
 from .s3_source import is_etag
 
 
 class S3Quarantine:
-    """``<prefix>/<bucket>/<key>`` (a copy of the object) beside ``<key>.error.json``.
+    """The ``core.quarantine`` layout under ``s3://<bucket>/<prefix>/``: per object version
+    an entry ``<bucket>/<escaped key>/~v=<tag>/`` holding ``object<.ext>`` (a server-side
+    copy, pinned to the version) and ``error.json``.
 
-    Idempotent per object version: when the error record of the same version is already
-    there (a redelivery of a poison message), the object is not copied again; the error
-    record is rewritten so it shows the latest reason.
+    Idempotent per object version: when the entry's record exists (a redelivery of a poison
+    message), the object is not copied again; the record is rewritten with the latest
+    reason and one more attempt.
     """
-
-    VERSION_META = "lakeroute-version"
 
     def __init__(self, uri: str, s3: Any = None) -> None:
         self.bucket, self.prefix = split_s3_uri(uri)
         self.s3 = s3 if s3 is not None else aws_client("s3")
 
-    def location(self, bucket: str, key: str) -> str:
-        dest = f"{self.prefix}/{bucket}/{key}" if self.prefix else f"{bucket}/{key}"
-        if len(dest.encode()) + len(".error.json") > 1024:  # S3's key length limit
-            digest = hashlib.sha256(key.encode()).hexdigest()
-            dest = f"{self.prefix}/{bucket}/_long-keys/{digest}".lstrip("/")
-        return dest
+    def location(self, bucket: str, key: str, version: str | None) -> str:
+        budget = 1024 - (len(self.prefix.encode()) + 1 if self.prefix else 0)  # S3's key limit
+        entry = entry_dir(bucket, key, version, max_bytes=budget, max_segment=1024)
+        return f"{self.prefix}/{entry}" if self.prefix else entry
 
-    def put(self, bucket: str, key: str, obj: SourceObject | None, error: ObjectError) -> str:
-        dest = self.location(bucket, key)
-        version = obj.version if obj is not None else ""
+    def put(self, bucket: str, key: str, obj: SourceObject | None, error: ObjectError,
+            table: str | None = None) -> str:
+        entry = self.location(bucket, key, obj.version if obj is not None else None)
         if obj is not None and not obj.path.startswith("s3://"):
-            # DuckDB names the downloaded temp file; the reader of the record knows the object.
+            # DuckDB names the downloaded scratch file; the reader of the record knows the object.
             error.message = error.message.replace(obj.path, obj.uri)
-        record = error_record(bucket, key, obj, error)
+        record_key = f"{entry}/{RECORD_NAME}"
+        copy_key = f"{entry}/{object_name(key)}"
         try:
-            if obj is not None and not self._has(dest, version):
-                self._copy(obj, dest, record)
+            previous = self._previous(record_key)
+            copied: bool | None = None
+            if obj is not None:
+                copied = bool(previous.get("object_copied")) if previous else self._copy(obj, copy_key)
+            record = error_record(bucket, key, obj, error, previous, table=table, copied=copied)
+            record["object_copy"] = f"s3://{self.bucket}/{copy_key}" if copied else None
             self.s3.put_object(
-                Bucket=self.bucket, Key=dest + ".error.json",
-                Body=(json.dumps(record, indent=2, ensure_ascii=False) + "\n").encode(),
-                ContentType="application/json",
-                Metadata={self.VERSION_META: version.encode("ascii", "replace").decode()})
+                Bucket=self.bucket, Key=record_key,
+                Body=(json.dumps(record, indent=2, ensure_ascii=False) + "\n").encode("utf-8", "backslashreplace"),
+                ContentType="application/json")
         except aws_errors() as e:
-            raise transient(f"quarantine s3://{self.bucket}/{dest}", e) from e
-        return f"s3://{self.bucket}/{dest}"
+            raise transient(f"quarantine s3://{self.bucket}/{entry}", e) from e
+        return f"s3://{self.bucket}/{entry}"
 
-    def _has(self, dest: str, version: str) -> bool:
-        if not version:
-            return False
+    def _previous(self, record_key: str) -> dict[str, Any] | None:
         try:
-            head = self.s3.head_object(Bucket=self.bucket, Key=dest + ".error.json")
-        except aws_errors():
-            return False
-        return bool((head.get("Metadata") or {}).get(self.VERSION_META) == version)
+            body = self.s3.get_object(Bucket=self.bucket, Key=record_key)["Body"].read()
+        except aws_errors() as e:
+            code, status, _ = error_code(e)
+            if status == 404 or code in ("404", "NoSuchKey"):
+                return None
+            raise
+        try:
+            value = json.loads(body)
+        except ValueError:
+            return None
+        return value if isinstance(value, dict) else None
 
-    def _copy(self, obj: SourceObject, dest: str, record: dict[str, Any]) -> None:
+    def _copy(self, obj: SourceObject, dest: str) -> bool:
         source: dict[str, str] = {"Bucket": obj.bucket, "Key": obj.key}
         if not is_etag(obj.version):
             source["VersionId"] = obj.version
@@ -72,6 +78,6 @@ class S3Quarantine:
         except aws_errors() as e:
             code, status, _ = error_code(e)
             if status in (404, 412) or code in ("404", "NoSuchKey", "NoSuchVersion"):
-                record["object_copied"] = False  # gone already: the error record still tells
-                return
+                return False  # gone already: the error record still tells
             raise
+        return True

@@ -27,21 +27,19 @@ PyIceberg and DuckDB are given the endpoint explicitly), so the same code runs o
 
 from __future__ import annotations
 
-import contextlib
 import dataclasses
 import logging
 import os
 import re
 import shutil
-import uuid
 from collections.abc import Mapping
-from pathlib import PurePosixPath
 from typing import Any
 
 from ..core.engine import SourceObject
 from ..core.errors import ConfigError, LakerouteError, ObjectError, TransientError
 from ..core.objects import parquet_metadata
 from ..core.routes import format_from_key
+from ..core.scratch import ScratchDir
 from .clients import MiB, aws_client, aws_errors, error_code, transient
 from .config import READERS
 
@@ -73,10 +71,8 @@ class S3ObjectSource:
             multipart_threshold=16 * MiB, multipart_chunksize=16 * MiB, max_concurrency=8)
         # One folder per process; those of dead processes are removed: /tmp outlives a
         # timed-out invocation, and other processes may share it (tests, a laptop).
-        root = os.path.join(tmp_dir, "lakeroute-objects")
-        _remove_stale_folders(root)
-        self.dir = os.path.join(root, str(os.getpid()))
-        os.makedirs(self.dir, exist_ok=True)
+        self.scratch = ScratchDir(os.path.join(tmp_dir, "lakeroute-objects"))
+        self.dir = self.scratch.dir
         self._etags: dict[str, str] = {}  # source_id -> quoted ETag, between resolve and release
 
     # -- port
@@ -134,18 +130,19 @@ class S3ObjectSource:
                                   f"({obj.size} bytes) is too large for {self.dir}; raise the "
                                   "function's ephemeral storage")
             return obj
-        path = os.path.join(self.dir, uuid.uuid4().hex + _suffix(obj.key))
+        # Named after the key (sanitized) so hive_partitioning sees the key's folders.
+        path = self.scratch.new_path(obj.key)
         try:
             self._download(obj, path)
         except BaseException:
-            _remove(path)
+            self.scratch.remove(path)
             raise
         return dataclasses.replace(obj, path=path)
 
     def release(self, obj: SourceObject) -> None:
         self._etags.pop(obj.source_id, None)
-        if not obj.path.startswith("s3://") and obj.path.startswith(self.dir + os.sep):
-            _remove(obj.path)
+        if not obj.path.startswith("s3://"):
+            self.scratch.remove(obj.path)
 
     # -- helpers
 
@@ -224,35 +221,3 @@ def _s3_error(what: str, e: Exception) -> LakerouteError:
     if status == 400 and code in ("400", "InvalidArgument", "InvalidRequest", "BadRequest"):
         return ObjectError("read", f"{what}: {code}: {message}")
     return transient(what, e)
-
-
-def _suffix(key: str) -> str:
-    """The key's extensions (``.csv.gz``), sanitized: DuckDB infers compression from them."""
-    suffixes = PurePosixPath(key.rsplit("/", 1)[-1]).suffixes[-2:]
-    clean = ["." + re.sub(r"[^A-Za-z0-9]", "", s)[:12] for s in suffixes]
-    return "".join(s for s in clean if len(s) > 1)
-
-
-def _remove_stale_folders(root: str) -> None:
-    try:
-        names = os.listdir(root)
-    except FileNotFoundError:
-        return
-    for name in names:
-        if name.isdigit() and not _alive(int(name)):
-            shutil.rmtree(os.path.join(root, name), ignore_errors=True)
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
-
-
-def _remove(path: str) -> None:
-    with contextlib.suppress(FileNotFoundError):
-        os.remove(path)

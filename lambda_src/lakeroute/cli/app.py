@@ -6,7 +6,6 @@ or configuration error.
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
@@ -14,7 +13,7 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 
 if TYPE_CHECKING:
-    from ..core.pipeline import IngestReport
+    from ..core.pipeline import IngestReport, Outcome
     from ..local import LocalPaths
 
 app = typer.Typer(
@@ -71,14 +70,8 @@ def print_outcomes(report: IngestReport, quiet_ok: bool = False) -> None:
         f"{len(report.commits)} commit(s)", err=quiet_ok)
 
 
-def stage_of(o: object) -> str:
-    path = getattr(o, "quarantined_to", None)
-    if not path:
-        return "?"
-    try:
-        return str(json.loads(Path(path + ".error.json").read_text())["stage"])
-    except (OSError, ValueError, KeyError):
-        return "?"
+def stage_of(o: Outcome) -> str:
+    return o.stage or "?"
 
 
 @app.callback()

@@ -1,13 +1,19 @@
-"""Staging data files and committing them exactly once.
+"""Committing staged data files exactly once: one snapshot per table per batch.
 
 Each object's rows are written as Parquet data files into the table's location (staged,
-not yet visible); the staged files of one batch that target the same table are then added
-in one snapshot. The snapshot summary names the route and the source object versions: that
-record is the source of truth. Before every commit attempt the writer loads the table fresh,
-reads the summaries of the snapshots it has not seen yet into a small ledger, and drops the
-sources already there, so redelivery, a lost commit response or a concurrent duplicate never
-adds rows twice. The commit itself is optimistic (the catalog rejects a stale base), so the
-check and the commit are atomic together.
+not yet visible, ``core.staging``); the staged files of one batch that target the same
+table are then added in one snapshot. The snapshot summary names the route and the source
+object versions: that record is the source of truth. Before every commit attempt the table
+is loaded fresh, the ledger reconciled from the summaries it has not seen, and the sources
+the table already holds (``core.ledger``'s rule) dropped, so redelivery, a lost commit
+response or a concurrent duplicate never adds rows twice. The commit is optimistic (the
+catalog rejects a stale base), so the check and the commit are atomic together.
+
+Nothing of an object reaches the table before its rows do: a table created from a result
+(no declared columns) is created *by* the commit of its first rows, and new result columns
+are added to the schema in the same commit as the rows that carry them. Files written with
+field ids the table no longer has (a concurrent schema change) are never committed: those
+objects are failed for a retry, which stages them again against the new schema.
 """
 
 from __future__ import annotations
@@ -16,17 +22,17 @@ import json
 import logging
 import random
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from .errors import TransientError
-from .ledger import ROUTES_PROP, SOURCES_PROP, Ledger, reconcile
+from .ledger import ROUTES_PROP, SOURCES_PROP, Ledger, reconcile, recorded, snapshot_order
 from .staging import Staged, discard
-from .tables import OWN_RETRY_PROPERTIES
+from .tables import OWN_RETRY_PROPERTIES, same_field_ids
 
 if TYPE_CHECKING:
     from pyiceberg.catalog import Catalog
-    from pyiceberg.table import Table
+    from pyiceberg.table import StagedTable, Table, Transaction
 
 log = logging.getLogger("lakeroute.commit")
 
@@ -39,12 +45,27 @@ class CommitResult:
     snapshot_id: int | None
     attempts: int
     seconds: float
+    restage: list[Staged] = field(default_factory=list)  # files no longer fit: retry the objects
+
+
+class CommitError(TransientError):
+    """A commit that ran out of attempts. ``outcome_unknown``: an attempt may have landed
+    (e.g. a lost response), so its data files must be kept (orphans at worst)."""
+
+    def __init__(self, message: str, outcome_unknown: bool) -> None:
+        super().__init__(message)
+        self.outcome_unknown = outcome_unknown
 
 
 def commit(catalog: Catalog, table_name: str, staged: list[Staged], ledger: Ledger, *,
+           provisional: StagedTable | None = None, evolve: bool = False,
            deadline: float | None = None, max_attempts: int | None = None,
            base_delay: float = 0.05, max_delay: float = 5.0) -> CommitResult:
     """Add the staged files in one snapshot, skipping sources the table already holds.
+
+    ``provisional``: the table as it will be created when it does not exist yet (its
+    metadata carries the columns staged so far). ``evolve``: add the staged results' new
+    columns in the same commit (tables without declared columns).
 
     Conflicts retry with exponential backoff and full jitter on a freshly loaded table. The
     backoff starts from the measured length of an attempt (a slow catalog under contention
@@ -53,7 +74,8 @@ def commit(catalog: Catalog, table_name: str, staged: list[Staged], ledger: Ledg
     deadline, 12 without).
     """
     limit = max_attempts or (40 if deadline is not None else 12)
-    from pyiceberg.exceptions import CommitFailedException
+    from pyiceberg.exceptions import CommitFailedException, NoSuchTableError
+    from pyiceberg.table import CreateTableTransaction
 
     start = time.monotonic()
     attempt = 0
@@ -63,24 +85,42 @@ def commit(catalog: Catalog, table_name: str, staged: list[Staged], ledger: Ledg
     while True:
         attempt += 1
         attempt_start = time.monotonic()
-        table = catalog.load_table(table_name)
-        reconcile(table, table_name, ledger)
-        done = ledger.committed(table_name, [s.source_id for s in staged])
-        duplicates = [s for s in staged if s.source_id in done]
-        todo = [s for s in staged if s.source_id not in done]
+        try:
+            table: Table | None = catalog.load_table(table_name)
+        except NoSuchTableError:
+            table = None
+        duplicates: list[Staged] = []
+        txn: Transaction
+        if table is None:
+            if provisional is None:
+                raise CommitError(f"table {table_name} does not exist any more (dropped while "
+                                  "this batch was read?)", outcome_unknown)
+            txn = CreateTableTransaction(provisional)
+            todo = list(staged)
+        else:
+            state = reconcile(table, table_name, ledger)
+            done = recorded(ledger, state, table_name, [s.source_id for s in staged])
+            duplicates = [s for s in staged if s.source_id in done]
+            todo = [s for s in staged if s.source_id not in done]
+            _own_retries(table)
+            txn = table.transaction()
+            if evolve and todo:
+                _add_new_columns(txn, todo)
+        final = txn.table_metadata.schema()
+        restage = [s for s in todo if s.schema is not None and not same_field_ids(s.schema, final)]
+        misfits = {id(s) for s in restage}
+        todo = [s for s in todo if id(s) not in misfits]
         if not todo:
-            if not outcome_unknown:
+            if not outcome_unknown and table is not None:
                 discard(table, duplicates)
-            return CommitResult(table_name, [], duplicates, None, attempt, time.monotonic() - start)
-        routes = sorted({s.route for s in todo})
+            return CommitResult(table_name, [], duplicates, None, attempt, time.monotonic() - start,
+                                restage)
         props = {
-            ROUTES_PROP: ",".join(routes),
+            ROUTES_PROP: ",".join(sorted({s.route for s in todo})),
             SOURCES_PROP: json.dumps([s.source_id for s in todo], ensure_ascii=False),
             "lakeroute.rows": str(sum(s.rows for s in todo)),
         }
-        _own_retries(table)
         try:
-            txn = table.transaction()
             # merge_append honours commit.manifest-merge.*: manifests stay bounded over many commits.
             with txn.update_snapshot(snapshot_properties=props).merge_append() as append:
                 for s in todo:
@@ -97,19 +137,37 @@ def commit(catalog: Catalog, table_name: str, staged: list[Staged], ledger: Ledg
         else:
             snap = new.metadata.current_snapshot_id
             assert snap is not None
-            ledger.record(table_name, [(s.source_id, snap, s.route) for s in todo], None)
-            if not outcome_unknown:
+            order = snapshot_order(new, snap)
+            ledger.record(table_name, str(new.metadata.table_uuid),
+                          [(s.source_id, snap, order, s.route) for s in todo], None)
+            if not outcome_unknown and table is not None:
                 discard(table, duplicates)
-            return CommitResult(table_name, todo, duplicates, snap, attempt, time.monotonic() - start)
+            return CommitResult(table_name, todo, duplicates, snap, attempt, time.monotonic() - start,
+                                restage)
         base = max(base_delay, time.monotonic() - attempt_start)
         delay = random.uniform(0, min(max_delay, base * 2 ** (attempt - 1)))
         out_of_time = deadline is not None and time.monotonic() + delay > deadline
         if attempt >= limit or out_of_time:
-            raise TransientError(
-                f"commit to {table_name} failed after {attempt} attempts: {error}") from error
+            raise CommitError(f"commit to {table_name} failed after {attempt} attempts: "
+                              f"{type(error).__name__}: {error}", outcome_unknown) from error
         log.info("commit to %s conflicted (attempt %d): %s; retrying in %.3fs",
                  table_name, attempt, type(error).__name__, delay)
         time.sleep(delay)
+
+
+def _add_new_columns(txn: Transaction, staged: list[Staged]) -> None:
+    """The staged results' columns the table lacks, added in this transaction."""
+    import pyarrow as pa
+
+    have = {f.name for f in txn.table_metadata.schema().fields}
+    new: dict[str, pa.Field] = {}
+    for s in staged:
+        for f in s.result_schema or ():
+            if f.name not in have:
+                new.setdefault(f.name, f)
+    if new:
+        with txn.update_schema() as update:
+            update.union_by_name(pa.schema(list(new.values())))
 
 
 def _own_retries(table: Table) -> None:

@@ -1,17 +1,25 @@
 """DuckDB: the object as relation ``source``, the route SQL over it, Arrow batches out.
 
-Safety model: the object's path and every lineage value enter DuckDB as *values*
-(``SET VARIABLE x = ?``), never as SQL text; reader options come from the route file
-(trusted configuration) and are rendered as quoted literals. After set-up the connection
-is locked down: external access off except the one source path, configuration locked, and
-the route SQL must be exactly one SELECT. A route that tries anything else fails with an
-``ObjectError`` and commits nothing.
+Safety model: every lineage value enters DuckDB as a *value* (``SET VARIABLE x = ?``),
+never as SQL text, and the route SQL sees only those variables. The path DuckDB reads is one
+lakeroute made (a scratch download or link, ``core.scratch``: safe characters only), written
+as a quoted literal; an object read in place from S3 (httpfs) is read through
+``getvariable('source_uri')``. Reader options come from the route file (trusted
+configuration) and are rendered as quoted literals; ``filename`` shows the object's URI, not
+a scratch path. After set-up the connection is locked down: external access off except the
+one source path, configuration locked, no extension autoload, and the route SQL must be
+exactly one SELECT. Each object has a time limit (``source.timeout_seconds``, else the
+engine's default): a watchdog interrupts DuckDB. A compressed object is checked to be whole
+(``core.streams``) while it is read. Anything else fails with an ``ObjectError`` and commits
+nothing.
 """
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import os
+import re
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -21,13 +29,17 @@ from typing import TYPE_CHECKING, Any
 from .errors import ConfigError, ObjectError
 from .objects import SourceObject
 from .routes import Route
+from .streams import compression_of, start_check
 
 if TYPE_CHECKING:
+    from concurrent.futures import Future
+
     import duckdb
     import pyarrow as pa
 
 LINEAGE_VARIABLES = ("source_bucket", "source_key", "source_uri", "source_etag", "ingested_at")
-_PATH_VAR = "lakeroute_source_path"
+DEFAULT_TIMEOUT_SECONDS = 900.0
+_SQL_CONTEXT = re.compile(r"\n\s*LINE \d+:")
 READERS = {"parquet": "read_parquet", "csv": "read_csv", "json": "read_json"}
 
 
@@ -46,18 +58,25 @@ def sql_literal(value: Any) -> str:
     raise ConfigError(f"reader option value {value!r} has an unsupported type")
 
 
-def reader_sql(fmt: str, options: dict[str, Any]) -> str:
-    # Option names are validated identifiers and values quoted literals from the route file;
-    # the object path enters only as a variable.
+def reader_sql(fmt: str, options: dict[str, Any], path: str) -> str:
+    """The ``source`` view's query. Option names are validated identifiers and values quoted
+    literals from the route file; ``path`` is lakeroute's own scratch path (a literal) or an
+    s3:// URL (then read through the lineage variable, never pasted)."""
     opts = "".join(f", {name} := {sql_literal(v)}" for name, v in options.items())
-    return f"SELECT * FROM {READERS[fmt]}(getvariable('{_PATH_VAR}'){opts})"  # noqa: S608
+    where = "getvariable('source_uri')" if path.startswith("s3://") else sql_literal(path)
+    query = f"SELECT * FROM {READERS[fmt]}({where}{opts})"  # noqa: S608
+    column = options.get("filename")
+    if column:  # the object's URI, the same in Lambda, in a task and locally
+        name = column if isinstance(column, str) else "filename"
+        query = f"SELECT * REPLACE (getvariable('source_uri') AS {quote_ident(name)}) FROM ({query})"  # noqa: S608
+    return query
 
 
 def set_variables(con: duckdb.DuckDBPyConnection, obj: SourceObject) -> None:
-    """The lineage variables and the source path, bound as values (never SQL text)."""
+    """The lineage variables, bound as values (never SQL text)."""
     values = {
         "source_bucket": obj.bucket, "source_key": obj.key, "source_uri": obj.uri,
-        "source_etag": obj.version, "ingested_at": dt.datetime.now(dt.UTC), _PATH_VAR: obj.path,
+        "source_etag": obj.version, "ingested_at": dt.datetime.now(dt.UTC),
     }
     for name, value in values.items():
         con.execute(f"SET VARIABLE {name} = ?", [value])
@@ -92,6 +111,7 @@ class Engine:
     small_object_bytes: int = 8 * 1024 * 1024
     small_object_threads: int = 1
     prepare_next: bool = True  # keep a pristine database ready for the next object
+    timeout_seconds: float = DEFAULT_TIMEOUT_SECONDS  # per object, unless the route sets one
     _spare: Any = field(default=None, init=False, repr=False, compare=False)
     _spare_pool: Any = field(default=None, init=False, repr=False, compare=False)
     _spare_pid: int = field(default=0, init=False, repr=False, compare=False)
@@ -163,25 +183,70 @@ class Engine:
 
     @contextmanager
     def run(self, route: Route, obj: SourceObject) -> Iterator[pa.RecordBatchReader]:
-        """Stream the route's result over ``obj`` as Arrow record batches."""
+        """Stream the route's result over ``obj`` as Arrow record batches, within its time limit."""
         import duckdb
 
         fmt = route.file_format(obj.key)
+        limit = route.source.timeout_seconds or self.timeout_seconds
         con = self._connect(obj)
+        watchdog = _Watchdog(con, limit)
+        kind = None if obj.path.startswith("s3://") else compression_of(obj.key, route.source.options)
+        check = start_check(obj.path, kind) if kind and fmt in ("csv", "json") else None
         try:
             check_single_select(con, route)
             try:
-                con.execute("CREATE TEMP VIEW source AS " + reader_sql(fmt, route.source.options))
+                con.execute("CREATE TEMP VIEW source AS " + reader_sql(fmt, route.source.options, obj.path))
                 rel = con.sql(route.sql)
-            except duckdb.Error as e:
-                raise ObjectError(_stage(e), f"route {route.name}: {_one_line(e)}", route.name) from e
-            try:
+                check_result_names(route, rel.columns)
                 reader = rel.fetch_record_batch(self.batch_rows)
             except duckdb.Error as e:
-                raise ObjectError(_stage(e), f"route {route.name}: {_one_line(e)}", route.name) from e
-            yield _GuardedReader.wrap(reader, route.name)
+                raise watchdog.error(route, e) from e
+            yield _guarded(reader, route, watchdog, check)
         finally:
+            watchdog.cancel()
             con.close()
+
+
+class _Watchdog:
+    """Interrupts DuckDB when an object's time limit passes."""
+
+    def __init__(self, con: duckdb.DuckDBPyConnection, seconds: float) -> None:
+        self.seconds = seconds
+        self.fired = False
+        self._con = con
+        self._timer = threading.Timer(seconds, self._fire)
+        self._timer.daemon = True
+        self._timer.start()
+
+    def _fire(self) -> None:
+        self.fired = True
+        with contextlib.suppress(Exception):
+            self._con.interrupt()
+
+    def cancel(self) -> None:
+        self._timer.cancel()
+
+    def error(self, route: Route, e: BaseException) -> ObjectError:
+        if self.fired:
+            return ObjectError("timeout", f"route {route.name}: timed out after {self.seconds:g} s "
+                               "(source.timeout_seconds)", route.name)
+        if isinstance(e, ObjectError):
+            return e
+        stage = _stage(e) if type(e).__module__.startswith(("duckdb", "_duckdb")) else "read"
+        return ObjectError(stage, f"route {route.name}: {_one_line(e)}", route.name)
+
+
+def check_result_names(route: Route, columns: list[str]) -> None:
+    """Two result columns with one name (in any case) cannot both be table columns."""
+    seen: dict[str, str] = {}
+    for name in columns:
+        other = seen.get(name.lower())
+        seen.setdefault(name.lower(), name)
+        if other is not None:
+            same = "twice" if other == name else f"as {other!r} and {name!r}"
+            raise ObjectError("sql", f"route {route.name}: the result has column {name!r} {same}; "
+                              "alias one of them in the SQL (Iceberg, Glue and Athena need "
+                              "distinct names)", route.name)
 
 
 def check_single_select(con: duckdb.DuckDBPyConnection, route: Route) -> None:
@@ -201,7 +266,7 @@ def check_single_select(con: duckdb.DuckDBPyConnection, route: Route) -> None:
         )
 
 
-def _stage(e: Exception) -> str:
+def _stage(e: BaseException) -> str:
     text = str(e)
     if "Permission Error" in text:
         return "sql"
@@ -212,29 +277,34 @@ def _stage(e: Exception) -> str:
     return "sql"
 
 
-def _one_line(e: Exception) -> str:
-    return " ".join(str(e).split())[:600]
+def _one_line(e: BaseException) -> str:
+    text = _SQL_CONTEXT.split(str(e), 1)[0]  # DuckDB appends "LINE 1: <query> ^": noise here
+    return " ".join(text.split())[:600]
 
 
-class _GuardedReader:
-    """Translate DuckDB errors raised mid-stream into ObjectErrors."""
+def _guarded(reader: pa.RecordBatchReader, route: Route, watchdog: _Watchdog,
+             check: Future[str | None] | None) -> pa.RecordBatchReader:
+    """The result stream with DuckDB's errors (mid-stream too) as ObjectErrors; it ends only
+    after the stream check passed, so a truncated file never yields its last batch."""
+    import pyarrow as pa
 
-    @staticmethod
-    def wrap(reader: pa.RecordBatchReader, route_name: str) -> pa.RecordBatchReader:
-        import pyarrow as pa
+    def batches() -> Iterator[pa.RecordBatch]:
+        try:
+            for batch in reader:
+                if watchdog.fired:
+                    raise watchdog.error(route, TimeoutError())
+                yield batch
+        except ObjectError:
+            raise
+        except Exception as e:
+            raise watchdog.error(route, e) from e
+        if check is not None:
+            problem = check.result()
+            if problem:
+                raise ObjectError("read", f"route {route.name}: {problem}; nothing of it is "
+                                  "committed", route.name)
 
-        def batches() -> Iterator[pa.RecordBatch]:
-            try:
-                yield from reader
-            except (pa.ArrowException, OSError) as e:
-                raise ObjectError("read", f"route {route_name}: {_one_line(e)}", route_name) from e
-            except Exception as e:
-                if type(e).__module__.startswith(("duckdb", "_duckdb")):
-                    raise ObjectError(_stage(e), f"route {route_name}: {_one_line(e)}",
-                                      route_name) from e
-                raise
-
-        return pa.RecordBatchReader.from_batches(reader.schema, batches())
+    return pa.RecordBatchReader.from_batches(reader.schema, batches())
 
 
 def bind_check(route: Route, sample: SourceObject | None) -> list[tuple[str, str]]:
@@ -245,13 +315,12 @@ def bind_check(route: Route, sample: SourceObject | None) -> list[tuple[str, str
     import duckdb
 
     if sample is not None:
-        con = Engine()._connect(sample)
-        view = reader_sql(route.file_format(sample.key), route.source.options)
+        con = Engine(prepare_next=False)._connect(sample)
+        view = reader_sql(route.file_format(sample.key), route.source.options, sample.path)
     elif route.source.columns is not None:
-        con = duckdb.connect()
-        set_variables(con, SourceObject(route.source.bucket, "key", path="", version="etag"))
-        con.execute("SET enable_external_access = false")
-        con.execute("SET lock_configuration = true")
+        # The ingest lockdown (no extension autoload or download, no external access).
+        con = Engine(prepare_next=False)._connect(
+            SourceObject(route.source.bucket, route.source.prefix + "key", path="", version="etag"))
         cols = ", ".join(f"NULL::{_duck_type(t)} AS {quote_ident(n)}"
                          for n, t in route.source.columns.items())
         view = f"SELECT {cols} WHERE false"

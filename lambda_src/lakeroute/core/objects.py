@@ -6,7 +6,6 @@ Adapters implement the ports: ``lakeroute.local.objects`` (landing folders) and
 
 from __future__ import annotations
 
-import datetime as dt
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Protocol
@@ -37,7 +36,9 @@ class SourceObject:
 class ObjectSource(Protocol):
     """Where objects come from. A source may also define ``fetch(obj) -> SourceObject``,
     called only for objects that will really be read (after routing and the duplicate check),
-    to bring the bytes close (S3: a download to /tmp); ``release`` gets the fetched object."""
+    to bring the bytes close (S3: a download to /tmp); ``release`` gets the fetched object.
+    A source may define ``verify(obj)``, called after the object was read and before its
+    rows are committed, to prove the bytes read are the version recorded (raise otherwise)."""
 
     def resolve(self, bucket: str, key: str, version: str | None = None) -> SourceObject: ...
 
@@ -47,7 +48,14 @@ class ObjectSource(Protocol):
 
 
 class Quarantine(Protocol):
-    def put(self, bucket: str, key: str, obj: SourceObject | None, error: ObjectError) -> str: ...
+    """Where bad objects go: a copy and an error record per object version (``core.quarantine``).
+
+    ``put`` returns where the entry is; it raises when the entry could not be written, and
+    the pipeline then fails the object for a retry instead of dropping it.
+    """
+
+    def put(self, bucket: str, key: str, obj: SourceObject | None, error: ObjectError,
+            table: str | None = None) -> str: ...
 
 
 def parquet_metadata(path: str) -> dict[str, str]:
@@ -60,11 +68,3 @@ def parquet_metadata(path: str) -> dict[str, str]:
         raise ObjectError("read", f"cannot read Parquet footer of {path}: {e}") from e
     return {k.decode("utf-8", "replace"): v.decode("utf-8", "replace")
             for k, v in meta.items() if k != b"ARROW:schema"}
-
-
-def error_record(bucket: str, key: str, obj: SourceObject | None, error: ObjectError) -> dict:
-    return {
-        "bucket": bucket, "key": key, "version": obj.version if obj else None,
-        "route": error.route, "stage": error.stage, "message": error.message,
-        "quarantined_at": dt.datetime.now(dt.UTC).isoformat(),
-    }

@@ -2,6 +2,14 @@
 
 Plain values and small ports (route table, object source, catalog, ledger, quarantine), so
 the same code runs in Lambda, on a laptop and in tests.
+
+Fail closed per object: one ``try`` spans each object's whole journey (resolve, route,
+read, SQL, cast, write, verify). Any exception in it, ours or a library's, ends that object
+only: it is quarantined with the stage it reached and a one-line reason, or, when the
+failure is not about the object (the catalog, the ledger, throttling, the warehouse store),
+failed back for a retry. The other objects of the batch go on and commit. A quarantine that
+cannot be written fails the object for a retry; it is never dropped. Staged files of objects
+that do not commit, and of a batch that is interrupted, are deleted.
 """
 
 from __future__ import annotations
@@ -12,20 +20,26 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
-from .commit import commit
+from .commit import CommitError, commit
 from .engine import Engine
-from .errors import ObjectError, TransientError
-from .ledger import Ledger, reconcile
+from .errors import LakerouteError, ObjectError, TransientError
+from .ledger import Ledger, TableState, reconcile, recorded
 from .objects import ObjectSource, Quarantine, SourceObject
-from .routes import Route, RouteTable
+from .routes import Route, RouteTable, Target
 from .staging import Staged, Writer, discard
-from .tables import ensure_table, evolve_schema
+from .tables import ensure_table, provisional_table, with_new_columns
+from .types import table_schema
 
 if TYPE_CHECKING:
+    import pyarrow as pa
     from pyiceberg.catalog import Catalog
-    from pyiceberg.table import Table
+    from pyiceberg.table import StagedTable, Table
+    from pyiceberg.table.metadata import TableMetadata
 
 log = logging.getLogger("lakeroute.pipeline")
+
+# Stages whose unforeseen errors are about the infrastructure, not the object: retry.
+_INFRA_STAGES = ("table", "ledger")
 
 
 @dataclass(frozen=True)
@@ -48,6 +62,7 @@ class Outcome:
     rows: int = 0
     source_id: str | None = None
     quarantined_to: str | None = None
+    stage: str | None = None  # where a quarantined or failed object stopped
 
 
 @dataclass
@@ -69,6 +84,38 @@ class IngestReport:
 
 
 @dataclass
+class _Plan:
+    """One target table within a batch: the table (or the one its first commit creates),
+    the metadata staged files are written against, and the ledger's view of it."""
+
+    target: Target
+    table: Table | None = None
+    provisional: StagedTable | None = None
+    state: TableState | None = None
+    metadata: TableMetadata | None = None
+    writer: Writer | None = None
+    staged: list[tuple[ObjectRef, Staged]] = field(default_factory=list)
+
+    @property
+    def home(self) -> Table:
+        """Whichever table object can write and delete this table's files."""
+        home = self.table if self.table is not None else self.provisional
+        assert home is not None
+        return home
+
+    @property
+    def evolve(self) -> bool:
+        return self.target.columns is None
+
+
+class _Step:
+    """Where an object's journey is, for the stage of an unforeseen error."""
+
+    def __init__(self) -> None:
+        self.stage = "read"
+
+
+@dataclass
 class Pipeline:
     routes: RouteTable
     source: ObjectSource
@@ -83,108 +130,197 @@ class Pipeline:
                progress: Callable[[Outcome | None], None] | None = None) -> IngestReport:
         start = time.monotonic()
         report = IngestReport()
-        tables: dict[str, Table] = {}
-        writers: dict[str, Writer] = {}
-        pending: dict[str, list[tuple[ObjectRef, Staged]]] = {}
+        plans: dict[str, _Plan] = {}
         seen: set[str] = set()
-
-        for ref in refs:
-            outcome = self._stage_one(ref, tables, writers, pending, seen)
-            if outcome is not None:
-                report.outcomes.append(outcome)
-            if progress is not None:  # once per object, as it is read (None: staged for commit)
-                progress(outcome)
-            for name, group in list(pending.items()):
-                if len(group) >= self.group_size:
-                    report.outcomes.extend(self._commit_group(name, pending.pop(name), report))
-                    writers.pop(name, None)
-        for name, group in pending.items():
-            report.outcomes.extend(self._commit_group(name, group, report))
+        try:
+            for ref in refs:
+                outcome = self._stage_one(ref, plans, seen)
+                if outcome is not None:
+                    report.outcomes.append(outcome)
+                if progress is not None:  # once per object, as it is read (None: staged for commit)
+                    progress(outcome)
+                for name, plan in list(plans.items()):
+                    if len(plan.staged) >= self.group_size:
+                        report.outcomes.extend(self._commit_group(name, plans.pop(name), report))
+            while plans:
+                name, plan = plans.popitem()
+                if plan.staged:
+                    report.outcomes.extend(self._commit_group(name, plan, report))
+        except BaseException:
+            # Interrupted (Ctrl-C, SIGTERM, a deadline) or broken: nothing staged stays behind.
+            for plan in plans.values():
+                if plan.staged:
+                    discard(plan.home, [s for _, s in plan.staged])
+            raise
         report.seconds = time.monotonic() - start
         return report
 
-    # ------------------------------------------------------------ steps
+    # ------------------------------------------------------------ one object
 
-    def _stage_one(self, ref: ObjectRef, tables: dict[str, Table], writers: dict[str, Writer],
-                   pending: dict[str, list[tuple[ObjectRef, Staged]]], seen: set[str]) -> Outcome | None:
+    def _stage_one(self, ref: ObjectRef, plans: dict[str, _Plan], seen: set[str]) -> Outcome | None:
         obj: SourceObject | None = None
         route: Route | None = None
+        step = _Step()
         try:
-            obj = self.source.resolve(ref.bucket, ref.key, ref.version)
-            resolved = obj
-            route = self.routes.match(ref.bucket, ref.key, lambda: self.source.metadata(resolved))
-            table_name = route.target.table
-            if obj.source_id in seen:
-                return Outcome(ref, "skipped", f"{ref.bucket}/{ref.key}: same version twice in "
-                               "this batch", route.name, table_name, source_id=obj.source_id)
-            table = tables.get(table_name)
-            if table is None and self.catalog.table_exists(table_name):
-                table = tables[table_name] = self.catalog.load_table(table_name)
-                reconcile(table, table_name, self.ledger)
-            if table is not None and self.ledger.committed(table_name, [obj.source_id]):
-                return Outcome(ref, "skipped", f"{ref.bucket}/{ref.key}: already ingested "
-                               f"(version {obj.version[:19]})", route.name, table_name,
-                               source_id=obj.source_id)
-            fetch = getattr(self.source, "fetch", None)  # optional port step (S3: download)
-            if fetch is not None:
-                obj = fetch(obj)
-            staged = Staged(obj.source_id, route.name, table_name, 0)
-            with self.engine.run(route, obj) as reader:
-                if table is None:
-                    table = tables[table_name] = ensure_table(self.catalog, route.target, reader.schema)
-                if route.target.columns is None:
-                    before = table.schema().schema_id
-                    table = tables[table_name] = evolve_schema(table, reader.schema)
-                    if table.schema().schema_id != before:
-                        writers.pop(table_name, None)
-                writer = writers.get(table_name)
-                if writer is None:
-                    writer = writers[table_name] = Writer(table)
-                writer.stage(reader, staged)
-            seen.add(obj.source_id)
-            pending.setdefault(table_name, []).append((ref, staged))
-            return None
-        except ObjectError as e:
-            if e.route is None and route is not None:
-                e.route = route.name
             try:
-                where = self.quarantine.put(ref.bucket, ref.key, obj, e)
-            except TransientError as q:  # not quarantined: let the caller retry the object
-                return Outcome(ref, "failed", f"{e.message}; quarantine failed: {q}", e.route,
-                               route.target.table if route else None,
-                               source_id=obj.source_id if obj else None)
-            log.warning("quarantined %s/%s (%s): %s", ref.bucket, ref.key, e.stage, e.message)
-            return Outcome(ref, "quarantined", e.message, e.route,
-                           route.target.table if route else None, quarantined_to=where,
-                           source_id=obj.source_id if obj else None)
-        except TransientError as e:  # throttling, a changed object, ...: retry later
+                obj = self.source.resolve(ref.bucket, ref.key, ref.version)
+                step.stage = "route"
+                resolved = obj
+                route = self.routes.match(ref.bucket, ref.key, lambda: self.source.metadata(resolved))
+                return self._journey(ref, obj, route, plans, seen, step)
+            except LakerouteError:
+                raise
+            except Exception as e:  # unforeseen: this object only
+                what = f"{type(e).__name__}: {_one_line(e)}"
+                if step.stage in _INFRA_STAGES or (step.stage == "write" and isinstance(e, OSError)):
+                    raise TransientError(f"{step.stage}: {what}") from e
+                raise ObjectError(step.stage, f"route {route.name}: {what}" if route else what,
+                                  route.name if route else None) from e
+        except ObjectError as e:
+            return self._quarantine(ref, obj, route, e)
+        except TransientError as e:  # throttling, a changed object, the catalog: retry later
             log.warning("will retry %s/%s: %s", ref.bucket, ref.key, e)
             return Outcome(ref, "failed", str(e), route.name if route else None,
                            route.target.table if route else None,
-                           source_id=obj.source_id if obj else None)
+                           source_id=obj.source_id if obj else None, stage=step.stage)
         finally:
             if obj is not None:
-                self.source.release(obj)
+                try:
+                    self.source.release(obj)
+                except Exception as e:  # scratch clean-up must not end the batch
+                    log.warning("could not release %s: %s", obj.uri, e)
 
-    def _commit_group(self, table_name: str, group: list[tuple[ObjectRef, Staged]],
-                      report: IngestReport) -> list[Outcome]:
+    def _journey(self, ref: ObjectRef, obj: SourceObject, route: Route, plans: dict[str, _Plan],
+                 seen: set[str], step: _Step) -> Outcome | None:
+        name = route.target.table
+        if obj.source_id in seen:
+            return Outcome(ref, "skipped", f"{ref.bucket}/{ref.key}: same version twice in "
+                           "this batch", route.name, name, source_id=obj.source_id)
+        step.stage = "table"
+        plan = plans.get(name)
+        if plan is None:
+            plan = plans[name] = self._plan(route.target)
+        step.stage = "ledger"
+        if plan.state is not None and recorded(self.ledger, plan.state, name, [obj.source_id]):
+            return Outcome(ref, "skipped", f"{ref.bucket}/{ref.key}: already ingested "
+                           f"(version {obj.version[:19]})", route.name, name, source_id=obj.source_id)
+        step.stage = "read"
+        fetch = getattr(self.source, "fetch", None)  # optional port step (S3: download)
+        if fetch is not None:
+            obj = fetch(obj)
+        staged = Staged(obj.source_id, route.name, name, 0)
+        step.stage = "sql"
+        with self.engine.run(route, obj) as reader:
+            step.stage = "schema"
+            result = table_schema(reader.schema, route.name)
+            staged.result_schema = result
+            step.stage = "table"
+            self._prepare(plan, result)
+            step.stage = "schema"
+            if plan.evolve:
+                assert plan.metadata is not None
+                evolved = with_new_columns(plan.home, plan.metadata, result)
+                if evolved is not None:
+                    plan.metadata, plan.writer = evolved, None
+                    if plan.provisional is not None:
+                        plan.provisional = _staged_with(plan.provisional, evolved)
+            if plan.writer is None:
+                plan.writer = Writer(plan.home, plan.metadata)
+            step.stage = "write"
+            plan.writer.stage(reader, staged)
+        step.stage = "read"
+        verify = getattr(self.source, "verify", None)  # optional port step: bytes read == version
+        try:
+            if verify is not None:
+                verify(obj)
+        except BaseException:
+            discard(plan.home, [staged])
+            raise
+        seen.add(obj.source_id)
+        plan.staged.append((ref, staged))
+        return None
+
+    def _plan(self, target: Target) -> _Plan:
+        plan = _Plan(target)
+        if self.catalog.table_exists(target.table):
+            plan.table = self.catalog.load_table(target.table)
+            plan.metadata = plan.table.metadata
+            plan.state = reconcile(plan.table, target.table, self.ledger)
+        return plan
+
+    def _prepare(self, plan: _Plan, result: pa.Schema) -> None:
+        """The table to write into exists (declared) or is planned (from the first result)."""
+        if plan.table is not None or plan.provisional is not None:
+            return
+        if plan.target.columns is not None:
+            plan.table = ensure_table(self.catalog, plan.target)
+            plan.metadata = plan.table.metadata
+        else:
+            plan.provisional = provisional_table(self.catalog, plan.target, result)
+            plan.metadata = plan.provisional.metadata
+
+    def _quarantine(self, ref: ObjectRef, obj: SourceObject | None, route: Route | None,
+                    e: ObjectError) -> Outcome:
+        if e.route is None and route is not None:
+            e.route = route.name
+        if obj is not None and obj.path and obj.path != obj.uri:
+            # The reader names lakeroute's scratch copy; the record names the object.
+            e.message = e.message.replace(obj.path, f"{obj.bucket}/{obj.key}")
+        table = route.target.table if route else None
+        try:
+            where = self.quarantine.put(ref.bucket, ref.key, obj, e, table)
+        except Exception as q:  # not quarantined: let the caller retry the object, never drop it
+            log.error("quarantine of %s/%s failed: %s", ref.bucket, ref.key, q)
+            return Outcome(ref, "failed", f"{e.message}; quarantine failed: {type(q).__name__}: "
+                           f"{_one_line(q)}", e.route, table,
+                           source_id=obj.source_id if obj else None, stage=e.stage)
+        log.warning("quarantined %s/%s (%s): %s", ref.bucket, ref.key, e.stage, e.message)
+        return Outcome(ref, "quarantined", e.message, e.route, table, quarantined_to=where,
+                       source_id=obj.source_id if obj else None, stage=e.stage)
+
+    # ------------------------------------------------------------ one table
+
+    def _commit_group(self, name: str, plan: _Plan, report: IngestReport) -> list[Outcome]:
+        group = plan.staged
         staged = [s for _, s in group]
         try:
-            result = commit(self.catalog, table_name, staged, self.ledger, deadline=self.deadline)
-        except TransientError as e:
-            table = self.catalog.load_table(table_name)
-            discard(table, staged)
-            return [Outcome(ref, "failed", str(e), s.route, table_name, source_id=s.source_id)
+            result = commit(self.catalog, name, staged, self.ledger, provisional=plan.provisional,
+                            evolve=plan.evolve, deadline=self.deadline)
+        except Exception as e:
+            keep = isinstance(e, CommitError) and e.outcome_unknown or not isinstance(e, TransientError)
+            if not keep:
+                discard(plan.home, staged)
+            message = str(e) if isinstance(e, TransientError) else f"commit: {type(e).__name__}: {_one_line(e)}"
+            log.warning("commit to %s failed: %s", name, message)
+            return [Outcome(ref, "failed", message, s.route, name, source_id=s.source_id, stage="commit")
                     for ref, s in group]
-        report.commits.append({"table": table_name, "snapshot_id": result.snapshot_id,
+        if result.restage:
+            discard(plan.home, result.restage)
+        report.commits.append({"table": name, "snapshot_id": result.snapshot_id,
                                "files": len(result.committed), "attempts": result.attempts,
                                "seconds": round(result.seconds, 4)})
         committed = {id(s) for s in result.committed}
-        return [
-            Outcome(ref, "committed", f"{s.rows} rows", s.route, table_name, s.rows, s.source_id)
-            if id(s) in committed else
-            Outcome(ref, "skipped", f"{ref.bucket}/{ref.key}: already ingested", s.route,
-                    table_name, source_id=s.source_id)
-            for ref, s in group
-        ]
+        again = {id(s) for s in result.restage}
+        outcomes = []
+        for ref, s in group:
+            if id(s) in committed:
+                outcomes.append(Outcome(ref, "committed", f"{s.rows} rows", s.route, name, s.rows, s.source_id))
+            elif id(s) in again:
+                outcomes.append(Outcome(ref, "failed", f"{ref.bucket}/{ref.key}: the schema of {name} "
+                                        "changed while it was staged; it will be read again", s.route,
+                                        name, source_id=s.source_id, stage="commit"))
+            else:
+                outcomes.append(Outcome(ref, "skipped", f"{ref.bucket}/{ref.key}: already ingested",
+                                        s.route, name, source_id=s.source_id))
+        return outcomes
 
+
+def _staged_with(table: StagedTable, metadata: TableMetadata) -> StagedTable:
+    from pyiceberg.table import StagedTable
+
+    return StagedTable(identifier=table.name(), metadata=metadata,
+                       metadata_location=table.metadata_location, io=table.io, catalog=table.catalog)
+
+
+def _one_line(e: BaseException) -> str:
+    return " ".join(str(e).split())[:400] or type(e).__name__

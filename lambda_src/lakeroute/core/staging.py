@@ -11,13 +11,16 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from .errors import ObjectError
+from .types import cast_column
 
 if TYPE_CHECKING:
     from concurrent.futures import Future, ThreadPoolExecutor
 
     import pyarrow as pa
     from pyiceberg.manifest import DataFile
+    from pyiceberg.schema import Schema
     from pyiceberg.table import Table
+    from pyiceberg.table.metadata import TableMetadata
 
 log = logging.getLogger("lakeroute.commit")
 
@@ -37,6 +40,10 @@ class Staged:
     table: str
     rows: int
     data_files: list[DataFile] = field(default_factory=list)
+    # The table schema the files were written with (field ids), and the result's table-ready
+    # Arrow schema: a table without declared columns gains its new columns in the commit.
+    schema: Schema | None = None
+    result_schema: pa.Schema | None = None
 
 
 def align(batch: pa.RecordBatch, schema: pa.Schema, route: str) -> pa.RecordBatch:
@@ -51,13 +58,7 @@ def align(batch: pa.RecordBatch, schema: pa.Schema, route: str) -> pa.RecordBatc
     arrays = []
     for f in schema:
         if f.name in names:
-            col = batch.column(names.index(f.name))
-            if col.type != f.type:
-                try:
-                    col = col.cast(f.type, safe=True)
-                except (pa.ArrowInvalid, pa.ArrowNotImplementedError) as e:
-                    raise ObjectError("schema", f"route {route}: column {f.name}: cannot cast "
-                                      f"{col.type} to {f.type}: {e}", route) from e
+            col = cast_column(batch.column(names.index(f.name)), f.type, route, f.name)
         else:
             col = pa.nulls(batch.num_rows, f.type)
         arrays.append(col)
@@ -77,17 +78,18 @@ class Writer:
     whatever it wrote before re-raising.
     """
 
-    def __init__(self, table: Table) -> None:
-        self.table = table
+    def __init__(self, table: Table, metadata: TableMetadata | None = None) -> None:
+        self.table = table  # its io writes and deletes the files
+        self.metadata = metadata if metadata is not None else table.metadata  # schema, spec, location
         self.write_uuid = uuid.uuid4()
         self.counter = itertools.count(0)
-        self.arrow_schema = table.schema().as_arrow()
+        self.arrow_schema = self.metadata.schema().as_arrow()
 
     def _write(self, tbl: pa.Table) -> list[DataFile]:
         from pyiceberg.io.pyarrow import _dataframe_to_data_files
 
         return list(_dataframe_to_data_files(
-            table_metadata=self.table.metadata, df=tbl, io=self.table.io,
+            table_metadata=self.metadata, df=tbl, io=self.table.io,
             write_uuid=self.write_uuid, counter=self.counter))
 
     def stage(self, reader: pa.RecordBatchReader, staged: Staged) -> None:
@@ -97,7 +99,8 @@ class Writer:
 
         chunk: list[pa.RecordBatch] = []
         size = 0
-        limit = STAGE_BYTES if self.table.metadata.spec().is_unpartitioned() else PARTITIONED_STAGE_BYTES
+        limit = STAGE_BYTES if self.metadata.spec().is_unpartitioned() else PARTITIONED_STAGE_BYTES
+        staged.schema = self.metadata.schema()
         pool: ThreadPoolExecutor | None = None
         pending: Future[list[DataFile]] | None = None
 

@@ -6,13 +6,15 @@ from typing import TYPE_CHECKING, Any
 
 from .errors import ConfigError, ObjectError
 from .routes import DECIMAL_RE, TRANSFORM_RE, Route, Target
+from .types import table_schema
 
 if TYPE_CHECKING:
     import pyarrow as pa
     from pyiceberg.catalog import Catalog
     from pyiceberg.partitioning import PartitionSpec
     from pyiceberg.schema import Schema
-    from pyiceberg.table import Table
+    from pyiceberg.table import StagedTable, Table
+    from pyiceberg.table.metadata import TableMetadata
 
 # lakeroute does its own commit retries (after re-checking which sources are already in the
 # table); PyIceberg's built-in retry would re-apply an append without that check.
@@ -93,51 +95,30 @@ def partition_spec(schema: Schema, partition_by: list[str]) -> PartitionSpec:
 
 
 def ensure_table(catalog: Catalog, target: Target, result_schema: pa.Schema | None = None) -> Table:
-    """Load the target table, creating it (and its namespace) on first use.
+    """Load the target table, creating it (and its namespace) when it does not exist.
 
-    Declared ``columns`` give the schema; otherwise the SQL result schema does.
+    Declared ``columns`` give the schema; otherwise ``result_schema`` does (``sync`` and
+    tests; the pipeline creates undeclared tables in their first commit instead).
     """
-    from pyiceberg.exceptions import (
-        NamespaceAlreadyExistsError,
-        NoSuchTableError,
-        TableAlreadyExistsError,
-    )
+    from pyiceberg.exceptions import NoSuchTableError, TableAlreadyExistsError
 
     try:
         return catalog.load_table(target.table)
     except NoSuchTableError:
         pass
     if target.columns is not None:
-        schema: Schema | pa.Schema = declared_schema(target.columns)
+        schema = declared_schema(target.columns)
     elif result_schema is not None:
-        schema = _nullable(result_schema)
+        schema = iceberg_schema(table_schema(result_schema, target.table))
     else:
         raise ObjectError("schema", f"table {target.table} has no declared columns and no "
                           "result to take its schema from")
-    # Check first: in AWS the namespace is a Glue database the stack created, and the
-    # function may read it (GetDatabase) but not create one.
-    if not catalog.namespace_exists(target.namespace):
-        try:
-            catalog.create_namespace(target.namespace)
-        except NamespaceAlreadyExistsError:
-            pass
-        except Exception:
-            # A concurrent creator can surface as a raw database error (SqlCatalog raises
-            # sqlalchemy's IntegrityError for the losing INSERT): fine if it exists now.
-            if not catalog.namespace_exists(target.namespace):
-                raise
-    properties = {**DEFAULT_PROPERTIES, **target.properties, **OWN_RETRY_PROPERTIES}
+    ensure_namespace(catalog, target.namespace)
     try:
         if target.partition_by:
-            from pyiceberg.io.pyarrow import _ConvertToIcebergWithoutIDs, visit_pyarrow
-            from pyiceberg.schema import assign_fresh_schema_ids
-
-            if not hasattr(schema, "find_field"):
-                schema = assign_fresh_schema_ids(visit_pyarrow(schema, _ConvertToIcebergWithoutIDs()))
-            spec = partition_spec(schema, target.partition_by)
-            return catalog.create_table(target.table, schema=schema, partition_spec=spec,
-                                        properties=properties)
-        return catalog.create_table(target.table, schema=schema, properties=properties)
+            return catalog.create_table(target.table, schema=schema, properties=table_properties(target),
+                                        partition_spec=partition_spec(schema, target.partition_by))
+        return catalog.create_table(target.table, schema=schema, properties=table_properties(target))
     except TableAlreadyExistsError:  # a concurrent writer created it first
         return catalog.load_table(target.table)
     except Exception:
@@ -146,23 +127,85 @@ def ensure_table(catalog: Catalog, target: Target, result_schema: pa.Schema | No
         raise
 
 
-def _nullable(schema: pa.Schema) -> pa.Schema:
+def ensure_namespace(catalog: Catalog, namespace: str) -> None:
+    from pyiceberg.exceptions import NamespaceAlreadyExistsError
+
+    # Check first: in AWS the namespace is a Glue database the stack created, and the
+    # function may read it (GetDatabase) but not create one.
+    if catalog.namespace_exists(namespace):
+        return
+    try:
+        catalog.create_namespace(namespace)
+    except NamespaceAlreadyExistsError:
+        pass
+    except Exception:
+        # A concurrent creator can surface as a raw database error (SqlCatalog raises
+        # sqlalchemy's IntegrityError for the losing INSERT): fine if it exists now.
+        if not catalog.namespace_exists(namespace):
+            raise
+
+
+def table_properties(target: Target) -> dict[str, str]:
+    return {**DEFAULT_PROPERTIES, **target.properties, **OWN_RETRY_PROPERTIES}
+
+
+def iceberg_schema(result_schema: pa.Schema) -> Schema:
+    """An Iceberg schema (fresh field ids) for a table-ready Arrow schema."""
+    from pyiceberg.io.pyarrow import _ConvertToIcebergWithoutIDs, visit_pyarrow
+    from pyiceberg.schema import assign_fresh_schema_ids
+
+    return assign_fresh_schema_ids(visit_pyarrow(result_schema, _ConvertToIcebergWithoutIDs()))
+
+
+def provisional_table(catalog: Catalog, target: Target, result_schema: pa.Schema) -> StagedTable:
+    """A table that does not exist yet, as it will be created *in the commit* of its first rows.
+
+    Nothing is written to the catalog (only the namespace is made sure of): an object that
+    is quarantined before the commit leaves no table behind.
+    """
+    from pyiceberg.table.sorting import UNSORTED_SORT_ORDER
+
+    ensure_namespace(catalog, target.namespace)
+    schema = iceberg_schema(table_schema(result_schema, target.table))
+    spec = partition_spec(schema, target.partition_by) if target.partition_by else None
+    create = catalog._create_staged_table  # type: ignore[attr-defined]  # MetastoreCatalog (SQL, Glue)
+    if spec is None:
+        return create(target.table, schema, None, properties=table_properties(target))
+    return create(target.table, schema, None, spec, UNSORTED_SORT_ORDER,
+                  table_properties(target))
+
+
+def with_new_columns(table: Table, metadata: TableMetadata, result_schema: pa.Schema) -> TableMetadata | None:
+    """``metadata`` plus the result columns it lacks (in memory: nothing is committed), or
+    None when nothing is new. Existing columns keep their ids and types."""
     import pyarrow as pa
+    from pyiceberg.table import StagedTable, Transaction
 
-    return pa.schema([f.with_nullable(True) for f in schema])
-
-
-def evolve_schema(table: Table, result_schema: pa.Schema) -> Table:
-    """Add result columns the table lacks (routes without declared columns only)."""
-    existing = {f.name for f in table.schema().fields}
-    new = [f for f in result_schema if f.name not in existing]
+    have = {f.name for f in metadata.schema().fields}
+    new = [f for f in result_schema if f.name not in have]
     if not new:
-        return table
-    import pyarrow as pa
+        return None
+    draft = StagedTable(identifier=table.name(), metadata=metadata,
+                        metadata_location=table.metadata_location, io=table.io, catalog=table.catalog)
+    txn = Transaction(draft, autocommit=False)
+    with txn.update_schema() as update:
+        update.union_by_name(pa.schema(new))
+    return txn.table_metadata
 
-    with table.update_schema() as update:
-        update.union_by_name(_nullable(pa.schema(new)))
-    return table
+
+def same_field_ids(written: Schema, table: Schema) -> bool:
+    """Whether data files written with ``written`` read correctly under ``table``."""
+    from pyiceberg.schema import index_by_id, index_name_by_id
+
+    ours, theirs = index_by_id(written), index_by_id(table)
+    our_names, their_names = index_name_by_id(written), index_name_by_id(table)
+    for field_id, field in ours.items():
+        other = theirs.get(field_id)
+        if other is None or our_names[field_id] != their_names.get(field_id):
+            return False
+        if field.field_type.is_primitive and field.field_type != other.field_type:
+            return False
+    return True
 
 
 def ensure_declared_tables(catalog: Catalog, routes: list[Route]) -> list[str]:

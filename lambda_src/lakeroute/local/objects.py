@@ -1,17 +1,33 @@
-"""Local objects: ``landing/<bucket>/<key>`` as files (version = content hash), and the local quarantine."""
+"""Local objects: ``landing/<bucket>/<key>`` as files, and the local quarantine.
+
+The version of a local object is the sha256 of exactly the bytes DuckDB reads: the file is
+first hard-linked (a copy when the scratch folder is on another file system) into a private
+scratch path, the hash is taken from that link, and DuckDB reads the link. A file *replaced*
+while it is ingested (written elsewhere and renamed over, as most tools do) leaves the link
+on the old bytes; a file *rewritten in place* changes the linked inode too, which ``verify``
+detects after the read (size or mtime changed) and fails the object for a retry, so a
+version is never recorded under another content's hash.
+"""
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import json
 import os
 import shutil
+import tempfile
 from collections.abc import Mapping
 from pathlib import Path, PurePosixPath
+from typing import Any
 
-from ..core.errors import ObjectError
-from ..core.objects import SourceObject, error_record, parquet_metadata
+from ..core.errors import ObjectError, TransientError
+from ..core.objects import SourceObject, parquet_metadata
+from ..core.quarantine import RECORD_NAME, entry_dir, error_record, object_name
 from ..core.routes import format_from_key
+from ..core.scratch import ScratchDir
+
+HASH_CHUNK = 4 * 1024 * 1024
 
 
 def content_hash(path: Path) -> str:
@@ -27,12 +43,22 @@ def safe_relpath(key: str) -> PurePosixPath:
 
 
 class LocalObjectSource:
-    """``landing/<bucket>/<key>``; the version is a content hash."""
+    """``landing/<bucket>/<key>``; the version is the content hash of the bytes read."""
 
-    def __init__(self, landing: Path) -> None:
+    def __init__(self, landing: Path, scratch: Path | None = None) -> None:
         self.landing = landing
         # (bucket, key) -> file outside the landing folder (`ingest FILE --bucket B`)
         self.overrides: dict[tuple[str, str], Path] = {}
+        root = scratch if scratch is not None else Path(tempfile.gettempdir()) / "lakeroute-local"
+        self._scratch_root = str(root)
+        self._scratch: ScratchDir | None = None
+        self._signatures: dict[str, tuple[int, int, int]] = {}  # scratch path -> (inode, size, mtime)
+
+    @property
+    def scratch(self) -> ScratchDir:
+        if self._scratch is None or self._scratch.dir != os.path.join(self._scratch_root, str(os.getpid())):
+            self._scratch = ScratchDir(self._scratch_root)
+        return self._scratch
 
     def path_of(self, bucket: str, key: str) -> Path:
         override = self.overrides.get((bucket, key))
@@ -50,16 +76,47 @@ class LocalObjectSource:
 
     def resolve(self, bucket: str, key: str, version: str | None = None) -> SourceObject:
         path = self.path_of(bucket, key)
+        if (bucket, key) not in self.overrides:
+            try:
+                inside = path.resolve().is_relative_to(self.landing.resolve())
+            except (OSError, RuntimeError) as e:  # a symlink loop
+                raise ObjectError("read", f"cannot read {path}: {e}") from e
+            if not inside:
+                raise ObjectError("read", f"{path} is a symlink that leaves the landing folder "
+                                  f"{self.landing}: not read")
         return self.resolve_path(bucket, key, path)
 
     def resolve_path(self, bucket: str, key: str, path: Path) -> SourceObject:
+        private = self.scratch.new_path(key)
         try:
-            size = path.stat().st_size
-            digest = content_hash(path)
+            try:
+                os.link(path, private)
+                digest, st = _hash_file(private)
+            except OSError as e:
+                if e.errno not in (errno.EXDEV, errno.EPERM, errno.EMLINK, errno.ENOTSUP, errno.EACCES):
+                    raise
+                digest, st = _copy_and_hash(path, private)
         except OSError as e:
-            raise ObjectError("read", f"cannot read {path}: {e.strerror}") from e
-        return SourceObject(bucket=bucket, key=key, path=str(path.resolve()), version=digest,
-                            size=size)
+            self.scratch.remove(private)
+            raise ObjectError("read", f"cannot read {path}: {e.strerror or e}") from e
+        except BaseException:
+            self.scratch.remove(private)
+            raise
+        self._signatures[private] = (st.st_ino, st.st_size, st.st_mtime_ns)
+        return SourceObject(bucket=bucket, key=key, path=private, version=digest, size=st.st_size)
+
+    def verify(self, obj: SourceObject) -> None:
+        """The bytes read are the bytes hashed: the linked file was not rewritten meanwhile."""
+        wanted = self._signatures.get(obj.path)
+        if wanted is None:
+            return
+        try:
+            st = os.stat(obj.path)
+        except OSError as e:
+            raise TransientError(f"{obj.bucket}/{obj.key}: vanished while being read ({e.strerror})") from e
+        if (st.st_ino, st.st_size, st.st_mtime_ns) != wanted:
+            raise TransientError(f"{obj.bucket}/{obj.key}: rewritten while being read; it will "
+                                 "be read again once it is complete")
 
     def metadata(self, obj: SourceObject) -> Mapping[str, str]:
         try:
@@ -69,23 +126,60 @@ class LocalObjectSource:
         return {**obj.metadata, **(parquet_metadata(obj.path) if is_parquet else {})}
 
     def release(self, obj: SourceObject) -> None:
-        pass
+        self._signatures.pop(obj.path, None)
+        self.scratch.remove(obj.path)
+
+
+def _hash_file(path: str) -> tuple[str, os.stat_result]:
+    with open(path, "rb") as f:
+        st = os.fstat(f.fileno())
+        digest = hashlib.file_digest(f, "sha256").hexdigest()
+    return "sha256:" + digest, st
+
+
+def _copy_and_hash(src: Path, dest: str) -> tuple[str, os.stat_result]:
+    """One pass: what is hashed is what is written to the private copy."""
+    h = hashlib.sha256()
+    with open(src, "rb") as fin, open(dest, "wb") as fout:
+        while chunk := fin.read(HASH_CHUNK):
+            h.update(chunk)
+            fout.write(chunk)
+    return "sha256:" + h.hexdigest(), os.stat(dest)
 
 
 class LocalQuarantine:
-    """Copies the object to ``<root>/<bucket>/<key>`` beside ``<key>.error.json``."""
+    """``<root>/<entry>/object<.ext>`` beside ``<entry>/error.json`` (``core.quarantine`` layout)."""
 
     def __init__(self, root: Path) -> None:
         self.root = root
 
-    def put(self, bucket: str, key: str, obj: SourceObject | None, error: ObjectError) -> str:
-        dest = self.root / bucket / safe_relpath(key)
-        dest.parent.mkdir(parents=True, exist_ok=True)
-        if obj is not None and os.path.exists(obj.path) and not obj.path.startswith("s3://"):
-            tmp = dest.with_name(dest.name + ".partial")
+    def location(self, bucket: str, key: str, version: str | None) -> Path:
+        return self.root / entry_dir(bucket, key, version, max_bytes=3800, max_segment=250)
+
+    def put(self, bucket: str, key: str, obj: SourceObject | None, error: ObjectError,
+            table: str | None = None) -> str:
+        entry = self.location(bucket, key, obj.version if obj else None)
+        entry.mkdir(parents=True, exist_ok=True)
+        record_path = entry / RECORD_NAME
+        previous: dict[str, Any] | None = None
+        if record_path.exists():
+            try:
+                previous = json.loads(record_path.read_text(encoding="utf-8"))
+            except (OSError, ValueError):
+                previous = None
+        copy = entry / object_name(key)
+        copied: bool | None = copy.exists() or None
+        if obj is not None and not copy.exists() and os.path.exists(obj.path):
+            tmp = entry / (copy.name + ".partial")
             shutil.copyfile(obj.path, tmp)
-            os.replace(tmp, dest)
-        record = error_record(bucket, key, obj, error)
-        err_path = dest.with_name(dest.name + ".error.json")
-        err_path.write_text(json.dumps(record, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
-        return str(dest)
+            os.replace(tmp, copy)
+            copied = True
+        elif obj is not None and not copy.exists():
+            copied = False
+        record = error_record(bucket, key, obj, error, previous, table=table, copied=copied)
+        record["object_copy"] = str(copy) if copied else None
+        tmp = entry / (RECORD_NAME + ".partial")
+        tmp.write_text(json.dumps(record, indent=2, ensure_ascii=False) + "\n", encoding="utf-8",
+                       errors="backslashreplace")
+        os.replace(tmp, record_path)
+        return str(entry)

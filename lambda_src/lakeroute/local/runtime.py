@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import os
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from ..core.engine import DEFAULT_TIMEOUT_SECONDS, Engine
+from ..core.errors import ConfigError
 from ..core.pipeline import Pipeline
 from ..core.routes import RouteTable, load_routes
 from .ledger import SqliteLedger
@@ -56,13 +60,36 @@ def local_catalog(home: Path) -> SqlCatalog:
         return make()
 
 
+def duckdb_memory_limit(env: Mapping[str, str] | None = None) -> str:
+    """``LAKEROUTE_DUCKDB_MEMORY``, else half of this machine's memory (the Lambda's rule:
+    half the function's memory), so a runaway route spills or fails instead of swapping."""
+    env = os.environ if env is None else env
+    explicit = env.get("LAKEROUTE_DUCKDB_MEMORY", "").strip()
+    if explicit:
+        return explicit
+    try:
+        total = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    except (ValueError, OSError, AttributeError):
+        return "2GB"
+    return f"{max(256, total // 2 // (1024 * 1024))}MB"
+
+
 def local_pipeline(paths: LocalPaths) -> Pipeline:
     routes = RouteTable.of(load_routes(paths.routes))
     catalog = local_catalog(paths.home)
+    spill = paths.home / "tmp" / "duckdb"
+    spill.mkdir(parents=True, exist_ok=True)
+    timeout = os.environ.get("LAKEROUTE_OBJECT_TIMEOUT_SECONDS", "").strip()
+    try:
+        seconds = float(timeout) if timeout else DEFAULT_TIMEOUT_SECONDS
+    except ValueError:
+        raise ConfigError(f"LAKEROUTE_OBJECT_TIMEOUT_SECONDS={timeout!r} is not a number") from None
     return Pipeline(
         routes=routes,
-        source=LocalObjectSource(paths.landing),
+        source=LocalObjectSource(paths.landing, scratch=paths.home / "tmp" / "objects"),
         catalog=catalog,
         ledger=SqliteLedger(str(paths.home / "ledger.db")),
         quarantine=LocalQuarantine(paths.quarantine),
+        engine=Engine(memory_limit=duckdb_memory_limit(), temp_directory=str(spill),
+                      timeout_seconds=seconds),
     )

@@ -54,6 +54,8 @@ class Source(_Strict):
     columns: dict[str, str] | None = None
     # The bucket exists already (owned elsewhere): the stack imports it instead of creating it.
     existing: bool = False
+    # Per-object limit for reading + SQL (default: the engine's, 900 s); DuckDB is interrupted.
+    timeout_seconds: Annotated[float, Field(gt=0, le=86400)] | None = None
 
     @field_validator("prefix")
     @classmethod

@@ -1,0 +1,83 @@
+"""Private scratch copies of objects: one folder per process, one sub-folder per object.
+
+What DuckDB reads is always a path lakeroute made: a download (S3) or a hard link / copy
+(local) under ``<root>/<pid>/<uuid>/<key, sanitized>``. So the bytes cannot change under the
+reader's feet by a rename, the path can be written into SQL as a literal without pasting an
+untrusted key, and path-dependent reader options (``hive_partitioning``) still see the
+key's folders (``dt=2026-01-01/``). Folders of dead processes are removed on start: scratch
+outlives a killed process or a timed-out invocation.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import re
+import shutil
+import uuid
+
+_UNSAFE = re.compile(r"[^A-Za-z0-9._=-]")
+MAX_SCRATCH_PATH = 900
+
+
+def sanitized_key(key: str) -> str:
+    """The key as a relative path of safe characters only (same folders, same extensions)."""
+    parts = []
+    for segment in key.split("/"):
+        clean = _UNSAFE.sub("_", segment)[-120:]
+        if clean in ("", ".", ".."):
+            clean = "_" * max(1, len(clean))
+        parts.append(clean)
+    return "/".join(parts)
+
+
+class ScratchDir:
+    def __init__(self, root: str) -> None:
+        self.root = root
+        _remove_stale_folders(root)
+        self.dir = os.path.join(root, str(os.getpid()))
+        os.makedirs(self.dir, exist_ok=True)
+
+    def new_path(self, key: str) -> str:
+        """A fresh path for one object, its parent folder created."""
+        base = os.path.join(self.dir, uuid.uuid4().hex)
+        rel = sanitized_key(key)
+        path = os.path.join(base, rel)
+        if len(path) > MAX_SCRATCH_PATH:
+            name = rel.rsplit("/", 1)[-1]
+            path = os.path.join(base, name[-100:])
+        os.makedirs(os.path.dirname(path), exist_ok=True)
+        return path
+
+    def owns(self, path: str) -> bool:
+        return path.startswith(self.dir + os.sep)
+
+    def remove(self, path: str) -> None:
+        """Remove a path made by ``new_path`` and its per-object folder."""
+        if not self.owns(path):
+            return
+        rel = os.path.relpath(path, self.dir)
+        top = os.path.join(self.dir, rel.split(os.sep, 1)[0])
+        shutil.rmtree(top, ignore_errors=True)
+        with contextlib.suppress(FileNotFoundError):
+            os.remove(path)
+
+
+def _remove_stale_folders(root: str) -> None:
+    try:
+        names = os.listdir(root)
+    except FileNotFoundError:
+        return
+    for name in names:
+        if name.isdigit() and not _alive(int(name)):
+            shutil.rmtree(os.path.join(root, name), ignore_errors=True)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
