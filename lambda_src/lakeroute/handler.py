@@ -56,7 +56,10 @@ def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
         report = runtime.prepare(parsed.refs, deadline(context)).ingest(parsed.refs)
         retry = {"failed", "quarantined"} if runtime.config.fail_quarantined else {"failed"}
         failed.update(dict.fromkeys(o.ref.id for o in report.outcomes if o.status in retry))
-        publish(report)
+        try:
+            publish(report)
+        except Exception:  # logging/metrics must never turn a batch's outcome into an error
+            logger.exception("could not publish the batch's metrics")
     if failed and not parsed.is_sqs:
         raise BatchFailed(f"{len(failed)} item(s) not ingested: {', '.join(failed)}")
     return {"batchItemFailures": [{"itemIdentifier": item} for item in failed]}

@@ -157,3 +157,21 @@ def test_deep_nesting_is_bounded() -> None:
         doc = {"Type": "Notification", "Message": json.dumps(doc)}
     parsed = parse_event(sqs_event(doc))
     assert parsed.refs == [] and parsed.malformed
+
+
+def test_hostile_bodies_are_malformed_items_never_exceptions() -> None:
+    deep = "[" * 100_000 + "]" * 100_000
+    deep_sns = json.dumps({"Type": "Notification", "Message": deep})
+    bodies = [deep, deep_sns, "x" * (2 * 1024 * 1024), "\x00\xff not json", json.dumps([1, 2]), "null",
+              json.dumps(s3_body("good.csv"))]
+    event = sqs_event(*bodies)
+    for i, record in enumerate(event["Records"]):
+        if isinstance(bodies[i], str):
+            record["body"] = bodies[i]
+    parsed = parse_event(event)
+    why = dict(parsed.malformed)
+    print({k: v[:50] for k, v in why.items()})
+    assert [r.key for r in parsed.refs] == ["good.csv"]
+    assert len(parsed.malformed) == len(bodies) - 1
+    assert "nested too deeply" in why[event["Records"][0]["messageId"]]
+    assert parse_event({"Records": [{"eventSource": "aws:sqs", "body": deep}]}).malformed

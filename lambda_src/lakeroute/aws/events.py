@@ -35,6 +35,7 @@ from ..core.pipeline import ObjectRef
 # carry keys the same way. Flip this if a real EventBridge event shows a raw key.
 EVENTBRIDGE_KEYS_URL_ENCODED = True
 MAX_NESTING = 3  # SQS -> SNS -> S3 is the deepest real wrapping
+MAX_BODY_CHARS = 1024 * 1024  # SQS bodies are at most 1 MiB
 
 
 @dataclass
@@ -53,6 +54,13 @@ class ParsedEvent:
 
 def parse_event(event: Any) -> ParsedEvent:
     """Every object an invocation event announces, in order, with the items to skip or fail."""
+    try:
+        return _parse_event(event)
+    except (ValueError, RecursionError, TypeError, AttributeError) as e:
+        return ParsedEvent("unknown", malformed=[("", f"unreadable event: {type(e).__name__}")])
+
+
+def _parse_event(event: Any) -> ParsedEvent:
     if not isinstance(event, Mapping):
         return ParsedEvent("unknown", malformed=[("", "event is not a JSON object")])
     records = event.get("Records")
@@ -80,17 +88,24 @@ def _kind(event: Mapping[str, Any]) -> str:
 
 
 def _parse_sqs_record(record: Mapping[str, Any], parsed: ParsedEvent) -> None:
+    """One message; whatever its body holds, it ends as refs, ignored or malformed, never raises."""
     msg_id = str(record.get("messageId") or "")
     body = record.get("body")
     if not isinstance(body, str):
         parsed.malformed.append((msg_id, "SQS message has no body"))
         return
+    if len(body) > MAX_BODY_CHARS:
+        parsed.malformed.append((msg_id, f"SQS body of {len(body)} characters is not an S3 event"))
+        return
+    before = (len(parsed.refs), len(parsed.ignored), len(parsed.malformed))
     try:
         document = json.loads(body)
-    except ValueError:
-        parsed.malformed.append((msg_id, f"SQS body is not JSON: {body[:80]!r}"))
-        return
-    _parse_document(document, msg_id, parsed, depth=0)
+        _parse_document(document, msg_id, parsed, depth=0)
+    except (ValueError, RecursionError, TypeError, AttributeError) as e:
+        # Not JSON, or JSON nested beyond what the parser's stack holds: the message is bad.
+        del parsed.refs[before[0]:], parsed.ignored[before[1]:], parsed.malformed[before[2]:]
+        kind = "nested too deeply" if isinstance(e, RecursionError) else f"not JSON: {body[:80]!r}"
+        parsed.malformed.append((msg_id, f"SQS body is {kind}"))
 
 
 def _parse_document(doc: Any, item_id: str, parsed: ParsedEvent, depth: int) -> None:
