@@ -63,8 +63,8 @@ def test_one_bad_object_never_sinks_the_batch(ws: Workspace) -> None:
     ws.put("bkt", "huge/1.csv", _csv(2))
     ws.put("bkt", "hugeover/1.csv", _csv(2))
     ws.put("bkt", "nsok/1.csv", _csv(2))
-    refs = [("bkt", "good/1.csv"), *[("bkt", f"{n}/x.csv") for n in BAD_SQL], ("bkt", "huge/1.csv"), ("bkt", "hugeover/1.csv"),
-            ("bkt", "nsok/1.csv")]
+    refs = [("bkt", "good/1.csv"), *[("bkt", f"{n}/x.csv") for n in BAD_SQL], ("bkt", "huge/1.csv"),
+            ("bkt", "hugeover/1.csv"), ("bkt", "nsok/1.csv")]
     report = ws.ingest(*refs)
     statuses = {o.ref.key.split("/")[0]: (o.status, o.stage) for o in report.outcomes}
     print("outcomes:", json.dumps(statuses))
@@ -107,9 +107,8 @@ def test_values_that_do_not_fit_are_quarantined_not_changed(ws: Workspace) -> No
 
 
 def test_cli_user_sees_no_traceback(ws: Workspace) -> None:
-    from typer.testing import CliRunner
-
     from lakeroute.cli import app
+    from typer.testing import CliRunner
 
     ws.route("bad", {"bucket": "bkt"}, {"table": "ns.t"}, BAD_SQL["union"])
     ws.put("bkt", "x.csv", _csv(2))
