@@ -34,9 +34,9 @@ def test_sqs_batch_of_s3_notifications_decodes_keys_and_versions() -> None:
     assert parsed.kind == "sqs" and parsed.is_sqs
     assert parsed.refs == [
         ObjectRef("acme-sales-landing", "orders/2024 01/it's here.parquet",
-                  "d41d8cd98f00b204e9800998ecf8427e", "0a5b4c2e-8d31-4f4e-9c0a-3d1b2f7e6a01"),
+                  "d41d8cd98f00b204e9800998ecf8427e", "0a5b4c2e-8d31-4f4e-9c0a-3d1b2f7e6a01", 2048),
         ObjectRef("acme-iot-landing", "readings/a+b (copy).parquet",
-                  "uhggCJ2_B6gU2JaXWXebnXFDstO0ID6G", "1b6c5d3f-9e42-4a5f-8d1b-4e2c3a8f7b02"),
+                  "uhggCJ2_B6gU2JaXWXebnXFDstO0ID6G", "1b6c5d3f-9e42-4a5f-8d1b-4e2c3a8f7b02", 73400320),
     ]
     assert parsed.ignored == [("2c7d6e4a-af53-4b6a-9e2c-5f3d4b9a8c03",
                                "s3:TestEvent for bucket acme-sales-landing")]
@@ -77,7 +77,7 @@ def test_direct_eventbridge_invocation_uses_the_event_id() -> None:
     assert parsed.kind == "eventbridge"
     assert parsed.refs == [ObjectRef("acme-web-events", "2026/11/02/events 10.json",
                                      "IYV3p45BT0ac8hjHg1houSdS1a.Mro8e",
-                                     "17793124-05d4-b198-2fde-7ededc63b103")]
+                                     "17793124-05d4-b198-2fde-7ededc63b103", 5120)]
 
 
 def test_eventbridge_other_detail_types_are_ignored() -> None:

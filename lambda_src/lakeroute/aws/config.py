@@ -30,7 +30,9 @@ class AwsConfig:
     (auto | download | httpfs), ``LAKEROUTE_TMP`` (/tmp), ``LAKEROUTE_FAIL_QUARANTINED``
     (true: quarantined objects are also reported as batch item failures, so their messages
     end in the DLQ), ``LAKEROUTE_LEDGER_TTL_DAYS`` (0 = keep ledger entries forever),
-    ``LAKEROUTE_DUCKDB_MEMORY`` (default: half the function's memory).
+    ``LAKEROUTE_DUCKDB_MEMORY`` (default: half the function's memory),
+    ``LAKEROUTE_COMMIT_RESERVE_SECONDS`` (15: time kept back from the deadline for commits;
+    objects start only while the rest covers them, see ``core.budget``).
     """
 
     routes_table: str
@@ -45,6 +47,7 @@ class AwsConfig:
     fail_quarantined: bool = True
     ledger_ttl_days: int = 0
     duckdb_memory: str | None = None
+    commit_reserve_seconds: float = 15.0
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> AwsConfig:
@@ -106,6 +109,7 @@ class AwsConfig:
             fail_quarantined=flag("LAKEROUTE_FAIL_QUARANTINED", True),
             ledger_ttl_days=int(number("LAKEROUTE_LEDGER_TTL_DAYS", 0)),
             duckdb_memory=memory,
+            commit_reserve_seconds=number("LAKEROUTE_COMMIT_RESERVE_SECONDS", 15.0),
         )
         if problems:
             raise ConfigError("lakeroute is misconfigured (environment):\n  - " + "\n  - ".join(problems))

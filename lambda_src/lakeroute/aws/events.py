@@ -190,7 +190,15 @@ def _add(parsed: ParsedEvent, item_id: str, bucket: str, key: str, size: Any,
     if key.endswith("/") and size in (0, "0"):
         parsed.ignored.append((item_id, f"folder placeholder {bucket}/{key}"))
         return
-    parsed.refs.append(ObjectRef(bucket=bucket, key=key, version=version, id=item_id))
+    parsed.refs.append(ObjectRef(bucket=bucket, key=key, version=version, id=item_id, size=_size(size)))
+
+
+def _size(size: Any) -> int | None:
+    try:
+        value = int(size)
+    except (TypeError, ValueError):
+        return None
+    return value if value >= 0 else None
 
 
 def _version(version_id: Any, etag: Any) -> str | None:

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import os
+import time
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
+from ..core.budget import Budget
 from ..core.engine import Engine
 from ..core.routes import RouteTable
 from .catalog import make_catalog
@@ -28,6 +30,7 @@ class AwsRuntime:
     config: AwsConfig
     routes: DynamoRouteStore
     pipeline: Pipeline
+    budget: Budget | None = None
 
     @classmethod
     def from_env(cls) -> AwsRuntime:
@@ -55,7 +58,15 @@ class AwsRuntime:
         return cls(config, store, pipeline)
 
     def prepare(self, refs: list[ObjectRef], deadline: float | None) -> Pipeline:
-        """The pipeline with the batch's routes (cached lookups) and commit deadline."""
+        """The pipeline with the batch's routes (cached lookups), commit deadline and time
+        budget (objects start only while the time left covers them)."""
         self.pipeline.routes = self.routes.route_table(refs)
         self.pipeline.deadline = deadline
+        if deadline is None:
+            self.pipeline.budget = None
+        else:
+            budget = self.budget if self.budget is not None else Budget(deadline)
+            budget.deadline = deadline
+            budget.reserve = min(self.config.commit_reserve_seconds, max(0.0, (deadline - time.monotonic()) / 3))
+            self.pipeline.budget = self.budget = budget  # the measured throughput stays warm
         return self.pipeline

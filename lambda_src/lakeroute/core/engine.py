@@ -21,12 +21,13 @@ import datetime as dt
 import os
 import re
 import threading
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from .errors import ConfigError, ObjectError
+from .errors import ConfigError, LakerouteError, ObjectError, TransientError
 from .objects import SourceObject
 from .routes import Route
 from .streams import compression_of, start_check
@@ -182,14 +183,19 @@ class Engine:
         return con
 
     @contextmanager
-    def run(self, route: Route, obj: SourceObject) -> Iterator[pa.RecordBatchReader]:
-        """Stream the route's result over ``obj`` as Arrow record batches, within its time limit."""
+    def run(self, route: Route, obj: SourceObject, until: float | None = None
+            ) -> Iterator[pa.RecordBatchReader]:
+        """Stream the route's result over ``obj`` as Arrow record batches, within its time
+        limit, and, with ``until`` (a time.monotonic() value: the batch's deadline), no later."""
         import duckdb
 
         fmt = route.file_format(obj.key)
         limit = route.source.timeout_seconds or self.timeout_seconds
+        by_deadline = until is not None and until - time.monotonic() < limit
+        if until is not None:
+            limit = max(0.001, min(limit, until - time.monotonic()))
         con = self._connect(obj)
-        watchdog = _Watchdog(con, limit)
+        watchdog = _Watchdog(con, limit, by_deadline)
         kind = None if obj.path.startswith("s3://") else compression_of(obj.key, route.source.options)
         check = start_check(obj.path, kind) if kind and fmt in ("csv", "json") else None
         try:
@@ -210,8 +216,9 @@ class Engine:
 class _Watchdog:
     """Interrupts DuckDB when an object's time limit passes."""
 
-    def __init__(self, con: duckdb.DuckDBPyConnection, seconds: float) -> None:
+    def __init__(self, con: duckdb.DuckDBPyConnection, seconds: float, by_deadline: bool = False) -> None:
         self.seconds = seconds
+        self.by_deadline = by_deadline  # the limit is the batch's deadline, not the object's
         self.fired = False
         self._con = con
         self._timer = threading.Timer(seconds, self._fire)
@@ -226,7 +233,10 @@ class _Watchdog:
     def cancel(self) -> None:
         self._timer.cancel()
 
-    def error(self, route: Route, e: BaseException) -> ObjectError:
+    def error(self, route: Route, e: BaseException) -> LakerouteError:
+        if self.fired and self.by_deadline:
+            return TransientError(f"route {route.name}: stopped after {self.seconds:.1f} s: the batch's "
+                                  "time ran out; it is retried")
         if self.fired:
             return ObjectError("timeout", f"route {route.name}: timed out after {self.seconds:g} s "
                                "(source.timeout_seconds)", route.name)
@@ -294,7 +304,7 @@ def _guarded(reader: pa.RecordBatchReader, route: Route, watchdog: _Watchdog,
                 if watchdog.fired:
                     raise watchdog.error(route, TimeoutError())
                 yield batch
-        except ObjectError:
+        except LakerouteError:
             raise
         except Exception as e:
             raise watchdog.error(route, e) from e
@@ -306,40 +316,3 @@ def _guarded(reader: pa.RecordBatchReader, route: Route, watchdog: _Watchdog,
 
     return pa.RecordBatchReader.from_batches(reader.schema, batches())
 
-
-def bind_check(route: Route, sample: SourceObject | None) -> list[tuple[str, str]]:
-    """Bind the route SQL without running it: over a sample file or the declared columns.
-
-    Returns (column, type) of the result; raises ObjectError when the SQL does not bind.
-    """
-    import duckdb
-
-    if sample is not None:
-        con = Engine(prepare_next=False)._connect(sample)
-        view = reader_sql(route.file_format(sample.key), route.source.options, sample.path)
-    elif route.source.columns is not None:
-        # The ingest lockdown (no extension autoload or download, no external access).
-        con = Engine(prepare_next=False)._connect(
-            SourceObject(route.source.bucket, route.source.prefix + "key", path="", version="etag"))
-        cols = ", ".join(f"NULL::{_duck_type(t)} AS {quote_ident(n)}"
-                         for n, t in route.source.columns.items())
-        view = f"SELECT {cols} WHERE false"
-    else:
-        raise ConfigError(f"route {route.name}: nothing to bind against")
-    try:
-        check_single_select(con, route)
-        try:
-            con.execute("CREATE TEMP VIEW source AS " + view)
-            rel = con.sql(route.sql)
-            return list(zip(rel.columns, [str(t) for t in rel.types], strict=True))
-        except duckdb.Error as e:
-            raise ObjectError(_stage(e), f"route {route.name}: {_one_line(e)}", route.name) from e
-    finally:
-        con.close()
-
-
-def _duck_type(t: str) -> str:
-    mapping = {"long": "BIGINT", "bigint": "BIGINT", "int": "INTEGER", "integer": "INTEGER",
-               "string": "VARCHAR", "timestamptz": "TIMESTAMPTZ", "binary": "BLOB",
-               "time": "TIME", "uuid": "UUID"}
-    return mapping.get(t, t.upper())

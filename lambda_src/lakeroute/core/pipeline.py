@@ -20,6 +20,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
+from .budget import Budget
 from .commit import CommitError, commit
 from .engine import Engine
 from .errors import LakerouteError, ObjectError, TransientError
@@ -50,6 +51,7 @@ class ObjectRef:
     key: str
     version: str | None = None
     id: str = ""  # the caller's handle (e.g. an SQS message id), echoed in outcomes
+    size: int | None = None  # bytes, when the event tells (sizes the time budget)
 
 
 @dataclass
@@ -125,6 +127,7 @@ class Pipeline:
     engine: Engine = field(default_factory=Engine)
     group_size: int = 500  # objects per snapshot, bounding summary size and memory
     deadline: float | None = None  # time.monotonic() by which commits must give up
+    budget: Budget | None = None  # which objects may still start (Lambda: the remaining time)
 
     def ingest(self, refs: Iterable[ObjectRef],
                progress: Callable[[Outcome | None], None] | None = None) -> IngestReport:
@@ -134,7 +137,16 @@ class Pipeline:
         seen: set[str] = set()
         try:
             for ref in refs:
-                outcome = self._stage_one(ref, plans, seen)
+                if self.budget is not None and not self.budget.allows(ref.size):
+                    outcome: Outcome | None = Outcome(
+                        ref, "failed", f"{ref.bucket}/{ref.key}: not started, {self.budget.left():.1f} s "
+                        f"left do not cover it (estimated {self.budget.estimate(ref.size):.1f} s); "
+                        "it is retried", stage="deadline")
+                else:
+                    began = time.monotonic()
+                    outcome = self._stage_one(ref, plans, seen)
+                    if self.budget is not None:
+                        self.budget.measured(ref.size, time.monotonic() - began)
                 if outcome is not None:
                     report.outcomes.append(outcome)
                 if progress is not None:  # once per object, as it is read (None: staged for commit)
@@ -210,7 +222,8 @@ class Pipeline:
             obj = fetch(obj)
         staged = Staged(obj.source_id, route.name, name, 0)
         step.stage = "sql"
-        with self.engine.run(route, obj) as reader:
+        until = None if self.budget is None else self.budget.deadline - self.budget.reserve
+        with self.engine.run(route, obj, until=until) as reader:
             step.stage = "schema"
             result = table_schema(reader.schema, route.name)
             staged.result_schema = result
