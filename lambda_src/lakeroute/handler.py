@@ -53,7 +53,18 @@ def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
         logger.error("malformed event", extra={"item": item, "reason": why})
     if parsed.refs:
         runtime = get_runtime()
-        report = runtime.prepare(parsed.refs, deadline(context)).ingest(parsed.refs)
+        pipeline = runtime.prepare(parsed.refs, deadline(context))
+        refs, handed = runtime.hand_off(parsed.refs)  # too big for this function: a Fargate task
+        for ref, status, detail in handed:
+            (logger.info if status == "handed_off" else logger.warning)(
+                status, extra={"item": ref.id, "bucket": ref.bucket, "key": ref.key, "size": ref.size,
+                               "detail": detail})
+            if status == "failed":
+                failed[ref.id] = None
+        if handed:
+            metrics.add_metric(name="ObjectsHandedOff", unit=MetricUnit.Count,
+                               value=sum(1 for _, s, _ in handed if s == "handed_off"))
+        report = pipeline.ingest(refs)
         retry = {"failed", "quarantined"} if runtime.config.fail_quarantined else {"failed"}
         failed.update(dict.fromkeys(o.ref.id for o in report.outcomes if o.status in retry))
         try:

@@ -9,11 +9,13 @@ from typing import TYPE_CHECKING
 
 from ..core.budget import Budget
 from ..core.engine import Engine
+from ..core.errors import TransientError
 from ..core.routes import RouteTable
 from .catalog import make_catalog
 from .clients import aws_client
 from .config import AwsConfig
 from .duckdb_s3 import duckdb_s3_setup
+from .large_objects import LargeObjectTier, TierConfig
 from .ledger import DynamoLedger
 from .route_store import DynamoRouteStore
 from .s3_quarantine import S3Quarantine
@@ -31,6 +33,7 @@ class AwsRuntime:
     routes: DynamoRouteStore
     pipeline: Pipeline
     budget: Budget | None = None
+    tier: LargeObjectTier | None = None
 
     @classmethod
     def from_env(cls) -> AwsRuntime:
@@ -55,7 +58,9 @@ class AwsRuntime:
             engine=Engine(memory_limit=config.duckdb_memory, temp_directory=spill,
                           s3_setup=duckdb_s3_setup(session)),
         )
-        return cls(config, store, pipeline)
+        tier_config = TierConfig.from_env()
+        tier = LargeObjectTier(tier_config, aws_client("ecs", session)) if tier_config else None
+        return cls(config, store, pipeline, tier=tier)
 
     def prepare(self, refs: list[ObjectRef], deadline: float | None) -> Pipeline:
         """The pipeline with the batch's routes (cached lookups), commit deadline and time
@@ -70,3 +75,23 @@ class AwsRuntime:
             budget.reserve = min(self.config.commit_reserve_seconds, max(0.0, (deadline - time.monotonic()) / 3))
             self.pipeline.budget = self.budget = budget  # the measured throughput stays warm
         return self.pipeline
+
+    def hand_off(self, refs: list[ObjectRef]) -> tuple[list[ObjectRef], list[tuple[ObjectRef, str, str]]]:
+        """Objects for the large-object tier started as tasks: (the rest, [(ref, status, detail)])
+        with status ``handed_off`` (detail: the task ARN) or ``failed`` (detail: why)."""
+        if self.tier is None:
+            return refs, []
+        rest: list[ObjectRef] = []
+        done: list[tuple[ObjectRef, str, str]] = []
+        budget = self.pipeline.budget
+        left = budget.left() if budget is not None else None
+        for ref in refs:
+            estimate = budget.estimate(ref.size) if budget is not None else None
+            if not self.tier.takes(ref, left, estimate):
+                rest.append(ref)
+                continue
+            try:
+                done.append((ref, "handed_off", self.tier.hand_off(ref)))
+            except TransientError as e:
+                done.append((ref, "failed", str(e)))
+        return rest, done
