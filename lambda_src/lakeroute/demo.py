@@ -101,7 +101,7 @@ def run_demo(routes: Path, home: Path, landing: Path, echo: Callable[[str], None
     files = write_sample_data(landing)
     echo(f"wrote {len(files)} sample files under {landing}/")
 
-    problems, notes, count = validate_routes(routes, landing)
+    problems, _warnings, _notes, count = validate_routes(routes, landing)
     for line in problems:
         echo(f"error: {line}")
     if problems:

@@ -22,8 +22,12 @@ if TYPE_CHECKING:
 def validate(ctx: typer.Context) -> None:
     """Check every route file: schema, SQL binding, ambiguity, shared table settings.
 
-    The SQL is bound (no data read) against source.columns when declared, else against a
-    sample file under the landing folder. Exit 2 on any error, one line per problem.
+    The SQL is checked under the ingest lockdown: exactly one SELECT, always; bound (no rows
+    read) against a sample file under landing/<bucket>/<prefix> that ingest would route to
+    it, else against source.columns. What would fail every file at ingest is an error
+    (result types with no Iceberg counterpart, duplicate names in any case, a missing
+    partition column); exit 2, one line per problem. Warnings (exit code unaffected): time
+    columns, names that are not lower-case identifiers, declared columns never produced.
 
     Example: lakeroute validate
     """
@@ -31,9 +35,11 @@ def validate(ctx: typer.Context) -> None:
 
     c = get_ctx(ctx)
     try:
-        problems, notes, count = validate_routes(c.routes, c.landing)
+        problems, warnings, notes, count = validate_routes(c.routes, c.landing)
     except ConfigError as e:
         raise fail(str(e)) from None
+    for warning in warnings:
+        typer.echo(f"warning: {warning}", err=True)
     for note in notes:
         typer.echo(f"note: {note}", err=True)
     if problems:

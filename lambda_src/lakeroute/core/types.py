@@ -102,7 +102,7 @@ def cast_column(col: pa.Array, target: pa.DataType, route: str, column: str) -> 
 def _is_uuid(t: pa.DataType) -> bool:
     import pyarrow as pa
 
-    return isinstance(t, pa.ExtensionType) and t.extension_name == "arrow.uuid"
+    return isinstance(t, pa.BaseExtensionType) and t.extension_name == "arrow.uuid"
 
 
 def _uuid_from_strings(col: pa.Array, target: pa.DataType, route: str, column: str) -> pa.Array:

@@ -1,64 +1,120 @@
-"""`lakeroute validate` over a local routes folder: every route checked, bound against a sample file."""
+"""`lakeroute validate` over a local routes folder: ingest's rules, checked before any file arrives.
+
+Every route's SQL is checked under the ingest lockdown (``core.checks.bind_check``): exactly
+one SELECT always, and bound against a sample file (read the way ingest reads it: routed
+to this route, through ``LocalObjectSource``'s private scratch copy) or the declared
+``source.columns``. A bound result is checked for what would fail every object at ingest
+(errors) and for what readers downstream struggle with (warnings).
+"""
 
 from __future__ import annotations
 
+from functools import partial
 from pathlib import Path
+from typing import NamedTuple
 
-from ..core.engine import bind_check
+from ..core.checks import Finding, bind_check, name_findings, result_problems
 from ..core.errors import ObjectError
 from ..core.objects import SourceObject
-from ..core.routes import Route, collect_routes
+from ..core.routes import Route, RouteTable, collect_routes
 from .objects import LocalObjectSource
 
 SAMPLE_SCAN_LIMIT = 2000
 
 
-def find_sample(route: Route, landing: Path) -> SourceObject | None:
-    """The first file under landing/<bucket>/<prefix> that this route would match."""
-    source = LocalObjectSource(landing)
-    root = landing / route.source.bucket
+class Validation(NamedTuple):
+    """One line per finding, each naming the route file; ``checked`` routes were checked."""
+
+    problems: list[str]
+    warnings: list[str]
+    notes: list[str]
+    checked: int
+
+
+def find_sample(route: Route, landing: Path, source: LocalObjectSource | None = None,
+                table: RouteTable | None = None) -> SourceObject | None:
+    """The first file under landing/<bucket>/<prefix> that ingest would read and route to
+    this route (of ``table``'s routes), resolved as ingest resolves it: a private scratch
+    copy that DuckDB reads. The caller releases it (``source.release``)."""
+    source = source or LocalObjectSource(landing)
+    table = table or RouteTable.of([route])
+    bucket = route.source.bucket
+    root = landing / bucket
     if not root.is_dir():
         return None
     for i, f in enumerate(sorted(p for p in root.rglob("*") if p.is_file())):
         if i >= SAMPLE_SCAN_LIMIT:
             break
         key = f.relative_to(root).as_posix()
-        if not route.matches_key(key) or f.name.endswith(".error.json"):
-            continue
-        obj = SourceObject(route.source.bucket, key, str(f.resolve()), "sample", f.stat().st_size)
-        if route.source.metadata:
-            try:
-                meta = source.metadata(obj)
-            except ObjectError:
-                continue
-            if any(meta.get(k) != v for k, v in route.source.metadata.items()):
-                continue
-        return obj
+        if (not route.matches_key(key) or f.name.startswith(".")
+                or f.name.endswith((".partial", ".error.json"))):
+            continue  # not this route's, or never read by ingest
+        obj: SourceObject | None = None
+        try:
+            if table.needs_metadata(bucket, key):
+                obj = source.resolve(bucket, key)
+                winner = table.match(bucket, key, partial(source.metadata, obj))
+            else:
+                winner = table.match(bucket, key)
+                if winner.name == route.name:
+                    obj = source.resolve(bucket, key)
+        except ObjectError:  # not readable (a symlink leaving landing), unrouted or ambiguous
+            winner = None
+        if obj is not None and winner is not None and winner.name == route.name:
+            return obj
+        if obj is not None:
+            source.release(obj)
     return None
 
 
-def validate_routes(routes_dir: Path, landing: Path) -> tuple[list[str], list[str], int]:
-    """(problems, notes, number of routes) — one line per problem, naming the file."""
+def validate_routes(routes_dir: Path, landing: Path) -> Validation:
+    """Every route file checked; problems are errors (exit 2), warnings and notes are not."""
     routes, origins, problems = collect_routes(routes_dir)
+    warnings: list[str] = []
     notes: list[str] = []
+    source = LocalObjectSource(landing)
+    table = RouteTable.of(routes)
+    produced: dict[str, set[str] | None] = {}  # table -> result names of its routes (None: unknown)
+
     for route in routes:
         origin = origins[route.name]
-        sample = find_sample(route, landing)
-        if sample is None and route.source.columns is None:
-            notes.append(f"{origin}: sql: not bound: no sample under {landing}/"
-                         f"{route.source.bucket}/{route.source.prefix} and no source.columns")
-            continue
+        sample = find_sample(route, landing, source, table)
+        result = None
         try:
-            columns = bind_check(route, sample)
+            result = bind_check(route, sample)
+            if result is None:
+                notes.append(f"{origin}: sql: not bound: no sample under {landing}/"
+                             f"{route.source.bucket}/{route.source.prefix} and no source.columns")
         except ObjectError as e:
-            against = f"sample {sample.path}" if sample else "source.columns"
-            problems.append(f"{origin}: sql: {e.message.removeprefix(f'route {route.name}: ')} "
-                            f"(bound against {against})")
-            continue
-        declared = route.target.columns
-        if declared is not None:
-            extra = [name for name, _ in columns if name not in declared]
-            if extra:
-                problems.append(f"{origin}: sql: result columns {', '.join(extra)} are not in "
-                                "target.columns; declare them or drop them in the SQL")
-    return problems, notes, len(routes)
+            message = e.message.removeprefix(f"route {route.name}: ")
+            if sample is not None:  # the landing file, not the scratch copy DuckDB read
+                shown = str(landing / sample.bucket / sample.key)
+                message = message.replace(sample.path, shown) + f" (bound against sample {shown})"
+            elif route.source.columns is not None:
+                message += " (bound against source.columns)"
+            problems.append(f"{origin}: sql: {message}")
+        finally:
+            if sample is not None:
+                source.release(sample)
+        errors, warned = name_findings(route, result)
+        problems += _lines(origin, errors + (result_problems(route, result) if result is not None else []))
+        warnings += _lines(origin, warned)
+        names = produced.setdefault(route.target.table, set())
+        produced[route.target.table] = None if result is None or names is None else names | set(result.names)
+
+    # Declared columns no route of the table produces (known only when every route bound).
+    first: dict[str, Route] = {}
+    for route in routes:
+        first.setdefault(route.target.table, route)
+    for name, route in first.items():
+        made, declared = produced[name], route.target.columns
+        never = [c for c in declared or {} if made is not None and c not in made]
+        if never:
+            warnings.append(f"{origins[route.name]}: target.columns: {', '.join(never)}: declared "
+                            f"but never produced by the SQL of any route feeding {name}, so null "
+                            "in every row; select them in the SQL or drop them")
+    return Validation(problems, warnings, notes, len(routes))
+
+
+def _lines(origin: str, findings: list[Finding]) -> list[str]:
+    return [f"{origin}: {field}: {message}" for field, message in findings]

@@ -1,0 +1,149 @@
+"""Ingest's rules, checked before any file arrives (``lakeroute validate``).
+
+``bind_check`` binds a route's SQL under exactly the ingest lockdown (``Engine._connect``:
+no extension autoload or download, external access off, configuration locked) and the same
+statement rule (exactly one SELECT), over a sample object (lakeroute's own scratch copy) or
+over the declared ``source.columns``; with neither, the statement rule is still checked.
+``result_problems`` are what would fail every object at ingest for that result;
+``name_findings`` the names and types a reader downstream (Glue, Athena, Spark) struggles
+with. Findings are ``(field, message)`` pairs; the caller names the route file.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import TYPE_CHECKING
+
+from .engine import (
+    DEFAULT_TIMEOUT_SECONDS,
+    Engine,
+    _Watchdog,
+    check_result_names,
+    check_single_select,
+    quote_ident,
+    reader_sql,
+)
+from .errors import ObjectError
+from .objects import SourceObject
+from .routes import Route, partition_column
+from .types import table_type
+
+if TYPE_CHECKING:
+    import pyarrow as pa
+
+Finding = tuple[str, str]  # (field of the route file, message)
+
+LOWER_IDENT = re.compile(r"^[a-z_][a-z0-9_]*$")
+_TIME_READERS = "Spark and Athena cannot read Iceberg time columns"
+
+
+def bind_check(route: Route, sample: SourceObject | None) -> pa.Schema | None:
+    """The Arrow schema of the route's result, bound (no rows read) over ``sample`` or the
+    declared ``source.columns``; None when there is neither (only the statement rule ran).
+
+    Raises the ObjectError ingest would raise for a SQL that is not one SELECT or does not bind.
+    """
+    import duckdb
+
+    obj = sample or SourceObject(route.source.bucket, route.source.prefix + "key", path="", version="etag")
+    con = Engine(prepare_next=False)._connect(obj)  # the ingest lockdown, nothing less
+    watchdog = _Watchdog(con, route.source.timeout_seconds or DEFAULT_TIMEOUT_SECONDS)
+    try:
+        check_single_select(con, route)
+        if sample is not None:
+            view = reader_sql(route.file_format(sample.key), route.source.options, sample.path)
+        elif route.source.columns is not None:
+            cols = ", ".join(f"NULL::{_duck_type(t)} AS {quote_ident(n)}"
+                             for n, t in route.source.columns.items())
+            view = f"SELECT {cols} WHERE false"
+        else:
+            return None
+        try:
+            con.execute("CREATE TEMP VIEW source AS " + view)
+            return con.sql(route.sql).limit(0).fetch_arrow_table().schema
+        except duckdb.Error as e:
+            raise watchdog.error(route, e) from e
+    finally:
+        watchdog.cancel()
+        con.close()
+
+
+def _duck_type(t: str) -> str:
+    mapping = {"long": "BIGINT", "bigint": "BIGINT", "int": "INTEGER", "integer": "INTEGER",
+               "string": "VARCHAR", "timestamptz": "TIMESTAMPTZ", "binary": "BLOB",
+               "time": "TIME", "uuid": "UUID"}
+    return mapping.get(t, t.upper())
+
+
+def _bare(route: Route, e: ObjectError) -> str:
+    return e.message.removeprefix(f"route {route.name}: ")
+
+
+def result_problems(route: Route, result: pa.Schema) -> list[Finding]:
+    """What fails every object at ingest with this result: a column type with no Iceberg
+    counterpart, two columns of one name (in any case), a column the declared table lacks, a
+    partition column the result lacks when the table takes its schema from the result."""
+    problems: list[Finding] = []
+    for f in result:
+        try:
+            table_type(f.type, route.name, f.name)
+        except ObjectError as e:
+            problems.append(("sql", _bare(route, e)))
+    try:
+        check_result_names(route, result.names)
+    except ObjectError as e:
+        problems.append(("sql", _bare(route, e)))
+    declared = route.target.columns
+    if declared is not None:
+        extra = [name for name in result.names if name not in declared]
+        if extra:
+            problems.append(("sql", f"result columns {', '.join(extra)} are not in target.columns; "
+                             "declare them or drop them in the SQL"))
+        return problems
+    for transform in route.target.partition_by:
+        col = partition_column(transform)
+        if col not in result.names:
+            problems.append(("target.partition_by", f"partition column {col!r} ({transform}) is not "
+                             "in the result of the SQL, and the table takes its schema from the "
+                             "result (no target.columns); select it in the SQL or declare "
+                             "target.columns"))
+    return problems
+
+
+def name_findings(route: Route, result: pa.Schema | None) -> tuple[list[Finding], list[Finding]]:
+    """(errors, warnings) about names and types readers downstream struggle with: names that
+    differ only in case (an error: Glue and Athena fold case), names that are not lower-case
+    identifiers, and time columns (Spark and Athena cannot read Iceberg time)."""
+    import pyarrow.types as pt
+
+    errors: list[Finding] = []
+    warnings: list[Finding] = []
+    declared = route.target.columns or {}
+    first: dict[str, str] = {}
+    for name in declared:
+        other = first.setdefault(name.lower(), name)
+        if other != name:
+            errors.append(("target.columns", f"{other!r} and {name!r} differ only in case; Glue and "
+                           "Athena fold names to lower case, so they would be one column: rename one"))
+    for name, typ in declared.items():
+        if typ == "time":
+            warnings.append((f"target.columns.{name}", f"type time: {_TIME_READERS}; declare it as "
+                             "string (or a timestamp) and cast it in the SQL"))
+    names = [("target.columns", n) for n in declared]
+    if result is not None:
+        names += [("sql", f.name) for f in result if f.name not in declared]
+        if route.target.columns is None:
+            warnings += [("sql", f"result column {f.name} is a TIME, so the table column will be "
+                          f"Iceberg time: {_TIME_READERS}; cast it in the SQL (e.g. to VARCHAR)")
+                         for f in result if pt.is_time(f.type)]
+    for where, name in dict.fromkeys(names):
+        if not LOWER_IDENT.match(name):
+            warnings.append((where, f"column name {name!r} is not a lower-case identifier "
+                             f"({LOWER_IDENT.pattern}): Glue and Athena fold case and need quotes "
+                             f"for other characters; prefer {_suggest(name)!r}"))
+    return errors, warnings
+
+
+def _suggest(name: str) -> str:
+    clean = re.sub(r"[^a-z0-9_]+", "_", name.lower()) or "_"
+    return clean if LOWER_IDENT.match(clean) else "_" + clean
