@@ -6,7 +6,6 @@ import gzip
 import io
 import json
 import os
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -19,7 +18,6 @@ from lakeroute.aws.catalog import catalog_properties
 from lakeroute.aws.config import AwsConfig
 from lakeroute.aws.duckdb_s3 import duckdb_s3_setup
 from lakeroute.aws.ledger import DynamoLedger
-from lakeroute.core.ledger import Mark
 from lakeroute.aws.reference import reference_route, reference_sql
 from lakeroute.aws.route_store import DynamoRouteStore
 from lakeroute.aws.route_sync import sync_route_items
@@ -27,36 +25,20 @@ from lakeroute.aws.s3_quarantine import S3Quarantine
 from lakeroute.aws.s3_source import S3ObjectSource
 from lakeroute.core.engine import Engine
 from lakeroute.core.errors import ConfigError, ObjectError
+from lakeroute.core.ledger import Mark
 from lakeroute.core.pipeline import ObjectRef
 from lakeroute.core.routes import Route
 
-from tests.support.moto_server import MotoServer, aws_env, reset, start_moto_server
+from tests.support.aws_lake import dynamodb_table
+from tests.support.moto_server import MotoServer
 
 BUCKET = "lr-adapters"
 
 
-@pytest.fixture(scope="module")
-def moto() -> Iterator[MotoServer]:
-    with start_moto_server() as server:
-        yield server
-
-
 @pytest.fixture
-def aws(moto: MotoServer, monkeypatch: pytest.MonkeyPatch) -> MotoServer:
-    reset(moto.endpoint)
-    for key in ("AWS_PROFILE", "AWS_SESSION_TOKEN", "AWS_SECURITY_TOKEN"):
-        monkeypatch.delenv(key, raising=False)
-    for key, value in aws_env(moto.endpoint).items():
-        monkeypatch.setenv(key, value)
+def aws(clean_aws: MotoServer) -> MotoServer:
     boto3.client("s3").create_bucket(Bucket=BUCKET)
-    return moto
-
-
-def _table(name: str, *keys: str) -> None:
-    boto3.client("dynamodb").create_table(
-        TableName=name, BillingMode="PAY_PER_REQUEST",
-        KeySchema=[{"AttributeName": k, "KeyType": t} for k, t in zip(keys, ("HASH", "RANGE"), strict=False)],
-        AttributeDefinitions=[{"AttributeName": k, "AttributeType": "S"} for k in keys])
+    return clean_aws
 
 
 def _parquet(table: pa.Table) -> bytes:
@@ -155,7 +137,7 @@ def test_quarantine_is_idempotent_per_version(aws: MotoServer, tmp_path: Path) -
 
 
 def test_dynamo_ledger(aws: MotoServer) -> None:
-    _table("lr-ledger", "pk", "sk")
+    dynamodb_table("lr-ledger", "pk", "sk")
     ledger = DynamoLedger("lr-ledger", ttl_days=7)
     long_id = f"{BUCKET}/{'k' * 1100}@etag"
     ids = [f"{BUCKET}/f{i}.csv@e{i}" for i in range(130)] + [long_id]
@@ -184,7 +166,7 @@ def _route(name: str, bucket: str, prefix: str = "", **source: Any) -> Route:
 
 
 def test_route_store_one_query_per_bucket_cached_with_ttl(aws: MotoServer) -> None:
-    _table("lr-routes", "bucket", "name")
+    dynamodb_table("lr-routes", "bucket", "name")
     routes = [_route("a", "b-one", "x/"), _route("b", "b-one", "y/", format="csv", options={"delim": ";", "x": 0.5}),
               _route("c", "b-two")]
     assert sync_route_items("lr-routes", [r.to_item() for r in routes]) == [
@@ -207,8 +189,8 @@ def test_route_store_one_query_per_bucket_cached_with_ttl(aws: MotoServer) -> No
 
 
 def test_route_store_honours_reference_design_items(aws: MotoServer) -> None:
-    _table("lr-routes", "bucket", "name")
-    _table("lr-ref", "PartitionKey")
+    dynamodb_table("lr-routes", "bucket", "name")
+    dynamodb_table("lr-ref", "PartitionKey")
     ddb = boto3.client("dynamodb")
     sync_route_items("lr-routes", [_route("native", "shared", "native/").to_item()])
     for pk, table in (("shared", "legacy.everything"), ("clicks", "legacy.clicks")):
@@ -312,7 +294,7 @@ def test_endpoints_and_credentials_from_env(monkeypatch: pytest.MonkeyPatch) -> 
 def test_custom_resource_on_event_syncs_routes(aws: MotoServer, monkeypatch: pytest.MonkeyPatch) -> None:
     from lakeroute.sync import on_event
 
-    _table("lr-routes", "bucket", "name")
+    dynamodb_table("lr-routes", "bucket", "name")
     boto3.client("s3").create_bucket(Bucket="lr-wh")
     monkeypatch.setenv("LAKEROUTE_ROUTES_TABLE", "lr-routes")
     monkeypatch.setenv("LAKEROUTE_WAREHOUSE", "s3://lr-wh/wh")
@@ -326,8 +308,8 @@ def test_custom_resource_on_event_syncs_routes(aws: MotoServer, monkeypatch: pyt
 
 def test_direct_invocation_raises_when_an_object_fails(aws: MotoServer, tmp_path: Path,
                                                        monkeypatch: pytest.MonkeyPatch) -> None:
-    _table("lr-routes", "bucket", "name")
-    _table("lr-ledger", "pk", "sk")
+    dynamodb_table("lr-routes", "bucket", "name")
+    dynamodb_table("lr-ledger", "pk", "sk")
     s3 = boto3.client("s3")
     for bucket in ("lr-wh", "lr-q"):
         s3.create_bucket(Bucket=bucket)

@@ -18,26 +18,26 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-import boto3
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 from lakeroute import handler as lambda_handler
-from lakeroute.aws.catalog import glue_catalog
 from lakeroute.core.routes import load_routes
 from lakeroute.sync import sync_aws
 
-from tests.support.moto_server import MotoServer, aws_env, reset, start_moto_server
+from tests.support.aws_lake import Deployment, LambdaContext, MotoLake, handler_environment, s3_notification
+from tests.support.moto_server import MotoServer
 
 pytestmark = pytest.mark.slow
 
-REGION = "us-east-1"
 ROUTES_TABLE = "lr-routes"
-LEDGER_TABLE = "lr-ledger"
 REFERENCE_TABLE = "lr-reference"
-WAREHOUSE = "s3://lr-warehouse/wh"
 QUARANTINE_BUCKET = "lr-quarantine"
 LANDING = ("lr-sales", "lr-iot", "lr-events", "lr-legacy")
+DEPLOYMENT = Deployment(routes_table=ROUTES_TABLE, ledger_table="lr-ledger", reference_table=REFERENCE_TABLE,
+                        warehouse_bucket="lr-warehouse", quarantine_bucket=QUARANTINE_BUCKET,
+                        metrics_namespace="lakeroute-test")
+WAREHOUSE = DEPLOYMENT.warehouse
 
 ROUTES = {
     "sales-orders.yaml": """
@@ -79,76 +79,24 @@ ROUTES = {
 }
 
 
-class FakeContext:
-    aws_request_id = "req-1"
-    function_name = "lakeroute-ingest"
-    memory_limit_in_mb = 1024
-    invoked_function_arn = "arn:aws:lambda:us-east-1:123456789012:function:lakeroute-ingest"
-
-    def get_remaining_time_in_millis(self) -> int:
-        return 120_000
-
-
 # ---------------------------------------------------------------- fixtures
 
 
-@pytest.fixture(scope="module")
-def moto() -> Iterator[MotoServer]:
-    with start_moto_server() as server:
-        yield server
-
-
-def _env(moto: MotoServer, tmp_path: Path) -> dict[str, str]:
-    return {
-        **aws_env(moto.endpoint),
-        "LAKEROUTE_ROUTES_TABLE": ROUTES_TABLE,
-        "LAKEROUTE_LEDGER_TABLE": LEDGER_TABLE,
-        "LAKEROUTE_REFERENCE_TABLE": REFERENCE_TABLE,
-        "LAKEROUTE_WAREHOUSE": WAREHOUSE,
-        "LAKEROUTE_QUARANTINE": f"s3://{QUARANTINE_BUCKET}/quarantine",
-        "LAKEROUTE_TMP": str(tmp_path / "lambda-tmp"),
-        "POWERTOOLS_METRICS_NAMESPACE": "lakeroute-test",
-    }
-
-
 @pytest.fixture
-def lake(moto: MotoServer, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Lake]:
-    reset(moto.endpoint)
-    for key in ("AWS_PROFILE", "AWS_SESSION_TOKEN", "AWS_SECURITY_TOKEN", "LAKEROUTE_READER"):
-        monkeypatch.delenv(key, raising=False)
-    env = _env(moto, tmp_path)
-    for key, value in env.items():
-        monkeypatch.setenv(key, value)
-    (tmp_path / "lambda-tmp").mkdir()
-    lambda_handler.reset_runtime()
-    lake = Lake(tmp_path, env)
-    yield lake
-    lambda_handler.reset_runtime()
+def lake(clean_aws: MotoServer, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Lake]:
+    with handler_environment(DEPLOYMENT, clean_aws, tmp_path, monkeypatch) as env:
+        yield Lake(tmp_path, env)
 
 
-class Lake:
+class Lake(MotoLake):
     """The AWS side of one test: buckets, tables, queue, and helpers to drive the handler."""
 
     def __init__(self, tmp: Path, env: dict[str, str]) -> None:
-        self.tmp = tmp
+        super().__init__(tmp, DEPLOYMENT, LANDING)
         self.env = env
-        self.s3 = boto3.client("s3")
-        self.ddb = boto3.client("dynamodb")
-        self.sqs = boto3.client("sqs")
-        for bucket in (*LANDING, "lr-warehouse", QUARANTINE_BUCKET):
-            self.s3.create_bucket(Bucket=bucket)
-        for name, keys in ((ROUTES_TABLE, ("bucket", "name")), (LEDGER_TABLE, ("pk", "sk")),
-                           (REFERENCE_TABLE, ("PartitionKey",))):
-            self.ddb.create_table(
-                TableName=name, BillingMode="PAY_PER_REQUEST",
-                KeySchema=[{"AttributeName": k, "KeyType": t} for k, t in zip(keys, ("HASH", "RANGE"), strict=False)],
-                AttributeDefinitions=[{"AttributeName": k, "AttributeType": "S"} for k in keys])
-        self.queue_url = self.sqs.create_queue(QueueName="lr-ingest")["QueueUrl"]
-        self.queue_arn = self.sqs.get_queue_attributes(
-            QueueUrl=self.queue_url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
+        self.queue_url, self.queue_arn = self.queue("lr-ingest")
         for bucket in LANDING:
-            self.s3.put_bucket_notification_configuration(Bucket=bucket, NotificationConfiguration={
-                "QueueConfigurations": [{"QueueArn": self.queue_arn, "Events": ["s3:ObjectCreated:*"]}]})
+            self.notify(bucket, self.queue_arn)
         self.routes_dir = tmp / "routes"
         self.routes_dir.mkdir()
         for name, text in ROUTES.items():
@@ -162,35 +110,31 @@ class Lake:
 
     def receive(self) -> dict[str, Any]:
         """Every queued message, as the Lambda SQS event source hands it to the function."""
-        records = []
-        while True:
-            batch = self.sqs.receive_message(QueueUrl=self.queue_url, MaxNumberOfMessages=10,
-                                             AttributeNames=["All"], WaitTimeSeconds=0,
-                                             VisibilityTimeout=300).get("Messages", [])
-            if not batch:
-                break
-            records += [{
-                "messageId": m["MessageId"], "receiptHandle": m["ReceiptHandle"], "body": m["Body"],
-                "attributes": m.get("Attributes", {}), "messageAttributes": {},
-                "md5OfBody": m["MD5OfBody"], "eventSource": "aws:sqs",
-                "eventSourceARN": self.queue_arn, "awsRegion": REGION,
-            } for m in batch]
-        return {"Records": records}
+        return {"Records": self.drain(self.queue_url, visibility=300)}
 
     def invoke(self, event: dict[str, Any]) -> dict[str, Any]:
-        return lambda_handler.handler(event, FakeContext())
+        return lambda_handler.handler(event, LambdaContext("req-1", 120_000))
 
     def rows(self, table: str) -> list[dict[str, Any]]:
-        data = glue_catalog(WAREHOUSE).load_table(table).scan().to_arrow()
+        data = self.table(table).scan().to_arrow()
         return sorted(data.to_pylist(), key=lambda r: [str(v) for v in r.values()])
 
     def snapshots(self, table: str) -> list[Any]:
-        return list(glue_catalog(WAREHOUSE).load_table(table).snapshots())
+        return list(self.table(table).snapshots())
 
     def quarantined(self) -> dict[str, bytes]:
         listing = self.s3.list_objects_v2(Bucket=QUARANTINE_BUCKET).get("Contents", [])
         return {o["Key"]: self.s3.get_object(Bucket=QUARANTINE_BUCKET, Key=o["Key"])["Body"].read()
                 for o in listing}
+
+    def records(self) -> dict[str, tuple[str, dict[str, Any]]]:
+        """Original key -> (entry prefix, error record) of every quarantine entry."""
+        out = {}
+        for key, body in self.quarantined().items():
+            if key.endswith("/error.json"):
+                record = json.loads(body)
+                out[record["key"]] = (key.removesuffix("error.json"), record)
+        return out
 
 
 def parquet(table: pa.Table) -> bytes:
@@ -276,24 +220,25 @@ def test_sqs_batch_end_to_end(lake: Lake) -> None:
 
     # the poison object: copied to quarantine beside its error record
     quarantined = lake.quarantined()
-    assert set(quarantined) == {"quarantine/lr-sales/orders/broken.parquet",
-                                "quarantine/lr-sales/orders/broken.parquet.error.json"}
-    assert quarantined["quarantine/lr-sales/orders/broken.parquet"] == b"this is not parquet"
-    record = json.loads(quarantined["quarantine/lr-sales/orders/broken.parquet.error.json"])
-    assert (record["bucket"], record["key"], record["route"], record["stage"]) == (
-        "lr-sales", "orders/broken.parquet", "sales-orders", "read")
-    assert "s3://lr-sales/orders/broken.parquet" in record["message"]
+    [(entry, record)] = lake.records().values()
+    assert entry.startswith("quarantine/lr-sales/orders/broken.parquet/~v=")
+    assert set(quarantined) == {entry + "object.parquet", entry + "error.json"}
+    assert quarantined[entry + "object.parquet"] == b"this is not parquet"
+    assert (record["bucket"], record["key"], record["route"], record["stage"], record["attempts"]) == (
+        "lr-sales", "orders/broken.parquet", "sales-orders", "read", 1)
+    assert "lr-sales/orders/broken.parquet" in record["message"]
     assert "lakeroute-objects" not in record["message"]  # not the downloaded temp file
 
     # SQS redelivers the batch (or S3 sends duplicates): nothing is added, the poison fails again
     counts = {t: len(lake.snapshots(t)) for t in ("sales.orders", "sales.refunds", "web.events",
                                                    "iot.temperature", "iot.humidity", "legacy.clicks")}
-    before = lake.s3.head_object(Bucket=QUARANTINE_BUCKET, Key="quarantine/lr-sales/orders/broken.parquet")
+    before = lake.s3.head_object(Bucket=QUARANTINE_BUCKET, Key=entry + "object.parquet")
     assert lake.invoke(event) == {"batchItemFailures": [{"itemIdentifier": poison}]}
     assert {t: len(lake.snapshots(t)) for t in counts} == counts
     assert len(lake.rows("sales.orders")) == 5
-    after = lake.s3.head_object(Bucket=QUARANTINE_BUCKET, Key="quarantine/lr-sales/orders/broken.parquet")
+    after = lake.s3.head_object(Bucket=QUARANTINE_BUCKET, Key=entry + "object.parquet")
     assert after["LastModified"] == before["LastModified"]  # not copied again
+    assert lake.records()["orders/broken.parquet"][1]["attempts"] == 2
 
 
 def test_new_version_is_ingested_and_duplicates_within_a_batch_are_not(lake: Lake) -> None:
@@ -311,30 +256,13 @@ def test_new_version_is_ingested_and_duplicates_within_a_batch_are_not(lake: Lak
     assert len(lake.snapshots("sales.orders")) == 2
 
 
-def s3_notification(bucket: str, key: str, etag: str, version_id: str, size: int) -> dict[str, Any]:
-    """An S3 event notification as S3 sends it for a versioned bucket (key URL-encoded)."""
-    from urllib.parse import quote_plus
-
-    return {"Records": [{
-        "eventVersion": "2.1", "eventSource": "aws:s3", "awsRegion": REGION,
-        "eventTime": "2026-11-02T10:15:30.123Z", "eventName": "ObjectCreated:Put",
-        "userIdentity": {"principalId": "AWS:AIDAEXAMPLE"},
-        "requestParameters": {"sourceIPAddress": "203.0.113.10"},
-        "responseElements": {"x-amz-request-id": "C3D13FE58DE4C810", "x-amz-id-2": "EXAMPLE"},
-        "s3": {"s3SchemaVersion": "1.0", "configurationId": "lakeroute",
-               "bucket": {"name": bucket, "ownerIdentity": {"principalId": "EXAMPLE"},
-                          "arn": f"arn:aws:s3:::{bucket}"},
-               "object": {"key": quote_plus(key, safe="/"), "size": size, "eTag": etag.strip('"'),
-                          "versionId": version_id, "sequencer": "0055AED6DCD90281E5"}}}]}
-
-
 def test_versioned_bucket_ingests_each_announced_version_once(lake: Lake) -> None:
     lake.sync()
     lake.s3.put_bucket_versioning(Bucket="lr-sales", VersioningConfiguration={"Status": "Enabled"})
     key = "orders/v 1+(x).parquet"
     puts = [lake.s3.put_object(Bucket="lr-sales", Key=key, Body=orders(i)) for i in (1, 2)]
     for put, i in zip(puts, (1, 2), strict=True):
-        body = s3_notification("lr-sales", key, put["ETag"], put["VersionId"], len(orders(i)))
+        body = s3_notification("lr-sales", key, put, len(orders(i)))
         lake.sqs.send_message(QueueUrl=lake.queue_url, MessageBody=json.dumps(body))
     # moto's own notifications (no versionId: the latest version) plus the two built ones
     event = lake.receive()
@@ -351,7 +279,7 @@ def test_unroutable_object_is_quarantined_and_reported(lake: Lake, monkeypatch: 
     lake.put("lr-sales", "misc/notes.csv", b"a\n1\n")
     event = lake.receive()
     assert lake.invoke(event) == {"batchItemFailures": [{"itemIdentifier": message_for(event, "notes")}]}
-    record = json.loads(lake.quarantined()["quarantine/lr-sales/misc/notes.csv.error.json"])
+    _, record = lake.records()["misc/notes.csv"]
     assert (record["stage"], record["message"]) == ("route", "no route for lr-sales/misc/notes.csv")
 
     # with LAKEROUTE_FAIL_QUARANTINED=false the message is acknowledged instead

@@ -6,7 +6,6 @@ One server for the module; every test starts from a reset moto.
 from __future__ import annotations
 
 import uuid
-from collections.abc import Iterator
 from typing import Any
 
 import boto3
@@ -17,12 +16,7 @@ from pyiceberg.catalog.glue import GlueCatalog
 from pyiceberg.exceptions import CommitFailedException
 from pyiceberg.table import Table
 
-from tests.support.moto_server import (
-    MotoServer,
-    aws_env,
-    reset,
-    start_moto_server,
-)
+from tests.support.moto_server import MotoServer, reset
 
 BUCKET = "lake"
 DATABASE = "analytics"
@@ -31,20 +25,7 @@ REGION = "us-east-1"
 ARROW_SCHEMA = pa.schema([pa.field("id", pa.int64()), pa.field("writer", pa.string())])
 
 
-@pytest.fixture(scope="module")
-def moto() -> Iterator[MotoServer]:
-    with start_moto_server() as server:
-        yield server
-
-
-@pytest.fixture(autouse=True)
-def _clean_aws(moto: MotoServer, monkeypatch: pytest.MonkeyPatch) -> None:
-    reset(moto.endpoint)
-    for key, value in aws_env(moto.endpoint).items():
-        monkeypatch.setenv(key, value)
-    # Make sure no profile / real credentials can leak in.
-    for key in ("AWS_PROFILE", "AWS_SESSION_TOKEN", "AWS_SECURITY_TOKEN"):
-        monkeypatch.delenv(key, raising=False)
+pytestmark = pytest.mark.usefixtures("clean_aws")  # every test: a reset moto, aws_env set
 
 
 def _client(moto: MotoServer, service: str) -> Any:

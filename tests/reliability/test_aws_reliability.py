@@ -21,7 +21,7 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
-from urllib.parse import quote_plus, unquote_plus
+from urllib.parse import unquote_plus
 
 import boto3
 import pyarrow as pa
@@ -34,15 +34,17 @@ from lakeroute.core.routes import Route, parse_route
 from lakeroute.sync import sync_aws
 
 from tests.reliability.conftest import percentile
-from tests.support.moto_server import MotoServer, aws_env, reset, start_moto_server
+from tests.support.aws_lake import ACCOUNT, Deployment, LambdaContext, MotoLake, handler_environment, s3_notification
+from tests.support.moto_server import REGION, MotoServer
 
 REPO = Path(__file__).resolve().parents[2]
-REGION = "us-east-1"
 ROUTES_TABLE = "rel-routes"
-LEDGER_TABLE = "rel-ledger"
 WAREHOUSE_BUCKET = "rel-warehouse"
-WAREHOUSE = f"s3://{WAREHOUSE_BUCKET}/wh"
 QUARANTINE_BUCKET = "rel-quarantine"
+DEPLOYMENT = Deployment(routes_table=ROUTES_TABLE, ledger_table="rel-ledger", warehouse_bucket=WAREHOUSE_BUCKET,
+                        quarantine_bucket=QUARANTINE_BUCKET, metrics_namespace="lakeroute-reliability",
+                        extra_env={"POWERTOOLS_LOG_LEVEL": "WARNING"})
+WAREHOUSE = DEPLOYMENT.warehouse
 LANDING = "rel-landing"
 TABLE = "rel.orders"
 COLUMNS = {"id": "long", "amount": "double", "_source_key": "string"}
@@ -61,117 +63,42 @@ def parquet(ids: range | list[int]) -> bytes:
     return buf.getvalue()
 
 
-class Context:
-    aws_request_id = "reliability"
-    function_name = "lakeroute-ingest"
-    memory_limit_in_mb = 1024
-    invoked_function_arn = "arn:aws:lambda:us-east-1:123456789012:function:lakeroute-ingest"
-
-    def get_remaining_time_in_millis(self) -> int:
-        return 300_000
-
-
 # ---------------------------------------------------------------- fixtures
 
 
-@pytest.fixture(scope="module")
-def moto() -> Iterator[MotoServer]:
-    with start_moto_server() as server:
-        yield server
-
-
 @pytest.fixture
-def lake(moto: MotoServer, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Lake]:
-    reset(moto.endpoint)
-    for key in ("AWS_PROFILE", "AWS_SESSION_TOKEN", "AWS_SECURITY_TOKEN", "LAKEROUTE_READER",
-                "LAKEROUTE_REFERENCE_TABLE", "ROUTING_TABLE", "LAKEROUTE_FAIL_QUARANTINED"):
-        monkeypatch.delenv(key, raising=False)
-    env = {
-        **aws_env(moto.endpoint),
-        "LAKEROUTE_ROUTES_TABLE": ROUTES_TABLE,
-        "LAKEROUTE_LEDGER_TABLE": LEDGER_TABLE,
-        "LAKEROUTE_WAREHOUSE": WAREHOUSE,
-        "LAKEROUTE_QUARANTINE": f"s3://{QUARANTINE_BUCKET}/quarantine",
-        "LAKEROUTE_TMP": str(tmp_path / "lambda-tmp"),
-        "POWERTOOLS_METRICS_NAMESPACE": "lakeroute-reliability",
-        "POWERTOOLS_LOG_LEVEL": "WARNING",
-    }
-    for key, value in env.items():
-        monkeypatch.setenv(key, value)
-    (tmp_path / "lambda-tmp").mkdir()
+def lake(clean_aws: MotoServer, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Lake]:
     level = lambda_handler.logger.log_level
     lambda_handler.logger.setLevel("WARNING")  # in-process handler: warnings only, like the workers
-    lambda_handler.reset_runtime()
-    yield Lake(tmp_path)
-    lambda_handler.reset_runtime()
+    with handler_environment(DEPLOYMENT, clean_aws, tmp_path, monkeypatch):
+        yield Lake(tmp_path)
     lambda_handler.logger.setLevel(level)
 
 
-class Lake:
+class Lake(MotoLake):
     """Buckets, routing and ledger tables, the declared table; helpers to drive the handler."""
 
     def __init__(self, tmp: Path) -> None:
-        self.tmp = tmp
-        self.s3 = boto3.client("s3")
-        self.ddb = boto3.client("dynamodb")
-        self.sqs = boto3.client("sqs")
+        super().__init__(tmp, DEPLOYMENT, (LANDING,))
         self.glue = boto3.client("glue")
-        for bucket in (LANDING, WAREHOUSE_BUCKET, QUARANTINE_BUCKET):
-            self.s3.create_bucket(Bucket=bucket)
         # the stack's warehouse is versioned: deleted metadata files stay as noncurrent versions
         self.s3.put_bucket_versioning(Bucket=WAREHOUSE_BUCKET, VersioningConfiguration={"Status": "Enabled"})
-        for name, keys in ((ROUTES_TABLE, ("bucket", "name")), (LEDGER_TABLE, ("pk", "sk"))):
-            self.ddb.create_table(
-                TableName=name, BillingMode="PAY_PER_REQUEST",
-                KeySchema=[{"AttributeName": keys[0], "KeyType": "HASH"},
-                           {"AttributeName": keys[1], "KeyType": "RANGE"}],
-                AttributeDefinitions=[{"AttributeName": k, "AttributeType": "S"} for k in keys])
         self.routes = [route("orders", LANDING, TABLE)]
 
     def sync(self, *extra: Route) -> None:
         self.routes += extra
         sync_aws(self.routes, ROUTES_TABLE, WAREHOUSE)  # creates the declared tables up front
 
-    # -- queues and events
-
-    def queue(self, name: str, **attributes: str) -> tuple[str, str]:
-        url = self.sqs.create_queue(QueueName=name, Attributes=attributes)["QueueUrl"]
-        arn = self.sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
-        return url, arn
-
-    def notify(self, bucket: str, queue_arn: str) -> None:
-        """S3 -> SQS notifications (moto sends the s3:TestEvent now, and one message per put)."""
-        self.s3.put_bucket_notification_configuration(Bucket=bucket, NotificationConfiguration={
-            "QueueConfigurations": [{"QueueArn": queue_arn, "Events": ["s3:ObjectCreated:*"]}]})
-
-    def receive(self, url: str, *, max_messages: int = 10, visibility: int | None = None) -> list[dict[str, Any]]:
-        """One ReceiveMessage, as Lambda records."""
-        args: dict[str, Any] = {"QueueUrl": url, "MaxNumberOfMessages": max_messages,
-                                "AttributeNames": ["All"], "WaitTimeSeconds": 0}
-        if visibility is not None:
-            args["VisibilityTimeout"] = visibility
-        return [{
-            "messageId": m["MessageId"], "receiptHandle": m["ReceiptHandle"], "body": m["Body"],
-            "attributes": m.get("Attributes", {}), "messageAttributes": {},
-            "md5OfBody": m["MD5OfBody"], "eventSource": "aws:sqs",
-            "eventSourceARN": f"arn:aws:sqs:{REGION}:123456789012:{url.rsplit('/', 1)[-1]}",
-            "awsRegion": REGION,
-        } for m in self.sqs.receive_message(**args).get("Messages", [])]
-
-    def drain(self, url: str) -> list[dict[str, Any]]:
-        records: list[dict[str, Any]] = []
-        while batch := self.receive(url, visibility=600):
-            records += batch
-        return records
+    # -- the handler
 
     def invoke(self, records: list[dict[str, Any]]) -> dict[str, Any]:
         with contextlib.redirect_stdout(io.StringIO()):  # the EMF metrics lines
-            return lambda_handler.handler({"Records": records}, Context())
+            return lambda_handler.handler({"Records": records}, LambdaContext("reliability", 300_000))
 
     # -- reading back
 
     def table(self, name: str = TABLE) -> Any:
-        return glue_catalog(WAREHOUSE).load_table(name)
+        return super().table(name)
 
     def rows(self, name: str = TABLE) -> list[dict[str, Any]]:
         return sorted(self.table(name).scan().to_arrow().to_pylist(), key=lambda r: (r["id"], r["_source_key"]))
@@ -189,20 +116,7 @@ def sqs_record(body: dict[str, Any], message_id: str) -> dict[str, Any]:
     """A Lambda SQS record carrying ``body`` (for events not sent through a real queue)."""
     return {"messageId": message_id, "receiptHandle": f"rh-{message_id}", "body": json.dumps(body),
             "attributes": {}, "messageAttributes": {}, "md5OfBody": "", "eventSource": "aws:sqs",
-            "eventSourceARN": f"arn:aws:sqs:{REGION}:123456789012:rel-ingest", "awsRegion": REGION}
-
-
-def s3_event(bucket: str, key: str, put: dict[str, Any], size: int) -> dict[str, Any]:
-    """An S3 notification as S3 sends it (versionId in a versioned bucket; key form-encoded)."""
-    obj: dict[str, Any] = {"key": quote_plus(key, safe="/"), "size": size, "eTag": put["ETag"].strip('"'),
-                           "sequencer": "0055AED6DCD90281E5"}
-    if put.get("VersionId"):
-        obj["versionId"] = put["VersionId"]
-    return {"Records": [{
-        "eventVersion": "2.1", "eventSource": "aws:s3", "awsRegion": REGION,
-        "eventTime": "2026-11-02T10:15:30.123Z", "eventName": "ObjectCreated:Put",
-        "s3": {"s3SchemaVersion": "1.0", "configurationId": "lakeroute",
-               "bucket": {"name": bucket, "arn": f"arn:aws:s3:::{bucket}"}, "object": obj}}]}
+            "eventSourceARN": f"arn:aws:sqs:{REGION}:{ACCOUNT}:rel-ingest", "awsRegion": REGION}
 
 
 def key_of(record: dict[str, Any]) -> str | None:
@@ -331,7 +245,7 @@ def test_same_event_to_8_workers_at_once(lake: Lake) -> None:
     lake.sync()
     body = parquet(range(10))
     put = lake.s3.put_object(Bucket=LANDING, Key="in/once.parquet", Body=body)
-    event = [sqs_record(s3_event(LANDING, "in/once.parquet", put, len(body)), "m-once")]
+    event = [sqs_record(s3_notification(LANDING, "in/once.parquet", put, len(body)), "m-once")]
     results = run_workers(lake, [event] * 8)
     statuses = sorted(s for r in results for s in r["statuses"])
     commits = [c for r in results for c in r["commits"]]
@@ -367,7 +281,7 @@ def test_poison_file_quarantined_and_dead_lettered_good_files_committed(lake: La
         if dlq_depth:
             break
         assert time.monotonic() < deadline, f"the poison message never reached the DLQ: {invocations}"
-        records = lake.receive(url)  # the queue's 1 s visibility timeout
+        records = lake.receive_records(url)  # the queue's 1 s visibility timeout
         if not records:
             time.sleep(0.25)
             continue
@@ -383,12 +297,12 @@ def test_poison_file_quarantined_and_dead_lettered_good_files_committed(lake: La
             lake.sqs.delete_message_batch(QueueUrl=url, Entries=[
                 {"Id": str(i), "ReceiptHandle": r["receiptHandle"]} for i, r in enumerate(done)])
 
-    dead = lake.receive(dlq_url)
+    dead = lake.receive_records(dlq_url)
     left = lake.sqs.get_queue_attributes(QueueUrl=url, AttributeNames=[
         "ApproximateNumberOfMessages", "ApproximateNumberOfMessagesNotVisible"])["Attributes"]
     quarantined = set(lake.keys(QUARANTINE_BUCKET, "quarantine/"))
-    record = json.loads(lake.s3.get_object(Bucket=QUARANTINE_BUCKET,
-                                           Key=f"quarantine/{LANDING}/{poison}.error.json")["Body"].read())
+    [entry] = {k.removesuffix("error.json") for k in quarantined if k.endswith("/error.json")}
+    record = json.loads(lake.s3.get_object(Bucket=QUARANTINE_BUCKET, Key=entry + "error.json")["Body"].read())
     poison_deliveries = sum(1 for got, _ in invocations if poison in got)
     print(f"\n[AWS: poison in a batch, SQS redrive maxReceiveCount=2] invocations={len(invocations)} "
           f"poison delivered {poison_deliveries}x, failed items per invocation="
@@ -397,12 +311,13 @@ def test_poison_file_quarantined_and_dead_lettered_good_files_committed(lake: La
     assert [key_of(r) for r in dead] == [poison]
     assert left == {"ApproximateNumberOfMessages": "0", "ApproximateNumberOfMessagesNotVisible": "0"}
     assert poison_deliveries == 2, "delivered maxReceiveCount times, then dead-lettered"
-    assert quarantined == {f"quarantine/{LANDING}/{poison}", f"quarantine/{LANDING}/{poison}.error.json"}
-    assert lake.s3.get_object(Bucket=QUARANTINE_BUCKET, Key=f"quarantine/{LANDING}/{poison}")[
+    assert entry.startswith(f"quarantine/{LANDING}/{poison}/~v=")
+    assert quarantined == {entry + "object.parquet", entry + "error.json"}
+    assert lake.s3.get_object(Bucket=QUARANTINE_BUCKET, Key=entry + "object.parquet")[
         "Body"].read() == b"this is not parquet"
-    assert (record["bucket"], record["key"], record["route"], record["stage"]) == (
-        LANDING, poison, "orders", "read")
-    assert f"s3://{LANDING}/{poison}" in record["message"]
+    assert (record["bucket"], record["key"], record["route"], record["stage"], record["attempts"]) == (
+        LANDING, poison, "orders", "read", 2)
+    assert f"{LANDING}/{poison}" in record["message"]
     assert_exactly_once(lake, list(range(40)), len(good))
 
 
@@ -429,7 +344,7 @@ def test_test_event_ignored_and_out_of_order_versions(lake: Lake) -> None:
 
     def deliver(bucket: str, order: list[int]) -> tuple[list[dict[str, Any]], list[str]]:
         puts = [lake.s3.put_object(Bucket=bucket, Key=key, Body=body) for body in bodies]
-        records = [sqs_record(s3_event(bucket, key, puts[v], len(bodies[v])), f"{bucket}-v{v + 1}")
+        records = [sqs_record(s3_notification(bucket, key, puts[v], len(bodies[v])), f"{bucket}-v{v + 1}")
                    for v in (0, 1)]
         responses = [lake.invoke([records[v]]) for v in order]  # one invocation per event
         assert responses == [{"batchItemFailures": []}] * 2
@@ -477,7 +392,7 @@ def test_many_small_commits_keep_metadata_bounded(lake: Lake) -> None:
         body = parquet([n])
         put = lake.s3.put_object(Bucket=LANDING, Key=key, Body=body)
         t = time.monotonic()
-        response = lake.invoke([sqs_record(s3_event(LANDING, key, put, len(body)), f"m{n}")])
+        response = lake.invoke([sqs_record(s3_notification(LANDING, key, put, len(body)), f"m{n}")])
         took.append(time.monotonic() - t)
         assert response == {"batchItemFailures": []}
     seconds = time.monotonic() - start
@@ -527,7 +442,7 @@ def test_conflicted_commit_leaves_no_orphan_metadata_file(lake: Lake) -> None:
     catalog._update_glue_table = another_writer_first  # type: ignore[attr-defined]
     body = parquet(range(10))
     put = lake.s3.put_object(Bucket=LANDING, Key="in/raced.parquet", Body=body)
-    response = lake.invoke([sqs_record(s3_event(LANDING, "in/raced.parquet", put, len(body)), "m-raced")])
+    response = lake.invoke([sqs_record(s3_notification(LANDING, "in/raced.parquet", put, len(body)), "m-raced")])
     listed, orphans = metadata_files(lake)
     print(f"\n[AWS: commit raced between GetTable and UpdateTable] response={response} "
           f"snapshots={len(list(lake.table().snapshots()))} rows={len(lake.rows())} metadata/ holds {listed} "

@@ -196,6 +196,7 @@ class Engine:
             limit = max(0.001, min(limit, until - time.monotonic()))
         con = self._connect(obj)
         watchdog = _Watchdog(con, limit, by_deadline)
+        watchdog.scrub = (obj.path, f"{obj.bucket}/{obj.key}") if obj.path != obj.uri else None
         kind = None if obj.path.startswith("s3://") else compression_of(obj.key, route.source.options)
         check = start_check(obj.path, kind) if kind and fmt in ("csv", "json") else None
         try:
@@ -219,6 +220,7 @@ class _Watchdog:
     def __init__(self, con: duckdb.DuckDBPyConnection, seconds: float, by_deadline: bool = False) -> None:
         self.seconds = seconds
         self.by_deadline = by_deadline  # the limit is the batch's deadline, not the object's
+        self.scrub: tuple[str, str] | None = None  # (scratch path, object) in error messages
         self.fired = False
         self._con = con
         self._timer = threading.Timer(seconds, self._fire)
@@ -243,7 +245,10 @@ class _Watchdog:
         if isinstance(e, ObjectError):
             return e
         stage = _stage(e) if type(e).__module__.startswith(("duckdb", "_duckdb")) else "read"
-        return ObjectError(stage, f"route {route.name}: {_one_line(e)}", route.name)
+        message = _one_line(e)
+        if self.scrub is not None:  # the reader names lakeroute's scratch copy; say which object
+            message = message.replace(*self.scrub)
+        return ObjectError(stage, f"route {route.name}: {message}", route.name)
 
 
 def check_result_names(route: Route, columns: list[str]) -> None:
