@@ -5,8 +5,9 @@ Stages and their settings live in ``cdk.json`` (context ``lakeroute:stages``). T
 region come from the stage (optional) or the CLI's ``CDK_DEFAULT_ACCOUNT`` /
 ``CDK_DEFAULT_REGION``; nothing is looked up in AWS, so ``cdk synth`` runs offline, without
 credentials and without Docker (the image is only staged). Route files are read from
-``routes/`` next to this file and validated: a bad route fails the synth. cdk-nag's
-AwsSolutions pack checks every synth; an unacknowledged finding fails it.
+``routes/`` next to this file, or from ``-c routes=DIR`` (relative to the current directory),
+and validated: a bad route fails the synth. cdk-nag's AwsSolutions pack checks every synth;
+an unacknowledged finding fails it.
 """
 
 from __future__ import annotations

@@ -8,8 +8,9 @@ stage and the key instead of silently falling back to a default.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
-from dataclasses import dataclass, fields
+from dataclasses import dataclass, field, fields
 from typing import Any
 
 from aws_cdk import RemovalPolicy
@@ -45,10 +46,47 @@ _RETENTION_DAYS: dict[int, logs.RetentionDays] = {
     3653: logs.RetentionDays.TEN_YEARS,
 }
 _LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")
+# Stage names end up in physical names (S3 buckets, Glue databases, stack and export names).
+STAGE_NAME_RE = re.compile(r"^[a-z][a-z0-9]{0,11}$")
+DATABASE_SCOPES = ("stage", "account")
+# An exact S3 bucket name (general purpose bucket rules; dots allowed, no IP-address form).
+_BUCKET_NAME_RE = re.compile(r"^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$")
+_EMAIL_RE = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
 
 
 class StageConfigError(ValueError):
     """A stage in cdk.json context is missing, incomplete or out of range."""
+
+
+@dataclass(frozen=True, kw_only=True)
+class BucketOverride:
+    """``buckets.<logical>`` of a stage: the physical landing bucket of one logical name.
+
+    ``name``: the exact physical name (default: the stage's generated name, see
+    ``stacks.naming``). ``existing``: that bucket exists already (e.g. retained by a deleted
+    stack): the stack imports it by name instead of creating it.
+    """
+
+    name: str | None = None
+    existing: bool = False
+
+    @classmethod
+    def parse(cls, where: str, raw: Any) -> BucketOverride:
+        if not isinstance(raw, Mapping):
+            raise StageConfigError(f"{where}: expected a mapping like {{\"name\": \"my-bucket\"}}, "
+                                   f"got {raw!r}")
+        unknown = sorted(set(raw) - {"name", "existing"})
+        if unknown:
+            raise StageConfigError(f"{where}: unknown key(s) {', '.join(unknown)}; known keys: "
+                                   "existing, name")
+        name, existing = raw.get("name"), raw.get("existing", False)
+        if name is not None and (not isinstance(name, str) or not _BUCKET_NAME_RE.match(name)
+                                 or ".." in name):
+            raise StageConfigError(f"{where}.name: not an S3 bucket name (3-63 characters: "
+                                   f"lowercase letters, digits, '.', '-'): {name!r}")
+        if not isinstance(existing, bool):
+            raise StageConfigError(f"{where}.existing: expected true or false, got {existing!r}")
+        return cls(name=name, existing=existing)
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -79,6 +117,18 @@ class StageConfig:
     warehouse_noncurrent_expiry_days: int
     access_log_expiry_days: int
     abort_multipart_days: int
+    # Physical names (stacks/naming.py). Landing buckets: logical name -> BucketOverride
+    # (default: <logical>-<stage>-<account>-<region>). Glue databases: "stage" gives
+    # <namespace>_<stage>, "account" the plain namespace (one stage per account).
+    # ``generation`` > 1 gives every generated name a fresh suffix (-g2 / _g2): a redeploy
+    # next to resources retained by a deleted stack.
+    buckets: Mapping[str, BucketOverride] = field(default_factory=dict)
+    databases: str = "stage"
+    generation: int = 1
+    # Operations: alarm when the oldest message of the ingest queue is older than this;
+    # alarms (and OK transitions) go to one SNS topic, e-mailed to ``alarm_email`` if set.
+    oldest_message_alarm_seconds: int = 3600
+    alarm_email: str | None = None
     # Optional pinning of the target account/region; otherwise CDK_DEFAULT_ACCOUNT/REGION.
     account: str | None = None
     region: str | None = None
@@ -91,6 +141,11 @@ class StageConfig:
                     f"(got {getattr(self, key)!r})"
                 )
 
+        if not STAGE_NAME_RE.match(self.name):
+            raise StageConfigError(
+                f"cdk.json context {STAGES_CONTEXT_KEY}.{self.name}: a stage name is 1-12 lowercase "
+                "letters or digits, starting with a letter (it becomes part of bucket, database "
+                "and stack names)")
         check(128 <= self.memory_mb <= 10240, "memory_mb", "Lambda memory is 128..10240 MB")
         check(1 <= self.timeout_seconds <= 900, "timeout_seconds", "Lambda timeout is 1..900 s")
         check(512 <= self.ephemeral_storage_mb <= 10240, "ephemeral_storage_mb",
@@ -114,6 +169,14 @@ class StageConfig:
         for key in ("quarantine_expiry_days", "warehouse_noncurrent_expiry_days",
                     "access_log_expiry_days", "abort_multipart_days"):
             check(getattr(self, key) >= 1, key, "must be at least 1 day")
+        check(self.databases in DATABASE_SCOPES, "databases",
+              "use 'stage' (<namespace>_<stage>) or 'account' (the plain namespace)")
+        check(1 <= self.generation <= 99, "generation", "a generation is 1..99")
+        # The queue keeps messages 4 days: an age alarm above that could never fire.
+        check(60 <= self.oldest_message_alarm_seconds <= 4 * 86400, "oldest_message_alarm_seconds",
+              "the ingest queue age alarm threshold is 60..345600 s")
+        check(self.alarm_email is None or bool(_EMAIL_RE.match(self.alarm_email)), "alarm_email",
+              "null or an e-mail address")
 
     # ------------------------------------------------------------------ derived values
 
@@ -139,20 +202,25 @@ class StageConfig:
     @classmethod
     def from_mapping(cls, name: str, raw: Mapping[str, Any]) -> StageConfig:
         known = {f.name for f in fields(cls)} - {"name"}
-        optional = {"account", "region"}
+        # Keys whose value may be null: CDK drops null context values on the way in, so they
+        # are written in cdk.json (as null) but cannot be required here.
+        optional = {"account", "region", "alarm_email"}
+        where = f"cdk.json context {STAGES_CONTEXT_KEY}.{name}"
         unknown = sorted(set(raw) - known)
         missing = sorted(known - optional - set(raw))
         if unknown:
             raise StageConfigError(
-                f"cdk.json context {STAGES_CONTEXT_KEY}.{name}: unknown key(s) {', '.join(unknown)}; "
-                f"known keys: {', '.join(sorted(known))}"
+                f"{where}: unknown key(s) {', '.join(unknown)}; known keys: {', '.join(sorted(known))}"
             )
         if missing:
-            raise StageConfigError(
-                f"cdk.json context {STAGES_CONTEXT_KEY}.{name}: missing key(s) {', '.join(missing)}"
-            )
+            raise StageConfigError(f"{where}: missing key(s) {', '.join(missing)}")
         types = {f.name: f.type for f in fields(cls)}
-        for key, value in raw.items():
+        values = dict(raw)
+        buckets = values.pop("buckets")
+        if not isinstance(buckets, Mapping):
+            raise StageConfigError(f"{where}.buckets: expected a mapping of logical bucket names, "
+                                   f"got {buckets!r}")
+        for key, value in values.items():
             want = types[key]
             ok = (
                 (want == "int" and isinstance(value, int) and not isinstance(value, bool))
@@ -161,11 +229,10 @@ class StageConfig:
                 or (want == "str | None" and (value is None or isinstance(value, str)))
             )
             if not ok:
-                raise StageConfigError(
-                    f"cdk.json context {STAGES_CONTEXT_KEY}.{name}.{key}: expected {want}, "
-                    f"got {value!r}"
-                )
-        return cls(name=name, **raw)
+                raise StageConfigError(f"{where}.{key}: expected {want}, got {value!r}")
+        overrides = {str(logical): BucketOverride.parse(f"{where}.buckets.{logical}", spec)
+                     for logical, spec in buckets.items()}
+        return cls(name=name, buckets=overrides, **values)
 
     @classmethod
     def from_context(cls, node: Any, stage: str | None = None) -> StageConfig:

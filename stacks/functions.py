@@ -8,13 +8,15 @@ from dataclasses import dataclass, field
 from aws_cdk import Duration, RemovalPolicy, Size
 from aws_cdk import aws_iam as iam
 from aws_cdk import aws_lambda as lambda_
-from aws_cdk import aws_lambda_event_sources as sources
 from aws_cdk import aws_logs as logs
 from aws_cdk import aws_sqs as sqs
 from constructs import Construct
 
 from .image import ARCHITECTURE, lakeroute_image
 from .nag import acknowledge
+
+# What the Lambda SQS poller needs (the actions of AWSLambdaSQSQueueExecutionRole).
+SQS_CONSUME_ACTIONS = ("sqs:ReceiveMessage", "sqs:DeleteMessage", "sqs:GetQueueAttributes")
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -104,11 +106,16 @@ class IngestFunction(Construct):
         self.function = image_fn.function
         self.role = image_fn.role
         self.log_group = image_fn.log_group
-        self.event_source = sources.SqsEventSource(
-            queue,
+        # The mapping itself rather than SqsEventSource: that one also grants
+        # sqs:ChangeMessageVisibility and sqs:GetQueueUrl, which the Lambda poller never calls.
+        self.event_source = self.function.add_event_source_mapping(
+            "SqsEventSource",
+            event_source_arn=queue.queue_arn,
             batch_size=batch_size,
             max_batching_window=max_batching_window,
             max_concurrency=max_concurrency,
             report_batch_item_failures=True,
         )
-        self.function.add_event_source(self.event_source)
+        self.role.add_to_principal_policy(iam.PolicyStatement(
+            sid="IngestQueueConsume", actions=list(SQS_CONSUME_ACTIONS), resources=[queue.queue_arn],
+        ))

@@ -1,15 +1,17 @@
 """The lakeroute stack: every construct of one stage, wired and granted.
 
-Stateful constructs (buckets, tables, Glue databases, queues) and compute (functions, route
-sync) are separate constructs; with ``removal_policy: retain`` every stateful resource
-survives a stack deletion or a refactoring that moves compute elsewhere.
+Stateful constructs (buckets, tables, Glue databases, queues), compute (functions, route
+sync) and operations (alarms, topic, dashboard) are separate constructs; with
+``removal_policy: retain`` every stateful resource survives a stack deletion or a
+refactoring that moves compute elsewhere. Route files name logical buckets and namespaces;
+``stacks.naming`` gives the stage's physical names, published as stack outputs.
 """
 
 from __future__ import annotations
 
 from pathlib import Path
 
-from aws_cdk import Annotations, Duration, Environment, Stack, Tags
+from aws_cdk import Annotations, Aws, CfnOutput, Duration, Environment, Stack, Tags
 from aws_cdk.aws_lambda import Tracing
 from constructs import Construct
 from lakeroute.core.routes import Route
@@ -20,10 +22,14 @@ from .config import StageConfig
 from .functions import FunctionSettings, IngestFunction
 from .image import INGEST_CMD, SYNC_CMD
 from .landing import LandingBuckets
+from .monitoring import MetricsSource, Monitoring
+from .naming import StageNames, output_id, stage_names
 from .queue import IngestQueue
 from .route_sync import RouteSync
 from .storage import AccessLogsBucket, DataLakeStorage
 from .tables import RoutingTables
+
+METRICS_NAMESPACE = "lakeroute"
 
 DEFAULT_ROUTES_DIR = Path(__file__).resolve().parent.parent / "routes"
 
@@ -54,7 +60,9 @@ class LakerouteStack(Stack):
                 f"no route files under {routes_dir}: no landing bucket is created",
             )
         plans = route_plan.landing_buckets(self.routes)
-        namespaces = route_plan.namespaces(self.routes)
+        # Logical names (route files) -> this stage's physical names (stacks/naming.py).
+        self.names = stage_names(config, plans, route_plan.namespaces(self.routes),
+                                 account=Aws.ACCOUNT_ID, region=Aws.REGION)
         removal = config.cdk_removal_policy
 
         # ---------------------------------------------------------- stateful
@@ -79,7 +87,7 @@ class LakerouteStack(Stack):
         )
         self.catalog = GlueCatalog(
             self, "Catalog",
-            namespaces=namespaces,
+            databases=self.names.databases,
             location_for=self.storage.namespace_location,
             removal_policy=removal,
         )
@@ -90,7 +98,7 @@ class LakerouteStack(Stack):
         )
         self.landing = LandingBuckets(
             self, "Landing",
-            plans=plans,
+            buckets=self.names.buckets,
             queue=self.queue.queue,
             access_logs=self.access_logs.bucket,
             removal_policy=removal,
@@ -98,6 +106,10 @@ class LakerouteStack(Stack):
         )
 
         # ---------------------------------------------------------- compute
+        # The handler's EMF metrics: Powertools takes the namespace and the `service`
+        # dimension from these variables; the service is the stack's name, so the metrics
+        # (and the alarms on them) of two stages in one account never mix.
+        metrics = MetricsSource(namespace=METRICS_NAMESPACE, service=self.stack_name)
         environment = {
             "LAKEROUTE_ROUTES_TABLE": self.tables.routes.table_name,
             "LAKEROUTE_LEDGER_TABLE": self.tables.ledger.table_name,
@@ -105,8 +117,8 @@ class LakerouteStack(Stack):
             "LAKEROUTE_QUARANTINE": self.storage.quarantine_uri,
             "LAKEROUTE_CATALOG": "glue",
             "LAKEROUTE_STAGE": config.name,
-            "POWERTOOLS_SERVICE_NAME": "lakeroute",
-            "POWERTOOLS_METRICS_NAMESPACE": "lakeroute",
+            "POWERTOOLS_SERVICE_NAME": metrics.service,
+            "POWERTOOLS_METRICS_NAMESPACE": metrics.namespace,
             "LOG_LEVEL": config.log_level,
         }
         self.ingest = IngestFunction(
@@ -138,6 +150,8 @@ class LakerouteStack(Stack):
                 tracing=Tracing.DISABLED,  # runs once per deploy; its logs suffice
             ),
             routes_json=route_plan.routes_payload(self.routes),
+            buckets=self.names.bucket_map(),
+            namespaces=self.names.databases,
         )
         # Tables are created inside the databases: sync after they exist.
         for db in self.catalog.databases.values():
@@ -157,9 +171,58 @@ class LakerouteStack(Stack):
         self.storage.grant_warehouse_read_write(sync)
         self.catalog.grant(sync, SYNC_GLUE_ACTIONS)
 
+        # ---------------------------------------------------------- operations
+        self.monitoring = Monitoring(
+            self, "Monitoring",
+            prefix=self.stack_name,
+            function=self.ingest.function,
+            queue=self.queue.queue,
+            dead_letter_queue=self.queue.dead_letter_queue,
+            metrics=metrics,
+            oldest_message_alarm_seconds=config.oldest_message_alarm_seconds,
+            alarm_email=config.alarm_email,
+            removal_policy=removal,
+        )
+        self._outputs(self.names)
+
         # CDK adds explicit DependsOn that duplicate a GetAtt dependency (function -> role,
         # notifications -> queue): harmless, and not ours to remove. Every other check applies.
         self.template_options.metadata = {"cfn-lint": {"config": {"ignore_checks": ["W3005"]}}}
 
         Tags.of(self).add("project", "lakeroute")
         Tags.of(self).add("stage", config.name)
+
+    def _outputs(self, names: StageNames) -> None:
+        """Stack outputs, each exported as ``<stack name>-<output id>``.
+
+        What a ``--stage`` command reads with DescribeStacks: the JSON maps
+        (``LandingBuckets``, ``GlueDatabases``: logical -> physical) plus one output per
+        bucket and per database, the queues, tables, locations and the alarm topic.
+        """
+        def output(id: str, value: str, description: str) -> None:
+            if self.node.try_find_child(id) is not None:
+                raise route_plan.RoutePlanError(
+                    f"two logical names give the stack output id {id}: rename one ({description})")
+            CfnOutput(self, id, value=value, description=description,
+                      export_name=f"{self.stack_name}-{id}")
+
+        output("Stage", self.config.name, "lakeroute stage of this stack")
+        output("LandingBuckets", self.to_json_string(names.bucket_map()),
+               "JSON: logical landing bucket (route files) -> physical S3 bucket")
+        for b in names.buckets:
+            output(output_id("LandingBucket", b.logical), b.physical,
+                   f"landing bucket {b.logical}" + (" (imported)" if b.imported else ""))
+        output("GlueDatabases", self.to_json_string(dict(names.databases)),
+               "JSON: Iceberg namespace (route files) -> Glue database")
+        for ns, db in names.databases.items():
+            output(output_id("GlueDatabase", ns), db, f"Glue database of namespace {ns}")
+        output("IngestQueueUrl", self.queue.queue.queue_url, "SQS queue of the S3 notifications")
+        output("DeadLetterQueueUrl", self.queue.dead_letter_queue.queue_url,
+               "DLQ: messages that failed maxReceiveCount times")
+        output("RoutesTableName", self.tables.routes.table_name, "DynamoDB routing table")
+        output("LedgerTableName", self.tables.ledger.table_name, "DynamoDB exactly-once ledger")
+        output("WarehouseUri", self.storage.warehouse_uri, "Iceberg warehouse (s3://bucket/prefix)")
+        output("QuarantineUri", self.storage.quarantine_uri, "quarantine (s3://bucket/prefix)")
+        output("IngestFunctionName", self.ingest.function.function_name, "ingest Lambda function")
+        output("AlarmTopicArn", self.monitoring.topic.topic_arn, "SNS topic of every alarm")
+        output("DashboardName", self.monitoring.dashboard.dashboard_name, "CloudWatch dashboard")

@@ -1,31 +1,68 @@
 """Landing buckets (one per distinct ``source.bucket``) and their S3 -> SQS notifications.
 
-Bucket names are the ones written in the route files: they are the buckets users upload to.
-A bucket declared ``existing: true`` in its routes is imported by name (never created,
-never deleted); the stack only adds the notification to it.
+Route files name LOGICAL buckets; each stage maps them to physical ones (``stacks.naming``):
+the buckets users upload to. An imported bucket (a route's ``existing: true``, or the stage's
+``buckets.<logical>.existing``) is never created nor deleted; the stack only adds the
+notification to it. Construct (and so logical) ids follow the logical name, so a stage
+override changes the bucket's name, not its place in the template.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 
-from aws_cdk import Duration, RemovalPolicy, Stack
+import jsii
+from aws_cdk import Aws, Duration, RemovalPolicy, Stack
 from aws_cdk import aws_iam as iam
 from aws_cdk import aws_s3 as s3
-from aws_cdk import aws_s3_notifications as s3n
 from aws_cdk import aws_sqs as sqs
-from constructs import Construct
+from aws_cdk.interfaces.aws_s3 import IBucketRef
+from constructs import Construct, IDependable
 
 from .nag import acknowledge, acknowledge_wildcard_resource
-from .route_plan import LandingBucketPlan
+from .naming import LandingBucket
 from .storage import secure_bucket_props
 
 LANDING_READ_ACTIONS = ("s3:GetObject", "s3:GetObjectVersion")
+# What S3 needs to deliver event notifications (and its test event) to the queue.
+NOTIFICATION_QUEUE_ACTIONS = ("sqs:SendMessage",)
 
 
-def construct_id(bucket_name: str) -> str:
-    """Stable construct id per bucket name (logical ids follow it)."""
-    return "Bucket-" + bucket_name
+def construct_id(logical_name: str) -> str:
+    """Stable construct id per logical bucket name (logical ids follow it)."""
+    return "Bucket-" + logical_name
+
+
+@jsii.implements(s3.IBucketNotificationDestination)
+class _QueueDestination:
+    """The ingest queue as a notification target, its policy written once for every bucket.
+
+    CDK's ``SqsDestination`` adds one statement per bucket conditioned on ``aws:SourceArn``
+    only, with actions S3 never uses; this one allows ``sqs:SendMessage`` from
+    s3.amazonaws.com for these buckets (``aws:SourceArn``) owned by this account
+    (``aws:SourceAccount``): a bucket of the same name in another account cannot send.
+    """
+
+    def __init__(self, queue: sqs.IQueue, bucket_arns: Sequence[str]) -> None:
+        self.queue = queue
+        result = queue.add_to_resource_policy(iam.PolicyStatement(
+            sid="S3LandingNotifications",
+            principals=[iam.ServicePrincipal("s3.amazonaws.com")],
+            actions=list(NOTIFICATION_QUEUE_ACTIONS),
+            resources=[queue.queue_arn],
+            conditions={
+                "ArnLike": {"aws:SourceArn": list(bucket_arns)},
+                "StringEquals": {"aws:SourceAccount": Aws.ACCOUNT_ID},
+            },
+        ))
+        self.dependencies: list[IDependable] = (
+            [result.policy_dependable] if result.policy_dependable is not None else [])
+
+    def bind(self, scope: Construct, bucket: IBucketRef) -> s3.BucketNotificationDestinationConfig:
+        # S3 checks the queue policy when the notification is put: the policy must exist first.
+        return s3.BucketNotificationDestinationConfig(
+            arn=self.queue.queue_arn, type=s3.BucketNotificationDestinationType.QUEUE,
+            dependencies=self.dependencies)
 
 
 class LandingBuckets(Construct):
@@ -36,29 +73,31 @@ class LandingBuckets(Construct):
         scope: Construct,
         id: str,
         *,
-        plans: Sequence[LandingBucketPlan],
+        buckets: Sequence[LandingBucket],
         queue: sqs.IQueue,
         access_logs: s3.IBucket,
         removal_policy: RemovalPolicy,
         abort_multipart_days: int,
     ) -> None:
         super().__init__(scope, id)
-        self.plans = tuple(plans)
+        self.landing = tuple(buckets)
         self.buckets: dict[str, s3.IBucket] = {}
-        destination = s3n.SqsDestination(queue)
-        for plan in self.plans:
-            if plan.existing:
+        if not self.landing:
+            return
+        destination = _QueueDestination(queue, [self._bucket_arn(b.physical) for b in self.landing])
+        for landing in self.landing:
+            if landing.imported:
                 bucket: s3.IBucket = s3.Bucket.from_bucket_name(
-                    self, construct_id(plan.name), plan.name
+                    self, construct_id(landing.logical), landing.physical
                 )
             else:
                 bucket = s3.Bucket(
                     self,
-                    construct_id(plan.name),
-                    bucket_name=plan.name,
+                    construct_id(landing.logical),
+                    bucket_name=landing.physical,
                     **secure_bucket_props(removal_policy=removal_policy),
                     server_access_logs_bucket=access_logs,
-                    server_access_logs_prefix=f"s3-access/landing/{plan.name}/",
+                    server_access_logs_prefix=f"s3-access/landing/{landing.logical}/",
                     lifecycle_rules=[
                         s3.LifecycleRule(
                             id="abort-incomplete-multipart-uploads",
@@ -68,10 +107,10 @@ class LandingBuckets(Construct):
                         )
                     ],
                 )
-            for prefix in plan.notification_prefixes:
+            for prefix in landing.plan.notification_prefixes:
                 filters = [s3.NotificationKeyFilter(prefix=prefix)] if prefix else []
                 bucket.add_event_notification(s3.EventType.OBJECT_CREATED, destination, *filters)
-            self.buckets[plan.name] = bucket
+            self.buckets[landing.logical] = bucket
 
         self._acknowledge_notifications_handler()
 
@@ -104,10 +143,10 @@ class LandingBuckets(Construct):
 
     def grant_read(self, role: iam.Role) -> None:
         """Read-only: objects under the notified prefixes, and listing (404 rather than 403)."""
-        if not self.plans:
+        if not self.landing:
             return
-        objects = [(p.name, prefix, self._object_arn(p.name, prefix))
-                   for p in self.plans for prefix in p.notification_prefixes]
+        objects = [(b.logical, prefix, self._object_arn(b.physical, prefix))
+                   for b in self.landing for prefix in b.plan.notification_prefixes]
         role.add_to_principal_policy(iam.PolicyStatement(
             sid="LandingObjectsRead",
             actions=list(LANDING_READ_ACTIONS),
@@ -116,13 +155,13 @@ class LandingBuckets(Construct):
         role.add_to_principal_policy(iam.PolicyStatement(
             sid="LandingList",
             actions=["s3:ListBucket"],
-            resources=[self._bucket_arn(p.name) for p in self.plans],
+            resources=[self._bucket_arn(b.physical) for b in self.landing],
         ))
         for bucket, prefix, arn in objects:
             scope = f"the '{prefix}' prefix" if prefix else "the whole bucket (a route has no prefix)"
             acknowledge_wildcard_resource(
                 role, arn,
-                f"Landing bucket {bucket}: object keys are unknown until files arrive; read-only "
+                f"Landing bucket {bucket} (logical name): object keys are unknown until files arrive; read-only "
                 f"(GetObject, GetObjectVersion) on {scope}, exactly what S3 notifies the queue "
                 "about.",
             )

@@ -4,14 +4,19 @@ Its handler is ``lakeroute.sync.on_event`` in the same image as the ingest funct
 the image CMD differs), behind the CDK provider framework (which handles the CloudFormation
 response protocol, so the handler just returns or raises). Properties:
 
-- ``Routes``: JSON list of ``Route.to_item()`` for every route file;
+- ``Routes``: JSON list of ``Route.to_item()`` for every route file, with LOGICAL names;
 - ``RoutesHash``: sha256 of ``Routes``, so any route change is an Update that reruns the sync
-  (upsert current routes, delete stale ones, create/evolve the declared Iceberg tables).
+  (upsert current routes, delete stale ones, create/evolve the declared Iceberg tables);
+- ``Buckets``: {logical bucket: physical bucket} and ``Namespaces``: {namespace: Glue
+  database} of the stage (CloudFormation resolves the pseudo parameters inside them). The
+  handler writes every route under its physical names, so at run time the function matches
+  the buckets of S3 events and commits to the stage's databases. A changed mapping is an
+  Update too.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 
 from aws_cdk import CustomResource, RemovalPolicy
 from aws_cdk import aws_iam as iam
@@ -36,6 +41,8 @@ class RouteSync(Construct):
         *,
         settings: FunctionSettings,
         routes_json: str,
+        buckets: Mapping[str, str],
+        namespaces: Mapping[str, str],
         cmd: Sequence[str],
     ) -> None:
         super().__init__(scope, id)
@@ -69,7 +76,8 @@ class RouteSync(Construct):
             "Resource",
             service_token=self.provider.service_token,
             resource_type=RESOURCE_TYPE,
-            properties={"Routes": routes_json, "RoutesHash": routes_hash(routes_json)},
+            properties={"Routes": routes_json, "RoutesHash": routes_hash(routes_json),
+                        "Buckets": dict(buckets), "Namespaces": dict(namespaces)},
             removal_policy=RemovalPolicy.DESTROY,
         )
         acknowledge_wildcard_resource(

@@ -151,13 +151,21 @@ class DataLakeStorage(Construct):
         )
 
     def grant_quarantine_write(self, role: iam.Role) -> None:
-        """Failed objects and their error JSON: write, and read back to skip re-copying."""
+        """Failed objects and their error JSON: write, and read back to skip re-copying.
+
+        GetObject: a redelivered poison object reads its error record instead of copying the
+        object again. ListBucket: without it S3 answers that GetObject on a record that does
+        not exist yet (every first quarantine) with 403 instead of 404, which the quarantine
+        treats as a failure. AbortMultipartUpload: the copy of a large object is multipart.
+        """
         objects = self.quarantine.arn_for_objects(f"{QUARANTINE_PREFIX}/*")
         role.add_to_principal_policy(iam.PolicyStatement(
             sid="QuarantineWrite",
-            # GetObject: a redelivered poison object checks its error record instead of copying again.
             actions=["s3:GetObject", "s3:PutObject", "s3:AbortMultipartUpload"],
             resources=[objects],
+        ))
+        role.add_to_principal_policy(iam.PolicyStatement(
+            sid="QuarantineList", actions=["s3:ListBucket"], resources=[self.quarantine.bucket_arn],
         ))
         acknowledge_wildcard_resource(
             role, objects,

@@ -10,25 +10,22 @@ from aws_cdk import aws_dynamodb as dynamodb
 from aws_cdk import aws_iam as iam
 from constructs import Construct
 
-ROUTES_READ_ACTIONS = ("dynamodb:GetItem", "dynamodb:Query")
+# Exactly the calls of lakeroute/aws/: route_store.DynamoRouteStore reads a bucket's routes
+# with Query (its GetItem is on a reference-design table, which the stack does not own:
+# whoever sets LAKEROUTE_REFERENCE_TABLE grants it); ledger.DynamoLedger uses BatchGetItem
+# (committed), GetItem (watermark), BatchWriteItem (entries) and PutItem (watermark);
+# route_sync.sync_route_items uses Scan, PutItem and DeleteItem.
+ROUTES_READ_ACTIONS = ("dynamodb:Query",)
 LEDGER_READ_WRITE_ACTIONS = (
-    "dynamodb:GetItem",
     "dynamodb:BatchGetItem",
-    "dynamodb:Query",
-    "dynamodb:PutItem",
-    "dynamodb:UpdateItem",
-    "dynamodb:DeleteItem",
+    "dynamodb:GetItem",
     "dynamodb:BatchWriteItem",
-    "dynamodb:ConditionCheckItem",
+    "dynamodb:PutItem",
 )
 ROUTES_SYNC_ACTIONS = (
-    "dynamodb:DescribeTable",
-    "dynamodb:GetItem",
-    "dynamodb:Query",
     "dynamodb:Scan",
     "dynamodb:PutItem",
     "dynamodb:DeleteItem",
-    "dynamodb:BatchWriteItem",
 )
 
 

@@ -1,10 +1,14 @@
 """`lakeroute sync`: routes to the routing table, declared tables created or evolved.
 
-The deploy-time custom resource runs the same code (``on_event``).
+The deploy-time custom resource runs the same code (``on_event``). Route files hold logical
+bucket and namespace names; a deployed stage maps them to physical ones (the custom
+resource's ``Buckets`` and ``Namespaces`` properties), and the routing table and the Glue
+catalog get the physical names (``aws.route_sync.physical_items``).
 """
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -18,29 +22,47 @@ def sync_local(routes: list[Route], home: Path) -> list[str]:
     return ensure_declared_tables(local_catalog(home), routes)
 
 
-def sync_aws(routes: list[Route], routes_table: str, warehouse: str) -> list[str]:
+def sync_aws(routes: list[Route], routes_table: str, warehouse: str, *,
+             buckets: Mapping[str, str] | None = None,
+             namespaces: Mapping[str, str] | None = None) -> list[str]:
+    """Push ``routes`` to ``routes_table`` and create their declared tables in Glue.
+
+    Names are used as written unless ``buckets`` (logical -> physical bucket) and/or
+    ``namespaces`` (namespace -> Glue database) map them, as a deployed stage does.
+    """
+    from .aws.route_sync import physical_items
+
+    items = physical_items([r.to_item() for r in routes], buckets=buckets, namespaces=namespaces)
+    return _sync_items(items, routes_table, warehouse)
+
+
+def _sync_items(items: list[dict[str, Any]], routes_table: str, warehouse: str) -> list[str]:
     from .aws.catalog import glue_catalog
     from .aws.route_sync import sync_route_items
 
-    lines = sync_route_items(routes_table, [r.to_item() for r in routes])
+    lines = sync_route_items(routes_table, items)
+    routes = [Route.from_item(i) for i in items]
     return lines + ensure_declared_tables(glue_catalog(warehouse), routes)
 
 
 def on_event(event: dict[str, Any], context: Any) -> dict[str, Any]:
-    """CloudFormation custom resource: sync the route set given in ResourceProperties."""
+    """CloudFormation custom resource: sync the route set given in ResourceProperties.
+
+    ``Routes`` (JSON list of ``Route.to_item()``, logical names), optional ``Buckets`` and
+    ``Namespaces`` (the stage's logical -> physical maps, resolved by CloudFormation).
+    """
     import json
     import os
 
-    from .aws.catalog import glue_catalog
-    from .aws.route_sync import sync_route_items
+    from .aws.route_sync import physical_items
 
     request = event.get("RequestType")
     physical = event.get("PhysicalResourceId") or "lakeroute-route-sync"
     if request == "Delete":
         return {"PhysicalResourceId": physical}
-    items = json.loads(event["ResourceProperties"]["Routes"])
-    routes = [Route.from_item(i) for i in items]
-    lines = sync_route_items(os.environ["LAKEROUTE_ROUTES_TABLE"], items)
-    lines += ensure_declared_tables(glue_catalog(os.environ["LAKEROUTE_WAREHOUSE"]), routes)
+    props = event["ResourceProperties"]
+    items = physical_items(json.loads(props["Routes"]), buckets=props.get("Buckets"),
+                           namespaces=props.get("Namespaces"))
+    lines = _sync_items(items, os.environ["LAKEROUTE_ROUTES_TABLE"], os.environ["LAKEROUTE_WAREHOUSE"])
     print("\n".join(lines))
-    return {"PhysicalResourceId": physical, "Data": {"Routes": str(len(routes))}}
+    return {"PhysicalResourceId": physical, "Data": {"Routes": str(len(items))}}

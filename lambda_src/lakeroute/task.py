@@ -20,7 +20,7 @@ from .core.errors import ConfigError, ObjectError
 
 
 def main() -> int:
-    from .handler import get_runtime, logger, metrics, publish
+    from .handler import get_runtime, logger, publish
 
     os.environ.setdefault("PYICEBERG_DOWNCAST_NS_TIMESTAMP_TO_US_ON_WRITE", "true")
     try:
@@ -30,7 +30,6 @@ def main() -> int:
         print(f"error: {e}", file=sys.stderr)
         return 2
     report = runtime.prepare([ref], None).ingest([ref])
-    metrics.add_dimension(name="tier", value="task")
     publish(report)
     [outcome] = report.outcomes
     logger.info("large object", extra={"bucket": ref.bucket, "key": ref.key, "attempt": attempt,

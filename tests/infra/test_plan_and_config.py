@@ -20,7 +20,7 @@ from stacks.route_plan import (
     routes_payload,
 )
 
-from .conftest import REPO_ROOT, cdk_context, write_routes
+from .synth import REPO_ROOT, cdk_context, write_routes
 
 
 def route(name: str, bucket: str, prefix: str = "", table: str = "ns.t", **source) -> object:
@@ -97,6 +97,12 @@ def test_cdk_json_defines_dev_and_prod() -> None:
     assert not prod.auto_delete_objects
     assert dev.queue_visibility_timeout_seconds >= 6 * dev.timeout_seconds
     assert prod.queue_visibility_timeout_seconds >= 6 * prod.timeout_seconds
+    # Physical names and operations: written for both stages (alarm_email as null).
+    for name in ("dev", "prod"):
+        assert {"buckets", "databases", "generation", "oldest_message_alarm_seconds",
+                "alarm_email"} <= set(raw[name]), name
+        assert raw[name]["alarm_email"] is None and raw[name]["buckets"] == {}
+    assert (dev.databases, dev.generation, prod.databases, prod.generation) == ("stage", 1, "stage", 1)
 
 
 def test_stage_selection_from_context() -> None:

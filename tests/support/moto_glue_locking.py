@@ -116,6 +116,17 @@ def patch_glue_update_table_locking() -> None:
     _PATCHED = True
 
 
+def patch_ecs_awsvpc_tasks() -> None:
+    """moto 5.2's ECS ``RunTask`` with ``awsvpc`` networking (every Fargate task) fails with
+    a 500: its Task reads ``private_dns_name`` from the ENI it creates, which moto's EC2
+    NetworkInterface does not have. Give it the name real ENIs have."""
+    from moto.ec2.models.elastic_network_interfaces import NetworkInterface
+
+    if not hasattr(NetworkInterface, "private_dns_name"):
+        NetworkInterface.private_dns_name = property(  # type: ignore[attr-defined]
+            lambda self: f"ip-{str(self.private_ip_address).replace('.', '-')}.ec2.internal")
+
+
 def _parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--host", default="127.0.0.1", help="bind address (default 127.0.0.1)")
@@ -137,6 +148,7 @@ def main(argv: list[str] | None = None) -> int:
         logging.getLogger("werkzeug").setLevel(logging.WARNING)
 
     patch_glue_update_table_locking()
+    patch_ecs_awsvpc_tasks()
 
     from moto.moto_server.threaded_moto_server import ThreadedMotoServer
 

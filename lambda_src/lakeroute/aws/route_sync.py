@@ -4,12 +4,53 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+from collections.abc import Iterable, Mapping
 from typing import Any
 
 from ..core.errors import ConfigError
+from ..core.routes import parse_route
 from .clients import aws_client, aws_errors, error_code, transient
 from .dynamo_values import item_values, plain, to_attr
 from .reference import route_from_item
+
+
+def physical_items(items: Iterable[Mapping[str, Any]], *, buckets: Mapping[str, str] | None = None,
+                   namespaces: Mapping[str, str] | None = None) -> list[dict[str, Any]]:
+    """Route items (``Route.to_item()``) with a stage's physical names in place of logical ones.
+
+    Route files name logical buckets and namespaces; a deployed stage maps them
+    (``buckets``: logical bucket -> S3 bucket, ``namespaces``: namespace -> Glue database),
+    so the routing table must hold the physical ones: S3 events carry the physical bucket and
+    the tables live in the stage's databases. ``source.bucket`` (and the item's ``bucket``)
+    and the namespace of every target table (``ns.t`` -> ``<database>.t``) are rewritten;
+    the result is validated and has the shape of ``Route.to_item()``. Without a mapping the
+    names stay as they are (``lakeroute sync`` with logical names); with one, a name missing
+    from it is an error, never silently kept.
+    """
+    if buckets is None and namespaces is None:
+        return [dict(item) for item in items]
+    result = []
+    for item in items:
+        origin = f"route item {item.get('name')!r}"
+        data = route_from_item(item, origin).model_dump(mode="json", exclude_none=True)
+        if buckets is not None:
+            data["source"]["bucket"] = _mapped(buckets, data["source"]["bucket"], "bucket", origin)
+        if namespaces is not None:
+            # One target, or (fan-out routes) several: each names its own table.
+            targets = [data["target"]] if "target" in data else list(data.get("targets") or [])
+            for target in targets:
+                namespace, _, table = target["table"].partition(".")
+                target["table"] = f"{_mapped(namespaces, namespace, 'namespace', origin)}.{table}"
+        result.append(parse_route(data, origin).to_item())
+    return result
+
+
+def _mapped(mapping: Mapping[str, str], name: str, what: str, origin: str) -> str:
+    if name not in mapping:
+        known = ", ".join(sorted(mapping)) or "none"
+        raise ConfigError(f"{origin}: {what} {name!r} has no physical name in the stage's "
+                          f"mapping (mapped: {known})")
+    return str(mapping[name])
 
 
 def sync_route_items(table_name: str, items: list[dict[str, Any]], *, ddb: Any = None) -> list[str]:
