@@ -31,10 +31,10 @@ from .aws.events import parse_event
 
 if TYPE_CHECKING:
     from .aws.runtime import AwsRuntime
-    from .core.pipeline import IngestReport
+    from .core.pipeline import IngestReport, Outcome
 
 os.environ.setdefault("PYICEBERG_DOWNCAST_NS_TIMESTAMP_TO_US_ON_WRITE", "true")
-logger = Logger(service="lakeroute")  # also formats the lakeroute.* module loggers (children)
+logger = Logger(service=os.environ.get("POWERTOOLS_SERVICE_NAME") or "lakeroute")  # also formats lakeroute.*
 metrics = Metrics(namespace=os.environ.get("POWERTOOLS_METRICS_NAMESPACE", "lakeroute"))
 DEADLINE_MARGIN_SECONDS = float(os.environ.get("LAKEROUTE_DEADLINE_MARGIN_SECONDS", "10"))
 _runtime: AwsRuntime | None = None
@@ -117,3 +117,30 @@ def publish(report: IngestReport) -> None:
     metrics.add_metric(name="RowsCommitted", unit=MetricUnit.Count, value=report.rows)
     metrics.add_metric(name="Commits", unit=MetricUnit.Count, value=len(report.commits))
     metrics.flush_metrics()
+    publish_per_route(report)
+
+
+def publish_per_route(report: IngestReport) -> None:
+    """The same figures per (route, table), for the dashboard: one EMF document per pair."""
+    from aws_lambda_powertools.metrics import EphemeralMetrics
+
+    groups: dict[tuple[str, str], list[Outcome]] = {}
+    for o in report.outcomes:
+        groups.setdefault((o.route or "(none)", o.table or "(none)"), []).append(o)
+    retries: dict[str, int] = {}
+    for c in report.commits:
+        retries[c["table"]] = retries.get(c["table"], 0) + max(0, int(c.get("attempts", 1)) - 1)
+    for (route, table), outcomes in groups.items():
+        m = EphemeralMetrics(namespace=metrics.namespace)
+        m.add_dimension(name="route", value=route)
+        m.add_dimension(name="table", value=table)
+        for status in ("committed", "skipped", "quarantined", "failed"):
+            m.add_metric(name=f"Objects{status.capitalize()}", unit=MetricUnit.Count,
+                         value=sum(1 for o in outcomes if o.status == status))
+        done = [o for o in outcomes if o.status == "committed"]
+        m.add_metric(name="RowsCommitted", unit=MetricUnit.Count, value=sum(o.rows for o in done))
+        m.add_metric(name="BytesRead", unit=MetricUnit.Bytes, value=sum(o.ref.size or 0 for o in done))
+        for o in done:
+            m.add_metric(name="ObjectSeconds", unit=MetricUnit.Seconds, value=round(o.seconds, 3))
+        m.add_metric(name="CommitRetries", unit=MetricUnit.Count, value=retries.pop(table, 0))
+        m.flush_metrics()

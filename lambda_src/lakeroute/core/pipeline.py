@@ -14,6 +14,7 @@ that do not commit, and of a batch that is interrupted, are deleted.
 
 from __future__ import annotations
 
+import itertools
 import logging
 import time
 from collections.abc import Callable, Iterable
@@ -39,6 +40,7 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("lakeroute.pipeline")
 
+_ORDER = itertools.count()
 # Stages whose unforeseen errors are about the infrastructure, not the object: retry.
 _INFRA_STAGES = ("table", "ledger")
 
@@ -65,6 +67,7 @@ class Outcome:
     source_id: str | None = None
     quarantined_to: str | None = None
     stage: str | None = None  # where a quarantined or failed object stopped
+    seconds: float = 0.0  # reading, SQL and staging of this object (not the shared commit)
 
 
 @dataclass
@@ -145,8 +148,13 @@ class Pipeline:
                 else:
                     began = time.monotonic()
                     outcome = self._stage_one(ref, plans, seen)
+                    took = time.monotonic() - began
+                    if outcome is not None:
+                        outcome.seconds = took
+                    else:
+                        self._last_staged(plans).seconds = took
                     if self.budget is not None:
-                        self.budget.measured(ref.size, time.monotonic() - began)
+                        self.budget.measured(ref.size, took)
                 if outcome is not None:
                     report.outcomes.append(outcome)
                 if progress is not None:  # once per object, as it is read (None: staged for commit)
@@ -166,6 +174,10 @@ class Pipeline:
             raise
         report.seconds = time.monotonic() - start
         return report
+
+    @staticmethod
+    def _last_staged(plans: dict[str, _Plan]) -> Staged:
+        return max((s for plan in plans.values() for _, s in plan.staged), key=lambda s: s.order)
 
     # ------------------------------------------------------------ one object
 
@@ -250,6 +262,7 @@ class Pipeline:
             discard(plan.home, [staged])
             raise
         seen.add(obj.source_id)
+        staged.order = next(_ORDER)
         plan.staged.append((ref, staged))
         return None
 
@@ -310,6 +323,7 @@ class Pipeline:
         if result.restage:
             discard(plan.home, result.restage)
         report.commits.append({"table": name, "snapshot_id": result.snapshot_id,
+                               "routes": sorted({s.route for s in result.committed}),
                                "files": len(result.committed), "attempts": result.attempts,
                                "seconds": round(result.seconds, 4)})
         committed = {id(s) for s in result.committed}
@@ -317,7 +331,8 @@ class Pipeline:
         outcomes = []
         for ref, s in group:
             if id(s) in committed:
-                outcomes.append(Outcome(ref, "committed", f"{s.rows} rows", s.route, name, s.rows, s.source_id))
+                outcomes.append(Outcome(ref, "committed", f"{s.rows} rows", s.route, name, s.rows, s.source_id,
+                                        seconds=s.seconds))
             elif id(s) in again:
                 outcomes.append(Outcome(ref, "failed", f"{ref.bucket}/{ref.key}: the schema of {name} "
                                         "changed while it was staged; it will be read again", s.route,

@@ -44,6 +44,8 @@ class Staged:
     # Arrow schema: a table without declared columns gains its new columns in the commit.
     schema: Schema | None = None
     result_schema: pa.Schema | None = None
+    order: int = 0  # staging order within the process
+    seconds: float = 0.0  # reading, SQL and staging
 
 
 def align(batch: pa.RecordBatch, schema: pa.Schema, route: str) -> pa.RecordBatch:
