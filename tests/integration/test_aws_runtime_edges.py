@@ -245,3 +245,24 @@ def test_hive_partitioned_route_gives_the_same_rows_locally_and_in_aws(lake: Lak
     assert aws_rows == local_rows
     assert {str(r["dt"]) for r in aws_rows} == {"2026-11-02"}
     assert {r["filename"] for r in aws_rows} == {f"s3://{LANDING}/{key}"}
+
+
+# ---------------------------------------------------------------- the ledger never outranks the table
+
+
+def test_dynamodb_ledger_after_drop_and_recreate_ingests_again_once(lake: Lake) -> None:
+    from lakeroute.aws.catalog import glue_catalog
+
+    keys = [f"orders/l-{i}.parquet" for i in range(3)]
+    for i, key in enumerate(keys):
+        lake.s3.put_object(Bucket=LANDING, Key=key, Body=parquet(10 * i, 4))
+    event = lake.receive()
+    assert lambda_handler.handler(event, LambdaContext("req-l1", 120_000)) == {"batchItemFailures": []}
+    assert len(lake.rows("edge.orders")) == 12
+    glue_catalog(DEPLOYMENT.warehouse).drop_table("edge.orders")  # a user fixing a mistake
+    lambda_handler.reset_runtime()
+    assert lambda_handler.handler(event, LambdaContext("req-l2", 120_000)) == {"batchItemFailures": []}
+    again = lake.rows("edge.orders")
+    assert lambda_handler.handler(event, LambdaContext("req-l3", 120_000)) == {"batchItemFailures": []}
+    print(f"after drop + recreate: {len(again)} rows; redelivered once more: {len(lake.rows('edge.orders'))} rows")
+    assert len(again) == 12 and len(lake.rows("edge.orders")) == 12
