@@ -32,7 +32,8 @@ class AwsConfig:
     end in the DLQ), ``LAKEROUTE_LEDGER_TTL_DAYS`` (0 = keep ledger entries forever),
     ``LAKEROUTE_DUCKDB_MEMORY`` (default: half the function's memory),
     ``LAKEROUTE_COMMIT_RESERVE_SECONDS`` (15: time kept back from the deadline for commits;
-    objects start only while the rest covers them, see ``core.budget``).
+    objects start only while the rest covers them, see ``core.budget``),
+    ``LAKEROUTE_OBJECT_TIMEOUT_SECONDS`` (900: an object's limit unless its route sets one).
     """
 
     routes_table: str
@@ -48,6 +49,7 @@ class AwsConfig:
     ledger_ttl_days: int = 0
     duckdb_memory: str | None = None
     commit_reserve_seconds: float = 15.0
+    object_timeout_seconds: float = 900.0
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> AwsConfig:
@@ -110,6 +112,7 @@ class AwsConfig:
             ledger_ttl_days=int(number("LAKEROUTE_LEDGER_TTL_DAYS", 0)),
             duckdb_memory=memory,
             commit_reserve_seconds=number("LAKEROUTE_COMMIT_RESERVE_SECONDS", 15.0),
+            object_timeout_seconds=number("LAKEROUTE_OBJECT_TIMEOUT_SECONDS", 900.0) or 900.0,
         )
         if problems:
             raise ConfigError("lakeroute is misconfigured (environment):\n  - " + "\n  - ".join(problems))

@@ -56,6 +56,7 @@ class AwsRuntime:
             ledger=DynamoLedger(config.ledger_table, ddb=ddb, ttl_days=config.ledger_ttl_days),
             quarantine=S3Quarantine(config.quarantine, s3),
             engine=Engine(memory_limit=config.duckdb_memory, temp_directory=spill,
+                          timeout_seconds=config.object_timeout_seconds,
                           s3_setup=duckdb_s3_setup(session)),
         )
         tier_config = TierConfig.from_env()
