@@ -109,7 +109,7 @@ def publish(report: IngestReport) -> None:
             log(o.status, extra={"item": o.ref.id, "bucket": o.ref.bucket, "key": o.ref.key,
                                  "route": o.route, "table": o.table, "reason": o.message,
                                  "quarantined_to": o.quarantined_to})
-    counts = {s: report.count(s) for s in ("committed", "skipped", "quarantined", "failed")}
+    counts = {s: report.count(s) for s in ("committed", "skipped", "ignored", "quarantined", "failed")}
     logger.info("batch ingested", extra={**counts, "rows": report.rows, "commits": report.commits,
                                           "seconds": round(report.seconds, 3)})
     for status, n in counts.items():

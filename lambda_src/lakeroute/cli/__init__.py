@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import os
 
-from . import ingest, setup, warehouse  # noqa: F401  (registers the commands, in help order)
+from . import ingest, recovery, setup, warehouse  # noqa: F401  (registers the commands, in help order)
 from .app import app
 
 __all__ = ["app", "main"]

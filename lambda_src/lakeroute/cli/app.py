@@ -59,6 +59,8 @@ def print_outcomes(report: IngestReport, quiet_ok: bool = False) -> None:
                 typer.echo(f"ingested {name} -> {o.table} ({o.rows} rows, route {o.route})")
         elif o.status == "skipped":
             typer.echo(f"skipped {o.message}")
+        elif o.status == "ignored":
+            typer.echo(f"ignored {o.message}")
         elif o.status == "quarantined":
             typer.echo(f"quarantined {name}: {o.message} [stage {stage_of(o)}] -> {o.quarantined_to}",
                        err=True)
@@ -66,7 +68,7 @@ def print_outcomes(report: IngestReport, quiet_ok: bool = False) -> None:
             typer.echo(f"failed {name}: {o.message} (not quarantined: retry later)", err=True)
     typer.echo(
         f"{report.count('committed')} ingested ({report.rows} rows), {report.count('skipped')} "
-        f"skipped, {len(report.failed)} failed in {report.seconds:.2f}s; "
+        f"skipped, {report.count('ignored')} ignored, {len(report.failed)} failed in {report.seconds:.2f}s; "
         f"{len(report.commits)} commit(s)", err=quiet_ok)
 
 

@@ -201,11 +201,14 @@ def ingest(
     paths: Annotated[list[Path], typer.Argument(help="Files or folders under the landing folder.")],
     bucket: Annotated[str | None, typer.Option(help="Bucket for one file outside landing.")] = None,
     key: Annotated[str | None, typer.Option(help="Key for that file (default: its name).")] = None,
+    force: Annotated[bool, typer.Option("--force", help="Ingest even versions the table already "
+                                        "holds (append: their rows land again).")] = False,
 ) -> None:
     """Ingest files: landing/<bucket>/<key> gives bucket and key.
 
     Files of one call that target the same table commit together. Exit 1 when some file
-    was not ingested (quarantined under <home>/quarantine/ with an .error.json).
+    was not ingested (quarantined under <home>/quarantine/, one entry per version with an
+    error.json). Versions already in the table are skipped unless --force.
 
     Symlinks: one that resolves inside the landing folder is followed and ingests as the
     object it leads to (the bucket and key of its target, so a link and its target are one
@@ -222,6 +225,7 @@ def ingest(
         got = _collect(paths, c.landing, bucket, key)
         _warn_skipped(got.skipped)
         pipe = _pipeline(c, got.overrides)
+        pipe.force = force
         report = _run(pipe, got.refs)
     except ConfigError as e:
         raise fail(str(e)) from None

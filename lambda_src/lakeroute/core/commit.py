@@ -60,7 +60,7 @@ class CommitError(TransientError):
 def commit(catalog: Catalog, table_name: str, staged: list[Staged], ledger: Ledger, *,
            provisional: StagedTable | None = None, evolve: bool = False,
            deadline: float | None = None, max_attempts: int | None = None,
-           base_delay: float = 0.05, max_delay: float = 5.0) -> CommitResult:
+           base_delay: float = 0.05, max_delay: float = 5.0, force: bool = False) -> CommitResult:
     """Add the staged files in one snapshot, skipping sources the table already holds.
 
     ``provisional``: the table as it will be created when it does not exist yet (its
@@ -71,7 +71,8 @@ def commit(catalog: Catalog, table_name: str, staged: list[Staged], ledger: Ledg
     backoff starts from the measured length of an attempt (a slow catalog under contention
     needs longer gaps than a fast one), and is bounded by ``deadline`` (a time.monotonic()
     value, e.g. the Lambda's remaining time) and ``max_attempts`` (default 40 with a
-    deadline, 12 without).
+    deadline, 12 without). ``force``: commit even sources the table holds (a deliberate
+    re-ingest); a lost response is still detected, by this call's own snapshot.
     """
     limit = max_attempts or (40 if deadline is not None else 12)
     from pyiceberg.exceptions import CommitFailedException, NoSuchTableError
@@ -100,6 +101,8 @@ def commit(catalog: Catalog, table_name: str, staged: list[Staged], ledger: Ledg
         else:
             state = reconcile(table, table_name, ledger)
             done = recorded(ledger, state, table_name, [s.source_id for s in staged])
+            if force and not outcome_unknown:
+                done = set()
             duplicates = [s for s in staged if s.source_id in done]
             todo = [s for s in staged if s.source_id not in done]
             _own_retries(table)

@@ -59,7 +59,7 @@ class ObjectRef:
 @dataclass
 class Outcome:
     ref: ObjectRef
-    status: str  # committed | skipped | failed | quarantined
+    status: str  # committed | skipped | ignored | failed | quarantined
     message: str = ""
     route: str | None = None
     table: str | None = None
@@ -131,6 +131,7 @@ class Pipeline:
     group_size: int = 500  # objects per snapshot, bounding summary size and memory
     deadline: float | None = None  # time.monotonic() by which commits must give up
     budget: Budget | None = None  # which objects may still start (Lambda: the remaining time)
+    force: bool = False  # ingest even versions the table already holds (`ingest --force`)
 
     def ingest(self, refs: Iterable[ObjectRef],
                progress: Callable[[Outcome | None], None] | None = None) -> IngestReport:
@@ -185,6 +186,9 @@ class Pipeline:
         obj: SourceObject | None = None
         route: Route | None = None
         step = _Step()
+        why = self.routes.ignored(ref.bucket, ref.key)
+        if why is not None:
+            return Outcome(ref, "ignored", f"{ref.bucket}/{ref.key}: {why}")
         try:
             try:
                 obj = self.source.resolve(ref.bucket, ref.key, ref.version)
@@ -225,7 +229,7 @@ class Pipeline:
         if plan is None:
             plan = plans[name] = self._plan(route.target)
         step.stage = "ledger"
-        if plan.state is not None and recorded(self.ledger, plan.state, name, [obj.source_id]):
+        if not self.force and plan.state is not None and recorded(self.ledger, plan.state, name, [obj.source_id]):
             return Outcome(ref, "skipped", f"{ref.bucket}/{ref.key}: already ingested "
                            f"(version {obj.version[:19]})", route.name, name, source_id=obj.source_id)
         step.stage = "read"
@@ -311,7 +315,7 @@ class Pipeline:
         staged = [s for _, s in group]
         try:
             result = commit(self.catalog, name, staged, self.ledger, provisional=plan.provisional,
-                            evolve=plan.evolve, deadline=self.deadline)
+                            evolve=plan.evolve, deadline=self.deadline, force=self.force)
         except Exception as e:
             keep = isinstance(e, CommitError) and e.outcome_unknown or not isinstance(e, TransientError)
             if not keep:

@@ -183,3 +183,30 @@ class LocalQuarantine:
                        errors="backslashreplace")
         os.replace(tmp, record_path)
         return str(entry)
+
+    # -- working with the quarantine (`lakeroute quarantine`, `lakeroute replay`)
+
+    def entries(self) -> list[tuple[Path, dict[str, Any]]]:
+        """(entry folder, record) of every quarantined object version, oldest first."""
+        out = []
+        for record_path in self.root.rglob(RECORD_NAME) if self.root.is_dir() else ():
+            try:
+                record = json.loads(record_path.read_text(encoding="utf-8"))
+            except (OSError, ValueError):
+                continue
+            if isinstance(record, dict) and "key" in record:
+                out.append((record_path.parent, record))
+        return sorted(out, key=lambda e: str(e[1].get("quarantined_at", "")))
+
+    def resolve_entry(self, entry: Path, how: str) -> None:
+        """Mark an entry resolved (it stays as history until ``purge --resolved``)."""
+        import datetime as dt
+
+        record_path = entry / RECORD_NAME
+        record = json.loads(record_path.read_text(encoding="utf-8"))
+        record["resolved_at"] = dt.datetime.now(dt.UTC).isoformat(timespec="milliseconds")
+        record["resolution"] = how
+        tmp = entry / (RECORD_NAME + ".partial")
+        tmp.write_text(json.dumps(record, indent=2, ensure_ascii=False) + "\n", encoding="utf-8",
+                       errors="backslashreplace")
+        os.replace(tmp, record_path)

@@ -101,6 +101,24 @@ class RouteTable:
     def candidates(self, bucket: str, key: str) -> list[Route]:
         return [r for r in self.by_bucket.get(bucket, ()) if r.matches_key(key)]
 
+    def ignored(self, bucket: str, key: str) -> str | None:
+        """Why the object is ignored (never read, never quarantined), or None.
+
+        Built in: ``_SUCCESS`` markers, ``*.crc`` checksums, anything under a ``_temporary/``
+        folder, names starting with ``.`` (what Spark, Hadoop and editors leave behind). Then
+        the ``source.exclude`` globs of every route whose prefix covers the key.
+        """
+        builtin = builtin_ignore(key)
+        if builtin:
+            return builtin
+        for r in self.by_bucket.get(bucket, ()):
+            if key.startswith(r.source.prefix):
+                rest = key[len(r.source.prefix):]
+                for glob in r.source.exclude:
+                    if fnmatch.fnmatchcase(rest, glob):
+                        return f"excluded by route {r.name} (source.exclude {glob!r})"
+        return None
+
     def needs_metadata(self, bucket: str, key: str) -> bool:
         return any(r.source.metadata for r in self.candidates(bucket, key))
 
@@ -123,3 +141,17 @@ class RouteTable:
                 "run `lakeroute validate` and make one more specific",
             )
         return best
+
+
+def builtin_ignore(key: str) -> str | None:
+    segments = key.split("/")
+    name = segments[-1]
+    if name == "_SUCCESS":
+        return "a _SUCCESS marker (built-in ignore rule)"
+    if name.endswith(".crc"):
+        return "a .crc checksum file (built-in ignore rule)"
+    if name.startswith("."):
+        return "a hidden file (name starts with '.', built-in ignore rule)"
+    if "_temporary" in segments[:-1]:
+        return "under a _temporary/ folder (built-in ignore rule)"
+    return None

@@ -47,6 +47,8 @@ class Source(_Strict):
     bucket: Annotated[str, Field(pattern=BUCKET_RE)]
     prefix: str = ""
     pattern: str | None = None
+    # Globs on the rest of the key: such objects are ignored (reported), never quarantined.
+    exclude: list[str] = Field(default_factory=list)
     metadata: dict[str, str] = Field(default_factory=dict)
     format: Literal["auto", "parquet", "csv", "json"] = "auto"
     options: dict[str, Any] = Field(default_factory=dict)

@@ -1,0 +1,95 @@
+"""Fixing mistakes on the embedded default: ignore rules, --force, reset, replay, quarantine, preview."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from tests.integration.test_cli import run
+from tests.support.workspace import Workspace, orders
+
+
+@pytest.fixture
+def ws(tmp_path: Path) -> Workspace:
+    return Workspace(tmp_path)
+
+
+def test_ignore_rules_are_reported_never_quarantined(ws: Workspace) -> None:
+    ws.route("o", {"bucket": "bkt", "prefix": "in/", "pattern": "*.parquet", "exclude": ["*.tmp", "skip/*"]},
+             {"table": "ns.o"})
+    ws.put("bkt", "in/a.parquet", orders(2))
+    for key in ("in/_SUCCESS", "in/a.parquet.crc", "in/_temporary/0/x.parquet", "in/b.tmp", "in/skip/c.parquet"):
+        ws.put("bkt", key, b"noise")
+    code, out, err = run(ws, "ingest", str(ws.paths.landing / "bkt"))
+    ignored = [line for line in out.splitlines() if line.startswith("ignored ")]
+    print(f"exit {code}; {len(ignored)} ignored:", *ignored, sep="\n  ")
+    assert code == 0 and len(ignored) == 5
+    assert "excluded by route o (source.exclude '*.tmp')" in out and "_SUCCESS marker" in out
+    assert not ws.paths.quarantine.exists() or not list(ws.paths.quarantine.rglob("error.json"))
+    assert len(ws.rows("ns.o")) == 2
+
+
+def test_force_reingests_a_recorded_version(ws: Workspace) -> None:
+    ws.route("o", {"bucket": "bkt"}, {"table": "ns.o"})
+    ws.put("bkt", "a.parquet", orders(3))
+    f = str(ws.paths.landing / "bkt" / "a.parquet")
+    assert run(ws, "ingest", f)[0] == 0
+    code, out, _ = run(ws, "ingest", f)
+    assert code == 0 and "skipped" in out
+    code, out, _ = run(ws, "ingest", f, "--force")
+    print(out.strip().splitlines()[-1])
+    assert code == 0 and len(ws.rows("ns.o")) == 6
+
+
+def test_reset_asks_then_drops_and_the_next_ingest_lands_everything(ws: Workspace) -> None:
+    ws.route("o", {"bucket": "bkt"}, {"table": "ns.o", "columns": {"id": "long", "amount": "double"}})
+    for i in range(3):
+        ws.put("bkt", f"{i}.parquet", orders(2, start=10 * i))
+    folder = str(ws.paths.landing / "bkt")
+    assert run(ws, "ingest", folder)[0] == 0
+    code, _, err = run(ws, "reset", "ns.o")  # no terminal, no --yes: refuses
+    assert code == 2 and "--yes" in err and len(ws.rows("ns.o")) == 6
+    code, out, err = run(ws, "reset", "ns.o", "--yes")
+    print(out.strip())
+    assert code == 0 and "6 rows in 3 data files" in out and "3 ledger entries forgotten" in out
+    assert ws.catalog().table_exists("ns.o") and ws.rows("ns.o") == []
+    assert not list((ws.paths.warehouse / "ns" / "o" / "data").glob("*.parquet")) if (
+        ws.paths.warehouse / "ns" / "o" / "data").exists() else True
+    code, out, _ = run(ws, "ingest", folder)
+    assert code == 0 and len(ws.rows("ns.o")) == 6 and "3 ingested" in out
+
+
+def test_replay_after_a_route_fix_resolves_the_quarantine(ws: Workspace) -> None:
+    ws.route("o", {"bucket": "bkt"}, {"table": "ns.o", "columns": {"id": "long", "amount": "double"}},
+             "SELECT id, amount, 1 AS oops FROM source")
+    ws.put("bkt", "a.parquet", orders(2))
+    ws.put("bkt", "b.parquet", orders(3, start=5))
+    assert run(ws, "ingest", str(ws.paths.landing / "bkt"))[0] == 1
+    code, out, _ = run(ws, "quarantine", "ls", "--format", "json")
+    listed = json.loads(out)
+    assert code == 0 and {r["key"] for r in listed} == {"a.parquet", "b.parquet"}
+    (ws.paths.landing / "bkt" / "b.parquet").unlink()  # the original is gone: the copy replays
+    code, _, _ = run(ws, "replay", "--route", "o")
+    assert code == 1, "still broken: stays quarantined"
+    assert all(r["attempts"] == 2 for _, r in ws.quarantined("bkt", "a.parquet"))
+    ws.route("o", {"bucket": "bkt"}, {"table": "ns.o", "columns": {"id": "long", "amount": "double"}})
+    code, out, _ = run(ws, "replay")
+    print(out.strip().splitlines()[-1])
+    assert code == 0 and "2 resolved, 0 still failing" in out and len(ws.rows("ns.o")) == 5
+    assert json.loads(run(ws, "quarantine", "ls", "--format", "json")[1]) == []
+    code, out, _ = run(ws, "quarantine", "show", "bkt/a.parquet")
+    assert code == 0 and json.loads(out)["resolution"] == "replayed: committed"
+    assert run(ws, "quarantine", "purge", "--resolved")[1].startswith("removed 2 resolved")
+    assert run(ws, "quarantine", "show", "bkt/a.parquet")[0] == 1
+
+
+def test_preview_shows_rows_and_the_plan_and_commits_nothing(ws: Workspace) -> None:
+    ws.route("o", {"bucket": "bkt"}, {"table": "ns.o"}, "SELECT id, amount * 2 AS doubled FROM source")
+    ws.put("bkt", "a.parquet", orders(4))
+    code, out, err = run(ws, "preview", "o", str(ws.paths.landing / "bkt" / "a.parquet"), "--rows", "2")
+    print(out)
+    assert code == 0 and "4 row(s); a commit would create table ns.o (2 columns)" in out
+    assert "doubled" in out and not ws.catalog().table_exists("ns.o")
+    assert not (ws.paths.home / "ledger.db").exists() or ws.ingest(("bkt", "a.parquet")).count("committed") == 1
