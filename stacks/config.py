@@ -52,6 +52,24 @@ DATABASE_SCOPES = ("stage", "account")
 # An exact S3 bucket name (general purpose bucket rules; dots allowed, no IP-address form).
 _BUCKET_NAME_RE = re.compile(r"^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$")
 _EMAIL_RE = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
+# Fargate task sizes: vCPU units -> (smallest, largest, step) memory in MiB.
+FARGATE_MEMORY_MB: dict[int, tuple[int, int, int]] = {
+    256: (512, 2048, 512),  # 512, 1024, 2048 (1536 is not offered; checked below)
+    512: (1024, 4096, 1024),
+    1024: (2048, 8192, 1024),
+    2048: (4096, 16384, 1024),
+    4096: (8192, 30720, 1024),
+    8192: (16384, 61440, 4096),
+    16384: (32768, 122880, 8192),
+}
+MIB = 1024 * 1024
+# The large-object threshold derived from the function (see StageConfig.large_object_threshold):
+# the download reader copies the object to /tmp (ephemeral storage, minus room for DuckDB's
+# spill and the runtime), and the object has to be read, converted and committed in half the
+# timeout at a conservative 20 MiB/s.
+LARGE_OBJECT_TMP_RESERVE_MB = 512
+LARGE_OBJECT_THROUGHPUT_MB_S = 20
+LARGE_OBJECT_TIMEOUT_SHARE = 0.5
 
 
 class StageConfigError(ValueError):
@@ -129,6 +147,19 @@ class StageConfig:
     # alarms (and OK transitions) go to one SNS topic, e-mailed to ``alarm_email`` if set.
     oldest_message_alarm_seconds: int = 3600
     alarm_email: str | None = None
+    # Large-object tier (stacks/large_objects.py): objects the function cannot finish run on
+    # ECS Fargate. ``large_object_tier: false``: no VPC, cluster or stop handler, and the
+    # function never hands off. ``large_object_bytes``: the size threshold (null: derived from
+    # the function's ephemeral storage and timeout, see ``large_object_threshold``). The task:
+    # vCPU units, memory (MiB; a valid Fargate combination), ephemeral storage (21..200 GiB),
+    # attempts before the object is quarantined, Container Insights on the cluster.
+    large_object_tier: bool = True
+    large_object_bytes: int | None = None
+    task_cpu: int = 1024
+    task_memory_mb: int = 4096
+    task_ephemeral_storage_gb: int = 50
+    task_max_attempts: int = 3
+    task_container_insights: bool = False
     # Optional pinning of the target account/region; otherwise CDK_DEFAULT_ACCOUNT/REGION.
     account: str | None = None
     region: str | None = None
@@ -177,6 +208,17 @@ class StageConfig:
               "the ingest queue age alarm threshold is 60..345600 s")
         check(self.alarm_email is None or bool(_EMAIL_RE.match(self.alarm_email)), "alarm_email",
               "null or an e-mail address")
+        check(self.large_object_bytes is None or self.large_object_bytes >= MIB, "large_object_bytes",
+              "null (derived from the function) or at least 1 MiB (1048576 bytes)")
+        check(self.task_cpu in FARGATE_MEMORY_MB, "task_cpu",
+              f"Fargate vCPU units are one of {', '.join(map(str, FARGATE_MEMORY_MB))}")
+        low, high, step = FARGATE_MEMORY_MB[self.task_cpu]
+        check(low <= self.task_memory_mb <= high and (self.task_memory_mb - low) % step == 0
+              and (self.task_cpu, self.task_memory_mb) != (256, 1536), "task_memory_mb",
+              f"Fargate with task_cpu {self.task_cpu} takes {low}..{high} MiB in steps of {step}")
+        check(21 <= self.task_ephemeral_storage_gb <= 200, "task_ephemeral_storage_gb",
+              "Fargate ephemeral storage is 21..200 GiB")
+        check(1 <= self.task_max_attempts <= 10, "task_max_attempts", "1..10 attempts per object")
 
     # ------------------------------------------------------------------ derived values
 
@@ -193,6 +235,20 @@ class StageConfig:
         return _RETENTION_DAYS[self.log_retention_days]
 
     @property
+    def large_object_threshold(self) -> int:
+        """Bytes from which the function hands an object to a Fargate task.
+
+        ``large_object_bytes`` when set, else min(ephemeral storage - 512 MiB,
+        0.5 x timeout x 20 MiB/s): the object must fit the function's /tmp (the download
+        reader copies it there) and be ingested in half its time at a conservative 20 MiB/s.
+        """
+        if self.large_object_bytes is not None:
+            return self.large_object_bytes
+        storage_mb = self.ephemeral_storage_mb - LARGE_OBJECT_TMP_RESERVE_MB
+        time_mb = int(LARGE_OBJECT_TIMEOUT_SHARE * self.timeout_seconds * LARGE_OBJECT_THROUGHPUT_MB_S)
+        return min(storage_mb, time_mb) * MIB
+
+    @property
     def queue_visibility_timeout_seconds(self) -> int:
         """AWS guidance: at least 6x the function timeout, plus the batching window."""
         return 6 * self.timeout_seconds + self.max_batching_window_seconds
@@ -204,7 +260,7 @@ class StageConfig:
         known = {f.name for f in fields(cls)} - {"name"}
         # Keys whose value may be null: CDK drops null context values on the way in, so they
         # are written in cdk.json (as null) but cannot be required here.
-        optional = {"account", "region", "alarm_email"}
+        optional = {"account", "region", "alarm_email", "large_object_bytes"}
         where = f"cdk.json context {STAGES_CONTEXT_KEY}.{name}"
         unknown = sorted(set(raw) - known)
         missing = sorted(known - optional - set(raw))
@@ -227,6 +283,8 @@ class StageConfig:
                 or (want == "bool" and isinstance(value, bool))
                 or (want == "str" and isinstance(value, str))
                 or (want == "str | None" and (value is None or isinstance(value, str)))
+                or (want == "int | None" and (value is None or (isinstance(value, int)
+                                                                and not isinstance(value, bool))))
             )
             if not ok:
                 raise StageConfigError(f"{where}.{key}: expected {want}, got {value!r}")

@@ -47,6 +47,7 @@ class ImageFunction(Construct):
         cmd: Sequence[str],
         description: str,
         settings: FunctionSettings,
+        dead_letter_queue: sqs.IQueue | None = None,
     ) -> None:
         super().__init__(scope, id)
         self.log_group = logs.LogGroup(
@@ -73,6 +74,8 @@ class ImageFunction(Construct):
             role=self.role,
             log_group=self.log_group,
             tracing=settings.tracing,
+            # Asynchronous invocations (EventBridge) that failed every retry.
+            dead_letter_queue=dead_letter_queue,
         )
         if settings.tracing == lambda_.Tracing.ACTIVE:
             acknowledge(

@@ -1,7 +1,8 @@
 """The lakeroute stack: every construct of one stage, wired and granted.
 
 Stateful constructs (buckets, tables, Glue databases, queues), compute (functions, route
-sync) and operations (alarms, topic, dashboard) are separate constructs; with
+sync, the large-object tier on ECS Fargate and its network) and operations (alarms, topic,
+dashboard) are separate constructs; with
 ``removal_policy: retain`` every stateful resource survives a stack deletion or a
 refactoring that moves compute elsewhere. Route files name logical buckets and namespaces;
 ``stacks.naming`` gives the stage's physical names, published as stack outputs.
@@ -11,7 +12,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from aws_cdk import Annotations, Aws, CfnOutput, Duration, Environment, Stack, Tags
+from aws_cdk import Annotations, Aws, CfnOutput, Duration, Environment, Fn, Stack, Tags
+from aws_cdk import aws_iam as iam
 from aws_cdk.aws_lambda import Tracing
 from constructs import Construct
 from lakeroute.core.routes import Route
@@ -22,8 +24,10 @@ from .config import StageConfig
 from .functions import FunctionSettings, IngestFunction
 from .image import INGEST_CMD, SYNC_CMD
 from .landing import LandingBuckets
-from .monitoring import MetricsSource, Monitoring
+from .large_objects import LargeObjectTier, TaskSize
+from .monitoring import LargeObjectSignals, MetricsSource, Monitoring
 from .naming import StageNames, output_id, stage_names
+from .network import AZ_COUNT, TaskNetwork
 from .queue import IngestQueue
 from .route_sync import RouteSync
 from .storage import AccessLogsBucket, DataLakeStorage
@@ -121,6 +125,27 @@ class LakerouteStack(Stack):
             "POWERTOOLS_METRICS_NAMESPACE": metrics.namespace,
             "LOG_LEVEL": config.log_level,
         }
+        # Objects the function cannot finish: ECS Fargate tasks of the same image
+        # (``large_object_tier: false``: none, and the function never hands off).
+        self.network: TaskNetwork | None = None
+        self.large_objects: LargeObjectTier | None = None
+        if config.large_object_tier:
+            self.network = TaskNetwork(self, "TaskNetwork", log_retention=config.log_retention,
+                                       removal_policy=removal)
+            self.large_objects = LargeObjectTier(
+                self, "LargeObjects",
+                network=self.network,
+                environment=environment,
+                size=TaskSize(cpu=config.task_cpu, memory_mb=config.task_memory_mb,
+                              ephemeral_storage_gb=config.task_ephemeral_storage_gb),
+                threshold_bytes=config.large_object_threshold,
+                max_attempts=config.task_max_attempts,
+                container_insights=config.task_container_insights,
+                metrics_namespace=metrics.namespace,
+                log_retention=config.log_retention,
+                removal_policy=removal,
+            )
+        tier = self.large_objects
         self.ingest = IngestFunction(
             self, "Ingest",
             cmd=INGEST_CMD,
@@ -128,7 +153,7 @@ class LakerouteStack(Stack):
                 memory_mb=config.memory_mb,
                 timeout=Duration.seconds(config.timeout_seconds),
                 ephemeral_storage_mb=config.ephemeral_storage_mb,
-                environment=environment,
+                environment={**environment, **(tier.environment if tier else {})},
                 log_retention=config.log_retention,
                 removal_policy=removal,
             ),
@@ -159,12 +184,15 @@ class LakerouteStack(Stack):
 
         # ---------------------------------------------------------- grants
         ingest = self.ingest.role
-        self.landing.grant_read(ingest)
-        self.storage.grant_warehouse_read_write(ingest)
-        self.storage.grant_quarantine_write(ingest)
-        self.tables.grant_routes_read(ingest)
-        self.tables.grant_ledger_read_write(ingest)
-        self.catalog.grant(ingest, INGEST_GLUE_ACTIONS)
+        self._grant_ingest_data(ingest)
+        if tier is not None:
+            # The task ingests like the function: the same data permissions, nothing else.
+            self._grant_ingest_data(tier.task_role)
+            tier.grant_hand_off(ingest)
+            # The stop handler quarantines an object after its last attempt: it reads the
+            # landing object (HEAD, the copy's source) and writes the quarantine.
+            self.landing.grant_read(tier.stop_role)
+            self.storage.grant_quarantine_write(tier.stop_role)
 
         sync = self.route_sync.role
         self.tables.grant_routes_sync(sync)
@@ -179,6 +207,8 @@ class LakerouteStack(Stack):
             queue=self.queue.queue,
             dead_letter_queue=self.queue.dead_letter_queue,
             metrics=metrics,
+            large_objects=None if tier is None else LargeObjectSignals(
+                stop_function=tier.stop_function, dead_letter_queue=tier.dead_letter_queue),
             oldest_message_alarm_seconds=config.oldest_message_alarm_seconds,
             alarm_email=config.alarm_email,
             removal_policy=removal,
@@ -191,6 +221,25 @@ class LakerouteStack(Stack):
 
         Tags.of(self).add("project", "lakeroute")
         Tags.of(self).add("stage", config.name)
+
+    @property
+    def availability_zones(self) -> list[str]:
+        """The first AZs of the region, resolved by CloudFormation (``Fn::GetAZs``).
+
+        What CDK does for an environment-agnostic stack; with a stage's account and region
+        pinned, CDK would look them up in the account instead (synth must stay offline).
+        """
+        return [Fn.select(i, Fn.get_azs()) for i in range(AZ_COUNT)]
+
+    def _grant_ingest_data(self, role: iam.Role) -> None:
+        """What ingesting an object calls: landing read, warehouse read/write, quarantine,
+        routes Query, the ledger, Glue (stacks/tables.py, catalog.py, storage.py, landing.py)."""
+        self.landing.grant_read(role)
+        self.storage.grant_warehouse_read_write(role)
+        self.storage.grant_quarantine_write(role)
+        self.tables.grant_routes_read(role)
+        self.tables.grant_ledger_read_write(role)
+        self.catalog.grant(role, INGEST_GLUE_ACTIONS)
 
     def _outputs(self, names: StageNames) -> None:
         """Stack outputs, each exported as ``<stack name>-<output id>``.
@@ -224,5 +273,13 @@ class LakerouteStack(Stack):
         output("WarehouseUri", self.storage.warehouse_uri, "Iceberg warehouse (s3://bucket/prefix)")
         output("QuarantineUri", self.storage.quarantine_uri, "quarantine (s3://bucket/prefix)")
         output("IngestFunctionName", self.ingest.function.function_name, "ingest Lambda function")
+        if self.large_objects is not None:
+            tier = self.large_objects
+            output("LargeObjectClusterName", tier.cluster.cluster_name,
+                   "ECS cluster of the large-object tasks")
+            output("LargeObjectTaskFamily", tier.family,
+                   "task definition family of the large-object tasks (one revision per deploy)")
+            output("StoppedTaskFunctionName", tier.stop_function.function_name,
+                   "stop handler: restarts failed large-object tasks, quarantines after the last")
         output("AlarmTopicArn", self.monitoring.topic.topic_arn, "SNS topic of every alarm")
         output("DashboardName", self.monitoring.dashboard.dashboard_name, "CloudWatch dashboard")

@@ -13,7 +13,20 @@ the topic):
   function (an object that fails is a batch item failure, not an error: errors are the
   function itself: environment, routing table, timeout, memory).
 - ``objects-quarantined``: the handler's EMF metric ``ObjectsQuarantined`` (namespace and
-  ``service`` dimension exactly as the function's Powertools environment sets them).
+  ``service`` dimension exactly as the function's Powertools environment sets them; the
+  large-object tasks' quarantines are counted into it by metric filters, stacks/large_objects.py).
+
+With the large-object tier (stacks/large_objects.py):
+
+- ``large-object-tasks-failed``: the stop handler's EMF metric ``LargeObjectTasksFailed``: a
+  Fargate task failed its last attempt and its object was quarantined.
+- ``stopped-task-errors``: invocations of the stop handler failed (Lambda retries them twice).
+- ``stopped-task-dlq``: a stopped-task event could not be handled at all (its object is
+  neither retried nor quarantined): see the handler's logs, then send the object again.
+
+The dashboard shows the stage's totals, per-route graphs (CloudWatch ``SEARCH`` over the EMF
+metrics with the dimensions {service, route, table}: a route appears once it has published)
+and the tier (objects handed off, tasks failed, the stop handler).
 
 The topic is encrypted with a customer managed KMS key (CloudWatch may use it: an AWS
 managed key would drop alarm notifications) and accepts only TLS publishers.
@@ -37,6 +50,17 @@ from constructs import Construct
 PERIOD = Duration.minutes(5)
 # The handler's metrics (lakeroute/handler.py `publish`), each a Count per batch.
 OBJECT_METRICS = ("ObjectsCommitted", "ObjectsSkipped", "ObjectsQuarantined", "ObjectsFailed")
+# Per-route metrics (dimensions service, route, table): dashboard title -> [(metric, statistic)].
+ROUTE_DIMENSIONS = ("service", "route", "table")
+ROUTE_WIDGETS: tuple[tuple[str, tuple[tuple[str, str], ...]], ...] = (
+    ("Rows committed by route", (("RowsCommitted", "Sum"),)),
+    ("Objects committed by route", (("ObjectsCommitted", "Sum"),)),
+    ("Objects quarantined and failed by route", (("ObjectsQuarantined", "Sum"), ("ObjectsFailed", "Sum"))),
+    ("Objects skipped by route", (("ObjectsSkipped", "Sum"),)),
+    ("Bytes read by route", (("BytesRead", "Sum"),)),
+    ("Seconds per object by route (max)", (("ObjectSeconds", "Maximum"),)),
+    ("Commit retries by route", (("CommitRetries", "Sum"),)),
+)
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -50,6 +74,25 @@ class MetricsSource:
         return cw.Metric(namespace=self.namespace, metric_name=name,
                          dimensions_map={"service": self.service}, statistic=statistic,
                          period=PERIOD, label=label)
+
+    def route_search(self, name: str, statistic: str, *, prefix: str = "") -> cw.MathExpression:
+        """One line per (route, table) of this stage's service: a CloudWatch SEARCH, each line
+        labelled with its route and table (dynamic labels)."""
+        schema = ",".join((self.namespace, *ROUTE_DIMENSIONS))
+        return cw.MathExpression(
+            expression=(f"SEARCH('{{{schema}}} service=\"{self.service}\" "
+                        f"MetricName=\"{name}\"', '{statistic}', {int(PERIOD.to_seconds())})"),
+            using_metrics={}, period=PERIOD,
+            label=prefix + "${PROP('Dim.route')} (${PROP('Dim.table')})",
+        )
+
+
+@dataclass(frozen=True, kw_only=True)
+class LargeObjectSignals:
+    """What the large-object tier's alarms watch besides its EMF metric."""
+
+    stop_function: lambda_.IFunction
+    dead_letter_queue: sqs.IQueue
 
 
 class Monitoring(Construct):
@@ -65,6 +108,7 @@ class Monitoring(Construct):
         queue: sqs.IQueue,
         dead_letter_queue: sqs.IQueue,
         metrics: MetricsSource,
+        large_objects: LargeObjectSignals | None = None,
         oldest_message_alarm_seconds: int,
         alarm_email: str | None,
         removal_policy: RemovalPolicy,
@@ -125,6 +169,20 @@ class Monitoring(Construct):
         alarm("objects-quarantined", metrics.metric("ObjectsQuarantined"), 0,
               "Objects were quarantined (bad file, SQL, schema or expectation): see "
               "their error.json in the quarantine bucket.")
+        if large_objects is not None:
+            alarm("large-object-tasks-failed", metrics.metric("LargeObjectTasksFailed"), 0,
+                  "A large-object Fargate task failed its last attempt: the object is "
+                  "quarantined with the task's stop reason (error.json). See the task's logs.")
+            alarm("stopped-task-errors",
+                  large_objects.stop_function.metric_errors(period=PERIOD, statistic="Sum"), 0,
+                  "The stop handler of large-object tasks failed (retried twice by Lambda): a "
+                  "failed task may not have been restarted or quarantined yet. See its logs.")
+            alarm("stopped-task-dlq",
+                  large_objects.dead_letter_queue.metric_approximate_number_of_messages_visible(
+                      period=PERIOD, statistic="Maximum"),
+                  0, "Stopped-task events nobody handled: their objects were neither retried "
+                  "nor quarantined. Read the event (the object is in its overrides), fix the "
+                  "cause, then copy the object in place to ingest it again.")
 
         self.dashboard = cw.Dashboard(
             self, "Dashboard",
@@ -182,3 +240,23 @@ class Monitoring(Construct):
                 dead_letter_queue.metric_approximate_number_of_messages_visible(
                     period=PERIOD, statistic="Maximum", label="dead letters")]),
         )
+        self.dashboard.add_widgets(
+            *(cw.GraphWidget(title=title, width=third, left=[
+                metrics.route_search(name, statistic,
+                                     prefix=f"{name.removeprefix('Objects').lower()}: " if len(searches) > 1 else "")
+                for name, statistic in searches])
+              for title, searches in ROUTE_WIDGETS),
+        )
+        if large_objects is not None:
+            stop = large_objects.stop_function
+            self.dashboard.add_widgets(
+                cw.GraphWidget(title="Large objects: handed off, tasks failed", width=third, left=[
+                    metrics.metric("ObjectsHandedOff", label="handed off to Fargate"),
+                    metrics.metric("LargeObjectTasksFailed", label="tasks failed (quarantined)")]),
+                cw.GraphWidget(title="Stopped-task handler", width=third, left=[
+                    stop.metric_invocations(period=PERIOD, statistic="Sum", label="invocations"),
+                    stop.metric_errors(period=PERIOD, statistic="Sum", label="errors")]),
+                cw.GraphWidget(title="Stopped-task DLQ depth", width=third, left=[
+                    large_objects.dead_letter_queue.metric_approximate_number_of_messages_visible(
+                        period=PERIOD, statistic="Maximum", label="unhandled events")]),
+            )

@@ -16,10 +16,10 @@ from .core.routes import Route
 from .core.tables import ensure_declared_tables
 
 
-def sync_local(routes: list[Route], home: Path) -> list[str]:
+def sync_local(routes: list[Route], home: Path, *, plan: bool = False) -> list[str]:
     from .local import local_catalog
 
-    return ensure_declared_tables(local_catalog(home), routes)
+    return ensure_declared_tables(local_catalog(home), routes, plan=plan)
 
 
 def sync_aws(routes: list[Route], routes_table: str, warehouse: str, *,

@@ -51,3 +51,18 @@ def prod_overridden(base_routes_dir: Path, tmp_path_factory: pytest.TempPathFact
         "databases": "account",
         "alarm_email": "data-oncall@example.com",
     })
+
+
+@pytest.fixture(scope="session")
+def dev_tier_off(base_routes_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Synth:
+    """dev with ``large_object_tier: false``: no VPC, cluster or stop handler."""
+    return synth(base_routes_dir, "dev", tmp_path_factory.mktemp("cdk-out-dev-tier-off"),
+                 {"large_object_tier": False})
+
+
+@pytest.fixture(scope="session")
+def prod_pinned(base_routes_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Synth:
+    """prod with its account and region pinned in the stage (CDK would look AZs up), and an
+    explicit large-object threshold."""
+    return synth(base_routes_dir, "prod", tmp_path_factory.mktemp("cdk-out-prod-pinned"),
+                 {"account": "111122223333", "region": "eu-west-1", "large_object_bytes": 2 * 1024**3})

@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Any
 
 import pytest
 from lakeroute.core.errors import ConfigError
-from lakeroute.core.routes import parse_route
+from lakeroute.core.routes import Route, parse_route
 
 from stacks.config import StageConfig, StageConfigError
 from stacks.route_plan import (
@@ -23,7 +24,7 @@ from stacks.route_plan import (
 from .synth import REPO_ROOT, cdk_context, write_routes
 
 
-def route(name: str, bucket: str, prefix: str = "", table: str = "ns.t", **source) -> object:
+def route(name: str, bucket: str, prefix: str = "", table: str = "ns.t", **source: Any) -> Route:
     return parse_route({"name": name, "source": {"bucket": bucket, "prefix": prefix, **source},
                         "target": {"table": table}}, name)
 

@@ -125,6 +125,7 @@ OUTPUT_IDS = {
     "LandingBucketLrTestSales", "GlueDatabases", "GlueDatabasePartners", "GlueDatabaseSales",
     "GlueDatabaseWeb", "IngestQueueUrl", "DeadLetterQueueUrl", "RoutesTableName", "LedgerTableName",
     "WarehouseUri", "QuarantineUri", "IngestFunctionName", "AlarmTopicArn", "DashboardName",
+    "LargeObjectClusterName", "LargeObjectTaskFamily", "StoppedTaskFunctionName",
 }
 
 
@@ -159,6 +160,12 @@ def test_outputs_have_stable_names_exported_per_stage(stage: str, request: Any) 
         "Ref": stack.resolve(stack.monitoring.topic.node.default_child.logical_id)}
     assert value["DashboardName"] == {
         "Ref": stack.resolve(stack.monitoring.dashboard.node.default_child.logical_id)}
+    tier = stack.large_objects
+    assert tier is not None
+    assert value["LargeObjectClusterName"] == {"Ref": stack.resolve(tier.cluster.node.default_child.logical_id)}
+    assert value["LargeObjectTaskFamily"] == f"lakeroute-{stage}-large-object"
+    assert value["StoppedTaskFunctionName"] == {
+        "Ref": stack.resolve(tier.stop_function.node.default_child.logical_id)}
 
 
 # ---------------------------------------------------------------- alarms and dashboard
@@ -189,6 +196,11 @@ def test_alarms_watch_the_right_metrics_and_notify_one_topic(stage: str, request
     dlq = [{"Name": "QueueName",
             "Value": {"Fn::GetAtt": [ref(stack.queue.dead_letter_queue)["Ref"], "QueueName"]}}]
     function = [{"Name": "FunctionName", "Value": {"Ref": ingest_id}}]
+    tier = stack.large_objects
+    assert tier is not None
+    stop_function = [{"Name": "FunctionName", "Value": ref(tier.stop_function)}]
+    stop_dlq = [{"Name": "QueueName",
+                 "Value": {"Fn::GetAtt": [ref(tier.dead_letter_queue)["Ref"], "QueueName"]}}]
     # The handler's EMF metrics: Powertools namespace and `service` from the function's env.
     emf = [{"Name": "service", "Value": env["POWERTOOLS_SERVICE_NAME"]}]
     expected = {  # name: (namespace, metric, statistic, threshold, dimensions)
@@ -198,6 +210,11 @@ def test_alarms_watch_the_right_metrics_and_notify_one_topic(stage: str, request
         "ingest-errors": ("AWS/Lambda", "Errors", "Sum", 0, function),
         "ingest-throttles": ("AWS/Lambda", "Throttles", "Sum", 0, function),
         "objects-quarantined": (env["POWERTOOLS_METRICS_NAMESPACE"], "ObjectsQuarantined", "Sum", 0, emf),
+        # The large-object tier: the stop handler's EMF metric (same namespace and service).
+        "large-object-tasks-failed": (env["POWERTOOLS_METRICS_NAMESPACE"], "LargeObjectTasksFailed",
+                                      "Sum", 0, emf),
+        "stopped-task-errors": ("AWS/Lambda", "Errors", "Sum", 0, stop_function),
+        "stopped-task-dlq": ("AWS/SQS", "ApproximateNumberOfMessagesVisible", "Maximum", 0, stop_dlq),
     }
     got = alarms(s)
     assert set(got) == {f"lakeroute-{stage}-{name}" for name in expected}
@@ -242,12 +259,27 @@ def test_dashboard_has_the_stage_widgets(stage: str, request: Any) -> None:
     assert titles[1:] == [
         "Alarms", "Files", "Rows committed", "Iceberg commits", "Ingest duration",
         "Ingest invocations, errors, throttles", "Ingest concurrency", "Ingest queue depth",
-        "Ingest queue: oldest message (s)", "DLQ depth"]
+        "Ingest queue: oldest message (s)", "DLQ depth",
+        "Rows committed by route", "Objects committed by route",
+        "Objects quarantined and failed by route", "Objects skipped by route", "Bytes read by route",
+        "Seconds per object by route (max)", "Commit retries by route",
+        "Large objects: handed off, tasks failed", "Stopped-task handler", "Stopped-task DLQ depth"]
     for metric in ("ObjectsCommitted", "ObjectsSkipped", "ObjectsQuarantined", "ObjectsFailed",
                    "RowsCommitted", "Commits", "Duration", "Errors", "Throttles",
-                   "ApproximateNumberOfMessagesVisible", "ApproximateAgeOfOldestMessage"):
+                   "ApproximateNumberOfMessagesVisible", "ApproximateAgeOfOldestMessage",
+                   "ObjectsHandedOff", "LargeObjectTasksFailed", "Invocations"):
         assert f'"{metric}"' in text, metric
     assert f'"lakeroute","ObjectsQuarantined","service","lakeroute-{stage}"' in text
+    # Per route: a SEARCH over the {service, route, table} EMF metrics of this stage only.
+    expressions = [m[0]["expression"] for w in body["widgets"] if w["type"] == "metric"
+                   for m in w["properties"].get("metrics", []) if isinstance(m[0], dict)]
+    assert expressions == [
+        f"SEARCH('{{lakeroute,service,route,table}} service=\"lakeroute-{stage}\" "
+        f"MetricName=\"{name}\"', '{statistic}', 300)"
+        for name, statistic in (("RowsCommitted", "Sum"), ("ObjectsCommitted", "Sum"),
+                                ("ObjectsQuarantined", "Sum"), ("ObjectsFailed", "Sum"),
+                                ("ObjectsSkipped", "Sum"), ("BytesRead", "Sum"),
+                                ("ObjectSeconds", "Maximum"), ("CommitRetries", "Sum"))]
 
 
 # ---------------------------------------------------------------- -c routes=DIR

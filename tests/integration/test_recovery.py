@@ -93,3 +93,30 @@ def test_preview_shows_rows_and_the_plan_and_commits_nothing(ws: Workspace) -> N
     assert code == 0 and "4 row(s); a commit would create table ns.o (2 columns)" in out
     assert "doubled" in out and not ws.catalog().table_exists("ns.o")
     assert not (ws.paths.home / "ledger.db").exists() or ws.ingest(("bkt", "a.parquet")).count("committed") == 1
+
+
+def test_sync_plan_safe_changes_applied_unsafe_refused_and_ingest_never_writes_a_clashing_type(
+        ws: Workspace) -> None:
+    cols = {"id": "int", "amount": "double", "note": "string"}
+    ws.route("o", {"bucket": "bkt"}, {"table": "ns.o", "columns": cols})
+    assert run(ws, "sync")[0] == 0
+    ws.route("o", {"bucket": "bkt"}, {"table": "ns.o", "columns": {**cols, "id": "long", "extra": "string"}})
+    code, out, _ = run(ws, "sync", "--plan")
+    print("plan:", out.strip())
+    assert code == 0 and "would evolve table ns.o: add extra; widen id int -> long" in out
+    assert [f.name for f in ws.catalog().load_table("ns.o").schema().fields] == ["id", "amount", "note"]
+    code, out, _ = run(ws, "sync")
+    assert code == 0 and "evolved table ns.o: added extra; widened id int -> long" in out
+    assert str(ws.catalog().load_table("ns.o").schema().find_field("id").field_type) == "long"
+    # unsafe: double -> decimal(12,2), a string declared as long
+    ws.route("o", {"bucket": "bkt"}, {"table": "ns.o", "columns": {
+        "id": "long", "amount": "decimal(12,2)", "note": "long", "extra": "string"}})
+    code, _, err = run(ws, "sync")
+    print("unsafe:", err.strip())
+    assert code == 2 and "ns.o.amount: the table has double, the route declares decimal(12, 2)" in err
+    assert "ns.o.note: the table has string, the route declares long" in err and "lakeroute reset ns.o" in err
+    ws.put("bkt", "a.csv", b"id,amount,note,extra\n1,19.99,x,y\n")
+    report = ws.ingest(("bkt", "a.csv"))
+    [o] = report.outcomes
+    assert o.status == "quarantined" and o.stage == "schema" and "decimal(12, 2)" in o.message
+    assert ws.rows("ns.o") == []

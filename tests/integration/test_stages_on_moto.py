@@ -44,7 +44,8 @@ STAGES = ("dev", "prod")
 VERBATIM = {"buckets": {b: {"name": b} for b in CREATED_LANDING}}
 # Resource types moto's CloudFormation has no model for (skipped, with a warning).
 MOTO_SKIPS = {"AWS::S3::BucketPolicy", "AWS::SQS::QueuePolicy", "AWS::Glue::Database",
-              "AWS::SNS::TopicPolicy", "AWS::CloudWatch::Alarm"}
+              "AWS::SNS::TopicPolicy", "AWS::CloudWatch::Alarm", "AWS::Lambda::EventInvokeConfig",
+              "AWS::Logs::MetricFilter"}
 
 
 def resolve(value: Any) -> Any:

@@ -36,10 +36,15 @@ def sync(
                                                      help="DynamoDB routing table.")] = None,
     warehouse: Annotated[str | None, typer.Option(envvar="LAKEROUTE_WAREHOUSE",
                                                   help="s3://bucket/prefix of the warehouse.")] = None,
+    plan: Annotated[bool, typer.Option("--plan", help="Only show what would change (local catalog).")] = False,
 ) -> None:
     """Push route files to the routing table and create/evolve declared tables.
 
-    Without --routes-table it creates the declared tables in the local catalog.
+    Without --routes-table it creates the declared tables in the local catalog. Safe
+    changes (new column, int->long, float->double, decimal precision up, required->optional)
+    are applied; unsafe ones (another type, a dropped column, new partitioning) are errors
+    naming the route, the column, both types and the fix, and nothing of that table changes.
+    --plan lists both and changes nothing.
 
     Example: lakeroute sync --routes-table lakeroute-routes --warehouse s3://wh/warehouse
     """
@@ -55,7 +60,7 @@ def sync(
                                   "--routes-table")
             lines = sync_aws(routes, routes_table, warehouse)
         else:
-            lines = sync_local(routes, c.home)
+            lines = sync_local(routes, c.home, plan=plan)
     except LakerouteError as e:
         raise fail(str(e)) from None
     for line in lines:

@@ -28,6 +28,7 @@ from .errors import LakerouteError, ObjectError, TransientError
 from .ledger import Ledger, TableState, reconcile, recorded
 from .objects import ObjectSource, Quarantine, SourceObject
 from .routes import Route, RouteTable, Target
+from .schema_plan import plan_table
 from .staging import Staged, Writer, discard
 from .tables import ensure_table, provisional_table, with_new_columns
 from .types import table_schema
@@ -100,6 +101,7 @@ class _Plan:
     metadata: TableMetadata | None = None
     writer: Writer | None = None
     staged: list[tuple[ObjectRef, Staged]] = field(default_factory=list)
+    blocked: str | None = None  # why nothing may be written (declared types differ from the table's)
 
     @property
     def home(self) -> Table:
@@ -227,7 +229,9 @@ class Pipeline:
         step.stage = "table"
         plan = plans.get(name)
         if plan is None:
-            plan = plans[name] = self._plan(route.target)
+            plan = plans[name] = self._plan(route)
+        if plan.blocked:
+            raise ObjectError("schema", plan.blocked, route.name)
         step.stage = "ledger"
         if not self.force and plan.state is not None and recorded(self.ledger, plan.state, name, [obj.source_id]):
             return Outcome(ref, "skipped", f"{ref.bucket}/{ref.key}: already ingested "
@@ -270,12 +274,16 @@ class Pipeline:
         plan.staged.append((ref, staged))
         return None
 
-    def _plan(self, target: Target) -> _Plan:
+    def _plan(self, route: Route) -> _Plan:
+        target = route.target
         plan = _Plan(target)
         if self.catalog.table_exists(target.table):
             plan.table = self.catalog.load_table(target.table)
             plan.metadata = plan.table.metadata
             plan.state = reconcile(plan.table, target.table, self.ledger)
+            # Never write into a column whose table type differs from the declared one.
+            clash = [c.describe() for c in plan_table(route, plan.table) if c.kind == "type"]
+            plan.blocked = "; ".join(clash) or None
         return plan
 
     def _prepare(self, plan: _Plan, result: pa.Schema) -> None:

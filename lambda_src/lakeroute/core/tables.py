@@ -208,28 +208,48 @@ def same_field_ids(written: Schema, table: Schema) -> bool:
     return True
 
 
-def ensure_declared_tables(catalog: Catalog, routes: list[Route]) -> list[str]:
-    """Create every declared table; add declared columns an existing table lacks."""
-    lines = []
+def ensure_declared_tables(catalog: Catalog, routes: list[Route], *, plan: bool = False) -> list[str]:
+    """Create every declared table; apply the safe changes to existing ones (``core.schema_plan``).
+
+    Unsafe changes raise a ConfigError listing each (route, column, both types, the fix), so
+    the deploy-time sync fails the deployment instead of ignoring them. ``plan``: only say
+    what would be done.
+    """
+    from .schema_plan import apply_safe, plan_table
+
+    lines: list[str] = []
+    unsafe: list[str] = []
     done: set[str] = set()
     for route in routes:
         target = route.target
         if target.columns is None or target.table in done:
             continue
         done.add(target.table)
-        existed = catalog.table_exists(target.table)
-        table = ensure_table(catalog, target)
-        if not existed:
-            lines.append(f"created table {target.table}")
+        if not catalog.table_exists(target.table):
+            if not plan:
+                ensure_table(catalog, target)
+            lines.append(f"{'would create' if plan else 'created'} table {target.table}")
             continue
-        have = {f.name for f in table.schema().fields}
-        missing = [n for n in target.columns if n not in have]
-        if missing:
-            wanted = declared_schema({n: target.columns[n] for n in missing})
-            with table.update_schema() as update:
-                for field in wanted.fields:
-                    update.add_column(field.name, field.field_type)
-            lines.append(f"evolved table {target.table}: added {', '.join(missing)}")
-        else:
-            lines.append(f"table {target.table} up to date")
+        table = catalog.load_table(target.table)
+        changes = plan_table(route, table)
+        unsafe += [c.describe() for c in changes if not c.safe]
+        safe = [c for c in changes if c.safe]
+        if not safe:
+            lines.append(f"table {target.table} up to date" if not changes else
+                         f"table {target.table}: no safe change to apply")
+            continue
+        if not plan and not any(not c.safe for c in changes):
+            apply_safe(table, safe)
+        verb = "would evolve" if plan or any(not c.safe for c in changes) else "evolved"
+        lines.append(f"{verb} table {target.table}: " + _summary(safe, plan))
+    if unsafe:
+        raise ConfigError("unsafe table changes (nothing was changed for these tables):\n" + "\n".join(unsafe))
     return lines
+
+
+def _summary(changes: list[Any], plan: bool) -> str:
+    added = [c.column for c in changes if c.kind == "add"]
+    parts = [f"{'add' if plan else 'added'} {', '.join(added)}"] if added else []
+    parts += [f"{'widen' if plan else 'widened'} {c.column} {c.old} -> {c.new}" for c in changes if c.kind == "widen"]
+    parts += [f"{'make' if plan else 'made'} {c.column} optional" for c in changes if c.kind == "optional"]
+    return "; ".join(parts)
