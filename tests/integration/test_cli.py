@@ -26,7 +26,7 @@ def run(ws: Workspace, *args: str) -> tuple[int, str, str]:
 
 
 COMMANDS = ["validate", "ingest", "watch", "query", "tables", "history", "demo", "sync", "replay", "reset",
-            "preview", "quarantine", "quarantine ls", "quarantine show", "quarantine purge"]
+            "preview", "backfill", "quarantine", "quarantine ls", "quarantine show", "quarantine purge"]
 
 
 @pytest.mark.parametrize("command", COMMANDS)

@@ -120,3 +120,19 @@ def test_sync_plan_safe_changes_applied_unsafe_refused_and_ingest_never_writes_a
     [o] = report.outcomes
     assert o.status == "quarantined" and o.stage == "schema" and "decimal(12, 2)" in o.message
     assert ws.rows("ns.o") == []
+
+
+def test_backfill_ingests_what_is_there_once_with_filters(ws: Workspace) -> None:
+    import os
+
+    ws.route("o", {"bucket": "bkt", "prefix": "in/"}, {"table": "ns.o"})
+    for i in range(4):
+        path = ws.put("bkt", f"in/{i}.parquet", orders(1, start=i))
+        os.utime(path, (1_700_000_000 + i * 86400,) * 2)  # 2023-11-14 + i days
+    ws.put("bkt", "in/skip.csv", b"id\n9\n")
+    code, out, _ = run(ws, "backfill", "bkt/in/", "--since", "2023-11-15", "--pattern", "*.parquet")
+    print(out.strip().splitlines()[-1])
+    assert code == 0 and "3 object(s) found, 3 ingested" in out
+    code, out, _ = run(ws, "backfill", "bkt/in/", "--pattern", "*.parquet")
+    assert code == 0 and "4 object(s) found, 1 ingested, 3 already in" in out
+    assert sorted(r["id"] for r in ws.rows("ns.o")) == [0, 1, 2, 3]

@@ -281,3 +281,56 @@ def preview(
         raise fail(str(e), 1 if not isinstance(e, ConfigError) else 2) from None
     render(result.sample, "table")
     typer.echo(f"{result.rows} row(s); {result.plan}")
+
+
+# ---------------------------------------------------------------- backfill
+
+
+@app.command()
+def backfill(
+    ctx: typer.Context,
+    where: Annotated[str, typer.Argument(metavar="BUCKET[/PREFIX]", help="What to ingest.")],
+    since: Annotated[str | None, typer.Option(help="Only files modified since (ISO time).")] = None,
+    until: Annotated[str | None, typer.Option(help="Only files modified before (ISO time).")] = None,
+    pattern: Annotated[str | None, typer.Option(help="Only keys (after the prefix) matching this glob.")] = None,
+) -> None:
+    """Ingest the objects already in a landing bucket (e.g. files that were there before their
+    route existed); versions the tables hold are skipped, so it can run any number of times.
+
+    No time window: --since/--until filter by modification time only if you ask.
+
+    Example: lakeroute backfill acme-sales-landing/orders/ --since 2026-11-01
+    """
+    import fnmatch
+
+    from ..core.pipeline import ObjectRef
+    from .ingest import _pipeline, _run, _walk, _warn_skipped
+
+    c = get_ctx(ctx)
+    bucket, _, prefix = where.partition("/")
+    try:
+        after, before = _since(since), _since(until)
+        root = c.landing / bucket
+        if not root.is_dir():
+            raise ConfigError(f"{root}: no such landing bucket folder")
+        skipped: list[tuple[Path, str]] = []
+        refs = []
+        for f in _walk(root, c.landing, root, skipped):
+            key = f.relative_to(root).as_posix()
+            if not key.startswith(prefix) or (pattern and not fnmatch.fnmatchcase(key[len(prefix):], pattern)):
+                continue
+            mtime = dt.datetime.fromtimestamp(f.stat().st_mtime, dt.UTC)
+            if (after and mtime < after) or (before and mtime >= before):
+                continue
+            refs.append(ObjectRef(bucket, key))
+        _warn_skipped(skipped)
+        pipe = _pipeline(c)
+        report = _run(pipe, refs)
+    except LakerouteError as e:
+        raise fail(str(e)) from None
+    print_outcomes(report, quiet_ok=True)
+    typer.echo(f"backfill {where}: {len(refs)} object(s) found, {report.count('committed')} ingested, "
+               f"{report.count('skipped')} already in, {report.count('ignored')} ignored, "
+               f"{len(report.failed)} failed")
+    if report.failed:
+        raise typer.Exit(1)
