@@ -191,6 +191,7 @@ def run_workers(lake: Lake, events: list[list[dict[str, Any]]], timeout: float =
 
 
 @pytest.mark.slow
+@pytest.mark.timeout(480)  # 32 processes on 2 cores against one moto server: minutes when the machine is busy
 def test_32_concurrent_writers_distinct_files_one_table(lake: Lake) -> None:
     lake.sync()
     url, arn = lake.queue("rel-ingest")
@@ -205,7 +206,7 @@ def test_32_concurrent_writers_distinct_files_one_table(lake: Lake) -> None:
     events = [[by_key[k] for k in keys[i::32]] for i in range(32)]
     events[0].append(by_key[None])
 
-    results = run_workers(lake, events)
+    results = run_workers(lake, events, timeout=420)
 
     # A commit still conflicted after its bounded attempts is reported (its messages come back
     # from SQS), with nothing of it in the table; the redelivery then lands it.
