@@ -390,3 +390,112 @@ def test_scratch_is_cleaned(ws: Workspace) -> None:
     print("scratch files left:", left)
     assert left == []
     assert pa is not None
+
+
+# ---------------------------------------------------------------- found by a hostile pass
+
+
+def test_roll_forward_after_rollback_then_expiry_never_ingests_twice(ws: Workspace) -> None:
+    ws.route("o", {"bucket": "bkt"}, {"table": "ns.o"})
+    keys = [("bkt", f"{n}.parquet") for n in "abcd"]
+    for i, (b, k) in enumerate(keys):
+        ws.put(b, k, orders(1, start=i))
+    for ref in keys[:3]:
+        ws.ingest(ref)
+    table = ws.catalog().load_table("ns.o")
+    s0, s1, s2 = [s.snapshot_id for s in sorted(table.snapshots(), key=lambda s: s.sequence_number)]
+    table.manage_snapshots().rollback_to_snapshot(s0).commit()
+    ws.ingest(keys[1], keys[2])  # b and c again, on the rolled-back branch
+    ws.catalog().load_table("ns.o").manage_snapshots().set_current_snapshot(s2).commit()  # roll forward
+    ws.ingest(keys[3])
+    ws.catalog().load_table("ns.o").maintenance.expire_snapshots().by_ids([s0, s1]).commit()
+    report = ws.ingest(*keys)
+    print({o.ref.key: o.status for o in report.outcomes})
+    assert report.count("skipped") == 4
+    assert sorted(r["id"] for r in ws.rows("ns.o")) == [0, 1, 2, 3]
+
+
+def test_names_differing_in_case_from_the_table_are_quarantined(ws: Workspace) -> None:
+    ws.route("p", {"bucket": "bkt", "prefix": "p/"}, {"table": "ns.p"}, "SELECT 1::INT AS a FROM source")
+    ws.route("q", {"bucket": "bkt", "prefix": "q/"}, {"table": "ns.p"}, "SELECT 4::INT AS \"A\" FROM source")
+    ws.put("bkt", "p/1.csv", _csv(1))
+    ws.put("bkt", "q/1.csv", _csv(1))
+    report = ws.ingest(("bkt", "p/1.csv"), ("bkt", "q/1.csv"))
+    got = {o.ref.key: (o.status, o.message) for o in report.outcomes}
+    print(got)
+    assert got["p/1.csv"][0] == "committed" and got["q/1.csv"][0] == "quarantined"
+    assert "differs only in case" in got["q/1.csv"][1]
+    assert [f.name for f in ws.catalog().load_table("ns.p").schema().fields] == ["a"]
+
+
+@pytest.mark.parametrize("sql", ["SELECT '12:00:00+05'::TIMETZ AS t FROM source", "SELECT '101'::BIT AS b FROM source"])
+def test_types_duckdb_would_change_silently_are_quarantined(ws: Workspace, sql: str) -> None:
+    ws.route("t", {"bucket": "bkt"}, {"table": "ns.t"}, sql)
+    ws.put("bkt", "x.csv", _csv(1))
+    [o] = ws.ingest(("bkt", "x.csv")).outcomes
+    print(o.status, o.message)
+    assert o.status == "quarantined" and o.stage == "schema"
+
+
+def test_route_sql_cannot_read_the_spill_folder(ws: Workspace) -> None:
+    planted = ws.paths.home / "tmp" / "duckdb" / "planted.csv"
+    planted.parent.mkdir(parents=True, exist_ok=True)
+    planted.write_text("secret\n1\n")
+    ws.route("t", {"bucket": "bkt"}, {"table": "ns.t"}, f"SELECT * FROM read_csv('{planted}')")
+    ws.route("g", {"bucket": "gkt"}, {"table": "ns.g"},
+             f"SELECT count(*) AS n FROM glob('{planted.parent}/**')")
+    ws.put("bkt", "x.csv", _csv(1))
+    ws.put("gkt", "x.csv", _csv(1))
+    report = ws.ingest(("bkt", "x.csv"), ("gkt", "x.csv"))
+    got = {o.ref.bucket: o.status for o in report.outcomes}
+    print(got, [o.message[:80] for o in report.failed])
+    assert got["bkt"] == "quarantined"
+    assert got["gkt"] == "quarantined" or ws.rows("ns.g") == [{"n": 0}]
+
+
+def test_route_file_and_option_typos_are_one_line_errors(ws: Workspace, tmp_path: Path) -> None:
+    from tests.integration.test_cli import run
+
+    ws.paths.routes.mkdir(parents=True)
+    (ws.paths.routes / "latin.yaml").write_bytes(b"name: latin\ndescription: Caf\xe9\nsource: {bucket: bkt}\n"
+                                                  b"target: {table: ns.t}\n")
+    code, _, err = run(ws, "validate")
+    assert code == 2 and "not UTF-8" in err and "Traceback" not in err
+    (ws.paths.routes / "latin.yaml").unlink()
+    for bad, why in ((["bucket(0, id)"], "N >= 1"), (None, "no null")):
+        target = {"table": "ns.t", **({"partition_by": bad} if bad else {})}
+        source = {"bucket": "bkt", **({} if bad else {"options": {"delim": [1, {"a": None}]}})}
+        ws.route("r", source, target)
+        code, _, err = run(ws, "validate")
+        print(err.strip())
+        assert code == 2 and why in err and "routes/r.yaml" in err
+    ws.route("r", {"bucket": "bkt"}, {"table": "ns.t", "columns": {"a": "decimal(40,2)"}})
+    code, _, err = run(ws, "validate")
+    assert code == 2 and "precision of 1 to 38" in err
+    ws.route("r", {"bucket": "bkt"}, {"table": "ns.t"})
+    f = tmp_path / "x.csv"
+    f.write_bytes(_csv(1))
+    for bucket in ("", "../../../../tmp/x", "a/b"):
+        code, _, err = run(ws, "ingest", str(f), "--bucket", bucket, "--key", "k.csv")
+        assert code == 2 and "not a bucket name" in err, (bucket, err)
+
+
+def test_environment_typos_are_configuration_errors(ws: Workspace, monkeypatch: pytest.MonkeyPatch) -> None:
+    from tests.integration.test_cli import run
+
+    ws.route("o", {"bucket": "bkt"}, {"table": "ns.o"})
+    ws.put("bkt", "a.parquet", orders(1))
+    for name, value in (("LAKEROUTE_DUCKDB_MEMORY", "lots"), ("LAKEROUTE_OBJECT_TIMEOUT_SECONDS", "-5")):
+        monkeypatch.setenv(name, value)
+        code, _, err = run(ws, "ingest", str(ws.paths.landing / "bkt"))
+        print(err.strip())
+        assert code == 2 and name in err
+        monkeypatch.delenv(name)
+    assert not ws.paths.quarantine.exists()
+
+
+def test_upper_case_extensions_read_like_lower_case(ws: Workspace) -> None:
+    ws.route("o", {"bucket": "bkt"}, {"table": "ns.o"})
+    ws.put("bkt", "X.CSV.GZ", gzip.compress(_csv(3)))
+    [o] = ws.ingest(("bkt", "X.CSV.GZ")).outcomes
+    assert o.status == "committed" and o.rows == 3

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from urllib.parse import urlparse
@@ -97,6 +98,8 @@ class AwsConfig:
         if reader not in READERS:
             problems.append(f"LAKEROUTE_READER={reader!r} must be one of {', '.join(READERS)}")
         memory = env.get("LAKEROUTE_DUCKDB_MEMORY", "").strip() or None
+        if memory is not None and not re.match(r"^\d+(\.\d+)?\s*(B|KB|MB|GB|TB|KIB|MIB|GIB|TIB|%)$", memory, re.I):
+            problems.append(f"LAKEROUTE_DUCKDB_MEMORY={memory!r} is not a memory size (e.g. 512MB, 2GB, 50%)")
         lambda_mb = env.get("AWS_LAMBDA_FUNCTION_MEMORY_SIZE", "").strip()
         if memory is None and lambda_mb.isdigit():
             memory = f"{int(lambda_mb) // 2}MB"

@@ -8,6 +8,7 @@ group: ``ingest`` (validate, ingest, watch), ``warehouse`` (query, tables, histo
 from __future__ import annotations
 
 import os
+import sys
 
 from . import ingest, recovery, setup, warehouse  # noqa: F401  (registers the commands, in help order)
 from .app import app
@@ -16,5 +17,14 @@ __all__ = ["app", "main"]
 
 
 def main() -> None:
+    """The console script: no traceback ever reaches the user (one ``error:`` line, exit 1)."""
     os.environ.setdefault("PYICEBERG_DOWNCAST_NS_TIMESTAMP_TO_US_ON_WRITE", "true")
-    app()
+    try:
+        app()
+    except KeyboardInterrupt:
+        sys.stderr.write("interrupted\n")
+        sys.exit(130)
+    except Exception as e:  # a library error no command foresaw: say what, not where
+        text = " ".join(str(e).split())[:400]
+        sys.stderr.write(f"error: {type(e).__name__}: {text}\n")
+        sys.exit(1)

@@ -6,6 +6,7 @@ or configuration error.
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
@@ -92,3 +93,5 @@ def main_options(
     Example: lakeroute --routes routes --home .lakeroute validate
     """
     ctx.obj = Ctx(routes, home, landing)
+    # Outcomes are printed by the commands; the library's warnings would print them twice.
+    logging.getLogger("lakeroute").addHandler(logging.NullHandler())

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import sys
 import time
 from dataclasses import dataclass, field
@@ -133,6 +134,13 @@ def _collect(paths: list[Path], landing: Path, bucket: str | None, key: str | No
     if bucket is not None:
         if len(paths) != 1 or not paths[0].is_file():
             raise ConfigError("--bucket takes exactly one file: lakeroute ingest FILE --bucket B [--key K]")
+        from ..core.routes import BUCKET_RE
+
+        if not re.match(BUCKET_RE, bucket):
+            raise ConfigError(f"--bucket {bucket!r}: not a bucket name (3-63 lower-case letters, digits, "
+                              "'.' and '-', as in the routes' source.bucket)")
+        if key is not None and not key.strip("/"):
+            raise ConfigError("--key must not be empty")
         k = key or paths[0].name
         return Collected([ObjectRef(bucket, k)], {(bucket, k): paths[0]})
     if key is not None:

@@ -20,8 +20,10 @@ import contextlib
 import datetime as dt
 import os
 import re
+import shutil
 import threading
 import time
+import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -120,15 +122,13 @@ class Engine:
     _lock: threading.Lock = field(default_factory=threading.Lock, init=False, repr=False,
                                   compare=False)
 
-    def _connect(self, obj: SourceObject) -> duckdb.DuckDBPyConnection:
+    def _connect(self, obj: SourceObject, spill: str | None = None) -> duckdb.DuckDBPyConnection:
         import duckdb
 
         config: dict[str, Any] = {"autoinstall_known_extensions": False,
                                   "autoload_known_extensions": False}
         if self.memory_limit:
             config["memory_limit"] = self.memory_limit
-        if self.temp_directory:
-            config["temp_directory"] = self.temp_directory
         spare_threads = self.threads or self.small_object_threads
         threads = self.threads
         if threads is None:
@@ -177,6 +177,8 @@ class Engine:
             for stmt, params in self.s3_setup:
                 con.execute(stmt, params)
         set_variables(con, obj)
+        if spill:  # DuckDB lets SQL read its temp folder: one per object, empty at the start
+            con.execute("SET temp_directory = ?", [spill])
         con.execute("SET allowed_paths = ?", [[obj.path]])
         con.execute("SET enable_external_access = false")
         con.execute("SET lock_configuration = true")
@@ -194,7 +196,8 @@ class Engine:
         by_deadline = until is not None and until - time.monotonic() < limit
         if until is not None:
             limit = max(0.001, min(limit, until - time.monotonic()))
-        con = self._connect(obj)
+        spill = os.path.join(self.temp_directory, uuid.uuid4().hex) if self.temp_directory else None
+        con = self._connect(obj, spill)
         watchdog = _Watchdog(con, limit, by_deadline)
         watchdog.scrub = (obj.path, f"{obj.bucket}/{obj.key}") if obj.path != obj.uri else None
         kind = None if obj.path.startswith("s3://") else compression_of(obj.key, route.source.options)
@@ -205,6 +208,7 @@ class Engine:
                 con.execute("CREATE TEMP VIEW source AS " + reader_sql(fmt, route.source.options, obj.path))
                 rel = con.sql(route.sql)
                 check_result_names(route, rel.columns)
+                check_result_types(route, rel.columns, [str(x) for x in rel.types])
                 reader = rel.fetch_record_batch(self.batch_rows)
             except duckdb.Error as e:
                 raise watchdog.error(route, e) from e
@@ -212,6 +216,8 @@ class Engine:
         finally:
             watchdog.cancel()
             con.close()
+            if spill:
+                shutil.rmtree(spill, ignore_errors=True)
 
 
 class _Watchdog:
@@ -262,6 +268,21 @@ def check_result_names(route: Route, columns: list[str]) -> None:
             raise ObjectError("sql", f"route {route.name}: the result has column {name!r} {same}; "
                               "alias one of them in the SQL (Iceberg, Glue and Athena need "
                               "distinct names)", route.name)
+
+
+_LOSSY_DUCK_TYPES = {"TIME WITH TIME ZONE": "its offset would be dropped (Iceberg has no time with zone)",
+                     "BIT": "DuckDB would hand over its internal encoding"}
+
+
+def check_result_types(route: Route, columns: list[str], types: list[str]) -> None:
+    """DuckDB types whose Arrow form silently loses or changes values (TIMETZ, BIT)."""
+    import re as _re
+
+    for name, text in zip(columns, types, strict=True):
+        for duck, why in _LOSSY_DUCK_TYPES.items():
+            if _re.search(rf"(?<![A-Z_]){_re.escape(duck)}(?![A-Z_])", text.upper()):
+                raise ObjectError("schema", f"route {route.name}: column {name}: {duck}: {why}; cast it in the "
+                                  "SQL (e.g. to VARCHAR, or TIMETZ to TIME after AT TIME ZONE)", route.name)
 
 
 def check_single_select(con: duckdb.DuckDBPyConnection, route: Route) -> None:

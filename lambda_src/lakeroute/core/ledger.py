@@ -111,7 +111,8 @@ def reconcile(table: Table, name: str, ledger: Ledger) -> TableState:
     if current is None:
         return state
     mark = ledger.watermark(name, state.uuid)
-    seen = (mark.rolled_back if mark else frozenset()) | (state.known - state.ancestry)
+    # A snapshot rolled back and later made current again (roll forward) is an ancestor again.
+    seen = ((mark.rolled_back if mark else frozenset()) - state.ancestry) | (state.known - state.ancestry)
     if len(seen) > MAX_ROLLED_BACK:
         seen = frozenset(sorted(seen, reverse=True)[:MAX_ROLLED_BACK])
     state = dataclasses.replace(state, rolled_back=seen)

@@ -24,7 +24,7 @@ from typing import TYPE_CHECKING
 from .budget import Budget
 from .commit import CommitError, commit
 from .engine import Engine
-from .errors import LakerouteError, ObjectError, TransientError
+from .errors import ConfigError, LakerouteError, ObjectError, TransientError
 from .ledger import Ledger, TableState, reconcile, recorded
 from .objects import ObjectSource, Quarantine, SourceObject
 from .routes import Route, RouteTable, Target
@@ -198,9 +198,13 @@ class Pipeline:
                 resolved = obj
                 route = self.routes.match(ref.bucket, ref.key, lambda: self.source.metadata(resolved))
                 return self._journey(ref, obj, route, plans, seen, step)
+            except ConfigError as e:  # a route setting only the run reveals: this object only
+                raise ObjectError("route", str(e).replace("\n", "; "), route.name if route else None) from e
             except LakerouteError:
                 raise
-            except Exception as e:  # unforeseen: this object only
+            except (KeyboardInterrupt, SystemExit, GeneratorExit):
+                raise
+            except BaseException as e:  # unforeseen (Rust panics derive from BaseException): this object only
                 what = f"{type(e).__name__}: {_one_line(e)}"
                 if step.stage in _INFRA_STAGES or (step.stage == "write" and isinstance(e, OSError)):
                     raise TransientError(f"{step.stage}: {what}") from e

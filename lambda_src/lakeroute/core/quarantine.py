@@ -55,6 +55,7 @@ def version_tag(version: str | None) -> str:
 def entry_dir(bucket: str, key: str, version: str | None, *, max_bytes: int = 1024,
               max_segment: int = 255) -> str:
     """The entry folder of one object version, relative to the quarantine root."""
+    bucket = escape_segment(bucket)  # buckets are validated names in S3; locally, `--bucket` is typed
     segments = [escape_segment(s) for s in key.split("/")]
     path = "/".join([bucket, *segments, version_tag(version)])
     if len(path.encode()) + _ENTRY_RESERVE > max_bytes or any(len(s) > max_segment for s in segments):

@@ -182,6 +182,12 @@ def with_new_columns(table: Table, metadata: TableMetadata, result_schema: pa.Sc
     from pyiceberg.table import StagedTable, Transaction
 
     have = {f.name for f in metadata.schema().fields}
+    folded = {n.lower(): n for n in have}
+    for f in result_schema:
+        if f.name not in have and f.name.lower() in folded:
+            raise ObjectError("schema", f"result column {f.name!r} differs only in case from the table's "
+                              f"column {folded[f.name.lower()]!r}; Glue, Athena and Spark fold case: rename "
+                              "it in the SQL")
     new = [f for f in result_schema if f.name not in have]
     if not new:
         return None

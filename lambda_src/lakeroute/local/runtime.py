@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -60,13 +61,23 @@ def local_catalog(home: Path) -> SqlCatalog:
         return make()
 
 
+_MEMORY_RE = re.compile(r"^\d+(\.\d+)?\s*(B|KB|MB|GB|TB|KIB|MIB|GIB|TIB|%)$", re.IGNORECASE)
+
+
+def checked_memory(name: str, value: str) -> str:
+    """A DuckDB memory limit as written (``300MB``, ``2GiB``, ``50%``), or a ConfigError."""
+    if not _MEMORY_RE.match(value.strip()):
+        raise ConfigError(f"{name}={value!r} is not a memory size; write e.g. 512MB, 2GB or 50%")
+    return value.strip()
+
+
 def duckdb_memory_limit(env: Mapping[str, str] | None = None) -> str:
     """``LAKEROUTE_DUCKDB_MEMORY``, else half of this machine's memory (the Lambda's rule:
     half the function's memory), so a runaway route spills or fails instead of swapping."""
     env = os.environ if env is None else env
     explicit = env.get("LAKEROUTE_DUCKDB_MEMORY", "").strip()
     if explicit:
-        return explicit
+        return checked_memory("LAKEROUTE_DUCKDB_MEMORY", explicit)
     try:
         total = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
     except (ValueError, OSError, AttributeError):
@@ -83,7 +94,9 @@ def local_pipeline(paths: LocalPaths) -> Pipeline:
     try:
         seconds = float(timeout) if timeout else DEFAULT_TIMEOUT_SECONDS
     except ValueError:
-        raise ConfigError(f"LAKEROUTE_OBJECT_TIMEOUT_SECONDS={timeout!r} is not a number") from None
+        seconds = -1.0
+    if not seconds > 0:
+        raise ConfigError(f"LAKEROUTE_OBJECT_TIMEOUT_SECONDS={timeout!r} must be a positive number of seconds")
     return Pipeline(
         routes=routes,
         source=LocalObjectSource(paths.landing, scratch=paths.home / "tmp" / "objects"),

@@ -46,6 +46,8 @@ def load_route_file(path: Path) -> Route:
         raise ConfigError(f"{path}:{where}: invalid YAML: {problem}") from None
     except OSError as e:
         raise ConfigError(f"{path}: cannot read: {e.strerror}") from None
+    except UnicodeDecodeError as e:
+        raise ConfigError(f"{path}: not UTF-8 (byte {e.start}); save the route file as UTF-8") from None
     return parse_route(data, str(path))
 
 

@@ -31,12 +31,24 @@ FORMATS = ("parquet", "csv", "json")
 
 def check_type(value: str) -> str:
     v = value.strip().lower()
-    if v in PRIMITIVE_TYPES or DECIMAL_RE.match(v):
+    m = DECIMAL_RE.match(v)
+    if m and not (1 <= int(m.group(1)) <= 38 and int(m.group(2)) <= int(m.group(1))):
+        raise ValueError(f"{value!r}: Iceberg decimals have a precision of 1 to 38 and a scale of "
+                         "at most the precision")
+    if v in PRIMITIVE_TYPES or m:
         return v
     raise ValueError(
         f"unknown column type {value!r}; use one of {', '.join(sorted(PRIMITIVE_TYPES))} "
         "or decimal(P,S)"
     )
+
+
+def _option_value_ok(value: Any) -> bool:
+    if isinstance(value, list):
+        return all(_option_value_ok(v) for v in value)
+    if isinstance(value, dict):
+        return all(isinstance(k, str) and _option_value_ok(v) for k, v in value.items())
+    return isinstance(value, str | int | float | bool)
 
 
 class _Strict(BaseModel):
@@ -79,8 +91,9 @@ class Source(_Strict):
         for name, value in v.items():
             if not re.match(IDENT_RE, name):
                 raise ValueError(f"reader option name {name!r} is not an identifier")
-            if not isinstance(value, str | int | float | bool | list | dict):
-                raise ValueError(f"reader option {name!r} must be a scalar, list or mapping")
+            if not _option_value_ok(value):
+                raise ValueError(f"reader option {name!r} must be a string, number, boolean, or a "
+                                 "list or mapping of those (no null)")
         return v
 
 
@@ -102,6 +115,9 @@ class Target(_Strict):
     @classmethod
     def _partition(cls, v: list[str]) -> list[str]:
         for t in v:
+            m = TRANSFORM_RE.match(t.strip())
+            if m and m.group("n") is not None and int(m.group("n")) < 1:
+                raise ValueError(f"bad partition transform {t!r}: {m.group('pfn')} needs N >= 1")
             if not TRANSFORM_RE.match(t.strip()):
                 raise ValueError(
                     f"bad partition transform {t!r}; use col, identity(col), year|month|day|hour(col),"
