@@ -235,3 +235,15 @@ def test_declared_uuid_accepts_strings_and_duckdb_uuids_end_to_end(ws: Workspace
     assert {r["fixed"] for r in generated} == {ids[0]}
     assert all(isinstance(r["id"], uuid.UUID) for r in generated) and len({r["id"] for r in generated}) == 2
     assert str(ws.catalog().load_table("ns.ids").schema().find_field("id").field_type) == "uuid"
+
+
+def test_result_type_that_never_casts_to_the_declared_type_is_an_error(tmp_path: Path) -> None:
+    from tests.support.workspace import Workspace
+
+    ws = Workspace(tmp_path)
+    ws.route("s", {"bucket": "bkt"}, {"table": "ns.t", "columns": {"id": "int", "ts": "timestamptz"}},
+             "SELECT {'a': 1} AS id, now()::TIMESTAMP AS ts FROM source")
+    ws.put("bkt", "x.csv", b"a\n1\n")
+    code, _, err = run(ws, "validate")
+    print(err.strip())
+    assert code == 2 and "column id" in err and "column ts" in err and "time zone" in err

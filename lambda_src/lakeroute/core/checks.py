@@ -26,7 +26,7 @@ from .engine import (
 from .errors import ObjectError
 from .objects import SourceObject
 from .routes import Route, partition_column
-from .types import table_type
+from .types import cast_column, table_type
 
 if TYPE_CHECKING:
     import pyarrow as pa
@@ -99,6 +99,7 @@ def result_problems(route: Route, result: pa.Schema) -> list[Finding]:
         if extra:
             problems.append(("sql", f"result columns {', '.join(extra)} are not in target.columns; "
                              "declare them or drop them in the SQL"))
+        problems += _cast_problems(route, result, declared)
         return problems
     for transform in route.target.partition_by:
         col = partition_column(transform)
@@ -107,6 +108,27 @@ def result_problems(route: Route, result: pa.Schema) -> list[Finding]:
                              "in the result of the SQL, and the table takes its schema from the "
                              "result (no target.columns); select it in the SQL or declare "
                              "target.columns"))
+    return problems
+
+
+def _cast_problems(route: Route, result: pa.Schema, declared: dict[str, str]) -> list[Finding]:
+    """Result columns whose type can never be cast to the declared one (tried on no rows)."""
+    import pyarrow as pa
+
+    from .tables import declared_schema
+
+    target = declared_schema(declared).as_arrow()
+    problems: list[Finding] = []
+    for f in result:
+        i = target.get_field_index(f.name)
+        if i < 0:
+            continue
+        try:
+            cast_column(pa.array([], type=f.type), target.field(i).type, route.name, f.name)
+        except ObjectError as e:
+            problems.append(("sql", _bare(route, e) + f" (declared {declared[f.name]})"))
+        except Exception:  # noqa: S112 - a type the check cannot build: ingest will tell
+            continue
     return problems
 
 
