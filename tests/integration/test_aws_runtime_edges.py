@@ -266,3 +266,18 @@ def test_dynamodb_ledger_after_drop_and_recreate_ingests_again_once(lake: Lake) 
     assert lambda_handler.handler(event, LambdaContext("req-l3", 120_000)) == {"batchItemFailures": []}
     print(f"after drop + recreate: {len(again)} rows; redelivered once more: {len(lake.rows('edge.orders'))} rows")
     assert len(again) == 12 and len(lake.rows("edge.orders")) == 12
+
+
+def test_the_journal_in_dynamodb_keeps_every_attempt(lake: Lake) -> None:
+    from lakeroute.aws.journal import DynamoJournal
+
+    lake.s3.put_object(Bucket=LANDING, Key="orders/j.parquet", Body=parquet(0, 3))
+    lake.s3.put_object(Bucket=LANDING, Key="orders/bad.parquet", Body=b"not parquet")
+    event = lake.receive()
+    lambda_handler.handler(event, LambdaContext("req-j1", 120_000))
+    lambda_handler.handler(event, LambdaContext("req-j2", 120_000))
+    rows = DynamoJournal(DEPLOYMENT.ledger_table).read("edge.orders")
+    got = sorted((r["key"], r["status"]) for r in rows)
+    print(got)
+    assert got == [("orders/bad.parquet", "quarantined"), ("orders/bad.parquet", "quarantined"),
+                   ("orders/j.parquet", "committed"), ("orders/j.parquet", "skipped")]

@@ -136,3 +136,27 @@ def test_backfill_ingests_what_is_there_once_with_filters(ws: Workspace) -> None
     code, out, _ = run(ws, "backfill", "bkt/in/", "--pattern", "*.parquet")
     assert code == 0 and "4 object(s) found, 1 ingested, 3 already in" in out
     assert sorted(r["id"] for r in ws.rows("ns.o")) == [0, 1, 2, 3]
+
+
+def test_the_journal_keeps_every_attempt(ws: Workspace) -> None:
+    import datetime as dt
+
+    from lakeroute.local.journal import SqliteJournal
+
+    ws.route("o", {"bucket": "bkt"}, {"table": "ns.o"})
+    ws.put("bkt", "a.parquet", orders(2))
+    ws.put("bkt", "bad.parquet", b"nope")
+    ws.put("bkt", "_SUCCESS", b"")
+    refs = [("bkt", "a.parquet"), ("bkt", "bad.parquet"), ("bkt", "_SUCCESS")]
+    ws.ingest(*refs)
+    ws.ingest(*refs)
+    journal = SqliteJournal(str(ws.paths.home / "ledger.db"))
+    rows = journal.read("ns.o")
+    print([(r["key"], r["status"], r["rows"]) for r in rows])
+    assert [(r["key"], r["status"]) for r in rows if r["key"] == "a.parquet"] == [
+        ("a.parquet", "committed"), ("a.parquet", "skipped")]
+    assert [r["status"] for r in rows if r["key"] == "bad.parquet"] == ["quarantined"] * 2
+    assert {r["status"] for r in rows if r["key"] == "_SUCCESS"} == {"ignored"}
+    assert all(dt.datetime.fromisoformat(r["at"]).tzinfo is not None for r in rows)
+    assert [r["key"] for r in journal.read("ns.o", status="committed")] == ["a.parquet"]
+    assert journal.read("ns.o", since=dt.datetime.now(dt.UTC) + dt.timedelta(days=1)) == []

@@ -15,6 +15,7 @@ from .catalog import make_catalog
 from .clients import aws_client
 from .config import AwsConfig
 from .duckdb_s3 import duckdb_s3_setup
+from .journal import DynamoJournal
 from .large_objects import LargeObjectTier, TierConfig
 from .ledger import DynamoLedger
 from .route_store import DynamoRouteStore
@@ -54,6 +55,7 @@ class AwsRuntime:
             source=S3ObjectSource(s3, reader=config.reader, tmp_dir=config.tmp_dir),
             catalog=make_catalog(config),
             ledger=DynamoLedger(config.ledger_table, ddb=ddb, ttl_days=config.ledger_ttl_days),
+            journal=DynamoJournal(config.ledger_table, ddb=ddb, ttl_days=config.ledger_ttl_days),
             quarantine=S3Quarantine(config.quarantine, s3),
             engine=Engine(memory_limit=config.duckdb_memory, temp_directory=spill,
                           timeout_seconds=config.object_timeout_seconds,

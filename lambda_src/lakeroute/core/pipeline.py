@@ -25,6 +25,7 @@ from .budget import Budget
 from .commit import CommitError, commit
 from .engine import Engine
 from .errors import ConfigError, LakerouteError, ObjectError, TransientError
+from .journal import Journal, attempts_of
 from .ledger import Ledger, TableState, reconcile, recorded
 from .objects import ObjectSource, Quarantine, SourceObject
 from .routes import Route, RouteTable, Target
@@ -134,6 +135,8 @@ class Pipeline:
     deadline: float | None = None  # time.monotonic() by which commits must give up
     budget: Budget | None = None  # which objects may still start (Lambda: the remaining time)
     force: bool = False  # ingest even versions the table already holds (`ingest --force`)
+    journal: Journal | None = None  # every attempt, for `lakeroute history`
+    how: str = ""  # noted in the journal (e.g. "replay")
 
     def ingest(self, refs: Iterable[ObjectRef],
                progress: Callable[[Outcome | None], None] | None = None) -> IngestReport:
@@ -176,6 +179,11 @@ class Pipeline:
                     discard(plan.home, [s for _, s in plan.staged])
             raise
         report.seconds = time.monotonic() - start
+        if self.journal is not None:
+            try:
+                self.journal.record(attempts_of(report, self.how))
+            except Exception as e:  # the journal is a trail, never a reason to fail a batch
+                log.error("could not write the journal: %s", e)
         return report
 
     @staticmethod

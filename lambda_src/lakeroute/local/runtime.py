@@ -13,6 +13,7 @@ from ..core.engine import DEFAULT_TIMEOUT_SECONDS, Engine
 from ..core.errors import ConfigError
 from ..core.pipeline import Pipeline
 from ..core.routes import RouteTable, load_routes
+from .journal import SqliteJournal
 from .ledger import SqliteLedger
 from .objects import LocalObjectSource, LocalQuarantine
 
@@ -102,6 +103,7 @@ def local_pipeline(paths: LocalPaths) -> Pipeline:
         source=LocalObjectSource(paths.landing, scratch=paths.home / "tmp" / "objects"),
         catalog=catalog,
         ledger=SqliteLedger(str(paths.home / "ledger.db")),
+        journal=SqliteJournal(str(paths.home / "ledger.db")),
         quarantine=LocalQuarantine(paths.quarantine),
         engine=Engine(memory_limit=duckdb_memory_limit(), temp_directory=str(spill),
                       timeout_seconds=seconds),

@@ -1,0 +1,45 @@
+"""The local journal (``core.journal.Journal``): one row per attempt in ``ledger.db``."""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Any
+
+from ..core.journal import Attempt
+
+_COLUMNS = ("at", "table_name", "route", "bucket", "key", "version", "status", "rows", "stage", "message")
+
+
+class SqliteJournal:
+    def __init__(self, path: str) -> None:
+        import sqlite3
+
+        self._con = sqlite3.connect(path, timeout=60, isolation_level=None)
+        self._con.execute("PRAGMA journal_mode=WAL")
+        self._con.execute(
+            "CREATE TABLE IF NOT EXISTS lakeroute_attempts (at TEXT NOT NULL, table_name TEXT, route TEXT, "
+            "bucket TEXT, key TEXT, version TEXT, status TEXT, rows INTEGER, stage TEXT, message TEXT)")
+        self._con.execute("CREATE INDEX IF NOT EXISTS lakeroute_attempts_table ON lakeroute_attempts "
+                          "(table_name, at)")
+
+    def record(self, attempts: list[Attempt]) -> None:
+        if not attempts:
+            return
+        with self._con:
+            self._con.executemany(
+                "INSERT INTO lakeroute_attempts VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                [(a.at, a.table, a.route, a.bucket, a.key, a.version, a.status, a.rows, a.stage, a.message)
+                 for a in attempts])
+
+    def read(self, table: str, since: dt.datetime | None = None, status: str | None = None) -> list[dict[str, Any]]:
+        """Attempts for one table (and those that never reached a table, e.g. no route)."""
+        query = "SELECT * FROM lakeroute_attempts WHERE (table_name = ? OR table_name = '')"
+        args: list[Any] = [table]
+        if since is not None:
+            query += " AND at >= ?"
+            args.append(since.astimezone(dt.UTC).isoformat(timespec="milliseconds"))
+        if status is not None:
+            query += " AND status = ?"
+            args.append(status)
+        rows = self._con.execute(query + " ORDER BY at", args).fetchall()
+        return [dict(zip(("at", "table", *_COLUMNS[2:]), r, strict=True)) for r in rows]
