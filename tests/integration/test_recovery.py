@@ -160,3 +160,21 @@ def test_the_journal_keeps_every_attempt(ws: Workspace) -> None:
     assert all(dt.datetime.fromisoformat(r["at"]).tzinfo is not None for r in rows)
     assert [r["key"] for r in journal.read("ns.o", status="committed")] == ["a.parquet"]
     assert journal.read("ns.o", since=dt.datetime.now(dt.UTC) + dt.timedelta(days=1)) == []
+
+
+def test_validate_shows_ignored_files_and_the_plan(ws: Workspace) -> None:
+    ws.route("o", {"bucket": "bkt", "exclude": ["*.tmp"]}, {"table": "ns.o", "columns": {"id": "long"}})
+    ws.put("bkt", "a.csv", b"id\n1\n")
+    ws.put("bkt", "x.tmp", b"junk")
+    ws.put("bkt", "_SUCCESS", b"")
+    assert run(ws, "sync")[0] == 0
+    code, _, err = run(ws, "validate")
+    print(err.strip())
+    assert code == 0 and "ignores 2 file(s)" in err
+    ws.route("o", {"bucket": "bkt", "exclude": ["*.tmp"]}, {"table": "ns.o", "columns": {"id": "long", "n": "int"}})
+    code, _, err = run(ws, "validate")
+    assert code == 0 and "plan: would evolve table ns.o: add n" in err
+    ws.route("o", {"bucket": "bkt", "exclude": ["*.tmp"]}, {"table": "ns.o", "columns": {"id": "string"}})
+    code, _, err = run(ws, "validate")
+    print(err.strip())
+    assert code == 2 and "the table has long, the route declares string" in err

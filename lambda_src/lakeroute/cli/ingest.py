@@ -29,14 +29,27 @@ def validate(ctx: typer.Context) -> None:
     (result types with no Iceberg counterpart, duplicate names in any case, a missing
     partition column); exit 2, one line per problem. Warnings (exit code unaffected): time
     columns, names that are not lower-case identifiers, declared columns never produced.
+    With a local catalog, it also shows the plan of `sync --plan` (unsafe changes are
+    errors), and it notes the files under each route's folder that are ignored.
 
     Example: lakeroute validate
     """
-    from ..local.validate import validate_routes
+    from ..local.validate import ignored_notes, validate_routes
 
     c = get_ctx(ctx)
     try:
         problems, warnings, notes, count = validate_routes(c.routes, c.landing)
+        notes = [*notes, *ignored_notes(c.routes, c.landing)]
+        if (c.home / "catalog.db").is_file() and not problems:
+            from ..core.routes import load_routes
+            from ..core.tables import ensure_declared_tables
+            from ..local import local_catalog
+
+            try:
+                plan = ensure_declared_tables(local_catalog(c.home), load_routes(c.routes), plan=True)
+                notes += [f"plan: {line}" for line in plan if "up to date" not in line]
+            except ConfigError as e:
+                problems += [line for line in str(e).splitlines()[1:]]
     except ConfigError as e:
         raise fail(str(e)) from None
     for warning in warnings:

@@ -47,7 +47,7 @@ def find_sample(route: Route, landing: Path, source: LocalObjectSource | None = 
             break
         key = f.relative_to(root).as_posix()
         if (not route.matches_key(key) or f.name.startswith(".")
-                or f.name.endswith((".partial", ".error.json"))):
+                or f.name.endswith((".partial", ".error.json")) or table.ignored(bucket, key)):
             continue  # not this route's, or never read by ingest
         obj: SourceObject | None = None
         try:
@@ -118,3 +118,30 @@ def validate_routes(routes_dir: Path, landing: Path) -> Validation:
 
 def _lines(origin: str, findings: list[Finding]) -> list[str]:
     return [f"{origin}: {field}: {message}" for field, message in findings]
+
+
+def ignored_notes(routes_dir: Path, landing: Path, limit: int = SAMPLE_SCAN_LIMIT) -> list[str]:
+    """One note per route folder holding files the ignore rules skip (never read, never
+    quarantined): how many, and an example with its reason."""
+
+    routes, origins, _ = collect_routes(routes_dir)
+    table = RouteTable.of(routes)
+    notes = []
+    for route in routes:
+        root = landing / route.source.bucket / route.source.prefix
+        if not root.is_dir():
+            continue
+        hits: list[tuple[str, str]] = []
+        for i, f in enumerate(sorted(root.rglob("*"))):
+            if i >= limit:
+                break
+            if f.is_file():
+                key = route.source.prefix + f.relative_to(root).as_posix()
+                why = table.ignored(route.source.bucket, key)
+                if why:
+                    hits.append((key, why))
+        if hits:
+            key, why = hits[0]
+            notes.append(f"{origins[route.name]}: ignores {len(hits)} file(s) under {root} "
+                         f"(e.g. {key}: {why})")
+    return notes
