@@ -6,6 +6,7 @@ import datetime as dt
 import json
 import shutil
 import sys
+from collections.abc import Iterable
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
@@ -55,13 +56,20 @@ def quarantine_ls(
     ctx: typer.Context,
     format: Annotated[str, typer.Option("--format", "-f", help="table | json")] = "table",
     all_entries: Annotated[bool, typer.Option("--all", help="Also entries already resolved.")] = False,
+    stage: Annotated[str | None, typer.Option(help="A deployed stage (its stack's outputs name "
+                                              "the resources).")] = None,
 ) -> None:
     """List quarantined object versions: key, route, stage, attempts, reason.
 
+    With --stage, the stage's S3 quarantine (QuarantineUri of its stack).
+
     Example: lakeroute quarantine ls --format json
     """
-    c = get_ctx(ctx)
-    rows = [r for _, r in _quarantine(c).entries() if all_entries or not r.get("resolved_at")]
+    from . import stage as staged
+
+    st = staged.selected(stage)
+    entries = staged.quarantine_entries(st) if st else _quarantine(get_ctx(ctx)).entries()
+    rows = [r for _, r in entries if all_entries or not r.get("resolved_at")]
     if format == "json":
         typer.echo(json.dumps(rows, indent=2, ensure_ascii=False))
         return
@@ -82,13 +90,29 @@ def quarantine_ls(
 def quarantine_show(
     ctx: typer.Context,
     object_: Annotated[str, typer.Argument(metavar="BUCKET/KEY", help="The object, bucket/key.")],
+    stage: Annotated[str | None, typer.Option(help="A deployed stage (its stack's outputs name "
+                                              "the resources).")] = None,
 ) -> None:
     """Show the records of one object's quarantined versions (reason, route, stage, attempts).
 
+    With --stage, BUCKET is the physical or the logical landing bucket.
+
     Example: lakeroute quarantine show acme-sales-landing/orders/broken.parquet
     """
-    c = get_ctx(ctx)
-    found = [(e, r) for e, r in _quarantine(c).entries() if f"{r['bucket']}/{r['key']}" == object_]
+    from . import stage as staged
+
+    st = staged.selected(stage)
+    entries: Iterable[tuple[Any, dict[str, Any]]]
+    if st:
+        bucket, _, key = object_.partition("/")
+        try:
+            object_ = f"{st.bucket(bucket)}/{key}"
+        except LakerouteError as e:
+            raise fail(str(e)) from None
+        entries = staged.quarantine_entries(st)
+    else:
+        entries = _quarantine(get_ctx(ctx)).entries()
+    found = [(e, r) for e, r in entries if f"{r['bucket']}/{r['key']}" == object_]
     if not found:
         raise fail(f"{object_}: not in the quarantine; `lakeroute quarantine ls` lists what is", 1)
     for entry, record in found:
@@ -124,6 +148,8 @@ def replay(
     route: Annotated[str | None, typer.Option(help="Only objects quarantined by this route.")] = None,
     table: Annotated[str | None, typer.Option(help="Only objects for this table.")] = None,
     since: Annotated[str | None, typer.Option(help="Only objects quarantined since (ISO time).")] = None,
+    stage: Annotated[str | None, typer.Option(help="A deployed stage (its stack's outputs name "
+                                              "the resources).")] = None,
 ) -> None:
     """Re-ingest quarantined objects after a fix (from their quarantined copies).
 
@@ -131,11 +157,27 @@ def replay(
     record is kept, marked resolved (`quarantine ls --all`). One that fails again stays,
     with one more attempt counted. Exit 1 when some object still fails.
 
+    With --stage, each original object version is sent to the stage's ingest queue (as its
+    S3 notification) and its record marked replayed; the handler ingests it.
+
     Example: lakeroute replay --route sales-orders
     """
     from ..core.pipeline import ObjectRef
     from ..local import local_pipeline
+    from . import stage as staged
 
+    st = staged.selected(stage)
+    if st:
+        try:
+            after = _since(since)
+        except LakerouteError as e:
+            raise fail(str(e)) from None
+        tables = {table, st.table(table)} if table else set()
+        staged.replay(st, [(e, r) for e, r in staged.quarantine_entries(st)
+                           if not r.get("resolved_at") and (route is None or r.get("route") == route)
+                           and (not tables or r.get("table") in tables)
+                           and (after is None or _when(r) >= after)])
+        return
     c = get_ctx(ctx)
     try:
         after = _since(since)
@@ -293,19 +335,33 @@ def backfill(
     since: Annotated[str | None, typer.Option(help="Only files modified since (ISO time).")] = None,
     until: Annotated[str | None, typer.Option(help="Only files modified before (ISO time).")] = None,
     pattern: Annotated[str | None, typer.Option(help="Only keys (after the prefix) matching this glob.")] = None,
+    stage: Annotated[str | None, typer.Option(help="A deployed stage (its stack's outputs name "
+                                              "the resources).")] = None,
 ) -> None:
     """Ingest the objects already in a landing bucket (e.g. files that were there before their
     route existed); versions the tables hold are skipped, so it can run any number of times.
 
     No time window: --since/--until filter by modification time only if you ask.
 
+    With --stage, BUCKET is a landing bucket of the stage (logical, as in route files, or
+    physical); the objects listed are sent to its ingest queue and the handler lands them.
+
     Example: lakeroute backfill acme-sales-landing/orders/ --since 2026-11-01
     """
     import fnmatch
 
     from ..core.pipeline import ObjectRef
+    from . import stage as staged
     from .ingest import _pipeline, _run, _walk, _warn_skipped
 
+    st = staged.selected(stage)
+    if st:
+        try:
+            window = _since(since), _since(until)
+        except LakerouteError as e:
+            raise fail(str(e)) from None
+        staged.backfill(st, where, *window, pattern)
+        return
     c = get_ctx(ctx)
     bucket, _, prefix = where.partition("/")
     try:

@@ -39,7 +39,10 @@ def query(
 
 
 @app.command()
-def tables(ctx: typer.Context) -> None:
+def tables(
+    ctx: typer.Context,
+    stage: Annotated[str | None, typer.Option(help="A deployed stage: its Glue catalog.")] = None,
+) -> None:
     """List tables with row counts, snapshots and last load.
 
     Example: lakeroute tables
@@ -49,9 +52,10 @@ def tables(ctx: typer.Context) -> None:
 
     from ..core.history import table_rows
     from ..local import local_catalog
+    from . import stage as staged
 
-    c = get_ctx(ctx)
-    rows = table_rows(local_catalog(c.home))
+    st = staged.selected(stage)
+    rows = table_rows(staged.stage_catalog(st) if st else local_catalog(get_ctx(ctx).home))
     out = RichTable("table", "rows", "snapshots", "last load (UTC)", "routes")
     for r in rows:
         out.add_row(r["table"], str(r["rows"]), str(r["snapshots"]), r["last_load"], r["routes"])
@@ -63,6 +67,8 @@ def history(
     ctx: typer.Context,
     table: Annotated[str, typer.Argument(help="namespace.table")],
     format: Annotated[str, typer.Option("--format", "-f", help="table | json")] = "table",
+    stage: Annotated[str | None, typer.Option(help="A deployed stage: its Glue catalog (TABLE "
+                                              "as in route files, or database.table).")] = None,
 ) -> None:
     """Load history of a table: per commit, its source objects, rows and time.
 
@@ -72,10 +78,14 @@ def history(
 
     from ..core.history import table_history
     from ..local import local_catalog
+    from . import stage as staged
 
-    c = get_ctx(ctx)
+    st = staged.selected(stage)
     try:
-        entries = table_history(local_catalog(c.home), table)
+        if st:
+            entries = table_history(staged.stage_catalog(st), st.table(table))
+        else:
+            entries = table_history(local_catalog(get_ctx(ctx).home), table)
     except ConfigError as e:
         raise fail(str(e)) from None
     if format == "json":
