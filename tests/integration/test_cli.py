@@ -104,7 +104,7 @@ def test_ingest_exit_codes_query_tables_history(ws: Workspace) -> None:
     assert code == 2
     code, out, _ = run(ws, "tables")
     assert code == 0 and "ns.o" in out and "5" in out
-    code, out, _ = run(ws, "history", "ns.o", "--format", "json")
+    code, out, _ = run(ws, "history", "ns.o", "--commits", "--format", "json")
     [entry] = json.loads(out)
     assert entry["rows"] == 5 and entry["routes"] == "o" and len(entry["sources"]) == 2
     code, _, err = run(ws, "history", "ns.missing")

@@ -78,6 +78,12 @@ def test_replay_after_a_route_fix_resolves_the_quarantine(ws: Workspace) -> None
     code, out, _ = run(ws, "replay")
     print(out.strip().splitlines()[-1])
     assert code == 0 and "2 resolved, 0 still failing" in out and len(ws.rows("ns.o")) == 5
+    code, out, _ = run(ws, "history", "ns.o", "--format", "json")
+    statuses = [(a["key"], a["status"]) for a in json.loads(out)]
+    print("history:", statuses)
+    assert statuses.count(("a.parquet", "quarantined")) == 2 and ("a.parquet", "replayed") in statuses
+    code, out, _ = run(ws, "history", "ns.o", "--status", "replayed", "--format", "json")
+    assert code == 0 and sorted(a["key"] for a in json.loads(out)) == ["a.parquet", "b.parquet"]
     assert json.loads(run(ws, "quarantine", "ls", "--format", "json")[1]) == []
     code, out, _ = run(ws, "quarantine", "show", "bkt/a.parquet")
     assert code == 0 and json.loads(out)["resolution"] == "replayed: committed"

@@ -204,7 +204,7 @@ def test_tables_and_history_read_the_stage_glue_catalog(stage: Stage) -> None:
     print(f"tables --stage:\n{listed.stdout}")
     assert listed.exit_code == 0 and f"{DATABASE}.orders" in listed.stdout and " 3 " in listed.stdout
     for name in ("sales.orders", f"{DATABASE}.orders"):  # logical and physical
-        history = cli("history", name, "--stage", STAGE, "--format", "json")
+        history = cli("history", name, "--stage", STAGE, "--commits", "--format", "json")
         entries = json.loads(history.stdout)
         print(f"history {name} --stage: {[(e['rows'], e['sources']) for e in entries]}")
         assert history.exit_code == 0 and [e["rows"] for e in entries] == [3]

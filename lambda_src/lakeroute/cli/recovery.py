@@ -186,6 +186,7 @@ def replay(
                   if not r.get("resolved_at") and (route is None or r.get("route") == route)
                   and (table is None or r.get("table") == table) and (after is None or _when(r) >= after)]
         pipe = local_pipeline(c.paths())
+        pipe.how = "replay"  # the journal says "replayed"
     except LakerouteError as e:
         raise fail(str(e)) from None
     refs = []

@@ -69,25 +69,60 @@ def history(
     format: Annotated[str, typer.Option("--format", "-f", help="table | json")] = "table",
     stage: Annotated[str | None, typer.Option(help="A deployed stage: its Glue catalog (TABLE "
                                               "as in route files, or database.table).")] = None,
+    since: Annotated[str | None, typer.Option(help="Only attempts since (ISO time).")] = None,
+    status: Annotated[str | None, typer.Option(help="Only attempts with this status: committed, skipped, "
+                                               "ignored, quarantined, replayed, failed.")] = None,
+    commits: Annotated[bool, typer.Option("--commits", help="Per commit (snapshot) instead: its "
+                                          "sources, rows and files.")] = False,
 ) -> None:
-    """Load history of a table: per commit, its source objects, rows and time.
+    """Every attempt per object for a table: status, route, version, rows, time (UTC), reason.
 
-    Example: lakeroute history sales.orders
+    Objects that reached no table (no route, ignored) are listed with every table. With
+    --commits: per snapshot, its source objects, rows and data files.
+
+    Example: lakeroute history sales.orders --status quarantined --since 2026-11-30
     """
     import json
 
     from ..core.history import table_history
     from ..local import local_catalog
     from . import stage as staged
+    from .recovery import _since
 
     st = staged.selected(stage)
+    c = get_ctx(ctx)
     try:
-        if st:
-            entries = table_history(staged.stage_catalog(st), st.table(table))
-        else:
-            entries = table_history(local_catalog(get_ctx(ctx).home), table)
+        after = _since(since)
+        name = st.table(table) if st else table
+        catalog = staged.stage_catalog(st) if st else local_catalog(c.home)
+        entries = table_history(catalog, name)
+        attempts: list[dict] = []
+        if not commits:
+            if st:
+                from ..aws.journal import DynamoJournal
+
+                attempts = DynamoJournal(st.ledger_table).read(name, after, status)
+            elif (c.home / "ledger.db").is_file():
+                from ..local.journal import SqliteJournal
+
+                attempts = SqliteJournal(str(c.home / "ledger.db")).read(name, after, status)
     except ConfigError as e:
         raise fail(str(e)) from None
+    if not commits and (attempts or since or status):
+        if format == "json":
+            typer.echo(json.dumps(attempts, indent=2, ensure_ascii=False))
+            return
+        from rich.console import Console
+        from rich.table import Table as RichTable
+
+        grid = RichTable("at (UTC)", "status", "object", "version", "route", "rows", "stage / reason")
+        for a in attempts:
+            why = " ".join(x for x in (a.get("stage", ""), a.get("message", "")[:80]) if x)
+            grid.add_row(str(a.get("at", ""))[:23], a.get("status", ""), f"{a.get('bucket')}/{a.get('key')}",
+                         str(a.get("version", ""))[:19], a.get("route", ""), str(a.get("rows", 0)), why)
+        Console(width=200).print(grid)
+        typer.echo(f"{len(attempts)} attempt(s)", err=True)
+        return
     if format == "json":
         typer.echo(json.dumps(entries, indent=2, ensure_ascii=False))
         return
