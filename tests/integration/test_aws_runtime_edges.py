@@ -281,3 +281,27 @@ def test_the_journal_in_dynamodb_keeps_every_attempt(lake: Lake) -> None:
     print(got)
     assert got == [("orders/bad.parquet", "quarantined"), ("orders/bad.parquet", "quarantined"),
                    ("orders/j.parquet", "committed"), ("orders/j.parquet", "skipped")]
+
+
+def test_a_replayed_object_that_lands_resolves_its_quarantine_record(lake: Lake) -> None:
+    from lakeroute.aws.journal import DynamoJournal
+    from lakeroute.cli.stage import notification
+
+    broken = textwrap.dedent(ROUTES["orders.yaml"]).replace("payload,", "payload, no_such_column,")
+    (lake.routes_dir / "orders.yaml").write_text(broken, encoding="utf-8")
+    sync_aws(load_routes(lake.routes_dir), DEPLOYMENT.routes_table, DEPLOYMENT.warehouse)
+    put = lake.s3.put_object(Bucket=LANDING, Key="orders/r.parquet", Body=parquet(0, 2))
+    event = lake.receive()
+    lambda_handler.handler(event, LambdaContext("req-r1", 120_000))
+    [record_key] = [k for k in lake.quarantined_keys() if k.endswith("/error.json")]
+    (lake.routes_dir / "orders.yaml").write_text(textwrap.dedent(ROUTES["orders.yaml"]), encoding="utf-8")
+    sync_aws(load_routes(lake.routes_dir), DEPLOYMENT.routes_table, DEPLOYMENT.warehouse)
+    lambda_handler.reset_runtime()  # the warm route cache
+    body = notification(LANDING, "orders/r.parquet", put["ETag"].strip('"'), 0, replay=True)
+    replay = {"Records": [{**event["Records"][0], "messageId": "replay-1", "body": body}]}
+    assert lambda_handler.handler(replay, LambdaContext("req-r2", 120_000)) == {"batchItemFailures": []}
+    record = json.loads(lake.s3.get_object(Bucket=DEPLOYMENT.quarantine_bucket, Key=record_key)["Body"].read())
+    statuses = [r["status"] for r in DynamoJournal(DEPLOYMENT.ledger_table).read("edge.orders")]
+    print("record:", record.get("resolution"), "journal:", statuses)
+    assert record["resolution"] == "replayed: committed" and record["resolved_at"]
+    assert statuses == ["quarantined", "replayed"] and len(lake.rows("edge.orders")) == 2

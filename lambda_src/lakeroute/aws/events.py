@@ -36,6 +36,9 @@ from ..core.pipeline import ObjectRef
 EVENTBRIDGE_KEYS_URL_ENCODED = True
 MAX_NESTING = 3  # SQS -> SNS -> S3 is the deepest real wrapping
 MAX_BODY_CHARS = 1024 * 1024  # SQS bodies are at most 1 MiB
+# `lakeroute replay --stage` marks its notifications: the object's quarantine record is
+# resolved once it lands.
+REPLAY_CONFIGURATION = "lakeroute-replay"
 
 
 @dataclass
@@ -164,7 +167,7 @@ def _parse_s3_record(record: Mapping[str, Any], item_id: str, parsed: ParsedEven
         parsed.malformed.append((item_id, f"{name} without bucket name or object key"))
         return
     _add(parsed, item_id, bucket, unquote_plus(raw_key), obj.get("size"),
-         _version(obj.get("versionId"), obj.get("eTag")))
+         _version(obj.get("versionId"), obj.get("eTag")), replay=s3.get("configurationId") == REPLAY_CONFIGURATION)
 
 
 def _parse_eventbridge(doc: Mapping[str, Any], item_id: str, parsed: ParsedEvent) -> None:
@@ -186,11 +189,12 @@ def _parse_eventbridge(doc: Mapping[str, Any], item_id: str, parsed: ParsedEvent
 
 
 def _add(parsed: ParsedEvent, item_id: str, bucket: str, key: str, size: Any,
-         version: str | None) -> None:
+         version: str | None, replay: bool = False) -> None:
     if key.endswith("/") and size in (0, "0"):
         parsed.ignored.append((item_id, f"folder placeholder {bucket}/{key}"))
         return
-    parsed.refs.append(ObjectRef(bucket=bucket, key=key, version=version, id=item_id, size=_size(size)))
+    parsed.refs.append(ObjectRef(bucket=bucket, key=key, version=version, id=item_id, size=_size(size),
+                                 replay=replay))
 
 
 def _size(size: Any) -> int | None:

@@ -81,3 +81,20 @@ class S3Quarantine:
                 return False  # gone already: the error record still tells
             raise
         return True
+
+    def resolve(self, bucket: str, key: str, version: str, how: str) -> None:
+        """Mark the entry of one object version resolved (kept as history), if there is one."""
+        import datetime as dt
+
+        record_key = f"{self.location(bucket, key, version)}/{RECORD_NAME}"
+        try:
+            record = self._previous(record_key)
+            if record is None or record.get("resolved_at"):
+                return
+            record["resolved_at"] = dt.datetime.now(dt.UTC).isoformat(timespec="milliseconds")
+            record["resolution"] = how
+            self.s3.put_object(Bucket=self.bucket, Key=record_key, ContentType="application/json",
+                               Body=(json.dumps(record, indent=2, ensure_ascii=False) + "\n").encode(
+                                   "utf-8", "backslashreplace"))
+        except aws_errors() as e:
+            raise transient(f"quarantine s3://{self.bucket}/{record_key}", e) from e

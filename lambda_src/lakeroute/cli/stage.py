@@ -107,8 +107,10 @@ def _mark_replayed(s3: Any, entry: str, record: dict[str, Any], queue: str, when
 # ---------------------------------------------------------------- messages
 
 
-def notification(bucket: str, key: str, version: str | None, size: Any = None) -> str:
-    """An S3 ObjectCreated notification body for one object version, as ``aws.events`` reads it."""
+def notification(bucket: str, key: str, version: str | None, size: Any = None, *, replay: bool = False) -> str:
+    """An S3 ObjectCreated notification body for one object version, as ``aws.events`` reads it.
+    ``replay``: the handler resolves the object's quarantine record once it lands."""
+    from ..aws.events import REPLAY_CONFIGURATION
     from ..aws.s3_source import is_etag
 
     obj: dict[str, Any] = {"key": quote_plus(key, safe="/")}
@@ -120,7 +122,7 @@ def notification(bucket: str, key: str, version: str | None, size: Any = None) -
     return json.dumps({"Records": [{
         "eventVersion": "2.1", "eventSource": "aws:s3", "eventTime": now,
         "eventName": "ObjectCreated:Put", "userIdentity": {"principalId": "lakeroute-cli"},
-        "s3": {"s3SchemaVersion": "1.0", "configurationId": "lakeroute-cli",
+        "s3": {"s3SchemaVersion": "1.0", "configurationId": REPLAY_CONFIGURATION if replay else "lakeroute-cli",
                "bucket": {"name": bucket, "arn": f"arn:aws:s3:::{bucket}"}, "object": obj}}]})
 
 
@@ -202,7 +204,7 @@ def replay(stage: Stage, chosen: Iterable[tuple[str, dict[str, Any]]]) -> None:
         sender = Sender(queue, sent=sent)
         for entry, record in items:
             sender.add(notification(record["bucket"], record["key"], record.get("version"),
-                                    record.get("size")), (entry, record))
+                                    record.get("size"), replay=True), (entry, record))
         sender.flush()
     for (_, record), why in sender.failed:
         typer.echo(f"not sent {record['bucket']}/{record['key']}: {why}", err=True)

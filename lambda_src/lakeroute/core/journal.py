@@ -45,7 +45,8 @@ def attempts_of(report: IngestReport, how: str = "") -> list[Attempt]:
     for o in report.outcomes:
         version = (o.source_id or "").rsplit("@", 1)[-1] if o.source_id and "@" in o.source_id else (
             o.ref.version or "")
-        status = "replayed" if how == "replay" and o.status == "committed" else o.status
+        replayed = how == "replay" or o.ref.replay
+        status = "replayed" if replayed and o.status == "committed" else o.status
         out.append(Attempt(now, o.table or "", o.route or "", o.ref.bucket, o.ref.key, version, status,
                            o.rows, o.stage or "", o.message[:500]))
     return out

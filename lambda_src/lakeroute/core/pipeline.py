@@ -56,6 +56,7 @@ class ObjectRef:
     version: str | None = None
     id: str = ""  # the caller's handle (e.g. an SQS message id), echoed in outcomes
     size: int | None = None  # bytes, when the event tells (sizes the time budget)
+    replay: bool = False  # re-ingested from the quarantine: resolve its record when it lands
 
 
 @dataclass
@@ -179,12 +180,25 @@ class Pipeline:
                     discard(plan.home, [s for _, s in plan.staged])
             raise
         report.seconds = time.monotonic() - start
+        self._resolve_replayed(report)
         if self.journal is not None:
             try:
                 self.journal.record(attempts_of(report, self.how))
             except Exception as e:  # the journal is a trail, never a reason to fail a batch
                 log.error("could not write the journal: %s", e)
         return report
+
+    def _resolve_replayed(self, report: IngestReport) -> None:
+        """Replayed objects that landed (or were already in) leave the quarantine, as history."""
+        resolve = getattr(self.quarantine, "resolve", None)
+        if resolve is None:
+            return
+        for o in report.outcomes:
+            if o.ref.replay and o.status in ("committed", "skipped") and o.source_id:
+                try:
+                    resolve(o.ref.bucket, o.ref.key, o.source_id.rsplit("@", 1)[-1], f"replayed: {o.status}")
+                except Exception as e:  # the data landed; a stale record is only a wrong hint
+                    log.warning("could not resolve the quarantine record of %s/%s: %s", o.ref.bucket, o.ref.key, e)
 
     @staticmethod
     def _last_staged(plans: dict[str, _Plan]) -> Staged:

@@ -1,0 +1,98 @@
+"""Lambda entry point of the reconcile sweep (``lakeroute.sweep.handler``), run on a schedule.
+
+Lists every route prefix since its watermark and sends the objects the tables do not hold
+(lost notifications) to the ingest queue; see ``lakeroute.aws.sweep``. The environment is
+the ingest function's (``LAKEROUTE_ROUTES_TABLE``, ``LAKEROUTE_LEDGER_TABLE``,
+``LAKEROUTE_WAREHOUSE``, ...) plus ``LAKEROUTE_INGEST_QUEUE_URL``; optional
+``LAKEROUTE_SWEEP_OVERLAP_SECONDS`` (900), ``LAKEROUTE_SWEEP_SETTLE_SECONDS`` (120),
+``LAKEROUTE_SWEEP_LOOKBACK_SECONDS`` (86400; without a watermark; 0: every object).
+Publishes the EMF metrics ``ObjectsSwept`` (candidates listed) and ``ObjectsEnqueued``
+(sent to the queue) in the handler's namespace and ``service`` dimension.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from typing import TYPE_CHECKING, Any
+
+from aws_lambda_powertools import Logger, Metrics
+from aws_lambda_powertools.metrics import MetricUnit
+
+from .core.errors import ConfigError
+
+if TYPE_CHECKING:
+    from .aws.sweep import Sweep, SweepReport
+
+os.environ.setdefault("PYICEBERG_DOWNCAST_NS_TIMESTAMP_TO_US_ON_WRITE", "true")
+logger = Logger(service=os.environ.get("POWERTOOLS_SERVICE_NAME") or "lakeroute")
+metrics = Metrics(namespace=os.environ.get("POWERTOOLS_METRICS_NAMESPACE", "lakeroute"))
+MARGIN_SECONDS = 30.0  # no prefix starts in the last 30 s of the invocation
+
+
+def handler(event: Any, context: Any) -> dict[str, Any]:
+    sweep = build_sweep()
+    report = sweep.run(deadline=_deadline(context))
+    publish(report)
+    return {"swept": report.swept, "enqueued": report.enqueued, "unfinished": report.unfinished}
+
+
+def build_sweep(env: dict[str, str] | None = None) -> Sweep:
+    import boto3
+
+    from .aws.catalog import make_catalog
+    from .aws.clients import aws_client
+    from .aws.config import AwsConfig
+    from .aws.ledger import DynamoLedger
+    from .aws.sweep import Sweep, SweepSettings
+
+    environ = dict(os.environ) if env is None else env
+    config = AwsConfig.from_env(environ)
+    queue_url = environ.get("LAKEROUTE_INGEST_QUEUE_URL", "").strip()
+    if not queue_url:
+        raise ConfigError("lakeroute sweep is misconfigured: LAKEROUTE_INGEST_QUEUE_URL is not set "
+                          "(the ingest queue the sweep sends missing objects to)")
+
+    def seconds(name: str, default: float) -> float:
+        raw = environ.get(name, "").strip()
+        try:
+            value = float(raw) if raw else default
+        except ValueError:
+            raise ConfigError(f"{name}={raw!r} is not a number of seconds") from None
+        if value < 0:
+            raise ConfigError(f"{name}={raw!r} must not be negative")
+        return value
+
+    settings = SweepSettings(overlap=seconds("LAKEROUTE_SWEEP_OVERLAP_SECONDS", 900),
+                             settle=seconds("LAKEROUTE_SWEEP_SETTLE_SECONDS", 120),
+                             lookback=seconds("LAKEROUTE_SWEEP_LOOKBACK_SECONDS", 86400))
+    session = boto3.session.Session()
+    ddb = aws_client("dynamodb", session)
+    return Sweep(s3=aws_client("s3", session), ddb=ddb, sqs=aws_client("sqs", session),
+                 catalog=make_catalog(config), ledger=DynamoLedger(config.ledger_table, ddb=ddb),
+                 routes_table=config.routes_table, ledger_table=config.ledger_table,
+                 queue_url=queue_url, settings=settings)
+
+
+def _deadline(context: Any) -> float | None:
+    remaining_ms = getattr(context, "get_remaining_time_in_millis", None)
+    if remaining_ms is None:
+        return None
+    remaining = remaining_ms() / 1000
+    return time.monotonic() + remaining - min(MARGIN_SECONDS, remaining / 4)
+
+
+def publish(report: SweepReport) -> None:
+    for where, (swept, enqueued) in report.prefixes.items():
+        if enqueued:
+            logger.warning("objects without an ingestion enqueued",
+                           extra={"prefix": where, "swept": swept, "enqueued": enqueued})
+    for bucket, key in report.sent:
+        logger.info("enqueued", extra={"bucket": bucket, "key": key})
+    if report.unfinished:
+        logger.warning("prefixes left for the next sweep (deadline)", extra={"prefixes": report.unfinished})
+    logger.info("sweep done", extra={"swept": report.swept, "enqueued": report.enqueued,
+                                     "prefixes": len(report.prefixes)})
+    metrics.add_metric(name="ObjectsSwept", unit=MetricUnit.Count, value=report.swept)
+    metrics.add_metric(name="ObjectsEnqueued", unit=MetricUnit.Count, value=report.enqueued)
+    metrics.flush_metrics()
