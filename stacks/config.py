@@ -160,6 +160,10 @@ class StageConfig:
     task_ephemeral_storage_gb: int = 50
     task_max_attempts: int = 3
     task_container_insights: bool = False
+    # Reconcile sweep (stacks/sweep.py): every ``sweep_interval_minutes`` a function lists the
+    # route prefixes and enqueues the objects the ledger does not hold (lost notifications).
+    # null: no sweep function and no schedule.
+    sweep_interval_minutes: int | None = None
     # Optional pinning of the target account/region; otherwise CDK_DEFAULT_ACCOUNT/REGION.
     account: str | None = None
     region: str | None = None
@@ -219,6 +223,8 @@ class StageConfig:
         check(21 <= self.task_ephemeral_storage_gb <= 200, "task_ephemeral_storage_gb",
               "Fargate ephemeral storage is 21..200 GiB")
         check(1 <= self.task_max_attempts <= 10, "task_max_attempts", "1..10 attempts per object")
+        check(self.sweep_interval_minutes is None or 5 <= self.sweep_interval_minutes <= 1440,
+              "sweep_interval_minutes", "null (no sweep) or 5..1440 minutes")
 
     # ------------------------------------------------------------------ derived values
 
@@ -260,7 +266,7 @@ class StageConfig:
         known = {f.name for f in fields(cls)} - {"name"}
         # Keys whose value may be null: CDK drops null context values on the way in, so they
         # are written in cdk.json (as null) but cannot be required here.
-        optional = {"account", "region", "alarm_email", "large_object_bytes"}
+        optional = {"account", "region", "alarm_email", "large_object_bytes", "sweep_interval_minutes"}
         where = f"cdk.json context {STAGES_CONTEXT_KEY}.{name}"
         unknown = sorted(set(raw) - known)
         missing = sorted(known - optional - set(raw))

@@ -31,6 +31,14 @@ from .network import AZ_COUNT, TaskNetwork
 from .queue import IngestQueue
 from .route_sync import RouteSync
 from .storage import AccessLogsBucket, DataLakeStorage
+from .sweep import (
+    LEDGER_SWEEP_ACTIONS,
+    ROUTES_SCAN_ACTIONS,
+    SWEEP_CMD,
+    SWEEP_GLUE_ACTIONS,
+    SWEEP_LANDING_OBJECT_ACTIONS,
+    ReconcileSweep,
+)
 from .tables import RoutingTables
 
 METRICS_NAMESPACE = "lakeroute"
@@ -178,6 +186,23 @@ class LakerouteStack(Stack):
             buckets=self.names.bucket_map(),
             namespaces=self.names.databases,
         )
+        # Lost notifications: a scheduled sweep re-sends what the ledger does not hold.
+        self.sweep: ReconcileSweep | None = None
+        if config.sweep_interval_minutes is not None:
+            self.sweep = ReconcileSweep(
+                self, "Sweep",
+                cmd=SWEEP_CMD,
+                settings=FunctionSettings(
+                    memory_mb=min(config.memory_mb, 2048),
+                    timeout=Duration.seconds(config.timeout_seconds),
+                    ephemeral_storage_mb=512,
+                    environment={**environment, "LAKEROUTE_INGEST_QUEUE_URL": self.queue.queue.queue_url},
+                    log_retention=config.log_retention,
+                    removal_policy=removal,
+                ),
+                interval=Duration.minutes(config.sweep_interval_minutes),
+                queue=self.queue.queue,
+            )
         # Tables are created inside the databases: sync after they exist.
         for db in self.catalog.databases.values():
             self.route_sync.resource.node.add_dependency(db)
@@ -193,6 +218,14 @@ class LakerouteStack(Stack):
             # landing object (HEAD, the copy's source) and writes the quarantine.
             self.landing.grant_read(tier.stop_role)
             self.storage.grant_quarantine_write(tier.stop_role)
+
+        if self.sweep is not None:
+            swept = self.sweep.role
+            self.tables.routes.grant(swept, *ROUTES_SCAN_ACTIONS)
+            self.tables.ledger.grant(swept, *LEDGER_SWEEP_ACTIONS)
+            self.catalog.grant(swept, SWEEP_GLUE_ACTIONS)
+            self.storage.grant_warehouse_read(swept)
+            self.landing.grant_read(swept, SWEEP_LANDING_OBJECT_ACTIONS)
 
         sync = self.route_sync.role
         self.tables.grant_routes_sync(sync)
@@ -273,6 +306,9 @@ class LakerouteStack(Stack):
         output("WarehouseUri", self.storage.warehouse_uri, "Iceberg warehouse (s3://bucket/prefix)")
         output("QuarantineUri", self.storage.quarantine_uri, "quarantine (s3://bucket/prefix)")
         output("IngestFunctionName", self.ingest.function.function_name, "ingest Lambda function")
+        if self.sweep is not None:
+            output("SweepFunctionName", self.sweep.function.function_name,
+                   "reconcile sweep: re-sends landed objects whose notification was lost")
         if self.large_objects is not None:
             tier = self.large_objects
             output("LargeObjectClusterName", tier.cluster.cluster_name,

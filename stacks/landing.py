@@ -141,15 +141,18 @@ class LandingBuckets(Construct):
     def _bucket_arn(self, bucket: str) -> str:
         return Stack.of(self).format_arn(service="s3", region="", account="", resource=bucket)
 
-    def grant_read(self, role: iam.Role) -> None:
-        """Read-only: objects under the notified prefixes, and listing (404 rather than 403)."""
+    def grant_read(self, role: iam.Role, object_actions: Sequence[str] = LANDING_READ_ACTIONS) -> None:
+        """Read-only: objects under the notified prefixes, and listing (404 rather than 403).
+
+        ``object_actions``: the object actions granted (the reconcile sweep HEADs only:
+        ``s3:GetObject``)."""
         if not self.landing:
             return
         objects = [(b.logical, prefix, self._object_arn(b.physical, prefix))
                    for b in self.landing for prefix in b.plan.notification_prefixes]
         role.add_to_principal_policy(iam.PolicyStatement(
             sid="LandingObjectsRead",
-            actions=list(LANDING_READ_ACTIONS),
+            actions=list(object_actions),
             resources=[arn for _, _, arn in objects],
         ))
         role.add_to_principal_policy(iam.PolicyStatement(
@@ -162,6 +165,6 @@ class LandingBuckets(Construct):
             acknowledge_wildcard_resource(
                 role, arn,
                 f"Landing bucket {bucket} (logical name): object keys are unknown until files arrive; read-only "
-                f"(GetObject, GetObjectVersion) on {scope}, exactly what S3 notifies the queue "
-                "about.",
+                f"({', '.join(a.split(':', 1)[1] for a in object_actions)}) on {scope}, exactly what S3 "
+                "notifies the queue about.",
             )

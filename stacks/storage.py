@@ -150,6 +150,19 @@ class DataLakeStorage(Construct):
             "warehouse bucket (versioned, so deletes of superseded metadata are recoverable).",
         )
 
+    def grant_warehouse_read(self, role: iam.Role) -> None:
+        """Iceberg metadata and data files: read only (loading a table's metadata)."""
+        objects = self.warehouse.arn_for_objects(f"{WAREHOUSE_PREFIX}/*")
+        role.add_to_principal_policy(iam.PolicyStatement(
+            sid="WarehouseObjectsRead", actions=["s3:GetObject"], resources=[objects],
+        ))
+        acknowledge_wildcard_resource(
+            role, objects,
+            "Iceberg metadata files have generated keys below the "
+            f"'{WAREHOUSE_PREFIX}/' prefix; read-only, limited to that prefix of the stack's own "
+            "warehouse bucket.",
+        )
+
     def grant_quarantine_write(self, role: iam.Role) -> None:
         """Failed objects and their error JSON: write, and read back to skip re-copying.
 

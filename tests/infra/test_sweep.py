@@ -1,0 +1,84 @@
+"""The reconcile sweep (stacks/sweep.py): scheduled in prod, absent in dev, least privilege."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from stacks.config import StageConfig, StageConfigError
+
+from .synth import Synth, cdk_context, function_by_cmd
+
+SWEEP_CMD = ["lakeroute.sweep.handler"]
+
+
+def as_list(value: Any) -> list[Any]:
+    return value if isinstance(value, list) else [value]
+
+
+def sweep_statements(s: Synth) -> dict[str, list[str]]:
+    """sid (or the first action) -> sorted actions of the sweep role's policies."""
+    _, fn = function_by_cmd(s, SWEEP_CMD)
+    role = fn["Properties"]["Role"]["Fn::GetAtt"][0]
+    out: dict[str, list[str]] = {}
+    for policy in s.resources("AWS::IAM::Policy").values():
+        if {"Ref": role} in policy["Properties"]["Roles"]:
+            for st in policy["Properties"]["PolicyDocument"]["Statement"]:
+                assert st["Effect"] == "Allow"
+                actions = sorted(as_list(st["Action"]))
+                out[st.get("Sid") or actions[0]] = actions
+    return out
+
+
+def test_prod_sweeps_every_hour_with_the_ingest_environment(prod: Synth) -> None:
+    fn_id, fn = function_by_cmd(prod, SWEEP_CMD)
+    rules = [r for r in prod.resources("AWS::Events::Rule").values() if "ScheduleExpression" in r["Properties"]]
+    assert [r["Properties"]["ScheduleExpression"] for r in rules] == ["rate(1 hour)"]
+    assert rules[0]["Properties"]["Targets"][0]["Arn"] == {"Fn::GetAtt": [fn_id, "Arn"]}
+    env = fn["Properties"]["Environment"]["Variables"]
+    assert env["LAKEROUTE_INGEST_QUEUE_URL"] == prod.stack.resolve(prod.stack.queue.queue.queue_url)
+    _, ingest = function_by_cmd(prod, ["lakeroute.handler.handler"])
+    ingest_env = ingest["Properties"]["Environment"]["Variables"]
+    for key in ("LAKEROUTE_ROUTES_TABLE", "LAKEROUTE_LEDGER_TABLE", "LAKEROUTE_WAREHOUSE",
+                "POWERTOOLS_SERVICE_NAME", "POWERTOOLS_METRICS_NAMESPACE"):
+        assert env[key] == ingest_env[key], key
+    assert "SweepFunctionName" in prod.json["Outputs"]
+
+
+def test_dev_has_no_sweep(dev: Synth) -> None:
+    cmds = [f["Properties"].get("ImageConfig", {}).get("Command")
+            for f in dev.resources("AWS::Lambda::Function").values()]
+    assert SWEEP_CMD not in cmds
+    assert not [r for r in dev.resources("AWS::Events::Rule").values() if "ScheduleExpression" in r["Properties"]]
+    assert "SweepFunctionName" not in dev.json["Outputs"]
+
+
+def test_sweep_role_has_exactly_what_the_sweep_calls(prod: Synth) -> None:
+    assert sweep_statements(prod) == {
+        "logs:CreateLogStream": ["logs:CreateLogStream", "logs:PutLogEvents"],
+        "xray:PutTelemetryRecords": ["xray:PutTelemetryRecords", "xray:PutTraceSegments"],
+        "IngestQueueSend": ["sqs:SendMessage"],
+        "dynamodb:Scan": ["dynamodb:Scan"],
+        "dynamodb:BatchGetItem": ["dynamodb:BatchGetItem", "dynamodb:GetItem", "dynamodb:PutItem"],
+        "GlueNamespaces": ["glue:GetDatabase", "glue:GetTable"],
+        "WarehouseObjectsRead": ["s3:GetObject"],
+        "LandingObjectsRead": ["s3:GetObject"],
+        "LandingList": ["s3:ListBucket"],
+    }
+
+
+def stage(**change: Any) -> dict[str, Any]:
+    return {**cdk_context("dev")["lakeroute:stages"]["dev"], **change}
+
+
+def test_interval_is_optional_and_checked() -> None:
+    raw = stage()
+    del raw["sweep_interval_minutes"]  # CDK drops null context values
+    assert StageConfig.from_mapping("dev", raw).sweep_interval_minutes is None
+    assert StageConfig.from_mapping("dev", stage(sweep_interval_minutes=15)).sweep_interval_minutes == 15
+    for bad in (1, 2000):
+        with pytest.raises(StageConfigError, match="sweep_interval_minutes"):
+            StageConfig.from_mapping("dev", stage(sweep_interval_minutes=bad))
+    with pytest.raises(StageConfigError, match="expected int"):
+        StageConfig.from_mapping("dev", stage(sweep_interval_minutes="hourly"))
