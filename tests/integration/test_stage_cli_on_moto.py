@@ -144,6 +144,11 @@ def test_quarantine_ls_show_and_replay_send_the_unresolved_originals(stage: Stag
     print(f"quarantine show --stage: entry {record['entry']}")
     assert shown.exit_code == 0 and record["entry"].startswith(f"s3://{DEPLOYMENT.quarantine_bucket}/quarantine/")
     assert cli("quarantine", "show", "--stage", STAGE, f"{LANDING}/orders/nope").exit_code == 1
+    purged = cli("quarantine", "purge", "--resolved", "--stage", STAGE)
+    left = json.loads(cli("quarantine", "ls", "--stage", STAGE, "--all", "-f", "json").stdout)
+    print(f"purge --resolved --stage: {purged.stdout.strip()}; left {[r['key'] for r in left]}")
+    assert purged.exit_code == 0 and "removed 1 resolved entry" in purged.stdout
+    assert [r["key"] for r in left] == ["orders/broken.parquet"]
 
     stage.messages()  # the queue is empty before the replay
     replayed = cli("replay", "--stage", STAGE)

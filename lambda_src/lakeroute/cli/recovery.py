@@ -123,6 +123,7 @@ def quarantine_show(
 def quarantine_purge(
     ctx: typer.Context,
     resolved: Annotated[bool, typer.Option("--resolved", help="Remove the entries already resolved.")] = False,
+    stage: Annotated[str | None, typer.Option(help="A deployed stage: its S3 quarantine.")] = None,
 ) -> None:
     """Remove resolved entries (objects that were replayed and landed).
 
@@ -130,12 +131,27 @@ def quarantine_purge(
     """
     if not resolved:
         raise fail("quarantine purge: only --resolved entries are removed; say --resolved")
-    c = get_ctx(ctx)
+    from . import stage as staged
+
+    st = staged.selected(stage)
     gone = 0
-    for entry, record in _quarantine(c).entries():
-        if record.get("resolved_at"):
-            shutil.rmtree(entry, ignore_errors=True)
-            gone += 1
+    if st:
+        from ..aws.clients import aws_client
+        from ..aws.config import split_s3_uri
+
+        s3 = aws_client("s3")
+        for uri, record in staged.quarantine_entries(st, s3):
+            if record.get("resolved_at"):
+                bucket, prefix = split_s3_uri(uri)
+                listed = s3.list_objects_v2(Bucket=bucket, Prefix=prefix + "/").get("Contents", [])
+                for item in listed:
+                    s3.delete_object(Bucket=bucket, Key=item["Key"])
+                gone += 1
+    else:
+        for entry, record in _quarantine(get_ctx(ctx)).entries():
+            if record.get("resolved_at"):
+                shutil.rmtree(entry, ignore_errors=True)
+                gone += 1
     typer.echo(f"removed {gone} resolved entr{'y' if gone == 1 else 'ies'}")
 
 
