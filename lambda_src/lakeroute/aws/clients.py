@@ -61,3 +61,17 @@ def transient(what: str, e: Exception) -> TransientError:
 
 def backoff(attempt: int) -> None:
     time.sleep(random.uniform(0, min(2.0, 0.05 * 2 ** attempt)))
+
+
+def batch_write(ddb: Any, table: str, items: list[dict[str, Any]], what: str) -> None:
+    """PutRequests in BatchWriteItem calls of 25, unprocessed items retried with backoff."""
+    puts = [{"PutRequest": {"Item": it}} for it in items]
+    for i in range(0, len(puts), 25):
+        request: dict[str, Any] = {table: puts[i:i + 25]}
+        for attempt in range(10):
+            request = ddb.batch_write_item(RequestItems=request).get("UnprocessedItems") or {}
+            if not request:
+                break
+            backoff(attempt)
+        else:
+            raise TransientError(f"{what} {table}: writes kept being throttled")

@@ -13,9 +13,8 @@ import datetime as dt
 import time
 from typing import Any
 
-from ..core.errors import TransientError
 from ..core.journal import Attempt
-from .clients import aws_client, aws_errors, backoff, transient
+from .clients import aws_client, aws_errors, batch_write, transient
 
 PREFIX = "#attempts#"
 
@@ -37,17 +36,8 @@ class DynamoJournal:
             if self.ttl_days > 0:
                 item["expires_at"] = {"N": str(int(now + self.ttl_days * 86400))}
             items[(pk, sk)] = item
-        puts = [{"PutRequest": {"Item": it}} for it in items.values()]
         try:
-            for i in range(0, len(puts), 25):
-                request: dict[str, Any] = {self.table: puts[i:i + 25]}
-                for attempt in range(10):
-                    request = self.ddb.batch_write_item(RequestItems=request).get("UnprocessedItems") or {}
-                    if not request:
-                        break
-                    backoff(attempt)
-                else:
-                    raise TransientError(f"journal {self.table}: writes kept being throttled")
+            batch_write(self.ddb, self.table, list(items.values()), "journal")
         except aws_errors() as e:
             raise transient(f"journal {self.table}", e) from e
 

@@ -10,7 +10,7 @@ from typing import Any
 
 from ..core.errors import TransientError
 from ..core.ledger import Entry, Mark
-from .clients import aws_client, aws_errors, backoff, transient
+from .clients import aws_client, aws_errors, backoff, batch_write, transient
 
 
 class DynamoLedger:
@@ -90,17 +90,8 @@ class DynamoLedger:
             if self.ttl_days > 0:
                 item["expires_at"] = {"N": str(int(now + self.ttl_days * 86400))}
             items[sk] = item
-        puts = [{"PutRequest": {"Item": it}} for it in items.values()]
         try:
-            for i in range(0, len(puts), 25):
-                request: dict[str, Any] = {self.table: puts[i:i + 25]}
-                for attempt in range(10):
-                    request = self.ddb.batch_write_item(RequestItems=request).get("UnprocessedItems") or {}
-                    if not request:
-                        break
-                    backoff(attempt)
-                else:
-                    raise TransientError(f"ledger {self.table}: writes kept being throttled")
+            batch_write(self.ddb, self.table, list(items.values()), "ledger")
             if watermark is not None:
                 self.ddb.put_item(TableName=self.table, Item={
                     "pk": {"S": table}, "sk": {"S": self.WATERMARK}, "table_uuid": {"S": uuid},
