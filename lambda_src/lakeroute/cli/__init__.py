@@ -10,7 +10,7 @@ from __future__ import annotations
 import os
 import sys
 
-from . import ingest, recovery, setup, warehouse  # noqa: F401  (registers the commands, in help order)
+from . import backfill, ingest, recovery, setup, warehouse  # noqa: F401  (registers the commands, in help order)
 from .app import app
 
 __all__ = ["app", "main"]

@@ -283,15 +283,11 @@ def reset(
 
 
 def _forget(c: Ctx, table: str) -> int:
-    import sqlite3
-
-    path = c.home / "ledger.db"
-    if not path.exists():
+    if not (c.home / "ledger.db").exists():
         return 0
-    with sqlite3.connect(path) as con:
-        n = con.execute("DELETE FROM lakeroute_ledger WHERE table_name = ?", [table]).rowcount
-        con.execute("DELETE FROM lakeroute_watermark WHERE table_name = ?", [table])
-    return int(n)
+    from ..local.ledger import SqliteLedger
+
+    return SqliteLedger(str(c.home / "ledger.db")).forget(table)
 
 
 # ---------------------------------------------------------------- preview
@@ -340,70 +336,3 @@ def preview(
         raise fail(str(e), 1 if not isinstance(e, ConfigError) else 2) from None
     render(result.sample, "table")
     typer.echo(f"{result.rows} row(s); {result.plan}")
-
-
-# ---------------------------------------------------------------- backfill
-
-
-@app.command()
-def backfill(
-    ctx: typer.Context,
-    where: Annotated[str, typer.Argument(metavar="BUCKET[/PREFIX]", help="What to ingest.")],
-    since: Annotated[str | None, typer.Option(help="Only files modified since (ISO time).")] = None,
-    until: Annotated[str | None, typer.Option(help="Only files modified before (ISO time).")] = None,
-    pattern: Annotated[str | None, typer.Option(help="Only keys (after the prefix) matching this glob.")] = None,
-    stage: Annotated[str | None, typer.Option(help="A deployed stage (its stack's outputs name "
-                                              "the resources).")] = None,
-) -> None:
-    """Ingest the objects already in a landing bucket (e.g. files that were there before their
-    route existed); versions the tables hold are skipped, so it can run any number of times.
-
-    No time window: --since/--until filter by modification time only if you ask.
-
-    With --stage, BUCKET is a landing bucket of the stage (logical, as in route files, or
-    physical); the objects listed are sent to its ingest queue and the handler lands them.
-
-    Example: lakeroute backfill acme-sales-landing/orders/ --since 2026-11-01
-    """
-    import fnmatch
-
-    from ..core.pipeline import ObjectRef
-    from . import stage as staged
-    from .ingest import _pipeline, _run, _walk, _warn_skipped
-
-    st = staged.selected(stage)
-    if st:
-        try:
-            window = _since(since), _since(until)
-        except LakerouteError as e:
-            raise fail(str(e)) from None
-        staged.backfill(st, where, *window, pattern)
-        return
-    c = get_ctx(ctx)
-    bucket, _, prefix = where.partition("/")
-    try:
-        after, before = _since(since), _since(until)
-        root = c.landing / bucket
-        if not root.is_dir():
-            raise ConfigError(f"{root}: no such landing bucket folder")
-        skipped: list[tuple[Path, str]] = []
-        refs = []
-        for f in _walk(root, c.landing, root, skipped):
-            key = f.relative_to(root).as_posix()
-            if not key.startswith(prefix) or (pattern and not fnmatch.fnmatchcase(key[len(prefix):], pattern)):
-                continue
-            mtime = dt.datetime.fromtimestamp(f.stat().st_mtime, dt.UTC)
-            if (after and mtime < after) or (before and mtime >= before):
-                continue
-            refs.append(ObjectRef(bucket, key))
-        _warn_skipped(skipped)
-        pipe = _pipeline(c)
-        report = _run(pipe, refs)
-    except LakerouteError as e:
-        raise fail(str(e)) from None
-    print_outcomes(report, quiet_ok=True)
-    typer.echo(f"backfill {where}: {len(refs)} object(s) found, {report.count('committed')} ingested, "
-               f"{report.count('skipped')} already in, {report.count('ignored')} ignored, "
-               f"{len(report.failed)} failed")
-    if report.failed:
-        raise typer.Exit(1)

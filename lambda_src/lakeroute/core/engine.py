@@ -276,11 +276,9 @@ _LOSSY_DUCK_TYPES = {"TIME WITH TIME ZONE": "its offset would be dropped (Iceber
 
 def check_result_types(route: Route, columns: list[str], types: list[str]) -> None:
     """DuckDB types whose Arrow form silently loses or changes values (TIMETZ, BIT)."""
-    import re as _re
-
     for name, text in zip(columns, types, strict=True):
         for duck, why in _LOSSY_DUCK_TYPES.items():
-            if _re.search(rf"(?<![A-Z_]){_re.escape(duck)}(?![A-Z_])", text.upper()):
+            if re.search(rf"(?<![A-Z_]){re.escape(duck)}(?![A-Z_])", text.upper()):
                 raise ObjectError("schema", f"route {route.name}: column {name}: {duck}: {why}; cast it in the "
                                   "SQL (e.g. to VARCHAR, or TIMETZ to TIME after AT TIME ZONE)", route.name)
 

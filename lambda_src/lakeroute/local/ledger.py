@@ -85,3 +85,11 @@ class SqliteLedger:
                     "VALUES (?, ?, ?, ?) ON CONFLICT(table_name) DO UPDATE SET snapshot_id = excluded.snapshot_id, "
                     "table_uuid = excluded.table_uuid, rolled_back = excluded.rolled_back",
                     [table, watermark.snapshot_id, uuid, json.dumps(sorted(watermark.rolled_back))])
+
+    def forget(self, table: str) -> int:
+        """Drop every entry and the watermark of ``table`` (``lakeroute reset``); how many entries."""
+        with self._con:
+            self._con.execute("BEGIN IMMEDIATE")
+            n = self._con.execute("DELETE FROM lakeroute_ledger WHERE table_name = ?", [table]).rowcount
+            self._con.execute("DELETE FROM lakeroute_watermark WHERE table_name = ?", [table])
+        return int(n)

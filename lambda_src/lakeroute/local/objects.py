@@ -30,10 +30,6 @@ from ..core.scratch import ScratchDir
 HASH_CHUNK = 4 * 1024 * 1024
 
 
-def content_hash(path: Path) -> str:
-    with path.open("rb") as f:
-        return "sha256:" + hashlib.file_digest(f, "sha256").hexdigest()
-
 
 def safe_relpath(key: str) -> PurePosixPath:
     """A key as a relative path that cannot escape its folder (keys are untrusted)."""
