@@ -97,19 +97,60 @@ class Source(_Strict):
         return v
 
 
+class Operation(_Strict):
+    """CDC files: rows whose ``column`` holds one of ``delete`` delete their key."""
+
+    column: Annotated[str, Field(pattern=IDENT_RE)]
+    delete: Annotated[list[str], Field(min_length=1)]
+
+
+MODES = ("append", "upsert", "replace", "overwrite")
+
+
 class Target(_Strict):
     table: Annotated[str, Field(pattern=TABLE_RE)]
-    mode: Literal["append", "upsert", "overwrite"] = "append"
+    # append: add rows; upsert: per key the newest row (by order_by, else the later commit);
+    # replace: a new version of an object key replaces the rows its previous version wrote;
+    # overwrite: the partitions present in the file (or the whole table) are replaced.
+    mode: Literal["append", "upsert", "replace", "overwrite"] = "append"
+    key: list[Annotated[str, Field(pattern=IDENT_RE)]] | None = None
+    order_by: Annotated[str, Field(pattern=IDENT_RE)] | None = None
+    operation: Operation | None = None
+    overwrite: Literal["partitions", "table"] | None = None
     partition_by: list[str] = Field(default_factory=list)
     columns: dict[str, str] | None = None
     properties: dict[str, str] = Field(default_factory=dict)
 
-    @field_validator("mode")
-    @classmethod
-    def _mode(cls, v: str) -> str:
-        if v != "append":
-            raise ValueError(f"mode {v!r} is not supported yet; use 'append'")
-        return v
+    @model_validator(mode="after")
+    def _mode_fields(self) -> Target:
+        if self.mode == "upsert":
+            if not self.key:
+                raise ValueError("mode 'upsert' needs key: [columns] (the row identity)")
+            if len(set(self.key)) != len(self.key):
+                raise ValueError(f"key {self.key} names a column twice")
+            if self.order_by in self.key:
+                raise ValueError(f"order_by {self.order_by!r} is a key column; order by a version "
+                                 "or timestamp column instead")
+            if self.operation is not None and self.operation.column in self.key:
+                raise ValueError(f"operation column {self.operation.column!r} is a key column")
+        else:
+            for name in ("key", "order_by", "operation"):
+                if getattr(self, name) is not None:
+                    raise ValueError(f"{name} applies to mode 'upsert' only (this target's mode "
+                                     f"is {self.mode!r}); remove it or set mode: upsert")
+        if self.mode == "overwrite" and self.overwrite is None:
+            raise ValueError("mode 'overwrite' needs overwrite: partitions (replace the partitions "
+                             "present in the file) or overwrite: table")
+        if self.mode != "overwrite" and self.overwrite is not None:
+            raise ValueError(f"overwrite: {self.overwrite} applies to mode 'overwrite' only")
+        if self.columns is not None:
+            for name in [*(self.key or []), *([self.order_by] if self.order_by else [])]:
+                if name not in self.columns:
+                    raise ValueError(f"{name!r} (key/order_by) is not in target.columns")
+            if self.operation is not None and self.operation.column in self.columns:
+                raise ValueError(f"operation column {self.operation.column!r} is not written to the "
+                                 "table: remove it from target.columns")
+        return self
 
     @field_validator("partition_by")
     @classmethod
@@ -151,7 +192,9 @@ class Target(_Strict):
     def settings(self) -> dict[str, Any]:
         """What every route feeding this table must agree on."""
         return {"partition_by": self.partition_by, "columns": self.columns,
-                "properties": self.properties, "mode": self.mode}
+                "properties": self.properties, "mode": self.mode, "key": self.key,
+                "order_by": self.order_by, "overwrite": self.overwrite,
+                "operation": None if self.operation is None else self.operation.model_dump()}
 
 
 class Route(_Strict):
