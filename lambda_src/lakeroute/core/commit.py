@@ -27,12 +27,17 @@ from typing import TYPE_CHECKING
 
 from .errors import TransientError
 from .ledger import ROUTES_PROP, SOURCES_PROP, Ledger, reconcile, recorded, snapshot_order
+from .modes import Changes, plan_overwrite, plan_replace
 from .staging import Staged, discard
 from .tables import OWN_RETRY_PROPERTIES, same_field_ids
+from .upsert import plan_upsert
 
 if TYPE_CHECKING:
     from pyiceberg.catalog import Catalog
+    from pyiceberg.manifest import DataFile
     from pyiceberg.table import StagedTable, Table, Transaction
+
+    from .routes import Target
 
 log = logging.getLogger("lakeroute.commit")
 
@@ -58,14 +63,17 @@ class CommitError(TransientError):
 
 
 def commit(catalog: Catalog, table_name: str, staged: list[Staged], ledger: Ledger, *,
-           provisional: StagedTable | None = None, evolve: bool = False,
+           provisional: StagedTable | None = None, evolve: bool = False, target: Target | None = None,
            deadline: float | None = None, max_attempts: int | None = None,
            base_delay: float = 0.05, max_delay: float = 5.0, force: bool = False) -> CommitResult:
     """Add the staged files in one snapshot, skipping sources the table already holds.
 
     ``provisional``: the table as it will be created when it does not exist yet (its
     metadata carries the columns staged so far). ``evolve``: add the staged results' new
-    columns in the same commit (tables without declared columns).
+    columns in the same commit (tables without declared columns). ``target``: its write
+    mode; anything but append is planned inside each attempt (``core.modes``), on the
+    table that attempt loaded, so a concurrent commit means planning again, never a lost
+    update.
 
     Conflicts retry with exponential backoff and full jitter on a freshly loaded table. The
     backoff starts from the measured length of an attempt (a slow catalog under contention
@@ -76,7 +84,9 @@ def commit(catalog: Catalog, table_name: str, staged: list[Staged], ledger: Ledg
     """
     limit = max_attempts or (40 if deadline is not None else 12)
     from pyiceberg.exceptions import CommitFailedException, NoSuchTableError
+    from pyiceberg.expressions import AlwaysTrue
     from pyiceberg.table import CreateTableTransaction
+
 
     start = time.monotonic()
     attempt = 0
@@ -123,21 +133,36 @@ def commit(catalog: Catalog, table_name: str, staged: list[Staged], ledger: Ledg
             SOURCES_PROP: json.dumps([s.source_id for s in todo], ensure_ascii=False),
             "lakeroute.rows": str(sum(s.rows for s in todo)),
         }
+        changes = Changes()
         try:
-            # merge_append honours commit.manifest-merge.*: manifests stay bounded over many commits.
-            with txn.update_snapshot(snapshot_properties=props).merge_append() as append:
-                for s in todo:
-                    for df in s.data_files:
+            plan_changes(txn, todo, target, changes)
+            props.update(changes.stats)
+            snapshot = txn.update_snapshot(snapshot_properties=props)
+            if changes.deleted:
+                with snapshot.overwrite() as overwrite:
+                    # The predicate only opens every manifest to the deleted-file check.
+                    overwrite.delete_by_predicate(AlwaysTrue())
+                    for df in changes.deleted:
+                        overwrite.delete_data_file(df)
+                    for df in changes.added:
+                        overwrite.append_data_file(df)
+            else:
+                # merge_append honours commit.manifest-merge.*: manifests stay bounded over many commits.
+                with snapshot.merge_append() as append:
+                    for df in changes.added:
                         append.append_data_file(df)
             new = txn.commit_transaction()
         except CommitFailedException as e:
             error: Exception = e
+            _delete(txn, changes.written)  # rejected: this attempt's own files are not in the table
         except Exception as e:  # unknown outcome (e.g. lost response): re-check, then retry
-            if type(e).__name__ in ("ValidationException",):
+            if type(e).__name__ in ("ValidationException",) or not changes.planned:
+                _delete(txn, changes.written)  # failed before the commit was sent
                 raise
             error = e
             outcome_unknown = True
         else:
+            _delete(txn, changes.unused)
             snap = new.metadata.current_snapshot_id
             assert snap is not None
             order = snapshot_order(new, snap)
@@ -156,6 +181,32 @@ def commit(catalog: Catalog, table_name: str, staged: list[Staged], ledger: Ledg
         log.info("commit to %s conflicted (attempt %d): %s; retrying in %.3fs",
                  table_name, attempt, type(error).__name__, delay)
         time.sleep(delay)
+
+
+def plan_changes(txn: Transaction, todo: list[Staged], target: Target | None, changes: Changes) -> None:
+    """Fill ``changes``: what this attempt's snapshot deletes and adds, for the write mode.
+    (Filled in place, so that files written before a failure are known and deleted.)"""
+    io = txn._table.io
+    mode = "append" if target is None else target.mode
+    if mode == "upsert":
+        assert target is not None
+        plan_upsert(txn, io, todo, target, changes)
+    elif mode == "replace":
+        plan_replace(txn, io, todo, changes)
+    elif mode == "overwrite":
+        assert target is not None
+        plan_overwrite(txn, io, todo, changes, whole_table=target.overwrite == "table")
+    else:
+        changes.added += [df for s in todo for df in s.data_files]
+    changes.planned = True
+
+
+def _delete(txn: Transaction, files: list[DataFile]) -> None:
+    for df in files:
+        try:
+            txn._table.io.delete(df.file_path)
+        except Exception:  # an orphan file is harmless; `lakeroute maintain` removes it
+            log.warning("could not delete unused file %s", df.file_path)
 
 
 def _add_new_columns(txn: Transaction, staged: list[Staged]) -> None:

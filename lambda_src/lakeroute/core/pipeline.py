@@ -27,6 +27,7 @@ from .engine import Engine
 from .errors import ConfigError, LakerouteError, ObjectError, TransientError
 from .journal import Journal, attempts_of
 from .ledger import Ledger, TableState, reconcile, recorded
+from .modes import table_result
 from .objects import ObjectSource, Quarantine, SourceObject
 from .routes import Route, RouteTable, Target
 from .schema_plan import plan_table
@@ -266,12 +267,12 @@ class Pipeline:
         fetch = getattr(self.source, "fetch", None)  # optional port step (S3: download)
         if fetch is not None:
             obj = fetch(obj)
-        staged = Staged(obj.source_id, route.name, name, 0)
+        staged = Staged(obj.source_id, route.name, name, 0, object_name=f"{route.source.bucket}/{obj.key}")
         step.stage = "sql"
         until = None if self.budget is None else self.budget.deadline - self.budget.reserve
         with self.engine.run(route, obj, until=until) as reader:
             step.stage = "schema"
-            result = table_schema(reader.schema, route.name)
+            result = table_result(route.target, table_schema(reader.schema, route.name))
             staged.result_schema = result
             step.stage = "table"
             self._prepare(plan, result)
@@ -284,7 +285,7 @@ class Pipeline:
                     if plan.provisional is not None:
                         plan.provisional = _staged_with(plan.provisional, evolved)
             if plan.writer is None:
-                plan.writer = Writer(plan.home, plan.metadata)
+                plan.writer = Writer(plan.home, plan.metadata, plan.target)
             step.stage = "write"
             plan.writer.stage(reader, staged)
         step.stage = "read"
@@ -349,7 +350,8 @@ class Pipeline:
         staged = [s for _, s in group]
         try:
             result = commit(self.catalog, name, staged, self.ledger, provisional=plan.provisional,
-                            evolve=plan.evolve, deadline=self.deadline, force=self.force)
+                            evolve=plan.evolve, target=plan.target, deadline=self.deadline,
+                            force=self.force)
         except Exception as e:
             keep = isinstance(e, CommitError) and e.outcome_unknown or not isinstance(e, TransientError)
             if not keep:
@@ -358,6 +360,8 @@ class Pipeline:
             log.warning("commit to %s failed: %s", name, message)
             return [Outcome(ref, "failed", message, s.route, name, source_id=s.source_id, stage="commit")
                     for ref, s in group]
+        finally:
+            discard(None, staged)  # local scratch (mode upsert) is done with, whatever happened
         if result.restage:
             discard(plan.home, result.restage)
         report.commits.append({"table": name, "snapshot_id": result.snapshot_id,

@@ -65,7 +65,7 @@ def plan_table(route: Route, table: Table) -> list[Change]:
     """The changes that make ``table`` what ``route`` declares (declared columns only)."""
     from .tables import declared_schema
 
-    columns = route.target.columns
+    columns = route.target.all_columns
     if columns is None:
         return []
     name, changes = route.target.table, []

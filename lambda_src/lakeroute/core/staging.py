@@ -5,12 +5,15 @@ from __future__ import annotations
 import contextlib
 import itertools
 import logging
+import os
+import tempfile
 import uuid
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from .errors import ObjectError
+from .routes import OBJECT_COLUMN
 from .types import cast_column
 
 if TYPE_CHECKING:
@@ -21,6 +24,8 @@ if TYPE_CHECKING:
     from pyiceberg.schema import Schema
     from pyiceberg.table import Table
     from pyiceberg.table.metadata import TableMetadata
+
+    from .routes import Target
 
 log = logging.getLogger("lakeroute.commit")
 
@@ -46,10 +51,18 @@ class Staged:
     result_schema: pa.Schema | None = None
     order: int = 0  # staging order within the process
     seconds: float = 0.0  # reading, SQL and staging
+    object_name: str = ""  # logical bucket/key: what mode replace swaps
+    # mode upsert: the rows (table-aligned, plus the delete flag) in local scratch files, in
+    # file order; the commit merges them with the table instead of adding them as they are.
+    local_files: list[str] = field(default_factory=list)
 
 
-def align(batch: pa.RecordBatch, schema: pa.Schema, route: str) -> pa.RecordBatch:
-    """Cast a result batch to the table's Arrow schema by column name."""
+def align(batch: pa.RecordBatch, schema: pa.Schema, route: str,
+          fill: dict[str, str] | None = None) -> pa.RecordBatch:
+    """Cast a result batch to the table's Arrow schema by column name.
+
+    ``fill``: columns lakeroute sets itself (a constant per object) when the result lacks them.
+    """
     import pyarrow as pa
 
     names = batch.schema.names
@@ -61,6 +74,8 @@ def align(batch: pa.RecordBatch, schema: pa.Schema, route: str) -> pa.RecordBatc
     for f in schema:
         if f.name in names:
             col = cast_column(batch.column(names.index(f.name)), f.type, route, f.name)
+        elif fill and f.name in fill:
+            col = pa.array([fill[f.name]] * batch.num_rows, f.type)
         else:
             col = pa.nulls(batch.num_rows, f.type)
         arrays.append(col)
@@ -80,12 +95,14 @@ class Writer:
     whatever it wrote before re-raising.
     """
 
-    def __init__(self, table: Table, metadata: TableMetadata | None = None) -> None:
+    def __init__(self, table: Table, metadata: TableMetadata | None = None,
+                 target: Target | None = None) -> None:
         self.table = table  # its io writes and deletes the files
         self.metadata = metadata if metadata is not None else table.metadata  # schema, spec, location
         self.write_uuid = uuid.uuid4()
         self.counter = itertools.count(0)
         self.arrow_schema = self.metadata.schema().as_arrow()
+        self.target = target
 
     def _write(self, tbl: pa.Table) -> list[DataFile]:
         from pyiceberg.io.pyarrow import _dataframe_to_data_files
@@ -95,9 +112,18 @@ class Writer:
             write_uuid=self.write_uuid, counter=self.counter))
 
     def stage(self, reader: pa.RecordBatchReader, staged: Staged) -> None:
+        if self.target is not None and self.target.mode == "upsert":
+            stage_local(reader, staged, self.arrow_schema, self.target)
+            return
+        self._stage_files(reader, staged)
+
+    def _stage_files(self, reader: pa.RecordBatchReader, staged: Staged) -> None:
         from concurrent.futures import ThreadPoolExecutor
 
         import pyarrow as pa
+
+        fill = ({OBJECT_COLUMN: staged.object_name}
+                if self.target is not None and self.target.mode == "replace" else None)
 
         chunk: list[pa.RecordBatch] = []
         size = 0
@@ -122,7 +148,7 @@ class Writer:
             for batch in reader:
                 if batch.num_rows == 0:
                     continue
-                aligned = align(batch, self.arrow_schema, staged.route)
+                aligned = align(batch, self.arrow_schema, staged.route, fill)
                 chunk.append(aligned)
                 size += aligned.nbytes
                 staged.rows += aligned.num_rows
@@ -146,9 +172,63 @@ class Writer:
                 pool.shutdown(wait=True)
 
 
-def discard(table: Table, staged: Iterable[Staged]) -> None:
-    """Delete staged data files that will never be committed."""
+DELETE_FLAG = "__lakeroute_delete"  # mode upsert, in scratch only: the row deletes its key
+
+
+def stage_local(reader: pa.RecordBatchReader, staged: Staged, schema: pa.Schema, target: Target) -> None:
+    """Mode upsert: the object's rows, aligned to the table, into one local Arrow file.
+
+    Rows stay in file order (the last of a key's duplicates wins without ``order_by``), the
+    operation column becomes a delete flag and is not written, and a row without a key
+    fails the object: it could never be matched again.
+    """
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    keys = target.key or []
+    op = target.operation
+    deletes = pa.array(op.delete, pa.string()) if op else None
+    out = pa.schema([*schema, pa.field(DELETE_FLAG, pa.bool_(), nullable=False)])
+    fd, path = tempfile.mkstemp(prefix="lakeroute-upsert-", suffix=".arrow")
+    os.close(fd)
+    staged.local_files.append(path)
+    staged.schema = None  # nothing written with field ids: the merge aligns at commit time
+    try:
+        with pa.OSFile(path, "wb") as sink, pa.ipc.new_file(
+                sink, out, options=pa.ipc.IpcWriteOptions(compression="lz4")) as writer:
+            for batch in reader:
+                if batch.num_rows == 0:
+                    continue
+                flag = pa.array([False] * batch.num_rows, pa.bool_())
+                if op is not None:
+                    i = batch.schema.get_field_index(op.column)
+                    if i < 0:
+                        raise ObjectError("schema", f"route {staged.route}: the result has no operation "
+                                          f"column {op.column!r}", staged.route)
+                    flag = pc.fill_null(pc.is_in(pc.cast(batch.column(i), pa.string()), value_set=deletes), False)
+                    batch = batch.drop_columns([op.column])
+                aligned = align(batch, schema, staged.route)
+                for k in keys:
+                    nulls = aligned.column(k).null_count
+                    if nulls:
+                        raise ObjectError("schema", f"route {staged.route}: key column {k!r} is null in "
+                                          f"{nulls} rows; upsert needs a key in every row", staged.route)
+                writer.write_batch(pa.RecordBatch.from_arrays([*aligned.columns, flag], schema=out))
+                staged.rows += batch.num_rows
+    except BaseException:
+        discard(None, [staged])
+        raise
+
+
+def discard(table: Table | None, staged: Iterable[Staged]) -> None:
+    """Delete staged data files that will never be committed (and local scratch files)."""
     for s in staged:
+        for path in s.local_files:
+            with contextlib.suppress(OSError):
+                os.remove(path)
+        s.local_files.clear()
+        if table is None:
+            continue
         for df in s.data_files:
             try:
                 table.io.delete(df.file_path)

@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from .errors import ConfigError, ObjectError
-from .routes import DECIMAL_RE, TRANSFORM_RE, Route, Target
+from .routes import DECIMAL_RE, OBJECT_COLUMN, TRANSFORM_RE, Route, Target
 from .types import table_schema
 
 if TYPE_CHECKING:
@@ -106,8 +106,8 @@ def ensure_table(catalog: Catalog, target: Target, result_schema: pa.Schema | No
         return catalog.load_table(target.table)
     except NoSuchTableError:
         pass
-    if target.columns is not None:
-        schema = declared_schema(target.columns)
+    if target.all_columns is not None:
+        schema = declared_schema(target.all_columns)
     elif result_schema is not None:
         schema = iceberg_schema(table_schema(result_schema, target.table))
     else:
@@ -146,7 +146,10 @@ def ensure_namespace(catalog: Catalog, namespace: str) -> None:
 
 
 def table_properties(target: Target) -> dict[str, str]:
-    return {**DEFAULT_PROPERTIES, **target.properties, **OWN_RETRY_PROPERTIES}
+    managed = {}
+    if target.mode == "replace":  # exact bounds: a file holding one object's rows is found by them
+        managed[f"write.metadata.metrics.column.{OBJECT_COLUMN}"] = "full"
+    return {**DEFAULT_PROPERTIES, **managed, **target.properties, **OWN_RETRY_PROPERTIES}
 
 
 def iceberg_schema(result_schema: pa.Schema) -> Schema:

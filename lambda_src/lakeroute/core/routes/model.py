@@ -105,6 +105,9 @@ class Operation(_Strict):
 
 
 MODES = ("append", "upsert", "replace", "overwrite")
+# mode replace: which object (logical bucket/key) wrote each row; its exact per-file bounds
+# let a new version find the files of the previous one from the manifests alone.
+OBJECT_COLUMN = "_lakeroute_object"
 
 
 class Target(_Strict):
@@ -143,6 +146,9 @@ class Target(_Strict):
                              "present in the file) or overwrite: table")
         if self.mode != "overwrite" and self.overwrite is not None:
             raise ValueError(f"overwrite: {self.overwrite} applies to mode 'overwrite' only")
+        if self.columns is not None and OBJECT_COLUMN in self.columns:
+            raise ValueError(f"{OBJECT_COLUMN} is managed by lakeroute (mode replace): remove it "
+                             "from target.columns")
         if self.columns is not None:
             for name in [*(self.key or []), *([self.order_by] if self.order_by else [])]:
                 if name not in self.columns:
@@ -188,6 +194,13 @@ class Target(_Strict):
     @property
     def namespace(self) -> str:
         return self.table.split(".", 1)[0]
+
+    @property
+    def all_columns(self) -> dict[str, str] | None:
+        """The declared columns plus the ones lakeroute manages for the mode."""
+        if self.columns is None or self.mode != "replace":
+            return self.columns
+        return {**self.columns, OBJECT_COLUMN: "string"}
 
     def settings(self) -> dict[str, Any]:
         """What every route feeding this table must agree on."""

@@ -1,0 +1,274 @@
+"""Write modes on real files and the SQLite catalog: upsert (ordering, CDC deletes), replace,
+overwrite (partitions, table); exactly once on redelivery; PyIceberg and DuckDB agree."""
+
+from __future__ import annotations
+
+import random
+from typing import Any
+
+import duckdb
+import pyarrow as pa
+import pytest
+from lakeroute.local.warehouse import open_warehouse
+
+from tests.support.workspace import Workspace
+
+
+def parquet(ws: Workspace, key: str, rows: list[dict[str, Any]], schema: pa.Schema | None = None) -> str:
+    ws.put("land", key, pa.Table.from_pylist(rows, schema=schema))
+    return key
+
+
+def table_rows(ws: Workspace, table: str, *, by: str = "id") -> list[dict[str, Any]]:
+    """The rows as PyIceberg reads them, checked against DuckDB's iceberg_scan."""
+    ours = sorted(ws.rows(table), key=lambda r: r[by])
+    con = open_warehouse(ws.paths.home)
+    theirs = con.execute(f"SELECT * FROM {table} ORDER BY {by}").fetch_arrow_table().to_pylist()
+    assert theirs == ours, "DuckDB iceberg_scan disagrees with PyIceberg"
+    return ours
+
+
+def summary(ws: Workspace, table: str) -> dict[str, str]:
+    snap = ws.catalog().load_table(table).current_snapshot()
+    assert snap is not None
+    return dict(snap.summary.additional_properties) | {"operation": str(snap.summary.operation)}
+
+
+UPSERT = {"table": "crm.deals", "mode": "upsert", "key": ["id"]}
+
+
+def test_upsert_updates_inserts_and_last_duplicate_wins(ws: Workspace) -> None:
+    ws.route("deals", {"bucket": "land", "prefix": "deals/"}, UPSERT)
+    parquet(ws, "deals/1.parquet", [{"id": i, "v": "one"} for i in range(10)])
+    assert ws.ingest(("land", "deals/1.parquet")).count("committed") == 1
+    # 5..14: 5..9 update, 10..14 new; id 7 twice in the file: the later row wins
+    rows = [{"id": i, "v": "two"} for i in range(5, 15)] + [{"id": 7, "v": "last"}]
+    parquet(ws, "deals/2.parquet", rows)
+    report = ws.ingest(("land", "deals/2.parquet"))
+    assert report.count("committed") == 1, report.outcomes
+    got = {r["id"]: r["v"] for r in table_rows(ws, "crm.deals")}
+    want = {i: "one" for i in range(5)} | {i: "two" for i in range(5, 15)} | {7: "last"}
+    assert got == want
+    assert len(ws.rows("crm.deals")) == 15
+    s = summary(ws, "crm.deals")
+    assert s["operation"] == "Operation.OVERWRITE" and s["lakeroute.upsert-replaced-rows"] == "5"
+    # redelivery of both changes nothing
+    again = ws.ingest(("land", "deals/1.parquet"), ("land", "deals/2.parquet"))
+    assert again.count("skipped") == 2 and {r["id"]: r["v"] for r in ws.rows("crm.deals")} == want
+
+
+def test_upsert_order_by_any_arrival_order_equals_duckdb_truth(ws: Workspace) -> None:
+    target = {**UPSERT, "order_by": "version"}
+    ws.route("deals", {"bucket": "land", "prefix": "deals/"}, target)
+    rnd = random.Random(7)
+    keys = []
+    all_rows = []
+    for f in range(8):
+        rows = [{"id": rnd.randrange(40), "version": f * 100 + rnd.randrange(100), "v": f"f{f}"}
+                for _ in range(30)]
+        all_rows += rows
+        keys.append(parquet(ws, f"deals/{f}.parquet", rows))
+    rnd.shuffle(keys)  # newest files may come first: older rows must never win
+    for i in range(0, len(keys), 3):  # several batches, several files per batch
+        report = ws.ingest(*[("land", k) for k in keys[i:i + 3]])
+        assert report.count("committed") == len(keys[i:i + 3]), report.outcomes
+    con = duckdb.connect()
+    con.register("t", pa.Table.from_pylist(all_rows))
+    truth = con.execute("SELECT id, max(version) AS version FROM t GROUP BY id ORDER BY id").fetchall()
+    got = [(r["id"], r["version"]) for r in table_rows(ws, "crm.deals")]
+    assert got == truth
+
+
+def test_cdc_deletes_and_operation_column_not_written(ws: Workspace) -> None:
+    target = {**UPSERT, "order_by": "ts", "operation": {"column": "op", "delete": ["D"]}}
+    ws.route("cdc", {"bucket": "land", "prefix": "cdc/"}, target)
+    parquet(ws, "cdc/1.parquet", [{"id": i, "ts": 1, "op": "I", "v": i} for i in range(6)])
+    parquet(ws, "cdc/2.parquet", [{"id": 1, "ts": 2, "op": "D", "v": None},
+                                  {"id": 2, "ts": 2, "op": "U", "v": 20},
+                                  {"id": 3, "ts": 0, "op": "D", "v": None},  # older than the row: no effect
+                                  {"id": 9, "ts": 2, "op": "D", "v": None}])  # unknown key: nothing
+    assert ws.ingest(("land", "cdc/1.parquet"), ("land", "cdc/2.parquet")).count("committed") == 2
+    rows = table_rows(ws, "crm.deals")
+    assert {r["id"]: r["v"] for r in rows} == {0: 0, 2: 20, 3: 3, 4: 4, 5: 5}
+    assert "op" not in rows[0]
+
+
+def test_upsert_null_key_quarantines_the_object(ws: Workspace) -> None:
+    ws.route("deals", {"bucket": "land", "prefix": "deals/"}, UPSERT)
+    parquet(ws, "deals/bad.parquet", [{"id": 1, "v": "a"}, {"id": None, "v": "b"}],
+            pa.schema([("id", pa.int64()), ("v", pa.string())]))
+    report = ws.ingest(("land", "deals/bad.parquet"))
+    [o] = report.outcomes
+    assert o.status == "quarantined" and "key column 'id' is null in 1 rows" in o.message
+    assert ws.rows("crm.deals") == []
+
+
+def test_upsert_bucket_partitioned_reads_only_the_touched_partitions(ws: Workspace) -> None:
+    target = {**UPSERT, "partition_by": ["bucket(16, id)"]}
+    ws.route("deals", {"bucket": "land", "prefix": "deals/"}, target)
+    parquet(ws, "deals/base.parquet", [{"id": i, "v": 0} for i in range(2000)])
+    ws.ingest(("land", "deals/base.parquet"))
+    files = len(ws.catalog().load_table("crm.deals").inspect.files())
+    assert files == 16
+    parquet(ws, "deals/upd.parquet", [{"id": 5, "v": 1}, {"id": 6, "v": 1}])
+    assert ws.ingest(("land", "deals/upd.parquet")).count("committed") == 1
+    s = summary(ws, "crm.deals")
+    assert int(s["lakeroute.upsert-files-read"]) <= 2, s
+    rows = table_rows(ws, "crm.deals")
+    assert len(rows) == 2000 and [r["v"] for r in rows if r["id"] in (5, 6)] == [1, 1]
+    assert sum(r["v"] for r in rows) == 2
+
+
+def test_upsert_prunes_by_key_bounds(ws: Workspace) -> None:
+    ws.route("deals", {"bucket": "land", "prefix": "deals/"}, UPSERT)
+    keys = [parquet(ws, f"deals/{i}.parquet", [{"id": i * 100 + j, "v": 0} for j in range(100)])
+            for i in range(10)]
+    ws.ingest(*[("land", k) for k in keys])
+    parquet(ws, "deals/upd.parquet", [{"id": 250, "v": 1}, {"id": 5000, "v": 1}])
+    ws.ingest(("land", "deals/upd.parquet"))
+    s = summary(ws, "crm.deals")
+    assert s["lakeroute.upsert-files-read"] == "1", s
+    rows = table_rows(ws, "crm.deals")
+    assert len(rows) == 1001 and sum(r["v"] for r in rows) == 2
+
+
+def test_replace_swaps_exactly_the_previous_version_of_the_key(ws: Workspace) -> None:
+    ws.route("exp", {"bucket": "land", "prefix": "exp/"}, {"table": "erp.items", "mode": "replace"})
+    keys = [parquet(ws, f"exp/{i}.parquet", [{"id": i * 10 + j, "v": "v1"} for j in range(10)])
+            for i in range(20)]
+    ws.ingest(*[("land", k) for k in keys])
+    # a corrected re-export of object 3: 4 rows instead of 10
+    parquet(ws, "exp/3.parquet", [{"id": 30 + j, "v": "v2"} for j in range(4)])
+    report = ws.ingest(("land", "exp/3.parquet"))
+    assert report.count("committed") == 1, report.outcomes
+    rows = table_rows(ws, "erp.items")
+    assert len(rows) == 194
+    assert sorted(r["id"] for r in rows if r["v"] == "v2") == [30, 31, 32, 33]
+    assert {r["_lakeroute_object"] for r in rows if r["v"] == "v2"} == {"land/exp/3.parquet"}
+    s = summary(ws, "erp.items")
+    assert s["lakeroute.replaced-rows"] == "10" and s["deleted-data-files"] == "1", s
+    # the same version again: nothing
+    assert ws.ingest(("land", "exp/3.parquet")).count("skipped") == 1
+    assert len(table_rows(ws, "erp.items")) == 194
+    parquet(ws, "exp/4.parquet", [{"id": 40, "v": "v2"}])
+    assert ws.ingest(("land", "exp/4.parquet")).count("committed") == 1
+    assert len(table_rows(ws, "erp.items")) == 194 - 10 + 1
+
+
+def test_replace_after_rows_of_several_objects_share_a_file(ws: Workspace) -> None:
+    """After compaction a file holds several objects: replace rewrites it without the old rows."""
+    ws.route("exp", {"bucket": "land", "prefix": "exp/"}, {"table": "erp.items", "mode": "replace"})
+    keys = [parquet(ws, f"exp/{i}.parquet", [{"id": i * 10 + j, "v": "v1"} for j in range(10)])
+            for i in range(3)]
+    ws.ingest(*[("land", k) for k in keys])
+    table = ws.catalog().load_table("erp.items")
+    everything = table.scan().to_arrow()
+    table.overwrite(everything)  # one file with all three objects, as a compaction leaves it
+    assert len(ws.catalog().load_table("erp.items").inspect.files()) == 1
+    parquet(ws, "exp/1.parquet", [{"id": 99, "v": "v2"}])
+    assert ws.ingest(("land", "exp/1.parquet")).count("committed") == 1
+    rows = table_rows(ws, "erp.items")
+    assert sorted(r["id"] for r in rows) == [*range(10), *range(20, 30), 99]
+
+
+DAILY = {"table": "fin.daily", "mode": "overwrite", "overwrite": "partitions", "partition_by": ["day"]}
+
+
+def test_overwrite_partitions_replaces_only_the_days_in_the_file(ws: Workspace) -> None:
+    import datetime as dt
+
+    ws.route("daily", {"bucket": "land", "prefix": "daily/"}, DAILY)
+    d = [dt.date(2026, 1, i) for i in range(1, 5)]
+    parquet(ws, "daily/all.parquet", [{"day": day, "id": i, "v": "old"} for day in d for i in range(3)])
+    ws.ingest(("land", "daily/all.parquet"))
+    # the extract for day 2 again, corrected: 2 rows
+    parquet(ws, "daily/d2.parquet", [{"day": d[1], "id": i, "v": "new"} for i in range(2)])
+    # and in the same batch two extracts of day 3: the later one wins
+    parquet(ws, "daily/d3a.parquet", [{"day": d[2], "id": 0, "v": "a"}])
+    parquet(ws, "daily/d3b.parquet", [{"day": d[2], "id": 0, "v": "b"}, {"day": d[2], "id": 1, "v": "b"}])
+    report = ws.ingest(("land", "daily/d2.parquet"), ("land", "daily/d3a.parquet"), ("land", "daily/d3b.parquet"))
+    assert report.count("committed") == 3
+    rows = sorted(ws.rows("fin.daily"), key=lambda r: (r["day"], r["id"]))
+    by_day: dict[Any, list[str]] = {}
+    for r in rows:
+        by_day.setdefault(r["day"], []).append(r["v"])
+    assert by_day == {d[0]: ["old"] * 3, d[1]: ["new"] * 2, d[2]: ["b", "b"], d[3]: ["old"] * 3}
+    con = open_warehouse(ws.paths.home)
+    assert con.execute("SELECT count(*) FROM fin.daily").fetchone() == (10,)
+    assert len(ws.catalog().load_table("fin.daily").snapshots()) == 2, "one snapshot per batch"
+    # redelivery: nothing changes
+    assert ws.ingest(("land", "daily/d2.parquet")).count("skipped") == 1
+    assert len(ws.rows("fin.daily")) == 10
+
+
+def test_overwrite_table_keeps_only_the_latest_full_extract(ws: Workspace) -> None:
+    ws.route("snap", {"bucket": "land", "prefix": "snap/"},
+             {"table": "fin.snap", "mode": "overwrite", "overwrite": "table"})
+    parquet(ws, "snap/1.parquet", [{"id": i, "v": 1} for i in range(5)])
+    parquet(ws, "snap/2.parquet", [{"id": i, "v": 2} for i in range(3)])
+    ws.ingest(("land", "snap/1.parquet"))
+    assert len(table_rows(ws, "fin.snap")) == 5
+    parquet(ws, "snap/3.parquet", [{"id": i, "v": 3} for i in range(2)])
+    ws.ingest(("land", "snap/2.parquet"), ("land", "snap/3.parquet"))
+    assert [(r["id"], r["v"]) for r in table_rows(ws, "fin.snap")] == [(0, 3), (1, 3)]
+
+
+def test_upsert_into_a_declared_table_with_a_new_column_later(ws: Workspace) -> None:
+    ws.route("deals", {"bucket": "land", "prefix": "deals/"},
+             {**UPSERT, "order_by": "ts", "columns": {"id": "long", "ts": "long", "v": "string"}})
+    parquet(ws, "deals/1.parquet", [{"id": 1, "ts": 5, "v": "a"}, {"id": 2, "ts": 5, "v": "a"}])
+    parquet(ws, "deals/2.parquet", [{"id": 1, "ts": 4, "v": "stale"}, {"id": 2, "ts": 6, "v": "b"}])
+    ws.ingest(("land", "deals/1.parquet"))
+    ws.ingest(("land", "deals/2.parquet"))
+    assert {r["id"]: r["v"] for r in table_rows(ws, "crm.deals")} == {1: "a", 2: "b"}
+    assert summary(ws, "crm.deals")["lakeroute.upsert-stale-rows"] == "1"
+
+
+@pytest.mark.parametrize("mode", ["upsert", "replace", "overwrite"])
+def test_routes_of_one_table_must_agree_on_the_mode(ws: Workspace, mode: str) -> None:
+    from lakeroute.core.errors import ConfigError
+    from lakeroute.core.routes import load_routes
+
+    other: dict[str, Any] = {"table": "crm.deals", "mode": mode}
+    if mode == "upsert":
+        other["key"] = ["id"]
+    if mode == "overwrite":
+        other["overwrite"] = "table"
+    ws.route("a", {"bucket": "land", "prefix": "a/"}, {"table": "crm.deals"})
+    ws.route("b", {"bucket": "land", "prefix": "b/"}, other)
+    with pytest.raises(ConfigError, match="mode"):
+        load_routes(ws.paths.routes)
+
+
+def test_a_commit_that_lands_between_plan_and_commit_makes_the_merge_run_again(
+        ws: Workspace, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A concurrent upsert of the same keys lands after our plan: ours is rejected, planned
+    again on the fresh table, and the newer row wins either way."""
+    from lakeroute.core import commit as commit_mod
+
+    ws.route("deals", {"bucket": "land", "prefix": "deals/"}, {**UPSERT, "order_by": "ts"})
+    parquet(ws, "deals/base.parquet", [{"id": i, "ts": 0, "v": "base"} for i in range(4)])
+    ws.ingest(("land", "deals/base.parquet"))
+    parquet(ws, "deals/ours.parquet", [{"id": 1, "ts": 5, "v": "ours"}, {"id": 2, "ts": 5, "v": "ours"}])
+    parquet(ws, "deals/theirs.parquet", [{"id": 2, "ts": 9, "v": "theirs"}, {"id": 3, "ts": 9, "v": "theirs"}])
+    plan = commit_mod.plan_changes
+    calls = []
+
+    def plan_then_someone_commits(*args, **kwargs):  # noqa: ANN002, ANN003, ANN202
+        plan(*args, **kwargs)
+        calls.append(1)
+        if len(calls) == 1:
+            monkeypatch.setattr(commit_mod, "plan_changes", plan)
+            assert ws.ingest(("land", "deals/theirs.parquet")).count("committed") == 1
+            monkeypatch.setattr(commit_mod, "plan_changes", plan_then_someone_commits)
+
+    monkeypatch.setattr(commit_mod, "plan_changes", plan_then_someone_commits)
+    report = ws.ingest(("land", "deals/ours.parquet"))
+    assert report.count("committed") == 1 and report.commits[0]["attempts"] == 2, report.commits
+    got = {r["id"]: r["v"] for r in table_rows(ws, "crm.deals")}
+    assert got == {0: "base", 1: "ours", 2: "theirs", 3: "theirs"}
+    table = ws.catalog().load_table("crm.deals")
+    referenced = {t.file.file_path.removeprefix("file://") for snap in table.snapshots()
+                  for t in table.scan(snapshot_id=snap.snapshot_id).plan_files()}
+    written = {str(p) for p in ws.paths.home.rglob("*.parquet")}
+    assert written == referenced, "the rejected attempt's files were deleted, the others kept"
