@@ -23,7 +23,7 @@ def table_rows(ws: Workspace, table: str, *, by: str = "id") -> list[dict[str, A
     """The rows as PyIceberg reads them, checked against DuckDB's iceberg_scan."""
     ours = sorted(ws.rows(table), key=lambda r: r[by])
     con = open_warehouse(ws.paths.home)
-    theirs = con.execute(f"SELECT * FROM {table} ORDER BY {by}").fetch_arrow_table().to_pylist()
+    theirs = con.execute(f"SELECT * FROM {table} ORDER BY {by}").fetch_arrow_table().to_pylist()  # noqa: S608 (test tables)
     assert theirs == ours, "DuckDB iceberg_scan disagrees with PyIceberg"
     return ours
 
@@ -272,3 +272,42 @@ def test_a_commit_that_lands_between_plan_and_commit_makes_the_merge_run_again(
                   for t in table.scan(snapshot_id=snap.snapshot_id).plan_files()}
     written = {str(p) for p in ws.paths.home.rglob("*.parquet")}
     assert written == referenced, "the rejected attempt's files were deleted, the others kept"
+
+
+VALIDATE_CASES = [
+    ({"mode": "upsert", "key": ["deal"]}, "SELECT id, amount FROM source",
+     "target.key: key column 'deal' is not in the result of the SQL"),
+    ({"mode": "upsert", "key": ["amount"]}, "SELECT id, amount FROM source",
+     "target.key: key column 'amount' is double: a key must be"),
+    ({"mode": "upsert", "key": ["id"], "order_by": "ts"}, "SELECT id, amount FROM source",
+     "target.order_by: order_by column 'ts' is not in the result"),
+    ({"mode": "upsert", "key": ["id"], "order_by": "flag"}, "SELECT id, amount, true AS flag FROM source",
+     "target.order_by: order_by column 'flag' is bool"),
+    ({"mode": "upsert", "key": ["id"], "operation": {"column": "op", "delete": ["D"]}},
+     "SELECT id, amount FROM source", "target.operation: operation column 'op' is not in the result"),
+    ({"mode": "replace"}, "SELECT id, amount, 'x' AS _lakeroute_object FROM source",
+     "sql: _lakeroute_object is set by lakeroute in mode replace"),
+]
+
+
+@pytest.mark.parametrize(("target", "sql", "said"), VALIDATE_CASES, ids=[c[2][:40] for c in VALIDATE_CASES])
+def test_validate_checks_the_mode_columns_against_the_result(ws: Workspace, target: dict, sql: str,
+                                                             said: str) -> None:
+    from tests.integration.test_cli import run
+
+    ws.route("m", {"bucket": "land", "prefix": "m/", "columns": {"id": "long", "amount": "double"}},
+             {"table": "crm.m", **target}, sql)
+    code, out, err = run(ws, "validate")
+    errors = [ln for ln in err.splitlines() if ln.startswith("error: ")]
+    assert code == 2 and len(errors) == 1 and said in errors[0], out + err
+
+
+def test_validate_accepts_a_cdc_route_with_declared_columns(ws: Workspace) -> None:
+    from tests.integration.test_cli import run
+
+    ws.route("cdc", {"bucket": "land", "prefix": "c/", "columns": {"id": "long", "ts": "long", "op": "string"}},
+             {"table": "crm.c", "mode": "upsert", "key": ["id"], "order_by": "ts",
+              "operation": {"column": "op", "delete": ["D"]}, "columns": {"id": "long", "ts": "long"}},
+             "SELECT id, ts, op FROM source")
+    code, out, err = run(ws, "validate")
+    assert code == 0, out + err

@@ -25,7 +25,7 @@ from .engine import (
 )
 from .errors import ObjectError
 from .objects import SourceObject
-from .routes import Route, partition_column
+from .routes import OBJECT_COLUMN, Route, partition_column
 from .types import cast_column, table_type
 
 if TYPE_CHECKING:
@@ -83,7 +83,10 @@ def result_problems(route: Route, result: pa.Schema) -> list[Finding]:
     """What fails every object at ingest with this result: a column type with no Iceberg
     counterpart, two columns of one name (in any case), a column the declared table lacks, a
     partition column the result lacks when the table takes its schema from the result."""
-    problems: list[Finding] = []
+    problems: list[Finding] = mode_problems(route, result)
+    op = route.target.operation
+    if op is not None and op.column in result.names:  # read, never written
+        result = result.remove(result.get_field_index(op.column))
     for f in result:
         try:
             table_type(f.type, route.name, f.name)
@@ -108,6 +111,35 @@ def result_problems(route: Route, result: pa.Schema) -> list[Finding]:
                              "in the result of the SQL, and the table takes its schema from the "
                              "result (no target.columns); select it in the SQL or declare "
                              "target.columns"))
+    return problems
+
+
+def mode_problems(route: Route, result: pa.Schema) -> list[Finding]:
+    """The write mode's columns against the result: keys, order_by, the operation column."""
+    import pyarrow.types as pt
+
+    t = route.target
+    problems: list[Finding] = []
+    for k in t.key or []:
+        if k not in result.names:
+            problems.append(("target.key", f"key column {k!r} is not in the result of the SQL; "
+                             "select it (upsert matches rows by it)"))
+        elif pt.is_nested(result.field(k).type) or pt.is_floating(result.field(k).type):
+            problems.append(("target.key", f"key column {k!r} is {result.field(k).type}: a key must "
+                             "be a string, integer, decimal, date, timestamp or uuid"))
+    if t.order_by is not None:
+        if t.order_by not in result.names:
+            problems.append(("target.order_by", f"order_by column {t.order_by!r} is not in the result "
+                             "of the SQL; select it"))
+        elif pt.is_nested(result.field(t.order_by).type) or pt.is_boolean(result.field(t.order_by).type):
+            problems.append(("target.order_by", f"order_by column {t.order_by!r} is "
+                             f"{result.field(t.order_by).type}: use a number, timestamp, date or string"))
+    if t.operation is not None and t.operation.column not in result.names:
+        problems.append(("target.operation", f"operation column {t.operation.column!r} is not in the "
+                         "result of the SQL; select it"))
+    if t.mode == "replace" and OBJECT_COLUMN in result.names:
+        problems.append(("sql", f"{OBJECT_COLUMN} is set by lakeroute in mode replace; do not "
+                         "select it"))
     return problems
 
 

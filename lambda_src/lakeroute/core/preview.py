@@ -6,8 +6,9 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from .engine import Engine
+from .modes import table_result
 from .objects import SourceObject
-from .routes import Route
+from .routes import OBJECT_COLUMN, Route
 from .staging import align
 from .types import table_schema
 
@@ -33,11 +34,11 @@ def preview_route(route: Route, obj: SourceObject, catalog: Catalog, limit: int 
     name = route.target.table
     exists = catalog.table_exists(name)
     with Engine(prepare_next=False).run(route, obj) as reader:
-        result = table_schema(reader.schema, route.name)
+        result = table_result(route.target, table_schema(reader.schema, route.name))
         if exists:
             schema = catalog.load_table(name).schema()
-        elif route.target.columns is not None:
-            schema = declared_schema(route.target.columns)
+        elif route.target.all_columns is not None:
+            schema = declared_schema(route.target.all_columns)
         else:
             schema = iceberg_schema(result)
         have = {f.name for f in schema.fields}
@@ -47,8 +48,12 @@ def preview_route(route: Route, obj: SourceObject, catalog: Catalog, limit: int 
             arrow = pa.schema([*arrow, *[result.field(n) for n in new]])
         batches: list[pa.RecordBatch] = []
         count = 0
+        op = route.target.operation
+        fill = {OBJECT_COLUMN: f"{route.source.bucket}/{obj.key}"}
         for batch in reader:
-            aligned = align(batch, arrow, route.name)
+            if op is not None and op.column in batch.schema.names:
+                batch = batch.drop_columns([op.column])
+            aligned = align(batch, arrow, route.name, fill)
             count += aligned.num_rows
             if sum(b.num_rows for b in batches) < limit:
                 batches.append(aligned.slice(0, limit))
@@ -56,7 +61,7 @@ def preview_route(route: Route, obj: SourceObject, catalog: Catalog, limit: int 
     if not exists:
         plan = f"a commit would create table {name} ({len(arrow)} columns)"
     elif new:
-        plan = f"a commit would append to {name} and add column(s) {', '.join(new)}"
+        plan = f"a commit would write to {name} and add column(s) {', '.join(new)}"
     else:
-        plan = f"a commit would append {count} row(s) to {name}"
+        plan = f"a commit would write {count} row(s) to {name}"
     return Preview(sample, count, plan + f" (mode {route.target.mode}); nothing was committed")

@@ -144,6 +144,9 @@ class Target(_Strict):
         if self.mode == "overwrite" and self.overwrite is None:
             raise ValueError("mode 'overwrite' needs overwrite: partitions (replace the partitions "
                              "present in the file) or overwrite: table")
+        if self.overwrite == "partitions" and not self.partition_by:
+            raise ValueError("overwrite: partitions needs partition_by (an unpartitioned table "
+                             "has one partition); for the whole table write overwrite: table")
         if self.mode != "overwrite" and self.overwrite is not None:
             raise ValueError(f"overwrite: {self.overwrite} applies to mode 'overwrite' only")
         if self.columns is not None and OBJECT_COLUMN in self.columns:
