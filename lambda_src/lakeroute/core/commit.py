@@ -18,22 +18,25 @@ objects are failed for a retry, which stages them again against the new schema.
 
 from __future__ import annotations
 
+import itertools
 import json
 import logging
 import random
 import time
+import uuid
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from .errors import TransientError
 from .ledger import ROUTES_PROP, SOURCES_PROP, Ledger, reconcile, recorded, snapshot_order
-from .modes import Changes, plan_overwrite, plan_replace
-from .staging import Staged, discard
+from .modes import Changes, plan_overwrite, plan_replace, write_rows
+from .staging import Staged, align, discard
 from .tables import OWN_RETRY_PROPERTIES, same_field_ids
 from .upsert import plan_upsert
 
 if TYPE_CHECKING:
     from pyiceberg.catalog import Catalog
+    from pyiceberg.io import FileIO
     from pyiceberg.manifest import DataFile
     from pyiceberg.table import StagedTable, Table, Transaction
 
@@ -51,6 +54,7 @@ class CommitResult:
     attempts: int
     seconds: float
     restage: list[Staged] = field(default_factory=list)  # files no longer fit: retry the objects
+    rejected: list[tuple[Staged, str]] = field(default_factory=list)  # rows that cannot be written
 
 
 class CommitError(TransientError):
@@ -93,6 +97,7 @@ def commit(catalog: Catalog, table_name: str, staged: list[Staged], ledger: Ledg
     # After an error of unknown outcome our own snapshot may be the one that holds these
     # sources, with these very data files: then they must not be deleted as duplicates.
     outcome_unknown = False
+    rejected: list[tuple[Staged, str]] = []
     while True:
         attempt += 1
         attempt_start = time.monotonic()
@@ -127,16 +132,23 @@ def commit(catalog: Catalog, table_name: str, staged: list[Staged], ledger: Ledg
             if not outcome_unknown and table is not None:
                 discard(table, duplicates)
             return CommitResult(table_name, [], duplicates, None, attempt, time.monotonic() - start,
-                                restage)
-        props = {
-            ROUTES_PROP: ",".join(sorted({s.route for s in todo})),
-            SOURCES_PROP: json.dumps([s.source_id for s in todo], ensure_ascii=False),
-            "lakeroute.rows": str(sum(s.rows for s in todo)),
-        }
+                                restage, rejected)
         changes = Changes()
         try:
             plan_changes(txn, todo, target, changes)
-            props.update(changes.stats)
+            if changes.rejected:
+                out = {id(s) for s, _ in changes.rejected}
+                rejected += changes.rejected
+                todo = [s for s in todo if id(s) not in out]
+                if not todo:
+                    return CommitResult(table_name, [], duplicates, None, attempt,
+                                        time.monotonic() - start, restage, rejected)
+            props = {
+                ROUTES_PROP: ",".join(sorted({s.route for s in todo})),
+                SOURCES_PROP: json.dumps([s.source_id for s in todo], ensure_ascii=False),
+                "lakeroute.rows": str(sum(s.rows for s in todo)),
+                **changes.stats,
+            }
             snapshot = txn.update_snapshot(snapshot_properties=props)
             if changes.deleted:
                 with snapshot.overwrite() as overwrite:
@@ -171,7 +183,7 @@ def commit(catalog: Catalog, table_name: str, staged: list[Staged], ledger: Ledg
             if not outcome_unknown and table is not None:
                 discard(table, duplicates)
             return CommitResult(table_name, todo, duplicates, snap, attempt, time.monotonic() - start,
-                                restage)
+                                restage, rejected)
         base = max(base_delay, time.monotonic() - attempt_start)
         delay = random.uniform(0, min(max_delay, base * 2 ** (attempt - 1)))
         out_of_time = deadline is not None and time.monotonic() + delay > deadline
@@ -198,7 +210,46 @@ def plan_changes(txn: Transaction, todo: list[Staged], target: Target | None, ch
         plan_overwrite(txn, io, todo, changes, whole_table=target.overwrite == "table")
     else:
         changes.added += [df for s in todo for df in s.data_files]
+        _write_tails(txn, io, todo, changes)
     changes.planned = True
+
+
+def _write_tails(txn: Transaction, io: FileIO, todo: list[Staged], changes: Changes) -> None:
+    """The batch's small objects (and large objects' last chunks) in shared data files.
+
+    Written inside the attempt, for exactly the objects it commits and with the schema it
+    commits (cast by name: field ids always match); a rejected attempt deletes them.
+    """
+    import pyarrow as pa
+
+    tails = [s for s in sorted(todo, key=lambda s: s.order) if s.tail is not None]
+    if not tails:
+        return
+    schema = txn.table_metadata.schema().as_arrow()
+    write_uuid, counter = uuid.uuid4(), itertools.count()
+
+    def rows(of: list[Staged]) -> pa.Table:
+        return pa.Table.from_batches([align(b, schema, s.route) for s in of
+                                      for b in s.tail.to_batches()], schema=schema)  # type: ignore[union-attr]
+
+    try:
+        new = write_rows(txn, io, rows(tails), write_uuid, counter)
+    except OSError:
+        raise  # the store, not the rows: the whole commit is retried
+    except Exception:
+        # Some object's rows cannot be written (staging checks the known cases): find it by
+        # writing each alone, so that only it fails and the others commit.
+        new = []
+        for s in tails:
+            try:
+                new += write_rows(txn, io, rows([s]), write_uuid, counter)
+            except OSError:
+                _delete(txn, new)
+                raise
+            except Exception as e:
+                changes.rejected.append((s, f"write: {type(e).__name__}: {' '.join(str(e).split())[:300]}"))
+    changes.written += new
+    changes.added += new
 
 
 def _delete(txn: Transaction, files: list[DataFile]) -> None:

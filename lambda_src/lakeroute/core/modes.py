@@ -50,6 +50,7 @@ class Changes:
     unused: list[DataFile] = field(default_factory=list)  # staged, superseded within the batch
     stats: dict[str, str] = field(default_factory=dict)  # snapshot summary additions
     planned: bool = False  # complete: the commit may be sent
+    rejected: list[tuple[Staged, str]] = field(default_factory=list)  # objects whose rows cannot be written
 
 
 def table_result(target: Target, result: pa.Schema) -> pa.Schema:

@@ -44,6 +44,8 @@ if TYPE_CHECKING:
 log = logging.getLogger("lakeroute.pipeline")
 
 _ORDER = itertools.count()
+# Objects' rows held in memory for shared data files (mode append): past this, commit early.
+SHARED_BYTES = 128 * 1024 * 1024
 # Stages whose unforeseen errors are about the infrastructure, not the object: retry.
 _INFRA_STAGES = ("table", "ledger")
 
@@ -168,7 +170,8 @@ class Pipeline:
                 if progress is not None:  # once per object, as it is read (None: staged for commit)
                     progress(outcome)
                 for name, plan in list(plans.items()):
-                    if len(plan.staged) >= self.group_size:
+                    if (len(plan.staged) >= self.group_size
+                            or sum(s.tail_bytes for _, s in plan.staged) >= SHARED_BYTES):
                         report.outcomes.extend(self._commit_group(name, plans.pop(name), report))
             while plans:
                 name, plan = plans.popitem()
@@ -324,14 +327,32 @@ class Pipeline:
             plan.provisional = provisional_table(self.catalog, plan.target, result)
             plan.metadata = plan.provisional.metadata
 
+    def _quarantine_late(self, ref: ObjectRef, staged: Staged, why: str) -> Outcome:
+        """An object whose rows the commit could not write: quarantined like any other (its
+        version resolved again, for the copy); the rest of the batch has committed."""
+        obj: SourceObject | None = None
+        try:
+            obj = self.source.resolve(ref.bucket, ref.key, ref.version)
+        except Exception as e:  # the record still says what happened; the original is in its bucket
+            log.warning("could not resolve %s/%s again for its quarantine copy: %s", ref.bucket, ref.key, e)
+        try:
+            return self._quarantine(ref, obj, None, ObjectError("write", f"route {staged.route}: {why}",
+                                                                staged.route), staged.table)
+        finally:
+            if obj is not None:
+                try:
+                    self.source.release(obj)
+                except Exception as e:
+                    log.warning("could not release %s: %s", obj.uri, e)
+
     def _quarantine(self, ref: ObjectRef, obj: SourceObject | None, route: Route | None,
-                    e: ObjectError) -> Outcome:
+                    e: ObjectError, table_name: str | None = None) -> Outcome:
         if e.route is None and route is not None:
             e.route = route.name
         if obj is not None and obj.path and obj.path != obj.uri:
             # The reader names lakeroute's scratch copy; the record names the object.
             e.message = e.message.replace(obj.path, f"{obj.bucket}/{obj.key}")
-        table = route.target.table if route else None
+        table = route.target.table if route else table_name
         try:
             where = self.quarantine.put(ref.bucket, ref.key, obj, e, table)
         except Exception as q:  # not quarantined: let the caller retry the object, never drop it
@@ -370,9 +391,12 @@ class Pipeline:
                                "seconds": round(result.seconds, 4)})
         committed = {id(s) for s in result.committed}
         again = {id(s) for s in result.restage}
+        rejected = {id(s): why for s, why in result.rejected}
         outcomes = []
         for ref, s in group:
-            if id(s) in committed:
+            if id(s) in rejected:
+                outcomes.append(self._quarantine_late(ref, s, rejected[id(s)]))
+            elif id(s) in committed:
                 outcomes.append(Outcome(ref, "committed", f"{s.rows} rows", s.route, name, s.rows, s.source_id,
                                         seconds=s.seconds))
             elif id(s) in again:

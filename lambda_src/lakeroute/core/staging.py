@@ -55,6 +55,13 @@ class Staged:
     # mode upsert: the rows (table-aligned, plus the delete flag) in local scratch files, in
     # file order; the commit merges them with the table instead of adding them as they are.
     local_files: list[str] = field(default_factory=list)
+    # mode append: the object's last (for a small object: only) chunk, kept in memory and
+    # written at commit time into data files shared with the batch's other objects.
+    tail: pa.Table | None = None
+
+    @property
+    def tail_bytes(self) -> int:
+        return 0 if self.tail is None else self.tail.nbytes
 
 
 def align(batch: pa.RecordBatch, schema: pa.Schema, route: str,
@@ -103,6 +110,9 @@ class Writer:
         self.counter = itertools.count(0)
         self.arrow_schema = self.metadata.schema().as_arrow()
         self.target = target
+        # Append tables share data files across a batch's objects (fewer, bigger files);
+        # replace and overwrite keep an object's rows in its own files (found by them).
+        self.shared = target is None or target.mode == "append"
 
     def _write(self, tbl: pa.Table) -> list[DataFile]:
         from pyiceberg.io.pyarrow import _dataframe_to_data_files
@@ -158,9 +168,16 @@ class Writer:
                     if pool is None:
                         pool = ThreadPoolExecutor(1, thread_name_prefix="lakeroute-writer")
                     pending = pool.submit(self._write, tbl)
-            last = self._write(take()) if chunk else []  # meanwhile, the in-flight chunk too
-            collect()
-            staged.data_files.extend(last)
+            if chunk and self.shared:
+                staged.tail = take()  # written with the batch's other tails, at commit
+                check_writable(staged.tail, self.metadata.schema(), staged.route)
+                collect()
+            else:
+                last = self._write(take()) if chunk else []  # meanwhile, the in-flight chunk too
+                collect()
+                staged.data_files.extend(last)
+            if not staged.data_files:
+                staged.schema = None  # no file carries field ids: the commit aligns the tail
         except BaseException:
             if pending is not None:  # let it finish, so that its files are deleted below
                 with contextlib.suppress(BaseException):
@@ -170,6 +187,33 @@ class Writer:
         finally:
             if pool is not None:
                 pool.shutdown(wait=True)
+
+
+def check_writable(tbl: pa.Table, schema: Schema, route: str) -> None:
+    """What writing ``tbl`` would reject, checked now, while the failure is this object's:
+    the column bounds PyIceberg serializes into the manifest (a decimal wider than its type,
+    an infinite timestamp or date)."""
+    import pyarrow.compute as pc
+    from pyiceberg.conversions import to_bytes
+    from pyiceberg.types import PrimitiveType
+
+    for f in schema.fields:
+        if not isinstance(f.field_type, PrimitiveType) or f.name not in tbl.column_names:
+            continue
+        col = tbl.column(f.name)
+        if col.null_count == len(col):
+            continue
+        try:
+            bounds = pc.min_max(col)
+            for which in ("min", "max"):
+                value = bounds[which].as_py()
+                if value is not None:
+                    to_bytes(f.field_type, value)
+        except (ValueError, OverflowError, TypeError) as e:
+            raise ObjectError("write", f"route {route}: column {f.name}: a value cannot be written as "
+                              f"{f.field_type}: {' '.join(str(e).split())[:200]}", route) from e
+        except NotImplementedError:  # min/max not defined for this Arrow type: the writer tells
+            continue
 
 
 DELETE_FLAG = "__lakeroute_delete"  # mode upsert, in scratch only: the row deletes its key
@@ -227,6 +271,7 @@ def discard(table: Table | None, staged: Iterable[Staged]) -> None:
             with contextlib.suppress(OSError):
                 os.remove(path)
         s.local_files.clear()
+        s.tail = None
         if table is None:
             continue
         for df in s.data_files:
