@@ -18,6 +18,8 @@ from __future__ import annotations
 
 import contextlib
 import datetime as dt
+import heapq
+import itertools
 import os
 import re
 import shutil
@@ -220,6 +222,47 @@ class Engine:
                 shutil.rmtree(spill, ignore_errors=True)
 
 
+class _Alarms:
+    """One daemon thread for every watchdog of the process: a thread per object (what
+    threading.Timer does) costs more than reading a small object."""
+
+    def __init__(self) -> None:
+        self._cv = threading.Condition()
+        self._heap: list[tuple[float, int, _Watchdog]] = []
+        self._ids = itertools.count()
+        self._thread: threading.Thread | None = None
+        self._pid = 0
+
+    def add(self, at: float, dog: _Watchdog) -> None:
+        with self._cv:
+            if self._thread is None or self._pid != os.getpid():  # none yet, or forked
+                self._heap, self._pid = [], os.getpid()
+                self._thread = threading.Thread(target=self._run, name="lakeroute-watchdog", daemon=True)
+                self._thread.start()
+            heapq.heappush(self._heap, (at, next(self._ids), dog))
+            self._cv.notify()
+
+    def _run(self) -> None:
+        while True:
+            with self._cv:
+                while self._heap and self._heap[0][2].cancelled:
+                    heapq.heappop(self._heap)
+                if not self._heap:
+                    self._cv.wait()
+                    continue
+                at, _, dog = self._heap[0]
+                wait = at - time.monotonic()
+                if wait > 0:
+                    self._cv.wait(wait)
+                    continue
+                heapq.heappop(self._heap)
+            if not dog.cancelled:
+                dog._fire()
+
+
+_ALARMS = _Alarms()
+
+
 class _Watchdog:
     """Interrupts DuckDB when an object's time limit passes."""
 
@@ -228,18 +271,22 @@ class _Watchdog:
         self.by_deadline = by_deadline  # the limit is the batch's deadline, not the object's
         self.scrub: tuple[str, str] | None = None  # (scratch path, object) in error messages
         self.fired = False
-        self._con = con
-        self._timer = threading.Timer(seconds, self._fire)
-        self._timer.daemon = True
-        self._timer.start()
+        self.cancelled = False
+        self._con: duckdb.DuckDBPyConnection | None = con
+        _ALARMS.add(time.monotonic() + seconds, self)
 
     def _fire(self) -> None:
+        con = self._con
+        if con is None:
+            return
         self.fired = True
         with contextlib.suppress(Exception):
-            self._con.interrupt()
+            con.interrupt()
 
     def cancel(self) -> None:
-        self._timer.cancel()
+        # The alarm leaves the heap when it reaches the top; it holds no connection meanwhile.
+        self.cancelled = True
+        self._con = None
 
     def error(self, route: Route, e: BaseException) -> LakerouteError:
         if self.fired and self.by_deadline:

@@ -107,6 +107,7 @@ class _Plan:
     writer: Writer | None = None
     staged: list[tuple[ObjectRef, Staged]] = field(default_factory=list)
     blocked: str | None = None  # why nothing may be written (declared types differ from the table's)
+    tail_bytes: int = 0  # the staged objects' rows held in memory for shared data files
 
     @property
     def home(self) -> Table:
@@ -170,8 +171,7 @@ class Pipeline:
                 if progress is not None:  # once per object, as it is read (None: staged for commit)
                     progress(outcome)
                 for name, plan in list(plans.items()):
-                    if (len(plan.staged) >= self.group_size
-                            or sum(s.tail_bytes for _, s in plan.staged) >= SHARED_BYTES):
+                    if len(plan.staged) >= self.group_size or plan.tail_bytes >= SHARED_BYTES:
                         report.outcomes.extend(self._commit_group(name, plans.pop(name), report))
             while plans:
                 name, plan = plans.popitem()
@@ -302,6 +302,7 @@ class Pipeline:
         seen.add(obj.source_id)
         staged.order = next(_ORDER)
         plan.staged.append((ref, staged))
+        plan.tail_bytes += staged.tail_bytes
         return None
 
     def _plan(self, route: Route) -> _Plan:
