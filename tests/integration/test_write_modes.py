@@ -349,3 +349,37 @@ def test_rows_that_fail_to_write_at_commit_quarantine_only_their_object(
     [q] = [o for o in report.outcomes if o.status == "quarantined"]
     assert q.stage == "write" and q.table == "ev.t" and q.quarantined_to
     assert sorted(r["id"] for r in ws.rows("ev.t")) == [0, 1, 2]
+
+
+@pytest.mark.parametrize("target", [
+    {**UPSERT, "order_by": "v"},
+    {"table": "crm.deals", "mode": "replace"},
+    {"table": "crm.deals", "mode": "overwrite", "overwrite": "table"},
+], ids=["upsert", "replace", "overwrite"])
+def test_lost_commit_response_is_detected_in_every_mode(ws: Workspace, target: dict) -> None:
+    """The catalog applied the snapshot, the client saw an error: the retry sees its own
+    snapshot (the sources are in it) and commits nothing again; the files stay."""
+    ws.route("deals", {"bucket": "land", "prefix": "deals/"}, target)
+    parquet(ws, "deals/1.parquet", [{"id": i, "v": 1} for i in range(5)])
+    ws.ingest(("land", "deals/1.parquet"))
+    parquet(ws, "deals/2.parquet", [{"id": i, "v": 2} for i in range(3, 8)])
+    pipe = ws.pipeline()
+    real_commit = pipe.catalog.commit_table
+    calls = {"n": 0}
+
+    def commit_then_lose_response(*args, **kwargs):  # noqa: ANN002, ANN003, ANN202
+        calls["n"] += 1
+        response = real_commit(*args, **kwargs)
+        if calls["n"] == 1:
+            raise ConnectionError("connection reset after the catalog applied the commit")
+        return response
+
+    pipe.catalog.commit_table = commit_then_lose_response  # type: ignore[method-assign]
+    from lakeroute.core.pipeline import ObjectRef
+
+    report = pipe.ingest([ObjectRef("land", "deals/2.parquet")])
+    assert calls["n"] == 1 and report.count("skipped") == 1, report.outcomes
+    want = {"upsert": 8, "replace": 10, "overwrite": 5}[target.get("mode", "")]
+    rows = table_rows(ws, "crm.deals")  # readable: the landed snapshot's files were kept
+    assert len(rows) == want
+    assert ws.ingest(("land", "deals/2.parquet")).count("skipped") == 1
