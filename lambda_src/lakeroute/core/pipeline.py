@@ -27,6 +27,7 @@ from .engine import Engine
 from .errors import ConfigError, LakerouteError, ObjectError, TransientError
 from .journal import Journal, attempts_of
 from .ledger import Ledger, TableState, reconcile, recorded
+from .maintenance import expire_if_due
 from .objects import ObjectSource, Quarantine, SourceObject
 from .routes import Route, RouteTable, Target
 from .schema_plan import plan_table
@@ -360,6 +361,8 @@ class Pipeline:
                     for ref, s in group]
         if result.restage:
             discard(plan.home, result.restage)
+        if result.snapshot_id is not None:  # maintenance (issue 14): bounded metadata, never raises
+            expire_if_due(self.catalog, name, plan.target.maintenance, self.ledger)
         report.commits.append({"table": name, "snapshot_id": result.snapshot_id,
                                "routes": sorted({s.route for s in result.committed}),
                                "files": len(result.committed), "attempts": result.attempts,

@@ -16,6 +16,7 @@ from .model import (
     PRIMITIVE_TYPES,
     TABLE_RE,
     TRANSFORM_RE,
+    Maintenance,
     Route,
     Source,
     Target,
@@ -26,7 +27,7 @@ from .model import (
 
 __all__ = [
     "BUCKET_RE", "DECIMAL_RE", "FORMATS", "IDENT_RE", "NAME_RE", "PRIMITIVE_TYPES", "TABLE_RE",
-    "TRANSFORM_RE", "MetadataProvider", "Route", "RouteTable", "Source", "Target", "check_type",
+    "TRANSFORM_RE", "Maintenance", "MetadataProvider", "Route", "RouteTable", "Source", "Target", "check_type",
     "collect_routes", "could_tie", "cross_check", "format_from_key", "globs_intersect",
     "load_route_file", "load_routes", "parse_route", "partition_column", "route_files",
 ]

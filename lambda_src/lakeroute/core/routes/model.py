@@ -107,6 +107,24 @@ class Operation(_Strict):
 MODES = ("append", "upsert", "replace", "overwrite")
 
 
+class Maintenance(_Strict):
+    """Table maintenance (``core.maintenance``): what ``lakeroute maintain`` and the scheduled
+    maintenance keep the table to, and when an ingest commit expires snapshots by itself.
+
+    Defaults: 128 MB data files (what DuckDB, Athena and Spark read well; one compaction bin
+    of that size fits a 3 GB function); the newest 100 snapshots *and* at most 7 days of them
+    (time travel for a week of hourly loads, a bounded metadata.json); orphans only after 3
+    days (no commit takes that long, so an in-flight one is never harmed).
+    """
+
+    target_file_mb: Annotated[int, Field(ge=1, le=4096)] = 128
+    keep_snapshots: Annotated[int, Field(ge=1, le=100_000)] = 100
+    keep_days: Annotated[float, Field(gt=0, le=36_500)] = 7
+    orphan_days: Annotated[float, Field(ge=1, le=36_500)] = 3
+    # Expire right after an ingest commit once keep_snapshots is passed by a margin (metadata only).
+    auto_expire: bool = True
+
+
 class Target(_Strict):
     table: Annotated[str, Field(pattern=TABLE_RE)]
     # append: add rows; upsert: per key the newest row (by order_by, else the later commit);
@@ -120,6 +138,7 @@ class Target(_Strict):
     partition_by: list[str] = Field(default_factory=list)
     columns: dict[str, str] | None = None
     properties: dict[str, str] = Field(default_factory=dict)
+    maintenance: Maintenance = Field(default_factory=Maintenance)
 
     @model_validator(mode="after")
     def _mode_fields(self) -> Target:
@@ -194,7 +213,8 @@ class Target(_Strict):
         return {"partition_by": self.partition_by, "columns": self.columns,
                 "properties": self.properties, "mode": self.mode, "key": self.key,
                 "order_by": self.order_by, "overwrite": self.overwrite,
-                "operation": None if self.operation is None else self.operation.model_dump()}
+                "operation": None if self.operation is None else self.operation.model_dump(),
+                "maintenance": self.maintenance.model_dump()}
 
 
 class Route(_Strict):
