@@ -32,6 +32,7 @@ from __future__ import annotations
 import logging
 import random
 import time
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
@@ -45,7 +46,7 @@ if TYPE_CHECKING:
     from pyiceberg.table import Table
     from pyiceberg.table.metadata import TableMetadata
 
-    from .routes import Maintenance
+    from .routes import Maintenance, Route
 
 log = logging.getLogger("lakeroute.maintenance")
 MB = 1024 * 1024
@@ -158,7 +159,18 @@ def _expired_only(before: TableMetadata, after: Table, plan: ExpiryPlan, reader:
     keep_ids = [s.snapshot_id for s in after.metadata.snapshots if s.snapshot_id not in expired]
     kept = set(reach(after.metadata, keep_ids, reader).all()) | metadata_files(after.metadata,
                                                                                after.metadata_location)
-    return {p: size for p, size in gone.items() if p not in kept}
+    out = {p: size for p, size in gone.items() if p not in kept}
+    for p in out.keys() & gone_lists(before, plan):  # manifest lists: their size is not in metadata
+        try:
+            out[p] = len(reader.io.new_input(p))
+        except Exception:  # gone already (an earlier run, a concurrent clean-up): counts as 0
+            out[p] = 0
+    return out
+
+
+def gone_lists(metadata: TableMetadata, plan: ExpiryPlan) -> set[str]:
+    expired = set(plan.expire)
+    return {canonical(s.manifest_list) for s in metadata.snapshots if s.snapshot_id in expired}
 
 
 def _expire_with_retries(catalog: Catalog, name: str, table: Table, plan: ExpiryPlan, settings: Maintenance,
@@ -229,3 +241,29 @@ def _delete(table: Table, path: str) -> None:
         pass
     except Exception as e:  # best effort: what stays is an orphan, removed by a later run
         log.warning("could not delete %s: %s", path, e)
+
+
+def settings_by_table(routes: Iterable[Route]) -> dict[str, Maintenance]:
+    """Each routed table's maintenance settings (routes feeding one table agree on them)."""
+    return {r.target.table: r.target.maintenance for r in routes}
+
+
+def maintain_tables(catalog: Catalog, ledger: Ledger, lister: Lister, settings: Mapping[str, Maintenance],
+                    tables: Iterable[str], *, apply: bool, deadline: float | None = None,
+                    done: Callable[[MaintenanceReport], None] | None = None,
+                    ) -> tuple[list[MaintenanceReport], list[str]]:
+    """``maintain_table`` for each table in turn (its route's settings, else the defaults).
+    ``deadline`` (time.monotonic()): no table starts after it; (reports, tables not started)."""
+    from .routes import Maintenance
+
+    reports: list[MaintenanceReport] = []
+    todo = list(tables)
+    while todo:
+        if deadline is not None and time.monotonic() > deadline:
+            break
+        name = todo.pop(0)
+        report = maintain_table(catalog, name, settings.get(name) or Maintenance(), ledger, lister, apply=apply)
+        reports.append(report)
+        if done is not None:
+            done(report)
+    return reports, todo

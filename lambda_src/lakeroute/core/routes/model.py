@@ -111,14 +111,16 @@ class Maintenance(_Strict):
     """Table maintenance (``core.maintenance``): what ``lakeroute maintain`` and the scheduled
     maintenance keep the table to, and when an ingest commit expires snapshots by itself.
 
-    Defaults: 128 MB data files (what DuckDB, Athena and Spark read well; one compaction bin
-    of that size fits a 3 GB function); the newest 100 snapshots *and* at most 7 days of them
-    (time travel for a week of hourly loads, a bounded metadata.json); orphans only after 3
-    days (no commit takes that long, so an in-flight one is never harmed).
+    Defaults: 128 MB data files (what DuckDB, Athena and Spark read well, and one compaction
+    bin of that size fits a 3 GB function); at most the newest 20 snapshots and none older
+    than 7 days: PyIceberg copies the whole metadata several times per commit, so a commit's
+    cost grows with the snapshots kept (~1.5 ms each, benchmarks/ "maintenance"), and 20
+    keeps the 1,000th commit within 1.5x of the 10th; orphans only after 3 days (no commit
+    takes that long, so one in flight is never harmed).
     """
 
     target_file_mb: Annotated[int, Field(ge=1, le=4096)] = 128
-    keep_snapshots: Annotated[int, Field(ge=1, le=100_000)] = 100
+    keep_snapshots: Annotated[int, Field(ge=1, le=100_000)] = 20
     keep_days: Annotated[float, Field(gt=0, le=36_500)] = 7
     orphan_days: Annotated[float, Field(ge=1, le=36_500)] = 3
     # Expire right after an ingest commit once keep_snapshots is passed by a margin (metadata only).
