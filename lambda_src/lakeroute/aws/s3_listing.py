@@ -22,6 +22,8 @@ def s3_lister(s3: Any = None) -> Lister:
         try:
             for page in client.get_paginator("list_objects_v2").paginate(**args):
                 for item in page.get("Contents", []):
+                    if str(item["Key"]).endswith("/"):
+                        continue  # a folder marker (pyarrow's S3 file system writes them), not a file
                     yield FileInfo(f"s3://{bucket}/{item['Key']}", int(item.get("Size", 0)),
                                    item["LastModified"].timestamp())
         except aws_errors() as e:

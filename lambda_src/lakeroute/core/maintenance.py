@@ -250,7 +250,7 @@ def settings_by_table(routes: Iterable[Route]) -> dict[str, Maintenance]:
 
 def maintain_tables(catalog: Catalog, ledger: Ledger, lister: Lister, settings: Mapping[str, Maintenance],
                     tables: Iterable[str], *, apply: bool, deadline: float | None = None,
-                    done: Callable[[MaintenanceReport], None] | None = None,
+                    done: Callable[[MaintenanceReport], None] | None = None, now: float | None = None,
                     ) -> tuple[list[MaintenanceReport], list[str]]:
     """``maintain_table`` for each table in turn (its route's settings, else the defaults).
     ``deadline`` (time.monotonic()): no table starts after it; (reports, tables not started)."""
@@ -262,7 +262,8 @@ def maintain_tables(catalog: Catalog, ledger: Ledger, lister: Lister, settings: 
         if deadline is not None and time.monotonic() > deadline:
             break
         name = todo.pop(0)
-        report = maintain_table(catalog, name, settings.get(name) or Maintenance(), ledger, lister, apply=apply)
+        report = maintain_table(catalog, name, settings.get(name) or Maintenance(), ledger, lister,
+                                apply=apply, now=now)
         reports.append(report)
         if done is not None:
             done(report)
