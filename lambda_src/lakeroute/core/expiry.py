@@ -55,16 +55,17 @@ def plan_expiry(metadata: TableMetadata, keep_snapshots: int, keep_days: float, 
     return ExpiryPlan(expire, len(snaps), metadata.current_snapshot_id)
 
 
-def due(metadata: TableMetadata, keep_snapshots: int, keep_days: float, now_ms: int) -> bool:
-    """Whether an automatic expiry is worth a commit: the count passed ``keep_snapshots`` by a
-    margin (a tenth, at least 5), or the oldest snapshot is a day past ``keep_days``. The
-    margin makes one expiry commit per many ingest commits instead of one per commit."""
+def due(metadata: TableMetadata, keep_snapshots: int, keep_days: float, now_ms: int, added: int = 0) -> bool:
+    """Whether an automatic expiry is worth a commit: the count (plus ``added`` snapshots not
+    in ``metadata``) passed ``keep_snapshots`` by a margin (a tenth, at least 5), or the oldest
+    snapshot is a day past ``keep_days``. The margin makes one expiry commit per several
+    ingest commits instead of one per commit."""
     snaps = metadata.snapshots
-    if len(snaps) <= 1:
+    if len(snaps) + added <= 1:
         return False
-    if len(snaps) > keep_snapshots + max(5, keep_snapshots // 10):
+    if len(snaps) + added > keep_snapshots + max(5, keep_snapshots // 10):
         return True
-    oldest = min(s.timestamp_ms for s in snaps)
+    oldest = min((s.timestamp_ms for s in snaps), default=now_ms)
     return oldest < now_ms - int((keep_days + 1) * DAY_MS)
 
 

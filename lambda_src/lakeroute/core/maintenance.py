@@ -200,15 +200,22 @@ def _expire_with_retries(catalog: Catalog, name: str, table: Table, plan: Expiry
 
 
 def expire_if_due(catalog: Catalog, name: str, settings: Maintenance, ledger: Ledger,
-                  now: float | None = None) -> ExpiryPlan | None:
+                  now: float | None = None, before: Table | None = None) -> ExpiryPlan | None:
     """The automatic expiry after an ingest commit (module docstring). Never raises: a
-    failure is logged and left to the next commit or to ``lakeroute maintain``."""
+    failure is logged and left to the next commit or to ``lakeroute maintain``.
+
+    ``before``: the table as loaded before the commit, if at hand: when it plus the one new
+    snapshot is not due, the table is not loaded again (most commits).
+    """
     if not settings.auto_expire:
         return None
     try:
         from pyiceberg.exceptions import CommitFailedException
 
         now_ms = int((time.time() if now is None else now) * 1000)
+        if before is not None and not due(before.metadata, settings.keep_snapshots, settings.keep_days,
+                                          now_ms, added=1):
+            return None
         table = catalog.load_table(name)
         if not due(table.metadata, settings.keep_snapshots, settings.keep_days, now_ms):
             return None

@@ -362,7 +362,7 @@ class Pipeline:
         if result.restage:
             discard(plan.home, result.restage)
         if result.snapshot_id is not None:  # maintenance (issue 14): bounded metadata, never raises
-            expire_if_due(self.catalog, name, plan.target.maintenance, self.ledger)
+            expire_if_due(self.catalog, name, plan.target.maintenance, self.ledger, before=plan.table)
         report.commits.append({"table": name, "snapshot_id": result.snapshot_id,
                                "routes": sorted({s.route for s in result.committed}),
                                "files": len(result.committed), "attempts": result.attempts,
