@@ -215,19 +215,38 @@ def test_exactly_once_after_compaction_and_expiry(ws: Workspace) -> None:
     assert sorted_rows(ws) == rows
 
 
-def test_a_fresh_ledger_after_expiry_knows_only_the_retained_snapshots(ws: Workspace) -> None:
-    """The documented limit (README, Maintenance): expiry removes the summaries that named the
-    objects, so a ledger rebuilt from the table cannot know them. With keep_snapshots 2 the
-    newest append is retained: its object is still skipped; the older ones come in again."""
-    keys = setup(ws, 4, {"auto_expire": False})
-    maintain_table(ws.catalog(), TABLE, Maintenance(keep_snapshots=2, target_file_mb=1), ledger(ws),
-                   local_lister, apply=True)  # keeps the compaction and the newest append
+def test_a_rebuilt_ledger_learns_the_expired_snapshots_from_the_archive(ws: Workspace) -> None:
+    """Expiry removes the summaries that named the objects; it archives them first
+    (core.archive), so a ledger rebuilt from the table (ledger.db deleted) still skips every
+    object: automatic expiries during ingest, then maintain with keep_snapshots 1."""
+    from lakeroute.core.archive import PREFIX, chain, consolidate
+
+    keys = setup(ws, 14, {"keep_snapshots": 1})  # auto-expiry at 7 snapshots: twice
+    table = ws.catalog().load_table(TABLE)
+    assert [len(d["entries"]) for _, d in chain(table)] == [6, 6], "one archive file per automatic expiry"
+    assert consolidate(table, apply=False)[1] == 1 and len(list(chain(table))) == 2, "a dry run writes nothing"
+    assert consolidate(table, apply=True)[1] == 1, "two files of equal size merge"
+    assert [len(d["entries"]) for _, d in chain(table)] == [12]
+    maintain_table(ws.catalog(), TABLE, Maintenance(keep_snapshots=1), ledger(ws), local_lister, apply=True)
+    table = ws.catalog().load_table(TABLE)
+    files = list(chain(table))
+    print(f"\n[archive] chain after maintain: {[len(d['entries']) for _, d in files]} sources per file")
+    assert [len(d["entries"]) for _, d in files] == [2, 12], "levels: a small newest file stays apart"
+    assert len(table.metadata.snapshots) == 1
+    rows = sorted_rows(ws)
     (ws.paths.home / "ledger.db").unlink()
     again = ws.ingest(*[("landing", k) for k in keys])
-    statuses = {o.ref.key: o.status for o in again.outcomes}
-    print(f"\n[fresh ledger] {statuses}")
-    assert statuses[keys[-1]] == "skipped"
-    assert [statuses[k] for k in keys[:-1]] == ["committed"] * 3
+    assert again.count("skipped") == len(keys), [o.message for o in again.outcomes if o.status != "skipped"]
+    assert sorted_rows(ws) == rows
+    # the archive is referenced: a later maintain (everything "old") keeps the reachable chain
+    later = maintain_table(ws.catalog(), TABLE, Maintenance(keep_snapshots=1), ledger(ws), local_lister,
+                           apply=True, now=time.time() + 10 * 86400)
+    kept = {p for p, _ in chain(ws.catalog().load_table(TABLE))}
+    assert kept and all(Path(canonical(p)).exists() for p in kept)
+    leftovers = [p for p in (location(ws) / "metadata").glob(PREFIX + "*") if canonical(str(p)) not in
+                 {canonical(k) for k in kept}]
+    print(f"[archive] later run: {later.orphans} orphans removed, unreachable archive files left: {leftovers}")
+    assert not leftovers, "merged-away archive files are removed once past the grace period"
 
 
 def test_automatic_expiry_after_ingest_commits(ws: Workspace) -> None:

@@ -6,9 +6,9 @@ maintenance function run, per table, in this order:
 1. reconcile the ledger with the table (``core.ledger``): every source the summaries name is
    in the ledger before expiry can remove a summary;
 2. compaction (``core.compaction``): one REPLACE snapshot, manifests merged in it;
-3. expiry (``core.expiry``) by ``keep_snapshots`` and ``keep_days``, then the files only the
-   expired snapshots referenced are deleted (they were committed, so no commit in flight
-   can want them);
+3. expiry (``core.expiry``) by ``keep_snapshots`` and ``keep_days``, the expired ancestors'
+   sources archived first (``core.archive``), then the files only the expired snapshots
+   referenced are deleted (they were committed, so no commit in flight can want them);
 4. orphans: files under the table location that nothing references and that are older than
    ``orphan_days`` (staged files of interrupted runs, metadata of rejected commits). The grace
    period protects commits in flight: their files are new.
@@ -22,9 +22,8 @@ skips it (the next commit tries again): it never delays or fails ingestion.
 
 Exactly once survives both: expiry removes old ancestors only, and the ledger counts an
 entry of an expired snapshot when it is older than the oldest retained ancestor (see
-``core.ledger``). What it cannot survive is losing the ledger itself: the summaries of
-expired snapshots are gone, so a fresh ledger knows only the retained snapshots' sources
-(README, "Maintenance").
+``core.ledger``). The summaries expiry removes are archived beside the table first, so a
+rebuilt ledger learns them again (``core.archive``).
 """
 
 from __future__ import annotations
@@ -36,6 +35,7 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
+from .archive import consolidate, write_for_expiry
 from .compaction import CompactionResult, compact
 from .expiry import ExpiryPlan, commit_expiry, due, plan_expiry
 from .ledger import Ledger, reconcile
@@ -132,7 +132,10 @@ def maintain_table(catalog: Catalog, name: str, settings: Maintenance, ledger: L
             if apply:
                 _delete(table, path)
             deleted.add(path)
-    refs = referenced(table.metadata, table.metadata_location, reader) | deleted
+    archive, merged = consolidate(table, apply)  # the chain (before a merge) stays referenced
+    if merged:
+        report.notes.append(f"{'merged' if apply else 'would merge'} {merged + 1} source archive files")
+    refs = referenced(table.metadata, table.metadata_location, reader) | deleted | {canonical(p) for p in archive}
     grace = now - settings.orphan_days * 86400
     for f in lister(table.location()):
         path = canonical(f.path)
@@ -183,6 +186,7 @@ def _expire_with_retries(catalog: Catalog, name: str, table: Table, plan: Expiry
     for attempt in range(1, attempts + 1):
         planned_on = table.metadata  # the commit updates the table object in place
         try:
+            write_for_expiry(table, plan.expire)  # before the commit: never an unrecorded expiry
             return planned_on, commit_expiry(table, plan), plan
         except CommitFailedException:
             if attempt == attempts:
@@ -228,6 +232,7 @@ def expire_if_due(catalog: Catalog, name: str, settings: Maintenance, ledger: Le
         # (finding which are unreferenced means reading manifests).
         lists = [s.manifest_list for s in table.metadata.snapshots if s.snapshot_id in set(plan.expire)]
         try:
+            write_for_expiry(table, plan.expire)
             commit_expiry(table, plan)
         except CommitFailedException:
             log.info("automatic expiry of %s skipped: a concurrent commit; the next one retries", name)
