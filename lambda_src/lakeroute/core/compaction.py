@@ -44,6 +44,9 @@ MANIFEST_TARGET_DEFAULT = 8 * 1024 * 1024  # commit.manifest.target-size-bytes
 MANIFESTS_TO_MERGE = 10  # small manifests that make a manifest rewrite worth a commit on its own
 MANIFEST_ENTRIES = 20_000  # entries per rewritten manifest (~10-20 MB of Avro with column stats)
 IN_FLIGHT_BYTES = 256 * 1024 * 1024  # Parquet bytes being rewritten at once (memory bound)
+# Parquet bytes one run rewrites at most (~3-7 min at the 10-25 MB/s a function reaches): a
+# run always finishes within a Lambda's 15 minutes; what is left is the next run's.
+MAX_REWRITE_BYTES = 4 * 1024**3
 
 
 @dataclass
@@ -71,6 +74,7 @@ class CompactionPlan:
     manifests: int = 0
     small_manifests: int = 0
     bins: list[Bin] = field(default_factory=list)
+    deferred: int = 0  # bins left for a later run (MAX_REWRITE_BYTES)
     skipped: str = ""  # why the table is left alone
     entries: dict[str, list[ManifestEntry]] = field(default_factory=dict, repr=False)  # read once
 
@@ -116,7 +120,7 @@ def pack(files: list[DataFile], target: int) -> list[list[DataFile]]:
     return [members for _, members in bins if len(members) > 1]
 
 
-def plan_compaction(table: Table, target_bytes: int) -> CompactionPlan:
+def plan_compaction(table: Table, target_bytes: int, max_bytes: int = MAX_REWRITE_BYTES) -> CompactionPlan:
     from pyiceberg.manifest import ManifestContent
 
     meta = table.metadata
@@ -149,6 +153,15 @@ def plan_compaction(table: Table, target_bytes: int) -> CompactionPlan:
             continue  # older specs' files stay as they are (rewriting would re-partition them)
         small = [f for f in files if int(f.file_size_in_bytes) < small_limit]
         plan.bins += [Bin(partition, members) for members in pack(small, target_bytes)]
+    # Most files removed per byte rewritten first, up to the run's budget.
+    plan.bins.sort(key=lambda b: len(b.files) / max(1, b.bytes), reverse=True)
+    total = 0
+    for i, b in enumerate(plan.bins):
+        total += b.bytes
+        if total > max_bytes and i > 0:
+            plan.deferred = len(plan.bins) - i
+            plan.bins = plan.bins[:i]
+            break
     return plan
 
 

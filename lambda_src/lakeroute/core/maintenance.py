@@ -36,7 +36,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from .archive import consolidate, write_for_expiry
-from .compaction import CompactionResult, compact
+from .compaction import MAX_REWRITE_BYTES, CompactionResult, compact
 from .expiry import ExpiryPlan, commit_expiry, due, plan_expiry
 from .ledger import Ledger, reconcile
 from .references import Lister, ManifestReader, canonical, metadata_files, reach, referenced
@@ -85,6 +85,9 @@ class MaintenanceReport:
                            f"of {p.partitions} partitions: {p.files} -> {after} files")
             else:
                 out.append(f"  compaction: nothing to do ({p.files} data files in {p.partitions} partitions)")
+            if p.deferred:
+                out.append(f"  compaction: {p.deferred} more bins left for the next run (at most "
+                           f"{_mb(MAX_REWRITE_BYTES)} rewritten per run)")
             if p.rewrite_manifests:
                 after_m = f" -> {c.manifests_after}" if c.manifests_after is not None else ""
                 out.append(f"  manifests: {verb('rewrote', 'would rewrite')} {p.manifests}{after_m}")
