@@ -9,6 +9,7 @@ Kinds:
   reference   the reference handler (reference.py) once per ref, in sequence
   floor       pyarrow only: read the input, write the same rows once as zstd Parquet
   coldstart   a fresh process: import, set up, ingest one small file; phases timed
+  maintenance the whole maintenance scenario (scenarios/maintenance.py: commits, maintain)
 
 With ``barrier`` in the spec, the child signals ``<barrier>/ready-<id>`` after its imports
 and waits for ``<barrier>/go`` before timing (concurrency runs start together).
@@ -215,8 +216,14 @@ def run_coldstart(spec: dict[str, Any]) -> dict[str, Any]:
             "statuses": [o.status for o in report.outcomes]}
 
 
+def run_maintenance(spec: dict[str, Any]) -> dict[str, Any]:
+    from scenarios.maintenance import child
+
+    return child(spec)
+
+
 KINDS = {"lakeroute": run_lakeroute, "reference": run_reference, "floor": run_floor,
-         "coldstart": run_coldstart}
+         "coldstart": run_coldstart, "maintenance": run_maintenance}
 
 
 def peak_rss_mb() -> float:

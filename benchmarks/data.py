@@ -99,11 +99,13 @@ class Sizes:
     large_rows: int = 10_800_000  # ~1.07 GB as Arrow (checked after writing)
     large_min_arrow_bytes: int = 1 << 30
     csv_min_bytes: int = 500 * 1024 * 1024
+    maintenance_commits: int = 1000
 
     @classmethod
     def quick(cls) -> Sizes:
         return cls(small_files=30, concurrency_procs=4, concurrency_files=5,
-                   large_rows=600_000, large_min_arrow_bytes=0, csv_min_bytes=24 * 1024 * 1024)
+                   large_rows=600_000, large_min_arrow_bytes=0, csv_min_bytes=24 * 1024 * 1024,
+                   maintenance_commits=120)
 
 
 def _manifest_ok(folder: Path, params: dict) -> bool:

@@ -22,6 +22,12 @@ times are measured inside the child after its imports, except for cold start):
   coldstart    a fresh process imports lakeroute.handler (else pipeline + local) and ingests
                one small file into an existing table; -X importtime breakdown.
                                                                      target: <= 1 s
+  maintenance  1,000 commits of 50 rows into a day/bucket/truncate-partitioned table (default
+               maintenance settings: automatic expiry), then maintain --apply: commit latency
+               at 10/100/1,000 and metadata.json size; files per partition, equal rows and
+               checksums (PyIceberg, DuckDB), DuckDB query speed-up, compaction throughput vs
+               pyarrow reading and rewriting the same files.
+                                   target: commit 1,000 <= 1.5x commit 10; >= 0.5x floor
 
 lakeroute and the floor run --repeat times (default 3; the reference, which is slow, once) and
 ratios use medians. This machine may be shared: each run records the CPU that *other*
@@ -57,9 +63,10 @@ from scenarios.coldstart import scenario_coldstart
 from scenarios.concurrency import scenario_concurrency
 from scenarios.csv import scenario_csv
 from scenarios.large import scenario_large
+from scenarios.maintenance import scenario_maintenance
 from scenarios.small import scenario_small
 
-SCENARIOS = ("small", "large", "csv", "concurrency", "coldstart")
+SCENARIOS = ("small", "large", "csv", "concurrency", "coldstart", "maintenance")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -110,6 +117,8 @@ def main(argv: list[str] | None = None) -> int:
             results["concurrency"] = scenario_concurrency(opt, small_set)
         elif name == "coldstart":
             results["coldstart"] = scenario_coldstart(opt, small_set)
+        elif name == "maintenance":
+            results["maintenance"] = scenario_maintenance(opt)
         log(f"{name}: done in {time.monotonic() - t:.0f} s")
     now = dt.datetime.now(dt.UTC).isoformat(timespec="seconds")
     for sc in results.values():

@@ -164,6 +164,10 @@ class StageConfig:
     # route prefixes and enqueues the objects the ledger does not hold (lost notifications).
     # null: no sweep function and no schedule.
     sweep_interval_minutes: int | None = None
+    # Table maintenance (stacks/maintenance.py): every ``maintenance_interval_minutes`` a function
+    # runs `lakeroute maintain --apply` over the routed tables. null: no function, no schedule
+    # (the automatic expiry after ingest commits still bounds the metadata).
+    maintenance_interval_minutes: int | None = None
     # Optional pinning of the target account/region; otherwise CDK_DEFAULT_ACCOUNT/REGION.
     account: str | None = None
     region: str | None = None
@@ -225,6 +229,8 @@ class StageConfig:
         check(1 <= self.task_max_attempts <= 10, "task_max_attempts", "1..10 attempts per object")
         check(self.sweep_interval_minutes is None or 5 <= self.sweep_interval_minutes <= 1440,
               "sweep_interval_minutes", "null (no sweep) or 5..1440 minutes")
+        check(self.maintenance_interval_minutes is None or 15 <= self.maintenance_interval_minutes <= 10080,
+              "maintenance_interval_minutes", "null (no scheduled maintenance) or 15..10080 minutes")
 
     # ------------------------------------------------------------------ derived values
 
@@ -266,7 +272,8 @@ class StageConfig:
         known = {f.name for f in fields(cls)} - {"name"}
         # Keys whose value may be null: CDK drops null context values on the way in, so they
         # are written in cdk.json (as null) but cannot be required here.
-        optional = {"account", "region", "alarm_email", "large_object_bytes", "sweep_interval_minutes"}
+        optional = {"account", "region", "alarm_email", "large_object_bytes", "sweep_interval_minutes",
+                    "maintenance_interval_minutes"}
         where = f"cdk.json context {STAGES_CONTEXT_KEY}.{name}"
         unknown = sorted(set(raw) - known)
         missing = sorted(known - optional - set(raw))

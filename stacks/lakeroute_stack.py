@@ -25,6 +25,13 @@ from .functions import FunctionSettings, IngestFunction
 from .image import INGEST_CMD, SYNC_CMD
 from .landing import LandingBuckets
 from .large_objects import LargeObjectTier, TaskSize
+from .maintenance import (
+    LEDGER_MAINTAIN_ACTIONS,
+    MAINTAIN_CMD,
+    MAINTAIN_GLUE_ACTIONS,
+    TableMaintenance,
+)
+from .maintenance import ROUTES_SCAN_ACTIONS as MAINTAIN_ROUTES_ACTIONS
 from .monitoring import LargeObjectSignals, MetricsSource, Monitoring
 from .naming import StageNames, output_id, stage_names
 from .network import AZ_COUNT, TaskNetwork
@@ -203,6 +210,22 @@ class LakerouteStack(Stack):
                 interval=Duration.minutes(config.sweep_interval_minutes),
                 queue=self.queue.queue,
             )
+        # Table maintenance: the same `maintain` as the CLI, on a schedule (README, Maintenance).
+        self.maintenance: TableMaintenance | None = None
+        if config.maintenance_interval_minutes is not None:
+            self.maintenance = TableMaintenance(
+                self, "Maintenance",
+                cmd=MAINTAIN_CMD,
+                settings=FunctionSettings(
+                    memory_mb=config.memory_mb,  # one compaction bin (target_file_mb) in memory
+                    timeout=Duration.minutes(15),
+                    ephemeral_storage_mb=512,
+                    environment=environment,
+                    log_retention=config.log_retention,
+                    removal_policy=removal,
+                ),
+                interval=Duration.minutes(config.maintenance_interval_minutes),
+            )
         # Tables are created inside the databases: sync after they exist.
         for db in self.catalog.databases.values():
             self.route_sync.resource.node.add_dependency(db)
@@ -226,6 +249,14 @@ class LakerouteStack(Stack):
             self.catalog.grant(swept, SWEEP_GLUE_ACTIONS)
             self.storage.grant_warehouse_read(swept)
             self.landing.grant_read(swept, SWEEP_LANDING_OBJECT_ACTIONS)
+
+        if self.maintenance is not None:
+            maintainer = self.maintenance.role
+            self.tables.routes.grant(maintainer, *MAINTAIN_ROUTES_ACTIONS)
+            self.tables.ledger.grant(maintainer, *LEDGER_MAINTAIN_ACTIONS)
+            self.catalog.grant(maintainer, MAINTAIN_GLUE_ACTIONS)
+            # rewrites data files, deletes expired and orphan files, lists table locations
+            self.storage.grant_warehouse_read_write(maintainer)
 
         sync = self.route_sync.role
         self.tables.grant_routes_sync(sync)
@@ -309,6 +340,9 @@ class LakerouteStack(Stack):
         if self.sweep is not None:
             output("SweepFunctionName", self.sweep.function.function_name,
                    "reconcile sweep: re-sends landed objects whose notification was lost")
+        if self.maintenance is not None:
+            output("MaintenanceFunctionName", self.maintenance.function.function_name,
+                   "table maintenance: compaction, snapshot expiry, orphan-file removal")
         if self.large_objects is not None:
             tier = self.large_objects
             output("LargeObjectClusterName", tier.cluster.cluster_name,

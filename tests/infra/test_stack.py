@@ -157,8 +157,8 @@ def test_log_groups_have_stage_retention(dev: Synth, prod: Synth) -> None:
     for s in (dev, prod):
         groups = s.resources("AWS::Logs::LogGroup")
         # ingest, sync, provider framework; large-object task, stop handler, VPC flow logs;
-        # the reconcile sweep (prod only)
-        assert len(groups) == 6 + (s.stack.sweep is not None)
+        # the reconcile sweep and the table maintenance (prod only)
+        assert len(groups) == 6 + (s.stack.sweep is not None) + (s.stack.maintenance is not None)
         for group in groups.values():
             assert group["Properties"]["RetentionInDays"] == s.stack.config.log_retention_days
         for fn in s.resources("AWS::Lambda::Function").values():

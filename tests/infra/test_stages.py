@@ -133,7 +133,8 @@ OUTPUT_IDS = {
 def test_outputs_have_stable_names_exported_per_stage(stage: str, request: Any) -> None:
     s: Synth = request.getfixturevalue(stage)
     outputs = s.json["Outputs"]
-    assert set(outputs) == OUTPUT_IDS | ({"SweepFunctionName"} if stage == "prod" else set())  # the sweep: prod only
+    # the sweep and the table maintenance: prod only
+    assert set(outputs) == OUTPUT_IDS | ({"SweepFunctionName", "MaintenanceFunctionName"} if stage == "prod" else set())
     for key, output in outputs.items():
         assert output["Export"]["Name"] == f"lakeroute-{stage}-{key}"
         assert output["Description"]

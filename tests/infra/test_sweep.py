@@ -33,7 +33,8 @@ def sweep_statements(s: Synth) -> dict[str, list[str]]:
 
 def test_prod_sweeps_every_hour_with_the_ingest_environment(prod: Synth) -> None:
     fn_id, fn = function_by_cmd(prod, SWEEP_CMD)
-    rules = [r for r in prod.resources("AWS::Events::Rule").values() if "ScheduleExpression" in r["Properties"]]
+    rules = [r for r in prod.resources("AWS::Events::Rule").values() if "ScheduleExpression" in r["Properties"]
+             and r["Properties"]["Targets"][0]["Arn"] == {"Fn::GetAtt": [fn_id, "Arn"]}]
     assert [r["Properties"]["ScheduleExpression"] for r in rules] == ["rate(1 hour)"]
     assert rules[0]["Properties"]["Targets"][0]["Arn"] == {"Fn::GetAtt": [fn_id, "Arn"]}
     env = fn["Properties"]["Environment"]["Variables"]

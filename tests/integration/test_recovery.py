@@ -53,7 +53,8 @@ def test_reset_asks_then_drops_and_the_next_ingest_lands_everything(ws: Workspac
     assert code == 2 and "--yes" in err and len(ws.rows("ns.o")) == 6
     code, out, err = run(ws, "reset", "ns.o", "--yes")
     print(out.strip())
-    assert code == 0 and "6 rows in 1 data files" in out  # the 3 objects share one file and "3 ledger entries forgotten" in out
+    # the 3 objects of the batch share one data file
+    assert code == 0 and "6 rows in 1 data files" in out and "3 ledger entries forgotten" in out
     assert ws.catalog().table_exists("ns.o") and ws.rows("ns.o") == []
     assert not list((ws.paths.warehouse / "ns" / "o" / "data").glob("*.parquet")) if (
         ws.paths.warehouse / "ns" / "o" / "data").exists() else True

@@ -2,7 +2,8 @@
 
 usage: python -m tests.reliability.worker ROOT GO_FILE MODE BUCKET KEY [KEY ...]
 MODE: normal | crash-after-commit (exit hard after the catalog commit, before the ledger
-update: what a Lambda killed at that instant leaves behind).
+update: what a Lambda killed at that instant leaves behind) | one-by-one (one ingest call,
+so one commit, per key: a steady stream of commits).
 Prints one JSON line: outcomes and the commit figures.
 """
 
@@ -38,7 +39,14 @@ def main(argv: list[str]) -> None:
         pipe.ledger = CrashAfterCommitLedger(str(ws.paths.home / "ledger.db"))
     while not os.path.exists(go):
         time.sleep(0.005)
-    report = pipe.ingest([ObjectRef(bucket, k) for k in keys])
+    if mode == "one-by-one":
+        reports = [pipe.ingest([ObjectRef(bucket, k)]) for k in keys]
+        report = reports[0]
+        for r in reports[1:]:
+            report.outcomes += r.outcomes
+            report.commits += r.commits
+    else:
+        report = pipe.ingest([ObjectRef(bucket, k) for k in keys])
     print(json.dumps({
         "statuses": [o.status for o in report.outcomes],
         "messages": [o.message for o in report.outcomes if o.status != "committed"],

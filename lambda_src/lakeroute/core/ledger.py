@@ -17,7 +17,9 @@ snapshot id, snapshot sequence number). It **counts** only while the table holds
   back snapshot stays void after it, and the snapshot rolled back to, are expired.
 
 ``reconcile`` reads the summaries of ancestors newer than the ledger's watermark (normally
-none to a few) and, after a rollback or for a new table UUID, the retained ancestry once.
+none to a few) and, after a rollback or for a new table UUID, the retained ancestry once,
+with the sources lakeroute's expiry archived for the expired ancestors (``core.archive``):
+a rebuilt ledger knows them too.
 The check per object is a lookup plus a set membership test: no walk of history per object.
 Implementations: ``MemoryLedger`` (tests), ``lakeroute.local.ledger.SqliteLedger``,
 ``lakeroute.aws.ledger.DynamoLedger``.
@@ -133,6 +135,10 @@ def reconcile(table: Table, name: str, ledger: Ledger) -> TableState:
         snap = (meta.snapshot_by_id(snap.parent_snapshot_id)
                 if snap.parent_snapshot_id is not None else None)
     entries.reverse()  # oldest first: a source in two ancestors keeps the newer one
+    if stop is None:  # the whole retained history: also the expired ancestors' (core.archive)
+        from .archive import archived_entries
+
+        entries = archived_entries(table) + entries
     ledger.record(name, state.uuid, entries, Mark(current, seen))
     return state
 

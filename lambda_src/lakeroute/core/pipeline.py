@@ -27,6 +27,7 @@ from .engine import Engine
 from .errors import ConfigError, LakerouteError, ObjectError, TransientError
 from .journal import Journal, attempts_of
 from .ledger import Ledger, TableState, reconcile, recorded
+from .maintenance import expire_if_due
 from .modes import table_result
 from .objects import ObjectSource, Quarantine, SourceObject
 from .routes import Route, RouteTable, Target
@@ -386,6 +387,8 @@ class Pipeline:
             discard(None, staged)  # local scratch (mode upsert) is done with, whatever happened
         if result.restage:
             discard(plan.home, result.restage)
+        if result.snapshot_id is not None:  # maintenance (issue 14): bounded metadata, never raises
+            expire_if_due(self.catalog, name, plan.target.maintenance, self.ledger, before=plan.table)
         report.commits.append({"table": name, "snapshot_id": result.snapshot_id,
                                "routes": sorted({s.route for s in result.committed}),
                                "files": len(result.committed), "attempts": result.attempts,

@@ -17,6 +17,7 @@ from .model import (
     PRIMITIVE_TYPES,
     TABLE_RE,
     TRANSFORM_RE,
+    Maintenance,
     Route,
     Source,
     Target,
@@ -26,8 +27,9 @@ from .model import (
 )
 
 __all__ = [
-    "BUCKET_RE", "DECIMAL_RE", "FORMATS", "IDENT_RE", "NAME_RE", "OBJECT_COLUMN", "PRIMITIVE_TYPES", "TABLE_RE",
-    "TRANSFORM_RE", "MetadataProvider", "Route", "RouteTable", "Source", "Target", "check_type",
+    "BUCKET_RE", "DECIMAL_RE", "FORMATS", "IDENT_RE", "NAME_RE", "OBJECT_COLUMN", "PRIMITIVE_TYPES",
+    "TABLE_RE", "TRANSFORM_RE", "Maintenance", "MetadataProvider", "Route", "RouteTable", "Source",
+    "Target", "check_type",
     "collect_routes", "could_tie", "cross_check", "format_from_key", "globs_intersect",
     "load_route_file", "load_routes", "parse_route", "partition_column", "route_files",
 ]
