@@ -123,6 +123,10 @@ def commit(catalog: Catalog, table_name: str, staged: list[Staged], ledger: Ledg
             SOURCES_PROP: json.dumps([s.source_id for s in todo], ensure_ascii=False),
             "lakeroute.rows": str(sum(s.rows for s in todo)),
         }
+        for prop, count in (("lakeroute.rejected_rows", sum(s.rejected for s in todo)),
+                            ("lakeroute.rescued_rows", sum(s.rescued for s in todo))):
+            if count:  # rows set aside (rejects file) or landed with _rescued_data
+                props[prop] = str(count)
         try:
             # merge_append honours commit.manifest-merge.*: manifests stay bounded over many commits.
             with txn.update_snapshot(snapshot_properties=props).merge_append() as append:
@@ -159,18 +163,14 @@ def commit(catalog: Catalog, table_name: str, staged: list[Staged], ledger: Ledg
 
 
 def _add_new_columns(txn: Transaction, staged: list[Staged]) -> None:
-    """The staged results' columns the table lacks, added in this transaction."""
-    import pyarrow as pa
+    """The staged results' new columns and widened types (``core.policy``), in this transaction."""
+    from .policy import apply_changes, changes_for
 
-    have = {f.name for f in txn.table_metadata.schema().fields}
-    new: dict[str, pa.Field] = {}
-    for s in staged:
-        for f in s.result_schema or ():
-            if f.name not in have:
-                new.setdefault(f.name, f)
-    if new:
+    current = txn.table_metadata.schema()
+    results = [s.result_schema for s in staged if s.result_schema is not None]
+    if changes_for(current, results)[0]:
         with txn.update_schema() as update:
-            update.union_by_name(pa.schema(list(new.values())))
+            apply_changes(update, current, results)
 
 
 def _own_retries(table: Table) -> None:

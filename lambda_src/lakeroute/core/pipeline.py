@@ -28,10 +28,12 @@ from .errors import ConfigError, LakerouteError, ObjectError, TransientError
 from .journal import Journal, attempts_of
 from .ledger import Ledger, TableState, reconcile, recorded
 from .objects import ObjectSource, Quarantine, SourceObject
+from .policy import committed_message, creation_schema, evolve_table, growth, shaped
+from .rejects import RowRejects
 from .routes import Route, RouteTable, Target
 from .schema_plan import plan_table
 from .staging import Staged, Writer, discard
-from .tables import ensure_table, provisional_table, with_new_columns
+from .tables import ensure_table, provisional_table
 from .types import table_schema
 
 if TYPE_CHECKING:
@@ -71,6 +73,9 @@ class Outcome:
     quarantined_to: str | None = None
     stage: str | None = None  # where a quarantined or failed object stopped
     seconds: float = 0.0  # reading, SQL and staging of this object (not the shared commit)
+    rejected: int = 0  # rows set aside (source.on_error: rows), in the rejects file
+    rescued: int = 0  # rows with something in _rescued_data (target.schema: rescue)
+    rejects_to: str | None = None  # where the rejects file is
 
 
 @dataclass
@@ -113,8 +118,8 @@ class _Plan:
         return home
 
     @property
-    def evolve(self) -> bool:
-        return self.target.columns is None
+    def evolve(self) -> bool:  # the commit may change the schema (core.policy.growth)
+        return self.target.schema_policy != "strict"
 
 
 class _Step:
@@ -267,18 +272,19 @@ class Pipeline:
         if fetch is not None:
             obj = fetch(obj)
         staged = Staged(obj.source_id, route.name, name, 0)
+        rejects = RowRejects() if route.source.on_error == "rows" else None
         step.stage = "sql"
         until = None if self.budget is None else self.budget.deadline - self.budget.reserve
-        with self.engine.run(route, obj, until=until) as reader:
+        with self.engine.run(route, obj, until=until, rejects=rejects) as reader:
             step.stage = "schema"
             result = table_schema(reader.schema, route.name)
-            staged.result_schema = result
+            staged.result_schema = growth(route, result)
             step.stage = "table"
-            self._prepare(plan, result)
+            self._prepare(plan, creation_schema(route, result))
             step.stage = "schema"
             if plan.evolve:
                 assert plan.metadata is not None
-                evolved = with_new_columns(plan.home, plan.metadata, result)
+                evolved, staged.changes = evolve_table(plan.home, plan.metadata, route, result)
                 if evolved is not None:
                     plan.metadata, plan.writer = evolved, None
                     if plan.provisional is not None:
@@ -286,12 +292,14 @@ class Pipeline:
             if plan.writer is None:
                 plan.writer = Writer(plan.home, plan.metadata)
             step.stage = "write"
-            plan.writer.stage(reader, staged)
+            plan.writer.stage(shaped(route, plan.writer.arrow_schema, reader, staged, rejects), staged)
         step.stage = "read"
         verify = getattr(self.source, "verify", None)  # optional port step: bytes read == version
         try:
             if verify is not None:
                 verify(obj)
+            if rejects:
+                staged.rejects_to = self._put_rejects(ref, obj, route, staged, rejects)
         except BaseException:
             discard(plan.home, [staged])
             raise
@@ -299,6 +307,25 @@ class Pipeline:
         staged.order = next(_ORDER)
         plan.staged.append((ref, staged))
         return None
+
+    def _put_rejects(self, ref: ObjectRef, obj: SourceObject, route: Route, staged: Staged,
+                     rejects: RowRejects) -> str:
+        """The rejects file, written before the good rows may commit: if it cannot be written,
+        the object is retried, never committed without its rejects."""
+        if staged.rows == 0:
+            raise ObjectError("read", f"route {route.name}: every row was rejected ({rejects.summary()}); "
+                              "nothing of it is committed", route.name)
+        put = getattr(self.quarantine, "put_rejects", None)
+        if put is None:
+            raise TransientError("the quarantine cannot hold rejects files; nothing of it is committed")
+        try:
+            where: str = put(ref.bucket, ref.key, obj, route.name, route.target.table, rejects.jsonl(),
+                             len(rejects))
+        except Exception as e:
+            raise TransientError(f"rejects of {ref.bucket}/{ref.key} could not be written: "
+                                 f"{type(e).__name__}: {_one_line(e)}; it is retried") from e
+        log.warning("%s/%s: %d row(s) rejected -> %s", ref.bucket, ref.key, len(rejects), where)
+        return where
 
     def _plan(self, route: Route) -> _Plan:
         target = route.target
@@ -369,8 +396,9 @@ class Pipeline:
         outcomes = []
         for ref, s in group:
             if id(s) in committed:
-                outcomes.append(Outcome(ref, "committed", f"{s.rows} rows", s.route, name, s.rows, s.source_id,
-                                        seconds=s.seconds))
+                outcomes.append(Outcome(ref, "committed", committed_message(s), s.route, name, s.rows,
+                                        s.source_id, seconds=s.seconds, rejected=s.rejected, rescued=s.rescued,
+                                        rejects_to=s.rejects_to))
             elif id(s) in again:
                 outcomes.append(Outcome(ref, "failed", f"{ref.bucket}/{ref.key}: the schema of {name} "
                                         "changed while it was staged; it will be read again", s.route,

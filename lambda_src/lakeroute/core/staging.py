@@ -46,6 +46,11 @@ class Staged:
     result_schema: pa.Schema | None = None
     order: int = 0  # staging order within the process
     seconds: float = 0.0  # reading, SQL and staging
+    # What the schema policy, rejects and evolution did (core.policy), for the outcome and summary.
+    rescued: int = 0
+    rejected: int = 0
+    rejects_to: str | None = None
+    changes: list[str] = field(default_factory=list)
 
 
 def align(batch: pa.RecordBatch, schema: pa.Schema, route: str) -> pa.RecordBatch:
