@@ -23,6 +23,8 @@ import re
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+from .errors import ObjectError
+
 if TYPE_CHECKING:
     import duckdb
 
@@ -195,6 +197,12 @@ def hinted_view(con: duckdb.DuckDBPyConnection, fmt: str, options: dict[str, Any
         for h, n in present.items():
             cols[n or h] = duck_type(hints[h])
         return reader_sql(fmt, {**options, "columns": cols}, path)
+    if fmt == "csv" and not any(present.values()):
+        # A sniffer that found other columns than any hint names (one column "a;b;c") is far
+        # likelier than a file lacking every hinted column: fail instead of reading NULLs.
+        shown = ", ".join(names[:5])[:200]
+        raise ObjectError("read", f"none of the hinted columns ({', '.join(hints)}) is among the CSV's "
+                          f"columns ({shown}); check options (delim, header) or source.columns")
     if fmt == "csv" and "types" not in options and "columns" not in options:
         typed = {n: duck_type(hints[h]) for h, n in present.items() if n is not None}
         base = reader_sql(fmt, {**options, "types": typed}, path) if typed else plain

@@ -85,8 +85,8 @@ def csv_options(options: dict[str, Any]) -> dict[str, Any]:
 
 def collect_csv(con: duckdb.DuckDBPyConnection, into: RowRejects) -> None:
     """DuckDB's reject table after the read: one Reject per bad line (its errors joined)."""
-    rows = con.execute("SELECT line, column_name, error_type, csv_line, error_message "
-                       "FROM reject_errors ORDER BY line, column_idx").fetchall()
+    rows = _reject_rows(con, "SELECT line, column_name, error_type, csv_line, error_message "
+                             "FROM reject_errors ORDER BY line, column_idx")
     by_line: dict[int, Reject] = {}
     for line, column, kind, text, message in rows:
         reason = f"{kind}: {message}" if kind else str(message)
@@ -128,24 +128,26 @@ def json_line_pass(path: str, options: dict[str, Any], into: RowRejects, *, rout
     try:
         con.execute("SET allowed_paths = ?", [[path, clean]])
         con.execute("SET enable_external_access = false")
-        good, others = con.execute(
-            f"SELECT count(*) FILTER (line IS NOT NULL AND json_type(line) = 'OBJECT'), "  # noqa: S608
-            f"count(*) FILTER (line IS NOT NULL AND json_type(line) <> 'OBJECT') FROM {lines}").fetchone() or (0, 0)
-        for line, text, kinds in con.execute(
-                "SELECT line, any_value(csv_line), list(DISTINCT error_type) "
-                "FROM reject_errors GROUP BY line ORDER BY line").fetchall():
-            into.items.append(Reject(int(line), _json_reason(kinds), text))
+        # count(line) makes DuckDB cast every line (a bare count(*) skips the cast, and with it
+        # the rejects); a JSON object is the one JSON value that starts with '{'.
+        parsed, others = con.execute(
+            f"SELECT count(line), count(line) FILTER (NOT starts_with(ltrim(line::VARCHAR), '{{')) "  # noqa: S608
+            f"FROM {lines}").fetchall()[0]  # fetchall: the rejects are stored when the query ends
+        for line, text, kinds in _reject_rows(con, "SELECT line, any_value(csv_line), list(DISTINCT error_type) "
+                                                   "FROM reject_errors GROUP BY line ORDER BY line"):
+            into.items.append(Reject(int(line), _json_reason(kinds), text.strip("\r\n")))
         if others:  # valid JSON but not an object (an array, a number): no line number from the pass
             for (text,) in con.execute(f"SELECT line::VARCHAR FROM {lines} "  # noqa: S608
-                                       "WHERE line IS NOT NULL AND json_type(line) <> 'OBJECT'").fetchall():
+                                       "WHERE NOT starts_with(ltrim(line::VARCHAR), '{')").fetchall():
                 into.items.append(Reject(None, "a JSON value that is not an object", text))
-        into.good_lines = int(good)
+        good = int(parsed) - int(others)
+        into.good_lines = good
         if not into.items:
             return None
         if good == 0:
             raise ObjectError("read", f"route {route}: no line is a JSON object ({into.summary()}); is it "
                               "newline-delimited JSON? Nothing of it is committed", route)
-        con.execute(f"COPY (SELECT line FROM {lines} WHERE line IS NOT NULL AND json_type(line) = 'OBJECT') "  # noqa: S608
+        con.execute(f"COPY (SELECT line FROM {lines} WHERE starts_with(ltrim(line::VARCHAR), '{{')) "  # noqa: S608
                     f"TO {sql_literal(clean)} (FORMAT csv, header false, quote '', escape '', delim '\x01')")
         return clean
     except duckdb.Error as e:
@@ -158,6 +160,16 @@ def json_line_pass(path: str, options: dict[str, Any], into: RowRejects, *, rout
         if timer is not None:
             timer.cancel()
         con.close()
+
+
+def _reject_rows(con: duckdb.DuckDBPyConnection, query: str) -> list[Any]:
+    """DuckDB creates its reject tables at the first reject: none means no bad line."""
+    import duckdb
+
+    try:
+        return con.execute(query).fetchall()
+    except duckdb.CatalogException:
+        return []
 
 
 def _json_reason(kinds: list[str]) -> str:
