@@ -13,7 +13,7 @@ from functools import partial
 from pathlib import Path
 from typing import NamedTuple
 
-from ..core.checks import Finding, bind_check, name_findings, result_problems
+from ..core.checks import Finding, bind_check, hint_problems, name_findings, policy_findings, result_problems
 from ..core.errors import ObjectError
 from ..core.objects import SourceObject
 from ..core.routes import Route, RouteTable, collect_routes
@@ -93,10 +93,15 @@ def validate_routes(routes_dir: Path, landing: Path) -> Validation:
             elif route.source.columns is not None:
                 message += " (bound against source.columns)"
             problems.append(f"{origin}: sql: {message}")
+        else:
+            if sample is not None:
+                problems += _lines(origin, hint_problems(route, sample))
         finally:
             if sample is not None:
                 source.release(sample)
         errors, warned = name_findings(route, result)
+        policy_errors, policy_warnings = policy_findings(route, result)
+        errors, warned = errors + policy_errors, warned + policy_warnings
         problems += _lines(origin, errors + (result_problems(route, result) if result is not None else []))
         warnings += _lines(origin, warned)
         names = produced.setdefault(route.target.table, set())

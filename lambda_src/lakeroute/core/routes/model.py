@@ -100,6 +100,9 @@ class Source(_Strict):
             raise ValueError("on_error: rows applies to csv and json (a Parquet file has no bad "
                              "lines to set aside); use on_error: file, or target.schema: rescue for "
                              "values that do not cast")
+        if self.on_error == "rows" and self.options.get("ignore_errors"):
+            raise ValueError("on_error: rows sets bad rows aside itself; options.ignore_errors would drop "
+                             "or null them silently: remove it")
         if self.on_error == "rows" and str(self.options.get("format", "newline_delimited")).lower() not in (
                 "newline_delimited", "nd", "auto"):
             raise ValueError("on_error: rows needs one JSON value per line (options.format: "
