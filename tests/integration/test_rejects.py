@@ -112,3 +112,23 @@ def test_clean_files_write_no_rejects_and_cli_shows_counts(ws: Workspace) -> Non
     attempts = {a["key"]: a for a in json.loads(out)}
     assert attempts["x.csv"]["rejected"] == 3 and attempts["ok.csv"]["rejected"] == 0
     assert not list(ws.paths.quarantine.rglob("*ok.csv*"))
+
+
+def test_json_values_contradicting_a_hint_are_rejected_with_line_numbers(ws: Workspace) -> None:
+    ws.route("j", {"bucket": "bkt", "on_error": "rows",
+                   "columns": {"id": "long", "user": "struct<id: long>"}},
+             {"table": "ns.j"}, "SELECT id, user.id AS user_id FROM source")
+    body = (b'{"id": 1, "user": {"id": 10}}\n'
+            b'garbage\n'                               # line 2: not JSON
+            b'{"id": "x", "user": {"id": 11}}\n'       # line 3: id is not a long
+            b'{"id": 4}\n'                             # user absent: NULL, fine
+            b'{"id": 5, "user": {"id": "u-9"}}\n'      # line 5: user.id is not a long
+            b'{"id": null, "user": null}\n')
+    ws.put("bkt", "x.jsonl", body)
+    [o] = ws.ingest(("bkt", "x.jsonl")).outcomes
+    assert (o.status, o.rows, o.rejected) == ("committed", 3, 3), o.message
+    assert sorted((r["id"] or 0, r["user_id"]) for r in ws.rows("ns.j")) == [(0, None), (1, 10), (4, None)]
+    rejects = _rejects(o.rejects_to)
+    assert [(r["line"], r["column"]) for r in rejects] == [(2, None), (3, "id"), (5, "user")]
+    assert rejects[1]["reason"] == "id: not a long (source.columns)"
+    assert rejects[2]["text"] == '{"id": 5, "user": {"id": "u-9"}}'

@@ -207,7 +207,7 @@ class Engine:
         if rows and fmt == "json":
             assert rejects is not None
             clean = json_line_pass(obj.path, options, rejects, route=route.name,
-                                   memory_limit=self.memory_limit, limit=limit)
+                                   memory_limit=self.memory_limit, limit=limit, hints=route.source.columns)
             if clean is not None:  # DuckDB reads the good lines (uncompressed), allowed alone
                 read = replace(obj, path=clean)
                 options = {k: v for k, v in options.items() if k not in ("compression", "ignore_errors")}

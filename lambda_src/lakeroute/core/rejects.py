@@ -98,8 +98,38 @@ def collect_csv(con: duckdb.DuckDBPyConnection, into: RowRejects) -> None:
     into.items.extend(by_line.values())
 
 
+def _hint_condition(hints: dict[str, str]) -> tuple[str, list[str]]:
+    """SQL over a ``line`` (JSON) true when a hinted top-level field holds a value that does
+    not cast to its hint (what would fail ``read_json(columns := …)``), and per hint its test.
+    Names and paths are quoted literals; types are validated hints."""
+    from .engine import sql_literal
+    from .hints import parse_type
+
+    tests = []
+    for name, text in hints.items():
+        t = parse_type(text)
+        value = f"json_extract(line, {sql_literal('$.' + json.dumps(name))})"
+        source = value if t.nested else f"json_extract_string(line, {sql_literal('$.' + json.dumps(name))})"
+        # TRY(CAST(…)), not TRY_CAST: a struct with a bad field is NULL, not a struct of NULLs.
+        tests.append(f"(json_type({value}) <> 'NULL' AND TRY(CAST({source} AS {t.duck()})) IS NULL)")
+    return (" OR ".join(tests) or "false"), tests
+
+
+def _physical(numbers: list[int], skipped: list[int]) -> list[int]:
+    """Row numbers of the line read (which skips the rejected lines) as line numbers."""
+    out = []
+    for n in numbers:
+        line = n
+        for s in skipped:  # sorted
+            if s <= line:
+                line += 1
+        out.append(line)
+    return out
+
+
 def json_line_pass(path: str, options: dict[str, Any], into: RowRejects, *, route: str,
-                   memory_limit: str | None = None, limit: float | None = None) -> str | None:
+                   memory_limit: str | None = None, limit: float | None = None,
+                   hints: dict[str, str] | None = None) -> str | None:
     """Find the bad lines of a newline-delimited JSON object; return the path of a clean copy
     (the good lines) when there are any bad ones, else None (read the object as it is).
 
@@ -130,9 +160,10 @@ def json_line_pass(path: str, options: dict[str, Any], into: RowRejects, *, rout
         con.execute("SET enable_external_access = false")
         # count(line) makes DuckDB cast every line (a bare count(*) skips the cast, and with it
         # the rejects); a JSON object is the one JSON value that starts with '{'.
-        parsed, others = con.execute(
-            f"SELECT count(line), count(line) FILTER (NOT starts_with(ltrim(line::VARCHAR), '{{')) "  # noqa: S608
-            f"FROM {lines}").fetchall()[0]  # fetchall: the rejects are stored when the query ends
+        mistyped, tests = _hint_condition(hints or {})
+        parsed, others, contradicting = con.execute(
+            f"SELECT count(line), count(line) FILTER (NOT starts_with(ltrim(line::VARCHAR), '{{')), "  # noqa: S608
+            f"count(line) FILTER ({mistyped}) FROM {lines}").fetchall()[0]  # fetchall: rejects stored at the end
         for line, text, kinds in _reject_rows(con, "SELECT line, any_value(csv_line), list(DISTINCT error_type) "
                                                    "FROM reject_errors GROUP BY line ORDER BY line"):
             into.items.append(Reject(int(line), _json_reason(kinds), text.strip("\r\n")))
@@ -140,14 +171,30 @@ def json_line_pass(path: str, options: dict[str, Any], into: RowRejects, *, rout
             for (text,) in con.execute(f"SELECT line::VARCHAR FROM {lines} "  # noqa: S608
                                        "WHERE NOT starts_with(ltrim(line::VARCHAR), '{')").fetchall():
                 into.items.append(Reject(None, "a JSON value that is not an object", text))
-        good = int(parsed) - int(others)
+        keep = "starts_with(ltrim(line::VARCHAR), '{')"
+        if contradicting:  # numbered in file order: one thread, then mapped past the rejected lines
+            con.execute("SET threads = 1")
+            numbered = f"(SELECT row_number() OVER () AS rn, line FROM {lines})"  # noqa: S608
+            found = con.execute(f"SELECT rn, line::VARCHAR, [{', '.join(tests)}] FROM {numbered} "  # noqa: S608
+                                f"WHERE {mistyped}").fetchall()
+            skipped = sorted(r.line for r in into.items if r.line is not None)
+            names = list(hints or {})
+            for (_, text, flags), line in zip(found, _physical([int(r[0]) for r in found], skipped), strict=True):
+                bad = [n for n, f in zip(names, flags, strict=True) if f]
+                into.items.append(Reject(line, "; ".join(f"{n}: not a {(hints or {})[n]} (source.columns)"
+                                                          for n in bad), text, bad[0], "cast"))
+            con.execute("CREATE TEMP TABLE lakeroute_bad AS SELECT unnest(?::BIGINT[]) AS rn",
+                        [[int(r[0]) for r in found]])
+            lines, keep = numbered, keep + " AND rn NOT IN (SELECT rn FROM lakeroute_bad)"  # noqa: S608
+            into.items.sort(key=lambda r: (r.line is None, r.line or 0))
+        good = int(parsed) - int(others) - int(contradicting)
         into.good_lines = good
         if not into.items:
             return None
         if good == 0:
             raise ObjectError("read", f"route {route}: no line is a JSON object ({into.summary()}); is it "
                               "newline-delimited JSON? Nothing of it is committed", route)
-        con.execute(f"COPY (SELECT line FROM {lines} WHERE starts_with(ltrim(line::VARCHAR), '{{')) "  # noqa: S608
+        con.execute(f"COPY (SELECT line FROM {lines} WHERE {keep}) "  # noqa: S608
                     f"TO {sql_literal(clean)} (FORMAT csv, header false, quote '', escape '', delim '\x01')")
         return clean
     except duckdb.Error as e:
