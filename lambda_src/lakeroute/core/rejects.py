@@ -98,21 +98,25 @@ def collect_csv(con: duckdb.DuckDBPyConnection, into: RowRejects) -> None:
     into.items.extend(by_line.values())
 
 
-def _hint_condition(hints: dict[str, str]) -> tuple[str, list[str]]:
-    """SQL over a ``line`` (JSON) true when a hinted top-level field holds a value that does
-    not cast to its hint (what would fail ``read_json(columns := …)``), and per hint its test.
-    Names and paths are quoted literals; types are validated hints."""
+def _hint_condition(hints: dict[str, str]) -> tuple[str, str, list[str]]:
+    """SQL over a ``line`` (JSON): the hinted top-level fields extracted in one parse of the
+    line (``lakeroute_v``), a condition true when one holds a value that does not cast to its
+    hint (what would fail ``read_json(columns := …)``), and per hint its test. Names and paths
+    are quoted literals; types are validated hints."""
     from .engine import sql_literal
     from .hints import parse_type
 
+    if not hints:
+        return "", "false", []
+    paths = ", ".join(sql_literal("$." + json.dumps(name)) for name in hints)
     tests = []
-    for name, text in hints.items():
+    for i, text in enumerate(hints.values(), start=1):
         t = parse_type(text)
-        value = f"json_extract(line, {sql_literal('$.' + json.dumps(name))})"
-        source = value if t.nested else f"json_extract_string(line, {sql_literal('$.' + json.dumps(name))})"
+        value = f"lakeroute_v[{i}]"
+        source = value if t.nested else f"json_extract_string({value}, '$')"
         # TRY(CAST(…)), not TRY_CAST: a struct with a bad field is NULL, not a struct of NULLs.
         tests.append(f"(json_type({value}) <> 'NULL' AND TRY(CAST({source} AS {t.duck()})) IS NULL)")
-    return (" OR ".join(tests) or "false"), tests
+    return f", json_extract(line, [{paths}]) AS lakeroute_v", " OR ".join(tests), tests
 
 
 def _physical(numbers: list[int], skipped: list[int]) -> list[int]:
@@ -160,10 +164,11 @@ def json_line_pass(path: str, options: dict[str, Any], into: RowRejects, *, rout
         con.execute("SET enable_external_access = false")
         # count(line) makes DuckDB cast every line (a bare count(*) skips the cast, and with it
         # the rejects); a JSON object is the one JSON value that starts with '{'.
-        mistyped, tests = _hint_condition(hints or {})
+        extract, mistyped, tests = _hint_condition(hints or {})
         parsed, others, contradicting = con.execute(
             f"SELECT count(line), count(line) FILTER (NOT starts_with(ltrim(line::VARCHAR), '{{')), "  # noqa: S608
-            f"count(line) FILTER ({mistyped}) FROM {lines}").fetchall()[0]  # fetchall: rejects stored at the end
+            f"count(line) FILTER ({mistyped}) FROM (SELECT line{extract} FROM {lines})"
+        ).fetchall()[0]  # fetchall: the rejects are stored when the query ends
         for line, text, kinds in _reject_rows(con, "SELECT line, any_value(csv_line), list(DISTINCT error_type) "
                                                    "FROM reject_errors GROUP BY line ORDER BY line"):
             into.items.append(Reject(int(line), _json_reason(kinds), text.strip("\r\n")))
@@ -174,7 +179,7 @@ def json_line_pass(path: str, options: dict[str, Any], into: RowRejects, *, rout
         keep = "starts_with(ltrim(line::VARCHAR), '{')"
         if contradicting:  # numbered in file order: one thread, then mapped past the rejected lines
             con.execute("SET threads = 1")
-            numbered = f"(SELECT row_number() OVER () AS rn, line FROM {lines})"  # noqa: S608
+            numbered = f"(SELECT row_number() OVER () AS rn, line{extract} FROM {lines})"  # noqa: S608
             found = con.execute(f"SELECT rn, line::VARCHAR, [{', '.join(tests)}] FROM {numbered} "  # noqa: S608
                                 f"WHERE {mistyped}").fetchall()
             skipped = sorted(r.line for r in into.items if r.line is not None)
