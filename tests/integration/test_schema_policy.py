@@ -151,3 +151,21 @@ def test_declared_table_policies_keep_sync_plan_clean(ws: Workspace, policy: str
     assert _schema(ws, "ns.d") == {"id": "long", "extra": "string"}
     lines = ensure_declared_tables(ws.catalog(), load_routes(ws.paths.routes), plan=True)
     assert lines == ["table ns.d up to date"], lines
+
+
+def test_preview_applies_the_policy_and_says_what_a_commit_would_change(ws: Workspace) -> None:
+    from tests.integration.test_cli import run
+
+    ws.route("ev", {"bucket": "bkt"}, {"table": "ns.ev"})
+    ws.put("bkt", "1.parquet", pa.table({"id": pa.array([1], pa.int32())}))
+    assert not ws.ingest(("bkt", "1.parquet")).failed
+    wide = ws.put("bkt", "2.parquet", pa.table({"id": pa.array([2**40], pa.int64()), "note": ["n"]}))
+    code, out, err = run(ws, "preview", "ev", str(wide))
+    print(out, err)
+    assert code == 0 and "added column note (string)" in out and "widened id int -> long" in out
+    assert "schema evolve" in out and _schema(ws, "ns.ev") == {"id": "int"}, "preview commits nothing"
+
+    ws.route("ev", {"bucket": "bkt"}, {"table": "ns.ev", "schema": "rescue"})
+    code, out, err = run(ws, "preview", "ev", str(wide))
+    print(out, err)
+    assert code == 0 and "1 row(s) would carry _rescued_data" in out and "added column _rescued_data" in out

@@ -8,7 +8,6 @@ from typing import TYPE_CHECKING
 from .engine import Engine
 from .objects import SourceObject
 from .routes import Route
-from .staging import align
 from .types import table_schema
 
 if TYPE_CHECKING:
@@ -24,39 +23,54 @@ class Preview:
 
 
 def preview_route(route: Route, obj: SourceObject, catalog: Catalog, limit: int = 10) -> Preview:
-    """Everything ingest would do up to the commit: read, SQL, types, cast. Raises ObjectError
-    (the reason ingest would quarantine the object)."""
+    """Everything ingest would do up to the commit: read, SQL, types, the schema policy, row
+    rejects, expectations. Raises ObjectError (the reason ingest would quarantine the object)."""
     import pyarrow as pa
 
+    from .policy import Shaper, changes_for, creation_schema
+    from .rejects import RowRejects
     from .tables import declared_schema, iceberg_schema
 
     name = route.target.table
     exists = catalog.table_exists(name)
-    with Engine(prepare_next=False).run(route, obj) as reader:
+    rejects = RowRejects() if route.source.on_error == "rows" else None
+    with Engine(prepare_next=False).run(route, obj, rejects=rejects) as reader:
         result = table_schema(reader.schema, route.name)
         if exists:
             schema = catalog.load_table(name).schema()
-        elif route.target.columns is not None:
-            schema = declared_schema(route.target.columns)
+        elif route.target.table_columns is not None:
+            schema = declared_schema(route.target.table_columns)
         else:
-            schema = iceberg_schema(result)
-        have = {f.name for f in schema.fields}
-        new = [f.name for f in result if f.name not in have]
+            schema = iceberg_schema(creation_schema(route, result))
         arrow = schema.as_arrow()
-        if new and route.target.columns is None:
-            arrow = pa.schema([*arrow, *[result.field(n) for n in new]])
+        changes: list[str] = []
+        policy = route.target.schema_policy
+        if policy != "strict":  # what the commit would add or widen (core.policy.growth)
+            grow = result if policy == "evolve" else creation_schema(route, pa.schema([]))
+            fields, changes = changes_for(schema, [grow])
+            for f in fields:
+                i = arrow.get_field_index(f.name)
+                arrow = arrow.set(i, f) if i >= 0 else arrow.append(f)
+        checker = None
+        if route.target.expect is not None:
+            from .expectations import Checker
+
+            checker = Checker(route.target.expect, route.name, name)
+        shaper = Shaper(route, arrow, rejects, checker.observe if checker else None)
         batches: list[pa.RecordBatch] = []
         count = 0
-        for batch in reader:
-            aligned = align(batch, arrow, route.name)
+        for aligned in shaper.reader(reader, checker.finish if checker else None):
             count += aligned.num_rows
             if sum(b.num_rows for b in batches) < limit:
                 batches.append(aligned.slice(0, limit))
     sample = pa.Table.from_batches(batches, schema=arrow).slice(0, limit) if batches else arrow.empty_table()
+    aside = [f"{len(rejects)} row(s) would be rejected ({rejects.summary()})"] if rejects else []
+    aside += [f"{shaper.rescued} row(s) would carry _rescued_data"] if shaper.rescued else []
     if not exists:
         plan = f"a commit would create table {name} ({len(arrow)} columns)"
-    elif new:
-        plan = f"a commit would append to {name} and add column(s) {', '.join(new)}"
+    elif changes:
+        plan = f"a commit would append {count} row(s) to {name} and {'; '.join(changes)}"
     else:
         plan = f"a commit would append {count} row(s) to {name}"
-    return Preview(sample, count, plan + f" (mode {route.target.mode}); nothing was committed")
+    plan = "; ".join([plan, *aside])
+    return Preview(sample, count, plan + f" (mode {route.target.mode}, schema {policy}); nothing was committed")
