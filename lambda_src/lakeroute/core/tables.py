@@ -229,7 +229,7 @@ def ensure_declared_tables(catalog: Catalog, routes: list[Route], *, plan: bool 
     lines: list[str] = []
     unsafe: list[str] = []
     done: set[str] = set()
-    for route in routes:
+    for route in (leg for r in routes for leg in r.legs()):
         target = route.target
         if target.columns is None or target.table in done:
             continue

@@ -7,9 +7,9 @@ import re
 from collections.abc import Mapping
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, field_validator, model_validator
 
-from ..errors import ObjectError
+from ..errors import ConfigError, ObjectError
 
 NAME_RE = r"^[a-z0-9][a-z0-9-]{0,62}$"
 BUCKET_RE = r"^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$"
@@ -268,12 +268,63 @@ class Target(_Strict):
                 "operation": None if self.operation is None else self.operation.model_dump()}
 
 
+class FanTarget(Target):
+    """One item of ``targets:`` (fan-out): a target plus the SQL that feeds it."""
+
+    sql: str = "SELECT * FROM source"
+
+    @field_validator("sql")
+    @classmethod
+    def _sql(cls, v: str) -> str:
+        if not v.strip():
+            raise ValueError("must not be empty; at least SELECT * FROM source")
+        return v
+
+
 class Route(_Strict):
+    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
+
     name: Annotated[str, Field(pattern=NAME_RE)]
     source: Source
-    target: Target
+    # `target` + `sql`, or (fan-out) `targets`: each a target with its own sql; one file then
+    # feeds several tables, each exactly once on its own (``legs``).
+    target_: Target | None = Field(default=None, alias="target")
+    targets: Annotated[list[FanTarget], Field(min_length=1)] | None = None
     sql: str = "SELECT * FROM source"
     description: str | None = None
+    _legs: list[Route] | None = PrivateAttr(default=None)
+
+    @model_validator(mode="after")
+    def _one_target_form(self) -> Route:
+        if (self.target_ is None) == (self.targets is None):
+            raise ValueError("give target (with sql) or targets (a list of target + sql), not both or neither")
+        if self.targets is not None:
+            if "sql" in self.model_fields_set and self.sql != "SELECT * FROM source":  # (a dump has the default)
+                raise ValueError("with targets:, each target has its own sql; move sql into the items")
+            tables = [t.table for t in self.targets]
+            twice = sorted({t for t in tables if tables.count(t) > 1})
+            if twice:
+                raise ValueError(f"targets: table {', '.join(twice)} twice; one item per table")
+        return self
+
+    @property
+    def target(self) -> Target:
+        """The target of a single-target route (a leg of a fan-out route is one)."""
+        if self.target_ is None:
+            raise ConfigError(f"route {self.name} has targets: (fan-out); use its legs()")
+        return self.target_
+
+    def legs(self) -> list[Route]:
+        """One single-target route per target: the route itself, or, for ``targets:``, a route
+        of the same name, source and description per item, with that item's SQL."""
+        if self.targets is None:
+            return [self]
+        if self._legs is None:
+            self._legs = [Route(name=self.name, source=self.source, description=self.description, sql=t.sql,
+                                target=Target.model_validate(t.model_dump(exclude={"sql"}, exclude_none=True,
+                                                                          by_alias=True)))
+                          for t in self.targets]
+        return self._legs
 
     @field_validator("sql")
     @classmethod
