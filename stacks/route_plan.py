@@ -74,7 +74,7 @@ def landing_buckets(routes: Sequence[Route]) -> list[LandingBucketPlan]:
 
 def namespaces(routes: Sequence[Route]) -> list[str]:
     """Distinct Iceberg namespaces (Glue databases) in name order."""
-    return sorted({r.target.namespace for r in routes})
+    return sorted({leg.target.namespace for r in routes for leg in r.legs()})
 
 
 def routes_payload(routes: Sequence[Route]) -> str:

@@ -110,11 +110,19 @@ def publish(report: IngestReport) -> None:
                                  "route": o.route, "table": o.table, "reason": o.message,
                                  "quarantined_to": o.quarantined_to})
     counts = {s: report.count(s) for s in ("committed", "skipped", "ignored", "quarantined", "failed")}
+    for o in report.outcomes:
+        if o.status == "committed" and (o.rejected or o.rescued):
+            logger.warning("rows set aside", extra={"item": o.ref.id, "bucket": o.ref.bucket, "key": o.ref.key,
+                                                    "route": o.route, "table": o.table, "rejected": o.rejected,
+                                                    "rescued": o.rescued, "rejects_to": o.rejects_to})
     logger.info("batch ingested", extra={**counts, "rows": report.rows, "commits": report.commits,
                                           "seconds": round(report.seconds, 3)})
     for status, n in counts.items():
         metrics.add_metric(name=f"Objects{status.capitalize()}", unit=MetricUnit.Count, value=n)
     metrics.add_metric(name="RowsCommitted", unit=MetricUnit.Count, value=report.rows)
+    done = [o for o in report.outcomes if o.status == "committed"]
+    metrics.add_metric(name="RowsRejected", unit=MetricUnit.Count, value=sum(o.rejected for o in done))
+    metrics.add_metric(name="RowsRescued", unit=MetricUnit.Count, value=sum(o.rescued for o in done))
     metrics.add_metric(name="Commits", unit=MetricUnit.Count, value=len(report.commits))
     metrics.flush_metrics()
     publish_per_route(report)
@@ -139,6 +147,8 @@ def publish_per_route(report: IngestReport) -> None:
                          value=sum(1 for o in outcomes if o.status == status))
         done = [o for o in outcomes if o.status == "committed"]
         m.add_metric(name="RowsCommitted", unit=MetricUnit.Count, value=sum(o.rows for o in done))
+        m.add_metric(name="RowsRejected", unit=MetricUnit.Count, value=sum(o.rejected for o in done))
+        m.add_metric(name="RowsRescued", unit=MetricUnit.Count, value=sum(o.rescued for o in done))
         m.add_metric(name="BytesRead", unit=MetricUnit.Bytes, value=sum(o.ref.size or 0 for o in done))
         for o in done:
             m.add_metric(name="ObjectSeconds", unit=MetricUnit.Seconds, value=round(o.seconds, 3))

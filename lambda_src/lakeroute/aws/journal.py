@@ -17,6 +17,7 @@ from ..core.journal import Attempt
 from .clients import aws_client, aws_errors, batch_write, transient
 
 PREFIX = "#attempts#"
+_NUMBERS = ("rows", "rejected", "rescued")
 
 
 class DynamoJournal:
@@ -31,8 +32,8 @@ class DynamoJournal:
         for a in attempts:
             pk, sk = PREFIX + a.table, f"{a.at}#{a.bucket}/{a.key}@{a.version}#{a.status}"[:1000]
             item = {"pk": {"S": pk}, "sk": {"S": sk},
-                    **{k: {"S": str(v)} for k, v in a.as_dict().items() if k != "rows" and v != ""},
-                    "rows": {"N": str(a.rows)}}
+                    **{k: {"S": str(v)} for k, v in a.as_dict().items() if k not in _NUMBERS and v != ""},
+                    **{k: {"N": str(getattr(a, k))} for k in _NUMBERS}}
             if self.ttl_days > 0:
                 item["expires_at"] = {"N": str(int(now + self.ttl_days * 86400))}
             items[(pk, sk)] = item
@@ -53,7 +54,8 @@ class DynamoJournal:
             page = self.ddb.query(**args)
             for it in page.get("Items", []):
                 row = {k: next(iter(v.values())) for k, v in it.items() if k not in ("pk", "sk", "expires_at")}
-                row["rows"] = int(row.get("rows", 0))
+                for k in _NUMBERS:
+                    row[k] = int(row.get(k, 0))
                 if status is None or row.get("status") == status:
                     out.append(row)
             if "LastEvaluatedKey" not in page:

@@ -7,7 +7,15 @@ from typing import Any
 
 from ..core.engine import SourceObject
 from ..core.errors import ObjectError
-from ..core.quarantine import RECORD_NAME, entry_dir, error_record, object_name
+from ..core.quarantine import (
+    RECORD_NAME,
+    REJECTS_SUMMARY,
+    entry_dir,
+    error_record,
+    object_name,
+    rejects_name,
+    rejects_record,
+)
 from .clients import aws_client, aws_errors, error_code, transient
 from .config import split_s3_uri
 from .s3_source import is_etag
@@ -54,6 +62,23 @@ class S3Quarantine:
         except aws_errors() as e:
             raise transient(f"quarantine s3://{self.bucket}/{entry}", e) from e
         return f"s3://{self.bucket}/{entry}"
+
+    def put_rejects(self, bucket: str, key: str, obj: SourceObject, route: str, table: str, data: bytes,
+                    count: int) -> str:
+        """The rejected rows of one object version for one table, beside a summary record."""
+        entry = self.location(bucket, key, obj.version)
+        rejects_key = f"{entry}/{rejects_name(table)}"
+        summary_key = f"{entry}/{REJECTS_SUMMARY}"
+        where = f"s3://{self.bucket}/{rejects_key}"
+        try:
+            self.s3.put_object(Bucket=self.bucket, Key=rejects_key, Body=data, ContentType="application/x-ndjson")
+            record = rejects_record(bucket, key, obj, route, table, count, where, self._previous(summary_key))
+            self.s3.put_object(Bucket=self.bucket, Key=summary_key, ContentType="application/json",
+                               Body=(json.dumps(record, indent=2, ensure_ascii=False) + "\n").encode(
+                                   "utf-8", "backslashreplace"))
+        except aws_errors() as e:
+            raise transient(f"rejects s3://{self.bucket}/{entry}", e) from e
+        return where
 
     def _previous(self, record_key: str) -> dict[str, Any] | None:
         try:

@@ -234,10 +234,10 @@ class Sweep:
         on metadata, or do not agree) every candidate's."""
         if not routes.needs_metadata(c.bucket, c.key):
             try:
-                return {routes.match(c.bucket, c.key).target.table}
+                return {leg.target.table for leg in routes.match(c.bucket, c.key).legs()}
             except (NoRouteError, LakerouteError):
                 pass
-        return {r.target.table for r in routes.candidates(c.bucket, c.key)}
+        return {leg.target.table for r in routes.candidates(c.bucket, c.key) for leg in r.legs()}
 
     def _state(self, name: str) -> Any:
         if name not in self._states:

@@ -57,7 +57,7 @@ def print_outcomes(report: IngestReport, quiet_ok: bool = False) -> None:
         name = f"{o.ref.bucket}/{o.ref.key}"
         if o.status == "committed":
             if not quiet_ok:
-                typer.echo(f"ingested {name} -> {o.table} ({o.rows} rows, route {o.route})")
+                typer.echo(f"ingested {name} -> {o.table} ({o.message or f'{o.rows} rows'}, route {o.route})")
         elif o.status == "skipped":
             typer.echo(f"skipped {o.message}")
         elif o.status == "ignored":
@@ -67,8 +67,11 @@ def print_outcomes(report: IngestReport, quiet_ok: bool = False) -> None:
                        err=True)
         else:
             typer.echo(f"failed {name}: {o.message} (not quarantined: retry later)", err=True)
+    aside = sum(o.rejected for o in report.outcomes if o.status == "committed")
+    rescued = sum(o.rescued for o in report.outcomes if o.status == "committed")
+    extra = (f", {aside} rejected" if aside else "") + (f", {rescued} rescued" if rescued else "")
     typer.echo(
-        f"{report.count('committed')} ingested ({report.rows} rows), {report.count('skipped')} "
+        f"{report.count('committed')} ingested ({report.rows} rows{extra}), {report.count('skipped')} "
         f"skipped, {report.count('ignored')} ignored, {len(report.failed)} failed in {report.seconds:.2f}s; "
         f"{len(report.commits)} commit(s)", err=quiet_ok)
 

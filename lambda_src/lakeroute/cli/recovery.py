@@ -256,7 +256,7 @@ def reset(
 
     c = get_ctx(ctx)
     try:
-        routes = [r for r in load_routes(c.routes) if r.target.table == table]
+        routes = [leg for r in load_routes(c.routes) for leg in r.legs() if leg.target.table == table]
         catalog = local_catalog(c.home)
         if not catalog.table_exists(table):
             raise ConfigError(f"table {table!r} not found; `lakeroute tables` lists them")
@@ -328,11 +328,12 @@ def preview(
         bucket, k = ref if ref is not None and key is None else (found[0].source.bucket, key or file.name)
         source.overrides[(bucket, k)] = file
         obj = source.resolve(bucket, k)
-        try:
-            result = preview_route(found[0], obj, local_catalog(c.home), rows)
+        try:  # a fan-out route: each target in turn
+            results = [preview_route(leg, obj, local_catalog(c.home), rows) for leg in found[0].legs()]
         finally:
             source.release(obj)
     except LakerouteError as e:
         raise fail(str(e), 1 if not isinstance(e, ConfigError) else 2) from None
-    render(result.sample, "table")
-    typer.echo(f"{result.rows} row(s); {result.plan}")
+    for result in results:
+        render(result.sample, "table")
+        typer.echo(f"{result.rows} row(s); {result.plan}")

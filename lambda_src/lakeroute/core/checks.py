@@ -24,6 +24,7 @@ from .engine import (
     reader_sql,
 )
 from .errors import ObjectError
+from .hints import duck_type, hinted_view
 from .objects import SourceObject
 from .routes import OBJECT_COLUMN, Route, partition_column
 from .types import cast_column, table_type
@@ -50,15 +51,17 @@ def bind_check(route: Route, sample: SourceObject | None) -> pa.Schema | None:
     watchdog = _Watchdog(con, route.source.timeout_seconds or DEFAULT_TIMEOUT_SECONDS)
     try:
         check_single_select(con, route)
-        if sample is not None:
-            view = reader_sql(route.file_format(sample.key), route.source.options, sample.path)
-        elif route.source.columns is not None:
-            cols = ", ".join(f"NULL::{_duck_type(t)} AS {quote_ident(n)}"
-                             for n, t in route.source.columns.items())
-            view = f"SELECT {cols} WHERE false"
-        else:
+        if sample is None and route.source.columns is None:
             return None
         try:
+            if sample is not None:  # the hints applied as at ingest
+                view = hinted_view(con, route.file_format(sample.key), route.source.options, sample.path,
+                                   route.source.columns)
+            else:
+                assert route.source.columns is not None
+                cols = ", ".join(f"NULL::{duck_type(t)} AS {quote_ident(n)}"
+                                 for n, t in route.source.columns.items())
+                view = f"SELECT {cols} WHERE false"
             con.execute("CREATE TEMP VIEW source AS " + view)
             return con.sql(route.sql).limit(0).fetch_arrow_table().schema
         except duckdb.Error as e:
@@ -68,11 +71,64 @@ def bind_check(route: Route, sample: SourceObject | None) -> pa.Schema | None:
         con.close()
 
 
-def _duck_type(t: str) -> str:
-    mapping = {"long": "BIGINT", "bigint": "BIGINT", "int": "INTEGER", "integer": "INTEGER",
-               "string": "VARCHAR", "timestamptz": "TIMESTAMPTZ", "binary": "BLOB",
-               "time": "TIME", "uuid": "UUID"}
-    return mapping.get(t, t.upper())
+HINT_SAMPLE_ROWS = 10_000
+
+
+def hint_problems(route: Route, sample: SourceObject) -> list[Finding]:
+    """Hints the sample contradicts: a hinted column whose sample values (the first
+    ``HINT_SAMPLE_ROWS`` rows, read without the hints) do not cast to the hinted type."""
+    import duckdb
+
+    hints = route.source.columns or {}
+    if not hints:
+        return []
+    con = Engine(prepare_next=False)._connect(sample)
+    problems: list[Finding] = []
+    try:
+        rel = con.sql(reader_sql(route.file_format(sample.key), route.source.options, sample.path))
+        names = {n.lower(): n for n in rel.columns}
+        for hint, text in hints.items():
+            column = names.get(hint.lower())
+            if column is None:
+                continue
+            q = quote_ident(column)
+            bad = rel.limit(HINT_SAMPLE_ROWS).filter(
+                f"{q} IS NOT NULL AND TRY_CAST({q} AS {duck_type(text)}) IS NULL").limit(1).fetchall()
+            if bad:
+                example = rel.limit(HINT_SAMPLE_ROWS).filter(
+                    f"{q} IS NOT NULL AND TRY_CAST({q} AS {duck_type(text)}) IS NULL").project(
+                    f"{q}::VARCHAR").limit(1).fetchone()
+                shown = str(example[0])[:60] if example else "?"
+                problems.append((f"source.columns.{hint}", f"hinted {text}, but the sample has values that "
+                                 f"are not (e.g. {shown!r}); at ingest such a file is quarantined (or, with "
+                                 "on_error: rows, such rows rejected): fix the hint"))
+    except duckdb.Error as e:
+        problems.append(("source.columns", f"could not check the hints against the sample: {e}"))
+    finally:
+        con.close()
+    return problems
+
+
+def policy_findings(route: Route, result: pa.Schema | None) -> tuple[list[Finding], list[Finding]]:
+    """(errors, warnings) about target.schema, target.expect and source.on_error."""
+    errors: list[Finding] = []
+    warnings: list[Finding] = []
+    if result is not None and route.target.expect is not None:
+        made = set(result.names)
+        missing = [c for c in route.target.expect.columns() if c not in made]
+        if missing:
+            errors.append(("target.expect", f"{', '.join(missing)}: not produced by the SQL, so the "
+                           "expectation could never pass (or never test anything); select them or fix "
+                           "target.expect"))
+    if route.source.options.get("ignore_errors") and route.source.on_error == "file":
+        warnings.append(("source.options.ignore_errors", "DuckDB then drops or nulls bad rows silently; "
+                         "use source.on_error: rows to set them aside with line numbers instead"))
+    if route.target.schema_policy == "rescue" and route.target.mode != "append":
+        keys = [*(route.target.key or []), *([route.target.order_by] if route.target.order_by else [])]
+        if keys:
+            warnings.append(("target.schema", f"rescue: a value of {', '.join(keys)} that does not cast lands "
+                             "as NULL (kept in _rescued_data); add target.expect.not_null for them"))
+    return errors, warnings
 
 
 def _bare(route: Route, e: ObjectError) -> str:
@@ -96,13 +152,14 @@ def result_problems(route: Route, result: pa.Schema) -> list[Finding]:
         check_result_names(route, result.names)
     except ObjectError as e:
         problems.append(("sql", _bare(route, e)))
-    declared = route.target.columns
+    declared = route.target.table_columns
     if declared is not None:
         extra = [name for name in result.names if name not in declared]
-        if extra:
+        if extra and route.target.schema_policy == "strict":
             problems.append(("sql", f"result columns {', '.join(extra)} are not in target.columns; "
                              "declare them or drop them in the SQL"))
-        problems += _cast_problems(route, result, declared)
+        if route.target.schema_policy != "rescue":  # under rescue such values are rescued
+            problems += _cast_problems(route, result, declared)
         return problems
     for transform in route.target.partition_by:
         col = partition_column(transform)

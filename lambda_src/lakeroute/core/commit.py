@@ -149,6 +149,10 @@ def commit(catalog: Catalog, table_name: str, staged: list[Staged], ledger: Ledg
                 "lakeroute.rows": str(sum(s.rows for s in todo)),
                 **changes.stats,
             }
+            for prop, count in (("lakeroute.rejected_rows", sum(s.rejected for s in todo)),
+                                ("lakeroute.rescued_rows", sum(s.rescued for s in todo))):
+                if count:  # rows set aside (rejects file) or landed with _rescued_data
+                    props[prop] = str(count)
             snapshot = txn.update_snapshot(snapshot_properties=props)
             if changes.deleted:
                 with snapshot.overwrite() as overwrite:
@@ -261,18 +265,14 @@ def _delete(txn: Transaction, files: list[DataFile]) -> None:
 
 
 def _add_new_columns(txn: Transaction, staged: list[Staged]) -> None:
-    """The staged results' columns the table lacks, added in this transaction."""
-    import pyarrow as pa
+    """The staged results' new columns and widened types (``core.policy``), in this transaction."""
+    from .policy import apply_changes, changes_for
 
-    have = {f.name for f in txn.table_metadata.schema().fields}
-    new: dict[str, pa.Field] = {}
-    for s in staged:
-        for f in s.result_schema or ():
-            if f.name not in have:
-                new.setdefault(f.name, f)
-    if new:
+    current = txn.table_metadata.schema()
+    results = [s.result_schema for s in staged if s.result_schema is not None]
+    if changes_for(current, results)[0]:
         with txn.update_schema() as update:
-            update.union_by_name(pa.schema(list(new.values())))
+            apply_changes(update, current, results)
 
 
 def _own_retries(table: Table) -> None:

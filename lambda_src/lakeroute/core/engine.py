@@ -20,19 +20,22 @@ import contextlib
 import datetime as dt
 import heapq
 import itertools
+import json
 import os
 import re
 import shutil
 import threading
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any
 
 from .errors import ConfigError, LakerouteError, ObjectError, TransientError
+from .hints import hinted_view
 from .objects import SourceObject
+from .rejects import RowRejects, collect_csv, csv_options, json_line_pass, remove
 from .routes import Route
 from .streams import compression_of, start_check
 
@@ -42,6 +45,7 @@ if TYPE_CHECKING:
     import duckdb
     import pyarrow as pa
 
+JSON_COLUMNS_KEY = b"lakeroute.json_columns"  # result schema metadata: columns of DuckDB type JSON
 LINEAGE_VARIABLES = ("source_bucket", "source_key", "source_uri", "source_etag", "ingested_at")
 DEFAULT_TIMEOUT_SECONDS = 900.0
 _SQL_CONTEXT = re.compile(r"\n\s*LINE \d+:")
@@ -187,10 +191,12 @@ class Engine:
         return con
 
     @contextmanager
-    def run(self, route: Route, obj: SourceObject, until: float | None = None
-            ) -> Iterator[pa.RecordBatchReader]:
+    def run(self, route: Route, obj: SourceObject, until: float | None = None,
+            rejects: RowRejects | None = None) -> Iterator[pa.RecordBatchReader]:
         """Stream the route's result over ``obj`` as Arrow record batches, within its time
-        limit, and, with ``until`` (a time.monotonic() value: the batch's deadline), no later."""
+        limit, and, with ``until`` (a time.monotonic() value: the batch's deadline), no later.
+        ``rejects``: under ``source.on_error: rows``, bad CSV/JSON lines are set aside there
+        (``core.rejects``) instead of failing the object."""
         import duckdb
 
         fmt = route.file_format(obj.key)
@@ -198,26 +204,47 @@ class Engine:
         by_deadline = until is not None and until - time.monotonic() < limit
         if until is not None:
             limit = max(0.001, min(limit, until - time.monotonic()))
+        options, read, clean = route.source.options, obj, None
+        rows = rejects is not None and route.source.on_error == "rows"
+        if rows and fmt == "json":
+            assert rejects is not None
+            clean = json_line_pass(obj.path, options, rejects, route=route.name,
+                                   memory_limit=self.memory_limit, limit=limit, hints=route.source.columns)
+            if clean is not None:  # DuckDB reads the good lines (uncompressed), allowed alone
+                read = replace(obj, path=clean)
+                options = {k: v for k, v in options.items() if k not in ("compression", "ignore_errors")}
+        elif rows and fmt == "csv":
+            options = csv_options(options)
         spill = os.path.join(self.temp_directory, uuid.uuid4().hex) if self.temp_directory else None
-        con = self._connect(obj, spill)
+        try:
+            con = self._connect(read, spill)
+        except BaseException:
+            remove(clean)
+            raise
         watchdog = _Watchdog(con, limit, by_deadline)
-        watchdog.scrub = (obj.path, f"{obj.bucket}/{obj.key}") if obj.path != obj.uri else None
+        watchdog.scrub = (read.path, f"{obj.bucket}/{obj.key}") if read.path != obj.uri else None
         kind = None if obj.path.startswith("s3://") else compression_of(obj.key, route.source.options)
         check = start_check(obj.path, kind) if kind and fmt in ("csv", "json") else None
+        after = (lambda: collect_csv(con, rejects)) if rows and fmt == "csv" and rejects is not None else None
         try:
             check_single_select(con, route)
             try:
-                con.execute("CREATE TEMP VIEW source AS " + reader_sql(fmt, route.source.options, obj.path))
+                con.execute("CREATE TEMP VIEW source AS " + hinted_view(con, fmt, options, read.path,
+                                                                       route.source.columns))
                 rel = con.sql(route.sql)
                 check_result_names(route, rel.columns)
                 check_result_types(route, rel.columns, [str(x) for x in rel.types])
                 reader = rel.fetch_record_batch(self.batch_rows)
+                # DuckDB's JSON columns arrive as strings of JSON text: said so in the schema's
+                # metadata, so that rescued values are kept as the JSON they were.
+                json_columns = [n for n, t in zip(rel.columns, rel.types, strict=True) if str(t) == "JSON"]
             except duckdb.Error as e:
                 raise watchdog.error(route, e) from e
-            yield _guarded(reader, route, watchdog, check)
+            yield _guarded(reader, route, watchdog, check, after, json_columns)
         finally:
             watchdog.cancel()
             con.close()
+            remove(clean)
             if spill:
                 shutil.rmtree(spill, ignore_errors=True)
 
@@ -364,7 +391,8 @@ def _one_line(e: BaseException) -> str:
 
 
 def _guarded(reader: pa.RecordBatchReader, route: Route, watchdog: _Watchdog,
-             check: Future[str | None] | None) -> pa.RecordBatchReader:
+             check: Future[str | None] | None, after: Callable[[], None] | None = None,
+             json_columns: list[str] | None = None) -> pa.RecordBatchReader:
     """The result stream with DuckDB's errors (mid-stream too) as ObjectErrors; it ends only
     after the stream check passed, so a truncated file never yields its last batch."""
     import pyarrow as pa
@@ -375,6 +403,8 @@ def _guarded(reader: pa.RecordBatchReader, route: Route, watchdog: _Watchdog,
                 if watchdog.fired:
                     raise watchdog.error(route, TimeoutError())
                 yield batch
+            if after is not None:  # e.g. the CSV reader's rejects, complete once the stream ended
+                after()
         except LakerouteError:
             raise
         except Exception as e:
@@ -385,5 +415,8 @@ def _guarded(reader: pa.RecordBatchReader, route: Route, watchdog: _Watchdog,
                 raise ObjectError("read", f"route {route.name}: {problem}; nothing of it is "
                                   "committed", route.name)
 
-    return pa.RecordBatchReader.from_batches(reader.schema, batches())
+    schema = reader.schema
+    if json_columns:
+        schema = schema.with_metadata({**(schema.metadata or {}), JSON_COLUMNS_KEY: json.dumps(json_columns)})
+    return pa.RecordBatchReader.from_batches(schema, batches())
 

@@ -29,6 +29,8 @@ class Attempt:
     rows: int
     stage: str
     message: str
+    rejected: int = 0  # rows set aside in the rejects file (source.on_error: rows)
+    rescued: int = 0  # rows that landed with _rescued_data (target.schema: rescue)
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -48,7 +50,7 @@ def attempts_of(report: IngestReport, how: str = "") -> list[Attempt]:
         replayed = how == "replay" or o.ref.replay
         status = "replayed" if replayed and o.status == "committed" else o.status
         out.append(Attempt(now, o.table or "", o.route or "", o.ref.bucket, o.ref.key, version, status,
-                           o.rows, o.stage or "", o.message[:500]))
+                           o.rows, o.stage or "", o.message[:500], o.rejected, o.rescued))
     return out
 
 

@@ -30,10 +30,12 @@ from .ledger import Ledger, TableState, reconcile, recorded
 from .maintenance import expire_if_due
 from .modes import table_result
 from .objects import ObjectSource, Quarantine, SourceObject
+from .policy import committed_message, creation_schema, evolve_table, growth, shaped
+from .rejects import RowRejects
 from .routes import Route, RouteTable, Target
 from .schema_plan import plan_table
 from .staging import Staged, Writer, discard
-from .tables import ensure_table, provisional_table, with_new_columns
+from .tables import ensure_table, provisional_table
 from .types import table_schema
 
 if TYPE_CHECKING:
@@ -75,6 +77,9 @@ class Outcome:
     quarantined_to: str | None = None
     stage: str | None = None  # where a quarantined or failed object stopped
     seconds: float = 0.0  # reading, SQL and staging of this object (not the shared commit)
+    rejected: int = 0  # rows set aside (source.on_error: rows), in the rejects file
+    rescued: int = 0  # rows with something in _rescued_data (target.schema: rescue)
+    rejects_to: str | None = None  # where the rejects file is
 
 
 @dataclass
@@ -118,15 +123,32 @@ class _Plan:
         return home
 
     @property
-    def evolve(self) -> bool:
-        return self.target.columns is None
+    def evolve(self) -> bool:  # the commit may change the schema (core.policy.growth)
+        return self.target.schema_policy != "strict"
 
 
 class _Step:
-    """Where an object's journey is, for the stage of an unforeseen error."""
+    """Where an object's journey is, for the stage of an unforeseen error; and the object
+    as fetched (read by every target of a fan-out, released once)."""
 
     def __init__(self) -> None:
         self.stage = "read"
+        self.fetched: SourceObject | None = None
+
+
+def _translated(e: BaseException, step: _Step, route: Route | None) -> BaseException:
+    """Any exception of an object's journey as ours: a route setting only the run reveals or
+    an unforeseen error (Rust panics derive from BaseException) ends this object only, a
+    failure of the infrastructure is retried."""
+    if isinstance(e, ConfigError):
+        return ObjectError("route", str(e).replace("\n", "; "), route.name if route else None)
+    if isinstance(e, LakerouteError):
+        return e
+    what = f"{type(e).__name__}: {_one_line(e)}"
+    if step.stage in _INFRA_STAGES or (step.stage == "write" and isinstance(e, OSError)):
+        return TransientError(f"{step.stage}: {what}")
+    return ObjectError(step.stage, f"route {route.name}: {what}" if route else what,
+                       route.name if route else None)
 
 
 @dataclass
@@ -149,28 +171,28 @@ class Pipeline:
         start = time.monotonic()
         report = IngestReport()
         plans: dict[str, _Plan] = {}
-        seen: set[str] = set()
+        seen: set[str] = set()  # (table, version) pairs staged in this batch
         try:
             for ref in refs:
                 if self.budget is not None and not self.budget.allows(ref.size):
-                    outcome: Outcome | None = Outcome(
+                    outcomes = [Outcome(
                         ref, "failed", f"{ref.bucket}/{ref.key}: not started, {self.budget.left():.1f} s "
                         f"left do not cover it (estimated {self.budget.estimate(ref.size):.1f} s); "
-                        "it is retried", stage="deadline")
+                        "it is retried", stage="deadline")]
                 else:
                     began = time.monotonic()
-                    outcome = self._stage_one(ref, plans, seen)
+                    staged_before = sum(len(p.staged) for p in plans.values())
+                    outcomes = self._stage_one(ref, plans, seen)  # one per target (fan-out: several)
                     took = time.monotonic() - began
-                    if outcome is not None:
+                    for outcome in outcomes:
                         outcome.seconds = took
-                    else:
+                    if sum(len(p.staged) for p in plans.values()) > staged_before:
                         self._last_staged(plans).seconds = took
                     if self.budget is not None:
                         self.budget.measured(ref.size, took)
-                if outcome is not None:
-                    report.outcomes.append(outcome)
+                report.outcomes.extend(outcomes)
                 if progress is not None:  # once per object, as it is read (None: staged for commit)
-                    progress(outcome)
+                    progress(outcomes[0] if outcomes else None)
                 for name, plan in list(plans.items()):
                     if len(plan.staged) >= self.group_size or plan.tail_bytes >= SHARED_BYTES:
                         report.outcomes.extend(self._commit_group(name, plans.pop(name), report))
@@ -211,50 +233,83 @@ class Pipeline:
 
     # ------------------------------------------------------------ one object
 
-    def _stage_one(self, ref: ObjectRef, plans: dict[str, _Plan], seen: set[str]) -> Outcome | None:
+    def _stage_one(self, ref: ObjectRef, plans: dict[str, _Plan], seen: set[str]) -> list[Outcome]:
+        """The object's outcomes (none: staged for its commit); one per target of a fan-out."""
         obj: SourceObject | None = None
         route: Route | None = None
         step = _Step()
         why = self.routes.ignored(ref.bucket, ref.key)
         if why is not None:
-            return Outcome(ref, "ignored", f"{ref.bucket}/{ref.key}: {why}")
+            return [Outcome(ref, "ignored", f"{ref.bucket}/{ref.key}: {why}")]
         try:
             try:
                 obj = self.source.resolve(ref.bucket, ref.key, ref.version)
                 step.stage = "route"
                 resolved = obj
                 route = self.routes.match(ref.bucket, ref.key, lambda: self.source.metadata(resolved))
-                return self._journey(ref, obj, route, plans, seen, step)
-            except ConfigError as e:  # a route setting only the run reveals: this object only
-                raise ObjectError("route", str(e).replace("\n", "; "), route.name if route else None) from e
-            except LakerouteError:
-                raise
+                if route.targets is not None:
+                    return self._fan_out(ref, obj, route, plans, seen, step)
+                one = self._journey(ref, obj, route, plans, seen, step)
+                return [] if one is None else [one]
             except (KeyboardInterrupt, SystemExit, GeneratorExit):
                 raise
-            except BaseException as e:  # unforeseen (Rust panics derive from BaseException): this object only
-                what = f"{type(e).__name__}: {_one_line(e)}"
-                if step.stage in _INFRA_STAGES or (step.stage == "write" and isinstance(e, OSError)):
-                    raise TransientError(f"{step.stage}: {what}") from e
-                raise ObjectError(step.stage, f"route {route.name}: {what}" if route else what,
-                                  route.name if route else None) from e
+            except BaseException as e:
+                err = _translated(e, step, route)
+                if err is e:
+                    raise
+                raise err from e
         except ObjectError as e:
-            return self._quarantine(ref, obj, route, e)
+            return [self._quarantine(ref, obj, route, e)]
         except TransientError as e:  # throttling, a changed object, the catalog: retry later
             log.warning("will retry %s/%s: %s", ref.bucket, ref.key, e)
-            return Outcome(ref, "failed", str(e), route.name if route else None,
-                           route.target.table if route else None,
-                           source_id=obj.source_id if obj else None, stage=step.stage)
+            single = route is not None and route.targets is None
+            return [Outcome(ref, "failed", str(e), route.name if route else None,
+                            route.target.table if route is not None and single else None,
+                            source_id=obj.source_id if obj else None, stage=step.stage)]
         finally:
-            if obj is not None:
+            # The fetched object (S3: the download) is the one to release, else the resolved one.
+            done = step.fetched if step.fetched is not None else obj
+            if done is not None:
                 try:
-                    self.source.release(obj)
+                    self.source.release(done)
                 except Exception as e:  # scratch clean-up must not end the batch
-                    log.warning("could not release %s: %s", obj.uri, e)
+                    log.warning("could not release %s: %s", done.uri, e)
+
+    def _fan_out(self, ref: ObjectRef, obj: SourceObject, route: Route, plans: dict[str, _Plan],
+                 seen: set[str], step: _Step) -> list[Outcome]:
+        """``targets:``: each target's journey on its own, so that a failure in one quarantines
+        the object for that target only (the message names the table) and the others commit.
+        The object is fetched once; the ledger is per table, so a target that committed is
+        skipped on redelivery while a failed one is tried again."""
+        outcomes: list[Outcome] = []
+        for leg in route.legs():
+            table = leg.target.table
+            try:
+                try:
+                    one = self._journey(ref, obj, leg, plans, seen, step)
+                except (KeyboardInterrupt, SystemExit, GeneratorExit):
+                    raise
+                except BaseException as e:
+                    err = _translated(e, step, leg)
+                    if err is e:
+                        raise
+                    raise err from e
+            except ObjectError as e:
+                e.message = f"target {table}: {e.message}"
+                outcomes.append(self._quarantine(ref, obj, leg, e))
+            except TransientError as e:
+                log.warning("will retry %s/%s for %s: %s", ref.bucket, ref.key, table, e)
+                outcomes.append(Outcome(ref, "failed", f"target {table}: {e}", leg.name, table,
+                                        source_id=obj.source_id, stage=step.stage))
+            else:
+                if one is not None:
+                    outcomes.append(one)
+        return outcomes
 
     def _journey(self, ref: ObjectRef, obj: SourceObject, route: Route, plans: dict[str, _Plan],
                  seen: set[str], step: _Step) -> Outcome | None:
         name = route.target.table
-        if obj.source_id in seen:
+        if f"{name}\0{obj.source_id}" in seen:
             return Outcome(ref, "skipped", f"{ref.bucket}/{ref.key}: same version twice in "
                            "this batch", route.name, name, source_id=obj.source_id)
         step.stage = "table"
@@ -268,22 +323,24 @@ class Pipeline:
             return Outcome(ref, "skipped", f"{ref.bucket}/{ref.key}: already ingested "
                            f"(version {obj.version[:19]})", route.name, name, source_id=obj.source_id)
         step.stage = "read"
-        fetch = getattr(self.source, "fetch", None)  # optional port step (S3: download)
-        if fetch is not None:
-            obj = fetch(obj)
+        if step.fetched is None:  # once per object, whatever the number of targets
+            fetch = getattr(self.source, "fetch", None)  # optional port step (S3: download)
+            step.fetched = fetch(obj) if fetch is not None else obj
+        obj = step.fetched
         staged = Staged(obj.source_id, route.name, name, 0, object_name=f"{route.source.bucket}/{obj.key}")
+        rejects = RowRejects() if route.source.on_error == "rows" else None
         step.stage = "sql"
         until = None if self.budget is None else self.budget.deadline - self.budget.reserve
-        with self.engine.run(route, obj, until=until) as reader:
+        with self.engine.run(route, obj, until=until, rejects=rejects) as reader:
             step.stage = "schema"
             result = table_result(route.target, table_schema(reader.schema, route.name))
-            staged.result_schema = result
+            staged.result_schema = growth(route, result)
             step.stage = "table"
-            self._prepare(plan, result)
+            self._prepare(plan, creation_schema(route, result))
             step.stage = "schema"
             if plan.evolve:
                 assert plan.metadata is not None
-                evolved = with_new_columns(plan.home, plan.metadata, result)
+                evolved, staged.changes = evolve_table(plan.home, plan.metadata, route, result)
                 if evolved is not None:
                     plan.metadata, plan.writer = evolved, None
                     if plan.provisional is not None:
@@ -291,20 +348,41 @@ class Pipeline:
             if plan.writer is None:
                 plan.writer = Writer(plan.home, plan.metadata, plan.target)
             step.stage = "write"
-            plan.writer.stage(reader, staged)
+            plan.writer.stage(shaped(route, plan.writer.arrow_schema, reader, staged, rejects), staged)
         step.stage = "read"
         verify = getattr(self.source, "verify", None)  # optional port step: bytes read == version
         try:
             if verify is not None:
                 verify(obj)
+            if rejects:
+                staged.rejects_to = self._put_rejects(ref, obj, route, staged, rejects)
         except BaseException:
             discard(plan.home, [staged])
             raise
-        seen.add(obj.source_id)
+        seen.add(f"{name}\0{obj.source_id}")
         staged.order = next(_ORDER)
         plan.staged.append((ref, staged))
         plan.tail_bytes += staged.tail_bytes
         return None
+
+    def _put_rejects(self, ref: ObjectRef, obj: SourceObject, route: Route, staged: Staged,
+                     rejects: RowRejects) -> str:
+        """The rejects file, written before the good rows may commit: if it cannot be written,
+        the object is retried, never committed without its rejects."""
+        if staged.rows == 0:
+            raise ObjectError("read", f"route {route.name}: every row was rejected ({rejects.summary()}); "
+                              "nothing of it is committed", route.name)
+        put = getattr(self.quarantine, "put_rejects", None)
+        if put is None:
+            raise TransientError("the quarantine cannot hold rejects files; nothing of it is committed")
+        try:
+            where: str = put(ref.bucket, ref.key, obj, route.name, route.target.table, rejects.jsonl(),
+                             len(rejects))
+        except Exception as e:
+            raise TransientError(f"rejects of {ref.bucket}/{ref.key} could not be written: "
+                                 f"{type(e).__name__}: {_one_line(e)}; it is retried") from e
+        log.warning("%s/%s: %d row(s) rejected -> %s", ref.bucket, ref.key, len(rejects), where)
+        return where
 
     def _plan(self, route: Route) -> _Plan:
         target = route.target
@@ -401,8 +479,9 @@ class Pipeline:
             if id(s) in rejected:
                 outcomes.append(self._quarantine_late(ref, s, rejected[id(s)]))
             elif id(s) in committed:
-                outcomes.append(Outcome(ref, "committed", f"{s.rows} rows", s.route, name, s.rows, s.source_id,
-                                        seconds=s.seconds))
+                outcomes.append(Outcome(ref, "committed", committed_message(s), s.route, name, s.rows,
+                                        s.source_id, seconds=s.seconds, rejected=s.rejected, rescued=s.rescued,
+                                        rejects_to=s.rejects_to))
             elif id(s) in again:
                 outcomes.append(Outcome(ref, "failed", f"{ref.bucket}/{ref.key}: the schema of {name} "
                                         "changed while it was staged; it will be read again", s.route,

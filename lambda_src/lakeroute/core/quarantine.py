@@ -33,6 +33,7 @@ from .errors import ObjectError
 from .objects import SourceObject
 
 RECORD_NAME = "error.json"
+REJECTS_SUMMARY = "rejects.json"  # beside the rejects files: which route/table, how many, when
 _SAFE = re.compile(r"[A-Za-z0-9._=-]")
 _ENTRY_RESERVE = 64  # "/~v=<20 hex>/object.<ext>" and "/error.json"
 
@@ -69,6 +70,20 @@ def object_name(key: str) -> str:
     suffixes = PurePosixPath(key.rsplit("/", 1)[-1]).suffixes[-2:]
     clean = ["." + re.sub(r"[^A-Za-z0-9]", "", s)[:12] for s in suffixes]
     return "object" + "".join(s for s in clean if len(s) > 1)
+
+
+def rejects_name(table: str) -> str:
+    """The rejects file of one target table (``source.on_error: rows``) in an object's entry."""
+    return f"rejects.{re.sub(r'[^A-Za-z0-9_.]', '_', table)}.jsonl"
+
+
+def rejects_record(bucket: str, key: str, obj: SourceObject, route: str, table: str, count: int,
+                   where: str, previous: dict[str, Any] | None = None) -> dict[str, Any]:
+    """The summary beside an entry's rejects files (one item per table)."""
+    now = dt.datetime.now(dt.UTC).isoformat(timespec="milliseconds")
+    tables = dict(previous.get("tables", {})) if isinstance(previous, dict) else {}
+    tables[table] = {"route": route, "rejected_rows": count, "file": where, "at": now}
+    return {"bucket": bucket, "key": key, "version": obj.version, "size": obj.size, "tables": tables}
 
 
 def error_record(bucket: str, key: str, obj: SourceObject | None, error: ObjectError,

@@ -65,22 +65,25 @@ def plan_table(route: Route, table: Table) -> list[Change]:
     """The changes that make ``table`` what ``route`` declares (declared columns only)."""
     from .tables import declared_schema
 
-    columns = route.target.all_columns
+    columns = route.target.table_columns
     if columns is None:
         return []
+    evolve = route.target.schema_policy == "evolve"  # ingest may add columns and widen types
     name, changes = route.target.table, []
     current = {f.name: f for f in table.schema().fields}
     for f in declared_schema(columns).fields:
         have = current.get(f.name)
         if have is None:
             changes.append(Change(name, route.name, f.name, "add", None, str(f.field_type)))
+        elif have.field_type != f.field_type and evolve and _widens(f.field_type, have.field_type):
+            continue  # widened by ingest (schema: evolve): the declared type still fits
         elif have.field_type != f.field_type:
             kind = "widen" if _widens(have.field_type, f.field_type) else "type"
             changes.append(Change(name, route.name, f.name, kind, str(have.field_type), str(f.field_type)))
         elif have.required:
             changes.append(Change(name, route.name, f.name, "optional", "required", "optional"))
     for column, have in current.items():
-        if column not in columns:
+        if column not in columns and not evolve:  # under evolve, ingest added it
             changes.append(Change(name, route.name, column, "dropped", str(have.field_type), None))
     spec = table.spec()
     schema = table.schema()

@@ -62,6 +62,11 @@ class Staged:
     @property
     def tail_bytes(self) -> int:
         return 0 if self.tail is None else self.tail.nbytes
+    # What the schema policy, rejects and evolution did (core.policy), for the outcome and summary.
+    rescued: int = 0
+    rejected: int = 0
+    rejects_to: str | None = None
+    changes: list[str] = field(default_factory=list)
 
 
 def align(batch: pa.RecordBatch, schema: pa.Schema, route: str,

@@ -106,8 +106,8 @@ def ensure_table(catalog: Catalog, target: Target, result_schema: pa.Schema | No
         return catalog.load_table(target.table)
     except NoSuchTableError:
         pass
-    if target.all_columns is not None:
-        schema = declared_schema(target.all_columns)
+    if target.table_columns is not None:
+        schema = declared_schema(target.table_columns)
     elif result_schema is not None:
         schema = iceberg_schema(table_schema(result_schema, target.table))
     else:
@@ -206,13 +206,16 @@ def same_field_ids(written: Schema, table: Schema) -> bool:
     """Whether data files written with ``written`` read correctly under ``table``."""
     from pyiceberg.schema import index_by_id, index_name_by_id
 
+    from .policy import widens
+
     ours, theirs = index_by_id(written), index_by_id(table)
     our_names, their_names = index_name_by_id(written), index_name_by_id(table)
     for field_id, field in ours.items():
         other = theirs.get(field_id)
         if other is None or our_names[field_id] != their_names.get(field_id):
             return False
-        if field.field_type.is_primitive and field.field_type != other.field_type:
+        if field.field_type.is_primitive and field.field_type != other.field_type and not widens(
+                field.field_type, other.field_type):  # a promoted column reads the old files fine
             return False
     return True
 
@@ -229,7 +232,7 @@ def ensure_declared_tables(catalog: Catalog, routes: list[Route], *, plan: bool 
     lines: list[str] = []
     unsafe: list[str] = []
     done: set[str] = set()
-    for route in routes:
+    for route in (leg for r in routes for leg in r.legs()):
         target = route.target
         if target.columns is None or target.table in done:
             continue

@@ -7,7 +7,8 @@ from typing import Any
 
 from ..core.journal import Attempt
 
-_COLUMNS = ("at", "table_name", "route", "bucket", "key", "version", "status", "rows", "stage", "message")
+_COLUMNS = ("at", "table_name", "route", "bucket", "key", "version", "status", "rows", "stage", "message",
+            "rejected", "rescued")
 
 
 class SqliteJournal:
@@ -19,6 +20,10 @@ class SqliteJournal:
         self._con.execute(
             "CREATE TABLE IF NOT EXISTS lakeroute_attempts (at TEXT NOT NULL, table_name TEXT, route TEXT, "
             "bucket TEXT, key TEXT, version TEXT, status TEXT, rows INTEGER, stage TEXT, message TEXT)")
+        have = {r[1] for r in self._con.execute("PRAGMA table_info(lakeroute_attempts)")}
+        for column in ("rejected", "rescued"):  # journals written before row-level counts
+            if column not in have:
+                self._con.execute(f"ALTER TABLE lakeroute_attempts ADD COLUMN {column} INTEGER DEFAULT 0")
         self._con.execute("CREATE INDEX IF NOT EXISTS lakeroute_attempts_table ON lakeroute_attempts "
                           "(table_name, at)")
 
@@ -27,9 +32,9 @@ class SqliteJournal:
             return
         with self._con:
             self._con.executemany(
-                "INSERT INTO lakeroute_attempts VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                [(a.at, a.table, a.route, a.bucket, a.key, a.version, a.status, a.rows, a.stage, a.message)
-                 for a in attempts])
+                f"INSERT INTO lakeroute_attempts ({', '.join(_COLUMNS)}) VALUES ({', '.join('?' * len(_COLUMNS))})",  # noqa: S608 - constant names
+                [(a.at, a.table, a.route, a.bucket, a.key, a.version, a.status, a.rows, a.stage, a.message,
+                  a.rejected, a.rescued) for a in attempts])
 
     def read(self, table: str, since: dt.datetime | None = None, status: str | None = None) -> list[dict[str, Any]]:
         """Attempts for one table (and those that never reached a table, e.g. no route)."""
@@ -41,5 +46,6 @@ class SqliteJournal:
         if status is not None:
             query += " AND status = ?"
             args.append(status)
+        query = query.replace("SELECT *", f"SELECT {', '.join(_COLUMNS)}", 1)
         rows = self._con.execute(query + " ORDER BY at", args).fetchall()
         return [dict(zip(("at", "table", *_COLUMNS[2:]), r, strict=True)) for r in rows]

@@ -23,7 +23,15 @@ from typing import Any
 
 from ..core.errors import ObjectError, TransientError
 from ..core.objects import SourceObject, parquet_metadata
-from ..core.quarantine import RECORD_NAME, entry_dir, error_record, object_name
+from ..core.quarantine import (
+    RECORD_NAME,
+    REJECTS_SUMMARY,
+    entry_dir,
+    error_record,
+    object_name,
+    rejects_name,
+    rejects_record,
+)
 from ..core.routes import format_from_key
 from ..core.scratch import ScratchDir
 
@@ -179,6 +187,27 @@ class LocalQuarantine:
                        errors="backslashreplace")
         os.replace(tmp, record_path)
         return str(entry)
+
+    def put_rejects(self, bucket: str, key: str, obj: SourceObject, route: str, table: str, data: bytes,
+                    count: int) -> str:
+        """The rejected rows of one object version for one table (``core.rejects``), replaced
+        whole on a retry of the same version; returns the file's path."""
+        entry = self.location(bucket, key, obj.version)
+        entry.mkdir(parents=True, exist_ok=True)
+        path = entry / rejects_name(table)
+        tmp = entry / (path.name + ".partial")
+        tmp.write_bytes(data)
+        os.replace(tmp, path)
+        summary = entry / REJECTS_SUMMARY
+        try:
+            previous = json.loads(summary.read_text(encoding="utf-8")) if summary.exists() else None
+        except (OSError, ValueError):
+            previous = None
+        tmp = entry / (REJECTS_SUMMARY + ".partial")
+        tmp.write_text(json.dumps(rejects_record(bucket, key, obj, route, table, count, str(path), previous),
+                                  indent=2, ensure_ascii=False) + "\n", encoding="utf-8", errors="backslashreplace")
+        os.replace(tmp, summary)
+        return str(path)
 
     # -- working with the quarantine (`lakeroute quarantine`, `lakeroute replay`)
 

@@ -13,7 +13,7 @@ from functools import partial
 from pathlib import Path
 from typing import NamedTuple
 
-from ..core.checks import Finding, bind_check, name_findings, result_problems
+from ..core.checks import Finding, bind_check, hint_problems, name_findings, policy_findings, result_problems
 from ..core.errors import ObjectError
 from ..core.objects import SourceObject
 from ..core.routes import Route, RouteTable, collect_routes
@@ -76,35 +76,21 @@ def validate_routes(routes_dir: Path, landing: Path) -> Validation:
     table = RouteTable.of(routes)
     produced: dict[str, set[str] | None] = {}  # table -> result names of its routes (None: unknown)
 
-    for route in routes:
-        origin = origins[route.name]
-        sample = find_sample(route, landing, source, table)
-        result = None
+    for whole in routes:
+        sample = find_sample(whole, landing, source, table)
         try:
-            result = bind_check(route, sample)
-            if result is None:
-                notes.append(f"{origin}: sql: not bound: no sample under {landing}/"
-                             f"{route.source.bucket}/{route.source.prefix} and no source.columns")
-        except ObjectError as e:
-            message = e.message.removeprefix(f"route {route.name}: ")
-            if sample is not None:  # the landing file, not the scratch copy DuckDB read
-                shown = str(landing / sample.bucket / sample.key)
-                message = message.replace(sample.path, shown) + f" (bound against sample {shown})"
-            elif route.source.columns is not None:
-                message += " (bound against source.columns)"
-            problems.append(f"{origin}: sql: {message}")
+            if sample is not None:  # the hints are the source's: checked once per route
+                problems += _lines(origins[whole.name], hint_problems(whole, sample))
+            for i, route in enumerate(whole.legs()):
+                origin = origins[whole.name] + ("" if whole.targets is None else f": targets[{i}]")
+                _check_leg(route, origin, sample, landing, problems, warnings, notes, produced)
         finally:
             if sample is not None:
                 source.release(sample)
-        errors, warned = name_findings(route, result)
-        problems += _lines(origin, errors + (result_problems(route, result) if result is not None else []))
-        warnings += _lines(origin, warned)
-        names = produced.setdefault(route.target.table, set())
-        produced[route.target.table] = None if result is None or names is None else names | set(result.names)
 
     # Declared columns no route of the table produces (known only when every route bound).
     first: dict[str, Route] = {}
-    for route in routes:
+    for route in (leg for r in routes for leg in r.legs()):
         first.setdefault(route.target.table, route)
     for name, route in first.items():
         made, declared = produced[name], route.target.columns
@@ -114,6 +100,32 @@ def validate_routes(routes_dir: Path, landing: Path) -> Validation:
                             f"but never produced by the SQL of any route feeding {name}, so null "
                             "in every row; select them in the SQL or drop them")
     return Validation(problems, warnings, notes, len(routes))
+
+
+def _check_leg(route: Route, origin: str, sample: SourceObject | None, landing: Path, problems: list[str],
+               warnings: list[str], notes: list[str], produced: dict[str, set[str] | None]) -> None:
+    """One target's SQL bound and its result checked (a fan-out route has one per target)."""
+    result = None
+    try:
+        result = bind_check(route, sample)
+        if result is None:
+            notes.append(f"{origin}: sql: not bound: no sample under {landing}/"
+                         f"{route.source.bucket}/{route.source.prefix} and no source.columns")
+    except ObjectError as e:
+        message = e.message.removeprefix(f"route {route.name}: ")
+        if sample is not None:  # the landing file, not the scratch copy DuckDB read
+            shown = str(landing / sample.bucket / sample.key)
+            message = message.replace(sample.path, shown) + f" (bound against sample {shown})"
+        elif route.source.columns is not None:
+            message += " (bound against source.columns)"
+        problems.append(f"{origin}: sql: {message}")
+    errors, warned = name_findings(route, result)
+    policy_errors, policy_warnings = policy_findings(route, result)
+    errors, warned = errors + policy_errors, warned + policy_warnings
+    problems += _lines(origin, errors + (result_problems(route, result) if result is not None else []))
+    warnings += _lines(origin, warned)
+    names = produced.setdefault(route.target.table, set())
+    produced[route.target.table] = None if result is None or names is None else names | set(result.names)
 
 
 def _lines(origin: str, findings: list[Finding]) -> list[str]:

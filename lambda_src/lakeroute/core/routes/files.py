@@ -105,7 +105,7 @@ def cross_check(routes: list[Route], origins: Mapping[str, str] | None = None) -
                     "make one prefix longer, add a pattern or metadata, or merge them"
                 )
     by_table: dict[str, Route] = {}
-    for r in routes:
+    for r in (leg for route in routes for leg in route.legs()):
         first = by_table.setdefault(r.target.table, r)
         if first is not r and first.target.settings() != r.target.settings():
             diff = [k for k, v in r.target.settings().items() if first.target.settings()[k] != v]

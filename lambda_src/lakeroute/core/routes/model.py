@@ -7,9 +7,9 @@ import re
 from collections.abc import Mapping
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, field_validator, model_validator
 
-from ..errors import ObjectError
+from ..errors import ConfigError, ObjectError
 
 NAME_RE = r"^[a-z0-9][a-z0-9-]{0,62}$"
 BUCKET_RE = r"^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$"
@@ -29,8 +29,13 @@ TRANSFORM_RE = re.compile(
 FORMATS = ("parquet", "csv", "json")
 
 
-def check_type(value: str) -> str:
+def check_type(value: str, nested: bool = False) -> str:
+    """A column type in its canonical spelling; ``nested``: struct/list/map allowed (hints)."""
     v = value.strip().lower()
+    if nested and v.startswith(("struct", "list", "map")):
+        from ..hints import parse_type
+
+        return parse_type(v).text()
     m = DECIMAL_RE.match(v)
     if m and not (1 <= int(m.group(1)) <= 38 and int(m.group(2)) <= int(m.group(1))):
         raise ValueError(f"{value!r}: Iceberg decimals have a precision of 1 to 38 and a scale of "
@@ -39,7 +44,7 @@ def check_type(value: str) -> str:
         return v
     raise ValueError(
         f"unknown column type {value!r}; use one of {', '.join(sorted(PRIMITIVE_TYPES))} "
-        "or decimal(P,S)"
+        "or decimal(P,S)" + (", or struct<name: type, ...>, list<type>, map<key, value>" if nested else "")
     )
 
 
@@ -64,8 +69,12 @@ class Source(_Strict):
     metadata: dict[str, str] = Field(default_factory=dict)
     format: Literal["auto", "parquet", "csv", "json"] = "auto"
     options: dict[str, Any] = Field(default_factory=dict)
-    # Declared schema of the incoming files: lets `validate` bind the SQL with no sample.
+    # Schema hints: declared types of source columns, applied to the reader at ingest (a hinted
+    # column a file lacks reads as a typed NULL) and used by `validate` to bind with no sample.
     columns: dict[str, str] | None = None
+    # file: a file with a bad row is quarantined whole; rows: bad rows go to the quarantine's
+    # rejects file (line numbers, reasons), the good ones commit (core.rejects).
+    on_error: Literal["file", "rows"] = "file"
     # The bucket exists already (owned elsewhere): the stack imports it instead of creating it.
     existing: bool = False
     # Per-object limit for reading + SQL (default: the engine's, 900 s); DuckDB is interrupted.
@@ -83,7 +92,22 @@ class Source(_Strict):
     @field_validator("columns")
     @classmethod
     def _columns(cls, v: dict[str, str] | None) -> dict[str, str] | None:
-        return None if v is None else {k: check_type(t) for k, t in v.items()}
+        return None if v is None else {k: check_type(t, nested=True) for k, t in v.items()}
+
+    @model_validator(mode="after")
+    def _rows_mode(self) -> Source:
+        if self.on_error == "rows" and self.format == "parquet":
+            raise ValueError("on_error: rows applies to csv and json (a Parquet file has no bad "
+                             "lines to set aside); use on_error: file, or target.schema: rescue for "
+                             "values that do not cast")
+        if self.on_error == "rows" and self.options.get("ignore_errors"):
+            raise ValueError("on_error: rows sets bad rows aside itself; options.ignore_errors would drop "
+                             "or null them silently: remove it")
+        if self.on_error == "rows" and str(self.options.get("format", "newline_delimited")).lower() not in (
+                "newline_delimited", "nd", "auto"):
+            raise ValueError("on_error: rows needs one JSON value per line (options.format: "
+                             "newline_delimited); remove options.format or use on_error: file")
+        return self
 
     @field_validator("options")
     @classmethod
@@ -130,7 +154,26 @@ class Maintenance(_Strict):
     auto_expire: bool = True
 
 
+RESCUED_COLUMN = "_rescued_data"  # schema: rescue: per row, JSON of what did not fit
+
+
+class Expect(_Strict):
+    """Checks on a file's rows (cast to the table) before they commit; a failing file is
+    quarantined with the failed expectation and example rows (``core.expectations``)."""
+
+    not_null: list[Annotated[str, Field(pattern=IDENT_RE)]] = Field(default_factory=list)
+    unique: list[Annotated[str, Field(pattern=IDENT_RE)]] = Field(default_factory=list)  # together, per file
+    accepted_values: dict[str, Annotated[list[str | int | float | bool], Field(min_length=1)]] = Field(
+        default_factory=dict)
+    min_rows: Annotated[int, Field(ge=0)] | None = None
+
+    def columns(self) -> list[str]:
+        return list(dict.fromkeys([*self.not_null, *self.unique, *self.accepted_values]))
+
+
 class Target(_Strict):
+    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
+
     table: Annotated[str, Field(pattern=TABLE_RE)]
     # append: add rows; upsert: per key the newest row (by order_by, else the later commit);
     # replace: a new version of an object key replaces the rows its previous version wrote;
@@ -144,6 +187,40 @@ class Target(_Strict):
     columns: dict[str, str] | None = None
     properties: dict[str, str] = Field(default_factory=dict)
     maintenance: Maintenance = Field(default_factory=Maintenance)
+    # evolve: new columns added, types widened (int->long, float->double, decimal precision
+    # up) in the commit of the rows; strict: the table never changes; rescue: what does not
+    # fit goes, per row, into _rescued_data. Default: strict with columns, evolve without.
+    # (`schema` is the file's spelling; the attribute name avoids pydantic's own `schema`.)
+    schema_mode: Literal["evolve", "strict", "rescue"] | None = Field(default=None, alias="schema")
+    expect: Expect | None = None
+
+    @property
+    def schema_policy(self) -> str:
+        return self.schema_mode or ("strict" if self.columns is not None else "evolve")
+
+    @property
+    def table_columns(self) -> dict[str, str] | None:
+        """The declared table schema: ``columns``, plus the columns lakeroute manages:
+        ``_rescued_data`` under rescue, ``_lakeroute_object`` in mode replace."""
+        if self.columns is None:
+            return None
+        managed = {RESCUED_COLUMN: "string"} if self.schema_policy == "rescue" else {}
+        if self.mode == "replace":
+            managed[OBJECT_COLUMN] = "string"
+        return {**self.columns, **managed}
+
+    @model_validator(mode="after")
+    def _schema_fields(self) -> Target:
+        rescued = (self.columns or {}).get(RESCUED_COLUMN)
+        if rescued is not None and (self.schema_policy != "rescue" or rescued != "string"):
+            raise ValueError(f"{RESCUED_COLUMN} is the column schema: rescue fills (a string of "
+                             "JSON); declare it only with schema: rescue, as string, or not at all")
+        if self.expect is not None and self.columns is not None:
+            unknown = [c for c in self.expect.columns() if c not in self.columns]
+            if unknown:
+                raise ValueError(f"expect names {', '.join(unknown)}, not in target.columns; "
+                                 "declare them or fix the expectation")
+        return self
 
     @model_validator(mode="after")
     def _mode_fields(self) -> Target:
@@ -219,28 +296,73 @@ class Target(_Strict):
     def namespace(self) -> str:
         return self.table.split(".", 1)[0]
 
-    @property
-    def all_columns(self) -> dict[str, str] | None:
-        """The declared columns plus the ones lakeroute manages for the mode."""
-        if self.columns is None or self.mode != "replace":
-            return self.columns
-        return {**self.columns, OBJECT_COLUMN: "string"}
 
     def settings(self) -> dict[str, Any]:
         """What every route feeding this table must agree on."""
         return {"partition_by": self.partition_by, "columns": self.columns,
                 "properties": self.properties, "mode": self.mode, "key": self.key,
-                "order_by": self.order_by, "overwrite": self.overwrite,
+                "order_by": self.order_by, "overwrite": self.overwrite, "schema": self.schema_policy,
                 "operation": None if self.operation is None else self.operation.model_dump(),
                 "maintenance": self.maintenance.model_dump()}
 
 
+class FanTarget(Target):
+    """One item of ``targets:`` (fan-out): a target plus the SQL that feeds it."""
+
+    sql: str = "SELECT * FROM source"
+
+    @field_validator("sql")
+    @classmethod
+    def _sql(cls, v: str) -> str:
+        if not v.strip():
+            raise ValueError("must not be empty; at least SELECT * FROM source")
+        return v
+
+
 class Route(_Strict):
+    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
+
     name: Annotated[str, Field(pattern=NAME_RE)]
     source: Source
-    target: Target
+    # `target` + `sql`, or (fan-out) `targets`: each a target with its own sql; one file then
+    # feeds several tables, each exactly once on its own (``legs``).
+    target_: Target | None = Field(default=None, alias="target")
+    targets: Annotated[list[FanTarget], Field(min_length=1)] | None = None
     sql: str = "SELECT * FROM source"
     description: str | None = None
+    _legs: list[Route] | None = PrivateAttr(default=None)
+
+    @model_validator(mode="after")
+    def _one_target_form(self) -> Route:
+        if (self.target_ is None) == (self.targets is None):
+            raise ValueError("give target (with sql) or targets (a list of target + sql), not both or neither")
+        if self.targets is not None:
+            if "sql" in self.model_fields_set and self.sql != "SELECT * FROM source":  # (a dump has the default)
+                raise ValueError("with targets:, each target has its own sql; move sql into the items")
+            tables = [t.table for t in self.targets]
+            twice = sorted({t for t in tables if tables.count(t) > 1})
+            if twice:
+                raise ValueError(f"targets: table {', '.join(twice)} twice; one item per table")
+        return self
+
+    @property
+    def target(self) -> Target:
+        """The target of a single-target route (a leg of a fan-out route is one)."""
+        if self.target_ is None:
+            raise ConfigError(f"route {self.name} has targets: (fan-out); use its legs()")
+        return self.target_
+
+    def legs(self) -> list[Route]:
+        """One single-target route per target: the route itself, or, for ``targets:``, a route
+        of the same name, source and description per item, with that item's SQL."""
+        if self.targets is None:
+            return [self]
+        if self._legs is None:
+            self._legs = [Route(name=self.name, source=self.source, description=self.description, sql=t.sql,
+                                target=Target.model_validate(t.model_dump(exclude={"sql"}, exclude_none=True,
+                                                                          by_alias=True)))
+                          for t in self.targets]
+        return self._legs
 
     @field_validator("sql")
     @classmethod
@@ -265,7 +387,7 @@ class Route(_Strict):
     def to_item(self) -> dict[str, Any]:
         """The routing-table (DynamoDB) item for this route."""
         return {"bucket": self.source.bucket, "name": self.name,
-                "route": self.model_dump(mode="json", exclude_none=True)}
+                "route": self.model_dump(mode="json", exclude_none=True, by_alias=True)}
 
     @classmethod
     def from_item(cls, item: Mapping[str, Any]) -> Route:
