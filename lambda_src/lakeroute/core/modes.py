@@ -108,6 +108,9 @@ def write_rows(txn: Transaction, io: FileIO, rows: pa.Table, write_uuid: uuid.UU
 
     if rows.num_rows == 0:
         return []
+    # One chunk: PyIceberg's partition split filters the table once per partition, and a
+    # table of many chunks (one per file read) makes each filter slow.
+    rows = rows.combine_chunks()
     return list(_dataframe_to_data_files(table_metadata=txn.table_metadata, df=rows, io=io,
                                          write_uuid=write_uuid, counter=counter))
 
@@ -144,31 +147,38 @@ def groups(files: list[DataFile]) -> Iterable[list[DataFile]]:
 
 
 def rewrite_without(txn: Transaction, io: FileIO, files: list[DataFile], changes: Changes,
-                    drop: Callable[[pa.Table], pa.Array]) -> int:
-    """Rewrite the files whose rows ``drop`` (a boolean mask per file) removes; returns rows dropped.
+                    drop: Callable[[list[pa.Table]], list[pa.Array]]) -> tuple[int, pa.Table | None]:
+    """Rewrite the files whose rows ``drop`` removes (a boolean mask per file of a group).
 
     Files that lose no row stay as they are; the survivors of the others are written into
-    new files (bin-packed by the table's target size) and the originals deleted.
+    new files (bin-packed by the table's target size) and the originals deleted. Returns the
+    rows dropped and the last survivors, not yet written: the caller writes them with its
+    own new rows, so that a partition gets one new file, not two.
     """
     import pyarrow as pa
     import pyarrow.compute as pc
 
     write_uuid, counter, dropped = uuid.uuid4(), itertools.count(), 0
+    held: list[pa.Table] = []
+    held_bytes = 0
     for group in groups(files):
-        survivors: list[pa.Table] = []
-        for data_file, tbl in zip(group, read_files(txn.table_metadata, io, group), strict=True):
-            mask = drop(tbl)
+        tables = read_files(txn.table_metadata, io, group)
+        for data_file, tbl, mask in zip(group, tables, drop(tables), strict=True):
             n = pc.sum(mask).as_py() or 0
             if n == 0:
                 continue
             dropped += n
             changes.deleted.append(data_file)
-            survivors.append(tbl.filter(pc.invert(mask)))
-        if survivors:
-            new = write_rows(txn, io, pa.concat_tables(survivors), write_uuid, counter)
+            kept = tbl.filter(pc.invert(mask))
+            held.append(kept)
+            held_bytes += kept.nbytes
+        del tables
+        if held_bytes >= REWRITE_GROUP_BYTES:
+            new = write_rows(txn, io, pa.concat_tables(held), write_uuid, counter)
             changes.written += new
             changes.added += new
-    return dropped
+            held, held_bytes = [], 0
+    return dropped, (pa.concat_tables(held) if held else None)
 
 
 def last_per_object(todo: list[Staged]) -> tuple[list[Staged], list[Staged]]:
@@ -204,9 +214,15 @@ def plan_replace(txn: Transaction, io: FileIO, todo: list[Staged], changes: Chan
             (whole if exact else partial).append(f)
     changes.deleted += whole
     values = pa.array(names, pa.string())
-    dropped = sum(f.record_count for f in whole) + rewrite_without(
+    dropped, held = rewrite_without(
         txn, io, partial, changes,
-        lambda tbl: pc.fill_null(pc.is_in(tbl.column(OBJECT_COLUMN), value_set=values), False))
+        lambda tables: [pc.fill_null(pc.is_in(t.column(OBJECT_COLUMN), value_set=values), False)
+                        for t in tables])
+    dropped += sum(f.record_count for f in whole)
+    if held is not None:
+        new = write_rows(txn, io, held, uuid.uuid4(), itertools.count())
+        changes.written += new
+        changes.added += new
     for s in keep:
         changes.added += s.data_files
     changes.stats = {"lakeroute.replaced-rows": str(dropped)}
