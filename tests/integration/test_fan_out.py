@@ -87,6 +87,7 @@ def test_fan_out_route_model_rules_and_validate(ws: Workspace) -> None:
     assert Route.from_item(route.to_item()) == route, "the routing-table item round-trips"
     assert [(leg.target.table, leg.sql, leg.target.schema_policy) for leg in route.legs()] == [
         ("a.c", "SELECT 1 AS x", "evolve"), ("a.d", "SELECT * FROM source", "rescue")]
+    assert Route.from_item(route.to_item()) == route, "legs() leaves the route equal to its copy (route sync)"
 
     _route(ws, lines_sql="SELECT order_id, nope FROM source")
     ws.put("shop", "exports/sample.jsonl", EXPORT)

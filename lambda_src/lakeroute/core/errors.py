@@ -38,3 +38,18 @@ class NoRouteError(ObjectError):
 
 class TransientError(LakerouteError):
     """Worth retrying later (commit conflicts that outlived their retries, throttling)."""
+
+
+def translated(e: BaseException, stage: str, route: str | None, *, infra: bool = False) -> BaseException:
+    """Any exception of one object's journey as ours: a route setting only the run reveals,
+    or an unforeseen error (Rust panics derive from BaseException), ends that object only
+    (an ObjectError at ``stage``); a failure of the infrastructure (``infra``, or an OSError
+    while writing) is retried. Our own errors are returned as they are."""
+    if isinstance(e, ConfigError):
+        return ObjectError("route", str(e).replace("\n", "; "), route)
+    if isinstance(e, LakerouteError):
+        return e
+    what = f"{type(e).__name__}: {' '.join(str(e).split())[:400] or type(e).__name__}"
+    if infra or (stage == "write" and isinstance(e, OSError)):
+        return TransientError(f"{stage}: {what}")
+    return ObjectError(stage, f"route {route}: {what}" if route else what, route)

@@ -24,14 +24,15 @@ from typing import TYPE_CHECKING
 from .budget import Budget
 from .commit import CommitError, commit
 from .engine import Engine
-from .errors import ConfigError, LakerouteError, ObjectError, TransientError
+from .errors import ObjectError, TransientError, translated
+from .fanout import fan_out
 from .journal import Journal, attempts_of
 from .ledger import Ledger, TableState, reconcile, recorded
 from .maintenance import expire_if_due
 from .modes import table_result
 from .objects import ObjectSource, Quarantine, SourceObject
 from .policy import committed_message, creation_schema, evolve_table, growth, shaped
-from .rejects import RowRejects
+from .rejects import RowRejects, put_rejects
 from .routes import Route, RouteTable, Target
 from .schema_plan import plan_table
 from .staging import Staged, Writer, discard
@@ -137,18 +138,7 @@ class _Step:
 
 
 def _translated(e: BaseException, step: _Step, route: Route | None) -> BaseException:
-    """Any exception of an object's journey as ours: a route setting only the run reveals or
-    an unforeseen error (Rust panics derive from BaseException) ends this object only, a
-    failure of the infrastructure is retried."""
-    if isinstance(e, ConfigError):
-        return ObjectError("route", str(e).replace("\n", "; "), route.name if route else None)
-    if isinstance(e, LakerouteError):
-        return e
-    what = f"{type(e).__name__}: {_one_line(e)}"
-    if step.stage in _INFRA_STAGES or (step.stage == "write" and isinstance(e, OSError)):
-        return TransientError(f"{step.stage}: {what}")
-    return ObjectError(step.stage, f"route {route.name}: {what}" if route else what,
-                       route.name if route else None)
+    return translated(e, step.stage, route.name if route else None, infra=step.stage in _INFRA_STAGES)
 
 
 @dataclass
@@ -248,7 +238,7 @@ class Pipeline:
                 resolved = obj
                 route = self.routes.match(ref.bucket, ref.key, lambda: self.source.metadata(resolved))
                 if route.targets is not None:
-                    return self._fan_out(ref, obj, route, plans, seen, step)
+                    return fan_out(self, ref, obj, route, plans, seen, step)
                 one = self._journey(ref, obj, route, plans, seen, step)
                 return [] if one is None else [one]
             except (KeyboardInterrupt, SystemExit, GeneratorExit):
@@ -274,37 +264,6 @@ class Pipeline:
                     self.source.release(done)
                 except Exception as e:  # scratch clean-up must not end the batch
                     log.warning("could not release %s: %s", done.uri, e)
-
-    def _fan_out(self, ref: ObjectRef, obj: SourceObject, route: Route, plans: dict[str, _Plan],
-                 seen: set[str], step: _Step) -> list[Outcome]:
-        """``targets:``: each target's journey on its own, so that a failure in one quarantines
-        the object for that target only (the message names the table) and the others commit.
-        The object is fetched once; the ledger is per table, so a target that committed is
-        skipped on redelivery while a failed one is tried again."""
-        outcomes: list[Outcome] = []
-        for leg in route.legs():
-            table = leg.target.table
-            try:
-                try:
-                    one = self._journey(ref, obj, leg, plans, seen, step)
-                except (KeyboardInterrupt, SystemExit, GeneratorExit):
-                    raise
-                except BaseException as e:
-                    err = _translated(e, step, leg)
-                    if err is e:
-                        raise
-                    raise err from e
-            except ObjectError as e:
-                e.message = f"target {table}: {e.message}"
-                outcomes.append(self._quarantine(ref, obj, leg, e))
-            except TransientError as e:
-                log.warning("will retry %s/%s for %s: %s", ref.bucket, ref.key, table, e)
-                outcomes.append(Outcome(ref, "failed", f"target {table}: {e}", leg.name, table,
-                                        source_id=obj.source_id, stage=step.stage))
-            else:
-                if one is not None:
-                    outcomes.append(one)
-        return outcomes
 
     def _journey(self, ref: ObjectRef, obj: SourceObject, route: Route, plans: dict[str, _Plan],
                  seen: set[str], step: _Step) -> Outcome | None:
@@ -367,22 +326,8 @@ class Pipeline:
 
     def _put_rejects(self, ref: ObjectRef, obj: SourceObject, route: Route, staged: Staged,
                      rejects: RowRejects) -> str:
-        """The rejects file, written before the good rows may commit: if it cannot be written,
-        the object is retried, never committed without its rejects."""
-        if staged.rows == 0:
-            raise ObjectError("read", f"route {route.name}: every row was rejected ({rejects.summary()}); "
-                              "nothing of it is committed", route.name)
-        put = getattr(self.quarantine, "put_rejects", None)
-        if put is None:
-            raise TransientError("the quarantine cannot hold rejects files; nothing of it is committed")
-        try:
-            where: str = put(ref.bucket, ref.key, obj, route.name, route.target.table, rejects.jsonl(),
-                             len(rejects))
-        except Exception as e:
-            raise TransientError(f"rejects of {ref.bucket}/{ref.key} could not be written: "
-                                 f"{type(e).__name__}: {_one_line(e)}; it is retried") from e
-        log.warning("%s/%s: %d row(s) rejected -> %s", ref.bucket, ref.key, len(rejects), where)
-        return where
+        return put_rejects(self.quarantine, ref.bucket, ref.key, obj, route.name, route.target.table,
+                           staged.rows, rejects)
 
     def _plan(self, route: Route) -> _Plan:
         target = route.target

@@ -236,3 +236,28 @@ def remove(path: str | None) -> None:
     if path:
         with contextlib.suppress(OSError):
             os.remove(path)
+
+
+def put_rejects(quarantine: Any, bucket: str, key: str, obj: Any, route: str, table: str, rows: int,
+                rejects: RowRejects) -> str:
+    """The rejects file, written before the good rows may commit: if it cannot be written,
+    the object is retried, never committed without its rejects; a file whose every row was
+    rejected is quarantined whole. Returns where the file is."""
+    import logging
+
+    from .errors import TransientError
+
+    if rows == 0:
+        raise ObjectError("read", f"route {route}: every row was rejected ({rejects.summary()}); "
+                          "nothing of it is committed", route)
+    put = getattr(quarantine, "put_rejects", None)
+    if put is None:
+        raise TransientError("the quarantine cannot hold rejects files; nothing of it is committed")
+    try:
+        where: str = put(bucket, key, obj, route, table, rejects.jsonl(), len(rejects))
+    except Exception as e:
+        raise TransientError(f"rejects of {bucket}/{key} could not be written: {type(e).__name__}: "
+                             f"{' '.join(str(e).split())[:300]}; it is retried") from e
+    logging.getLogger("lakeroute.pipeline").warning("%s/%s: %d row(s) rejected -> %s", bucket, key,
+                                                    len(rejects), where)
+    return where

@@ -19,11 +19,16 @@ class SqliteJournal:
         self._con.execute("PRAGMA journal_mode=WAL")
         self._con.execute(
             "CREATE TABLE IF NOT EXISTS lakeroute_attempts (at TEXT NOT NULL, table_name TEXT, route TEXT, "
-            "bucket TEXT, key TEXT, version TEXT, status TEXT, rows INTEGER, stage TEXT, message TEXT)")
+            "bucket TEXT, key TEXT, version TEXT, status TEXT, rows INTEGER, stage TEXT, message TEXT, "
+            "rejected INTEGER DEFAULT 0, rescued INTEGER DEFAULT 0)")
         have = {r[1] for r in self._con.execute("PRAGMA table_info(lakeroute_attempts)")}
         for column in ("rejected", "rescued"):  # journals written before row-level counts
             if column not in have:
-                self._con.execute(f"ALTER TABLE lakeroute_attempts ADD COLUMN {column} INTEGER DEFAULT 0")
+                try:
+                    self._con.execute(f"ALTER TABLE lakeroute_attempts ADD COLUMN {column} INTEGER DEFAULT 0")
+                except sqlite3.OperationalError as e:  # another process added it meanwhile
+                    if "duplicate column" not in str(e):
+                        raise
         self._con.execute("CREATE INDEX IF NOT EXISTS lakeroute_attempts_table ON lakeroute_attempts "
                           "(table_name, at)")
 
