@@ -37,6 +37,7 @@ from typing import TYPE_CHECKING
 
 from .archive import consolidate, write_for_expiry
 from .compaction import MAX_REWRITE_BYTES, CompactionResult, compact
+from .errors import LakerouteError
 from .expiry import ExpiryPlan, commit_expiry, due, plan_expiry
 from .ledger import Ledger, reconcile
 from .references import Lister, ManifestReader, canonical, metadata_files, reach, referenced
@@ -69,10 +70,13 @@ class MaintenanceReport:
     retries: int = 0  # commit conflicts retried (compaction + expiry)
     notes: list[str] = field(default_factory=list)
     seconds: float = 0.0
+    error: str = ""  # it failed (what is done stays done; files a failed step wrote are orphans)
 
     def lines(self) -> list[str]:
         verb = (lambda did, would: did) if self.applied else (lambda did, would: would)
         out = [f"{self.table}:"]
+        if self.error:
+            return [*out, f"  failed: {self.error}"]
         c = self.compaction
         if c is not None:
             p = c.plan
@@ -277,8 +281,14 @@ def maintain_tables(catalog: Catalog, ledger: Ledger, lister: Lister, settings: 
         if deadline is not None and time.monotonic() > deadline:
             break
         name = todo.pop(0)
-        report = maintain_table(catalog, name, settings.get(name) or Maintenance(), ledger, lister,
-                                apply=apply, now=now)
+        try:
+            report = maintain_table(catalog, name, settings.get(name) or Maintenance(), ledger, lister,
+                                    apply=apply, now=now)
+        except LakerouteError:
+            raise
+        except Exception as e:  # one table's failure (catalog, storage) is not the others'
+            log.error("maintenance of %s failed: %s: %s", name, type(e).__name__, e)
+            report = MaintenanceReport(name, apply, error=f"{type(e).__name__}: {' '.join(str(e).split())[:300]}")
         reports.append(report)
         if done is not None:
             done(report)
