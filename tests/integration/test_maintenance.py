@@ -255,6 +255,8 @@ def test_automatic_expiry_after_ingest_commits(ws: Workspace) -> None:
     # due past 3 + 5 snapshots: expired back to 3 once, then grows again
     assert 3 <= len(table.metadata.snapshots) <= 8
     assert len(ws.rows(TABLE)) == 240
+    dry = maintain_table(ws.catalog(), TABLE, Maintenance(keep_snapshots=3), ledger(ws), local_lister, apply=False)
+    assert dry.young_orphans == 0, "the automatic expiry deleted the manifest lists and manifests it freed"
     assert expire_if_due(ws.catalog(), TABLE, Maintenance(keep_snapshots=3, auto_expire=False),
                          ledger(ws)) is None
 

@@ -234,17 +234,22 @@ def expire_if_due(catalog: Catalog, name: str, settings: Maintenance, ledger: Le
         plan = plan_expiry(table.metadata, settings.keep_snapshots, settings.keep_days, now_ms)
         if not plan.expire:
             return None
-        # A manifest list belongs to exactly one snapshot: the expired ones' can go once the
-        # expiry landed. Their manifests and data files are left to `lakeroute maintain`
-        # (finding which are unreferenced means reading manifests).
-        lists = [s.manifest_list for s in table.metadata.snapshots if s.snapshot_id in set(plan.expire)]
+        # Once the expiry landed, the expired snapshots' manifest lists (each belongs to one
+        # snapshot) and the manifests no retained snapshot lists can go: reading manifest
+        # lists only (a few KB each). Data files are left to `lakeroute maintain`: appends
+        # remove none, and finding the others means reading manifests.
+        planned = table.metadata
         try:
             write_for_expiry(table, plan.expire)
-            commit_expiry(table, plan)
+            after = commit_expiry(table, plan).metadata
         except CommitFailedException:
             log.info("automatic expiry of %s skipped: a concurrent commit; the next one retries", name)
             return None
-        for path in lists:
+        going = set(plan.expire)
+        gone = {s.manifest_list: s for s in planned.snapshots if s.snapshot_id in going}
+        kept = {m.manifest_path for s in after.snapshots for m in s.manifests(table.io)}
+        unlisted = {m.manifest_path for s in gone.values() for m in s.manifests(table.io)} - kept
+        for path in [*gone, *sorted(unlisted)]:
             _delete(table, path)
         log.info("expired %d snapshot(s) of %s", len(plan.expire), name)
         return plan
