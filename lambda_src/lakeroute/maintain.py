@@ -95,6 +95,9 @@ def _deadline(context: Any) -> float | None:
 def publish(reports: list[MaintenanceReport], unfinished: list[str]) -> None:
     compacted = expired = orphans = yielded = 0
     for r in reports:
+        if r.error:
+            logger.error("table maintenance failed", extra={"table": r.table, "error": r.error})
+            continue
         logger.info("table maintained", extra={"table": r.table, "report": r.lines()[1:]})
         c = r.compaction
         if c is not None and c.snapshot_id is not None:

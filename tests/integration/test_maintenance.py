@@ -255,6 +255,8 @@ def test_automatic_expiry_after_ingest_commits(ws: Workspace) -> None:
     # due past 3 + 5 snapshots: expired back to 3 once, then grows again
     assert 3 <= len(table.metadata.snapshots) <= 8
     assert len(ws.rows(TABLE)) == 240
+    dry = maintain_table(ws.catalog(), TABLE, Maintenance(keep_snapshots=3), ledger(ws), local_lister, apply=False)
+    assert dry.young_orphans == 0, "the automatic expiry deleted the manifest lists and manifests it freed"
     assert expire_if_due(ws.catalog(), TABLE, Maintenance(keep_snapshots=3, auto_expire=False),
                          ledger(ws)) is None
 
@@ -283,3 +285,22 @@ def test_maintenance_settings_are_validated(bad: dict) -> None:
 
     with pytest.raises(ValidationError, match="maintenance"):
         Target(table="a.b", maintenance=bad)
+
+
+def test_one_failing_table_does_not_stop_the_others(ws: Workspace) -> None:
+    from lakeroute.core.maintenance import maintain_tables
+
+    setup(ws, 3)
+    real = ws.catalog()
+
+    class Flaky:  # the catalog, failing for one table as a broken metadata file would
+        def load_table(self, name: str):  # type: ignore[no-untyped-def]
+            if name == "ns.broken":
+                raise OSError("metadata file unreadable")
+            return real.load_table(name)
+
+    reports, left = maintain_tables(Flaky(), ledger(ws), local_lister, {}, ["ns.broken", TABLE],  # type: ignore[arg-type]
+                                    apply=True)
+    assert not left and [r.table for r in reports] == ["ns.broken", TABLE]
+    assert "OSError: metadata file unreadable" in reports[0].error and reports[0].lines()[1].startswith("  failed")
+    assert not reports[1].error and reports[1].compaction is not None and reports[1].compaction.snapshot_id

@@ -104,8 +104,14 @@ class Lake(MotoLake):
         return sorted(self.table(name).scan().to_arrow().to_pylist(), key=lambda r: (r["id"], r["_source_key"]))
 
     def sources(self, name: str = TABLE) -> list[str]:
-        return [s for snap in self.table(name).snapshots() if snap.summary
-                for s in json.loads(snap.summary.additional_properties.get(SOURCES_PROP, "[]"))]
+        """Every source the table records: retained snapshots' summaries, and the archive of
+        the expired ones' (the automatic expiry runs after commits: core.archive)."""
+        from lakeroute.core.archive import archived_entries
+
+        table = self.table(name)
+        return [e[0] for e in archived_entries(table)] + [
+            s for snap in table.snapshots() if snap.summary
+            for s in json.loads(snap.summary.additional_properties.get(SOURCES_PROP, "[]"))]
 
     def keys(self, bucket: str, prefix: str) -> list[str]:
         pages = self.s3.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=prefix)
@@ -418,7 +424,12 @@ def test_many_small_commits_keep_metadata_bounded(lake: Lake) -> None:
           f"(VersionId now {lake.glue.get_table(DatabaseName=database, Name=name)['Table']['VersionId']}) "
           f"manifests in current snapshot={len(manifests)} metadata.json kept={len(metadata_files)} "
           f"(+{noncurrent} noncurrent versions in the versioned bucket) snapshots={len(table.snapshots())}")
-    assert len(update_tables) == commits and skip == ["True"], "every UpdateTable asks Glue to skip the archive"
+    from lakeroute.core.archive import chain
+
+    expiries = len(list(chain(table)))  # each automatic expiry is one more UpdateTable
+    assert expiries >= 1 and len(table.snapshots()) <= 26, "the automatic expiry keeps ~20 snapshots"
+    assert len(update_tables) == commits + expiries and skip == ["True"], \
+        "every UpdateTable asks Glue to skip the archive"
     assert len(glue_versions) <= 2, "Glue keeps no archived table version per commit"
     assert len(manifests) <= 60, "manifest merge keeps the manifest list bounded"
     assert len(metadata_files) <= 52, "old metadata files are deleted after commit"

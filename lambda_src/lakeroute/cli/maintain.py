@@ -70,6 +70,10 @@ def maintain(
                any("gave way" in n for n in r.notes)]
     if yielded:
         typer.echo(f"gave way to concurrent commits: {', '.join(yielded)} (run it again later)", err=True)
+    failed = [r.table for r in reports if r.error]
+    if failed:
+        typer.echo(f"failed: {', '.join(failed)} (see above; the other tables were maintained)", err=True)
+        raise typer.Exit(1)
 
 
 def _existing(catalog: Catalog) -> set[str]:

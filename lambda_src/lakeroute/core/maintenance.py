@@ -37,6 +37,7 @@ from typing import TYPE_CHECKING
 
 from .archive import consolidate, write_for_expiry
 from .compaction import MAX_REWRITE_BYTES, CompactionResult, compact
+from .errors import LakerouteError
 from .expiry import ExpiryPlan, commit_expiry, due, plan_expiry
 from .ledger import Ledger, reconcile
 from .references import Lister, ManifestReader, canonical, metadata_files, reach, referenced
@@ -69,10 +70,13 @@ class MaintenanceReport:
     retries: int = 0  # commit conflicts retried (compaction + expiry)
     notes: list[str] = field(default_factory=list)
     seconds: float = 0.0
+    error: str = ""  # it failed (what is done stays done; files a failed step wrote are orphans)
 
     def lines(self) -> list[str]:
         verb = (lambda did, would: did) if self.applied else (lambda did, would: would)
         out = [f"{self.table}:"]
+        if self.error:
+            return [*out, f"  failed: {self.error}"]
         c = self.compaction
         if c is not None:
             p = c.plan
@@ -230,17 +234,22 @@ def expire_if_due(catalog: Catalog, name: str, settings: Maintenance, ledger: Le
         plan = plan_expiry(table.metadata, settings.keep_snapshots, settings.keep_days, now_ms)
         if not plan.expire:
             return None
-        # A manifest list belongs to exactly one snapshot: the expired ones' can go once the
-        # expiry landed. Their manifests and data files are left to `lakeroute maintain`
-        # (finding which are unreferenced means reading manifests).
-        lists = [s.manifest_list for s in table.metadata.snapshots if s.snapshot_id in set(plan.expire)]
+        # Once the expiry landed, the expired snapshots' manifest lists (each belongs to one
+        # snapshot) and the manifests no retained snapshot lists can go: reading manifest
+        # lists only (a few KB each). Data files are left to `lakeroute maintain`: appends
+        # remove none, and finding the others means reading manifests.
+        planned = table.metadata
         try:
             write_for_expiry(table, plan.expire)
-            commit_expiry(table, plan)
+            after = commit_expiry(table, plan).metadata
         except CommitFailedException:
             log.info("automatic expiry of %s skipped: a concurrent commit; the next one retries", name)
             return None
-        for path in lists:
+        going = set(plan.expire)
+        gone = {s.manifest_list: s for s in planned.snapshots if s.snapshot_id in going}
+        kept = {m.manifest_path for s in after.snapshots for m in s.manifests(table.io)}
+        unlisted = {m.manifest_path for s in gone.values() for m in s.manifests(table.io)} - kept
+        for path in [*gone, *sorted(unlisted)]:
             _delete(table, path)
         log.info("expired %d snapshot(s) of %s", len(plan.expire), name)
         return plan
@@ -277,8 +286,14 @@ def maintain_tables(catalog: Catalog, ledger: Ledger, lister: Lister, settings: 
         if deadline is not None and time.monotonic() > deadline:
             break
         name = todo.pop(0)
-        report = maintain_table(catalog, name, settings.get(name) or Maintenance(), ledger, lister,
-                                apply=apply, now=now)
+        try:
+            report = maintain_table(catalog, name, settings.get(name) or Maintenance(), ledger, lister,
+                                    apply=apply, now=now)
+        except LakerouteError:
+            raise
+        except Exception as e:  # one table's failure (catalog, storage) is not the others'
+            log.error("maintenance of %s failed: %s: %s", name, type(e).__name__, e)
+            report = MaintenanceReport(name, apply, error=f"{type(e).__name__}: {' '.join(str(e).split())[:300]}")
         reports.append(report)
         if done is not None:
             done(report)
