@@ -58,8 +58,9 @@ from scenarios.concurrency import scenario_concurrency
 from scenarios.csv import scenario_csv
 from scenarios.large import scenario_large
 from scenarios.small import scenario_small
+from scenarios.write_modes import scenario_write_modes
 
-SCENARIOS = ("small", "large", "csv", "concurrency", "coldstart")
+SCENARIOS = ("small", "large", "csv", "concurrency", "coldstart", "write_modes")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -110,6 +111,8 @@ def main(argv: list[str] | None = None) -> int:
             results["concurrency"] = scenario_concurrency(opt, small_set)
         elif name == "coldstart":
             results["coldstart"] = scenario_coldstart(opt, small_set)
+        elif name == "write_modes":
+            results.update(scenario_write_modes(opt))
         log(f"{name}: done in {time.monotonic() - t:.0f} s")
     now = dt.datetime.now(dt.UTC).isoformat(timespec="seconds")
     for sc in results.values():
