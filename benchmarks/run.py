@@ -22,6 +22,12 @@ times are measured inside the child after its imports, except for cold start):
   coldstart    a fresh process imports lakeroute.handler (else pipeline + local) and ingests
                one small file into an existing table; -X importtime breakdown.
                                                                      target: <= 1 s
+  write_modes  on identical copies of tables lakeroute built: upsert of 50k rows into 1M and 4M
+               rows (unpartitioned, bucket(64, id); and a batch in 3 of the 64 buckets) vs
+               PyIceberg Table.upsert (stopped after a time limit); one day re-ingested into a
+               365-day table vs dynamic_partition_overwrite; a new version of one object in a
+               replace table of 1,000 objects vs of 100. Every run checked against DuckDB.
+               targets: upsert >= 10x, RSS <= 1 GB; overwrite <= 1.2x; replace 1,000 <= 1.2x 100
 
 lakeroute and the floor run --repeat times (default 3; the reference, which is slow, once) and
 ratios use medians. This machine may be shared: each run records the CPU that *other*

@@ -79,7 +79,7 @@ def scenario_upsert(opt: Options, work: Path) -> dict[str, dict[str, Any]]:
                                        objects, base, pristine, live, out.get(label))
             shutil.rmtree(live.parent)  # this table's live home and pristine copy
     # peak RSS must not grow with the table: the largest table's vs the smallest's
-    for suffix in ("", "_bucket64_5pct"):
+    for suffix in ("", "_bucket64", "_bucket64_5pct"):
         small, large = (f"upsert_{label_rows(r)}{suffix}" for r in (sz.upsert_table_rows[0], sz.upsert_table_rows[-1]))
         if small != large and small in out and large in out:
             a = out[small]["contenders"]["lakeroute"]["peak_rss_mb"]
