@@ -100,12 +100,31 @@ class Sizes:
     large_min_arrow_bytes: int = 1 << 30
     csv_min_bytes: int = 500 * 1024 * 1024
     maintenance_commits: int = 1000
+    # write_modes
+    upsert_table_rows: tuple[int, ...] = (1_000_000, 4_000_000)
+    upsert_objects: int = 200  # the base table is built from this many objects
+    upsert_batch_rows: int = 50_000
+    pyiceberg_timeout_seconds: float = 150.0  # PyIceberg's upsert is stopped after this
+    lakeroute_timeout_seconds: float = 240.0  # and lakeroute's
+    bucket_full_range_max_rows: int = 4_000_000  # larger bucket(64) tables: only the 5% batch
+    # How the bucket(64, id) base tables are built from their objects, in one ingest call:
+    # "upsert" (the upsert route itself: one file per bucket) or "append" (one file per
+    # object and bucket: 12,800 small files from 200 objects).
+    bucket_build_mode: str = "upsert"
+    overwrite_days: int = 365
+    overwrite_day_rows: int = 5_000
+    replace_objects: tuple[int, ...] = (100, 1_000)
+    replace_rows: int = 1_000
 
     @classmethod
     def quick(cls) -> Sizes:
         return cls(small_files=30, concurrency_procs=4, concurrency_files=5,
                    large_rows=600_000, large_min_arrow_bytes=0, csv_min_bytes=24 * 1024 * 1024,
-                   maintenance_commits=120)
+                   maintenance_commits=120,
+                   upsert_table_rows=(50_000, 200_000), upsert_objects=10, upsert_batch_rows=2_500,
+                   pyiceberg_timeout_seconds=30.0, lakeroute_timeout_seconds=60.0,
+                   overwrite_days=30, overwrite_day_rows=500,
+                   replace_objects=(10, 100), replace_rows=100)
 
 
 def _manifest_ok(folder: Path, params: dict) -> bool:
@@ -191,5 +210,132 @@ def large_csv(min_bytes: int) -> Path:
                 break
     if os.path.getsize(path) < min_bytes:
         raise SystemExit("CSV generator stopped short")
+    _finish(folder, params)
+    return path
+
+
+# ---------------------------------------------------------------- write modes (scenarios/write_modes.py)
+
+KEYED_SCHEMA = pa.schema([pa.field("id", pa.int64()), *list(SCHEMA)[1:]])
+
+
+def _keyed(batch: pa.RecordBatch, ids: pa.Array | None = None) -> pa.Table:
+    """An event batch with ``event_id`` named ``id`` (optionally replaced by ``ids``)."""
+    cols = batch.columns
+    return pa.Table.from_arrays([ids if ids is not None else cols[0], *cols[1:]], schema=KEYED_SCHEMA)
+
+
+def keyed_objects(rows: int, count: int) -> list[Path]:
+    """``count`` Parquet objects holding ids 0..rows-1, each a contiguous range (as daily
+    exports of a growing table are): the base of an upsert table."""
+    import pyarrow.parquet as pq
+
+    folder = DATA / f"keyed-{rows}x{count}"
+    params = {"generator": GENERATOR_VERSION, "rows": rows, "count": count, "pyarrow": pa.__version__}
+    per = rows // count
+    files = [folder / f"part-{i:04d}.parquet" for i in range(count)]
+    if _manifest_ok(folder, params):
+        return files
+    _log(f"writing {count} keyed objects ({rows:,} rows) to {folder}")
+    _reset(folder)
+    for i, path in enumerate(files):
+        n = per if i < count - 1 else rows - per * (count - 1)
+        b = next(batches(n, seed=5000 + i, span_days=1, first_id=i * per, batch_rows=n))
+        pq.write_table(_keyed(b), path, compression="zstd")
+    _finish(folder, params)
+    return files
+
+
+def bucket_of(ids: pa.Array, n: int) -> pa.Array:
+    """Iceberg's bucket(n) of long ids (PyIceberg's own transform)."""
+    from pyiceberg.transforms import BucketTransform
+    from pyiceberg.types import LongType
+
+    return BucketTransform(n).pyarrow_transform(LongType())(ids)
+
+
+def upsert_batch(table_rows: int, batch_rows: int, new_share: float = 0.1,
+                 buckets: tuple[int, ...] = (), of: int = 64) -> Path:
+    """One Parquet object of ``batch_rows`` distinct keys: ``new_share`` of them new (ids past
+    the table), the rest drawn at random over the table's whole key range; with ``buckets``,
+    only keys whose bucket(``of``, id) is one of them. Other columns: fresh values."""
+    import pyarrow.parquet as pq
+
+    tag = "full" if not buckets else "b" + "-".join(map(str, buckets))
+    folder = DATA / f"upsert-{table_rows}-{batch_rows}-{tag}"
+    path = folder / "batch.parquet"
+    params = {"generator": GENERATOR_VERSION, "table_rows": table_rows, "batch_rows": batch_rows,
+              "new_share": new_share, "buckets": list(buckets), "of": of, "pyarrow": pa.__version__}
+    if _manifest_ok(folder, params):
+        return path
+    _reset(folder)
+    rng = random.Random(table_rows * 31 + batch_rows)
+    new = int(batch_rows * new_share)
+    if buckets:
+        def in_buckets(lo: int, hi: int) -> list[int]:
+            ids = pa.array(range(lo, hi), pa.int64())
+            keep = pc.is_in(bucket_of(ids, of), value_set=pa.array(buckets, pa.int32()))
+            return ids.filter(keep).to_pylist()
+
+        pool = in_buckets(0, table_rows)
+        if len(pool) < batch_rows - new:
+            raise SystemExit(f"only {len(pool):,} keys fall in buckets {buckets}: a smaller batch")
+        old = rng.sample(pool, batch_rows - new)
+        fresh = in_buckets(table_rows, table_rows + new * of * 2)[:new]
+    else:
+        old = rng.sample(range(table_rows), batch_rows - new)
+        fresh = list(range(table_rows, table_rows + new))
+    ids = pa.array(sorted(old) + fresh, pa.int64())
+    b = next(batches(batch_rows, seed=9001 + len(buckets), span_days=1, batch_rows=batch_rows))
+    pq.write_table(_keyed(b, ids), path, compression="zstd")
+    _finish(folder, params)
+    return path
+
+
+DAILY_SCHEMA = pa.schema([pa.field("day", pa.date32()), *list(KEYED_SCHEMA)])
+
+
+def daily_objects(days: int, rows: int) -> tuple[list[Path], Path]:
+    """One Parquet object per day (a ``day`` date column, ``rows`` rows each) and a corrected
+    re-export of day ``days // 2`` (90% of the rows, fresh values)."""
+    import datetime as dt
+
+    import pyarrow.parquet as pq
+
+    folder = DATA / f"daily-{days}x{rows}"
+    params = {"generator": GENERATOR_VERSION, "days": days, "rows": rows, "pyarrow": pa.__version__}
+    files = [folder / f"day-{i:03d}.parquet" for i in range(days)]
+    fix = folder / "fix" / f"day-{days // 2:03d}.parquet"
+    if _manifest_ok(folder, params):
+        return files, fix
+    _log(f"writing {days} daily objects of {rows:,} rows to {folder}")
+    _reset(folder)
+    fix.parent.mkdir()
+    first = dt.date(2026, 1, 1)
+
+    def day_table(i: int, n: int, seed: int) -> pa.Table:
+        t = _keyed(next(batches(n, seed=seed, span_days=1, first_id=i * rows, batch_rows=n)))
+        return t.add_column(0, DAILY_SCHEMA.field("day"), pa.array([first + dt.timedelta(days=i)] * n, pa.date32()))
+
+    for i, path in enumerate(files):
+        pq.write_table(day_table(i, rows, 7000 + i), path, compression="zstd")
+    pq.write_table(day_table(days // 2, rows * 9 // 10, 99), fix, compression="zstd")
+    _finish(folder, params)
+    return files, fix
+
+
+def replace_version(index: int, rows: int) -> Path:
+    """A corrected second version of ``small_files``' object ``index`` (90% of the rows)."""
+    import pyarrow.parquet as pq
+
+    folder = DATA / f"replace-v2-{index}x{rows}"
+    path = folder / f"part-{index:04d}.parquet"
+    params = {"generator": GENERATOR_VERSION, "index": index, "rows": rows, "pyarrow": pa.__version__}
+    if _manifest_ok(folder, params):
+        return path
+    _reset(folder)
+    n = rows * 9 // 10
+    batch = next(batches(n, seed=424242, span_days=1 / 24, first_id=index * rows, batch_rows=n))
+    pq.write_table(pa.Table.from_batches([batch]), path, compression="zstd")
     _finish(folder, params)
     return path

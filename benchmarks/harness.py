@@ -7,6 +7,7 @@ peak RSS (the VmHWM it reports) and its CPU time (from ``wait4``) are its own.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import re
@@ -69,6 +70,16 @@ def busy_cpu_seconds() -> float:
     return (user + nice + system + irq + softirq + steal) / os.sysconf("SC_CLK_TCK")
 
 
+def _vm_hwm_mb(pid: int) -> float:
+    try:
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return round(int(line.split()[1]) / 1024, 1)
+    except OSError:
+        pass
+    return 0.0
+
+
 class Child:
     counter = 0
 
@@ -81,6 +92,9 @@ class Child:
         self.spec_path = folder / f"{Child.counter:03d}-{kind}.spec.json"
         self.result_path = folder / f"{Child.counter:03d}-{kind}.result.json"
         self.result_path.unlink(missing_ok=True)
+        self.start_marker = self.result_path.with_suffix(".started")
+        self.start_marker.unlink(missing_ok=True)
+        spec["start_marker"] = str(self.start_marker)
         spec["spawned_perf"] = time.perf_counter()  # CLOCK_MONOTONIC: comparable across processes
         self.spec_path.write_text(json.dumps(spec, indent=2))
         self.busy = busy_cpu_seconds()
@@ -96,7 +110,30 @@ class Child:
         if stderr_to is not None:
             err.close()
 
-    def wait(self, check: bool = True) -> dict[str, Any]:
+    def wait(self, check: bool = True, timeout: float | None = None) -> dict[str, Any]:
+        """The child's result. ``timeout``: seconds of timed work after which the child is
+        killed; the result is then ``{"stopped": True, "seconds": <time it ran>, ...}`` (a lower
+        bound), its peak RSS read from /proc just before."""
+        if timeout is not None:
+            deadline = self.started + timeout + 60  # until the timed work starts (imports)
+            while os.waitid(os.P_PID, self.proc.pid, os.WEXITED | os.WNOHANG | os.WNOWAIT) is None:
+                with contextlib.suppress(OSError, ValueError):
+                    deadline = float(self.start_marker.read_text()) + timeout
+                if time.perf_counter() > deadline:
+                    hwm = _vm_hwm_mb(self.proc.pid)  # its peak so far: it cannot report it itself
+                    self.proc.kill()
+                    _, _, usage = os.wait4(self.proc.pid, 0)
+                    self.proc.returncode = -9
+                    now = time.perf_counter()
+                    wall = now - self.started
+                    try:  # the timed work's start, as the child recorded it (else its spawn)
+                        timed = now - float(self.start_marker.read_text())
+                    except (OSError, ValueError):
+                        timed = wall
+                    return {"stopped": True, "seconds": round(timed, 3), "process_wall_seconds": round(wall, 3),
+                            "cpu_seconds": usage.ru_utime + usage.ru_stime, "peak_rss_mb": hwm,
+                            "_busy": (self.busy, busy_cpu_seconds())}
+                time.sleep(0.05)
         stderr = self.proc.stderr.read() if self.proc.stderr is not None else b""
         # wait4 for the child's own CPU time (its ru_maxrss is not used: Linux carries the
         # forking parent's high-water mark across exec; the child reports its VmHWM instead)
@@ -130,8 +167,8 @@ def background_share(results: list[dict[str, Any]], wall: float) -> float:
     return round(max(0.0, end - start - own) / max(wall * NPROC, 1e-9), 3)
 
 
-def run_child(kind: str, spec: dict[str, Any], **kw: Any) -> dict[str, Any]:
-    result = Child(kind, spec, **kw).wait()
+def run_child(kind: str, spec: dict[str, Any], timeout: float | None = None, **kw: Any) -> dict[str, Any]:
+    result = Child(kind, spec, **kw).wait(timeout=timeout)
     result["background_cpu_share"] = background_share([result], result["process_wall_seconds"])
     del result["_busy"]
     return result

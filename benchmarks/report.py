@@ -44,7 +44,7 @@ def versions() -> dict[str, str]:
 
 
 def print_table(results: dict[str, Any]) -> None:
-    head = (f"{'scenario':<19}{'contender':<22}{'seconds':>9}{'best':>8}{'RSS MB':>8}{'rows':>12}"
+    head = (f"{'scenario':<25}{'contender':<22}{'seconds':>9}{'best':>8}{'RSS MB':>8}{'rows':>12}"
             f"{'bg CPU':>8}  notes")
     lines = [head, "-" * len(head)]
     for name, sc in results.items():
@@ -66,11 +66,11 @@ def print_table(results: dict[str, Any]) -> None:
             seconds = c.get("spawn_to_done_seconds", c.get("seconds"))
             best = c.get("best_seconds")
             lines.append(
-                f"{shown:<19}{cname:<22}{seconds:>9.2f}{'' if best is None else f'{best:.2f}':>8}"
+                f"{shown:<25}{cname:<22}{seconds:>9.2f}{'' if best is None else f'{best:.2f}':>8}"
                 f"{c.get('peak_rss_mb', 0):>8.0f}{'-' if rows is None else f'{rows:,}':>12}"
                 f"{c.get('background_cpu_share', 0) * 100:>7.0f}%  {'; '.join(notes)}")
             shown = ""
-    lines += ["", f"{'scenario':<19}{'metric':<40}{'value':>10}  target", "-" * len(head)]
+    lines += ["", f"{'scenario':<25}{'metric':<40}{'value':>10}  target", "-" * len(head)]
     for name, sc in results.items():
         shown = name
         targets = dict(sc.get("targets", {}))
@@ -79,10 +79,10 @@ def print_table(results: dict[str, Any]) -> None:
             for t in list(targets):
                 if t.split()[0] == metric:
                     verdict = f"{t}: {'met' if targets.pop(t) else 'MISSED'}"
-            lines.append(f"{shown:<19}{metric:<40}{value!s:>10}  {verdict}")
+            lines.append(f"{shown:<25}{metric:<40}{value!s:>10}  {verdict}")
             shown = ""
         for t, ok in targets.items():
-            lines.append(f"{shown:<19}{'':<40}{'':>10}  {t}: {'met' if ok else 'MISSED'}")
+            lines.append(f"{shown:<25}{'':<40}{'':>10}  {t}: {'met' if ok else 'MISSED'}")
     lines.append("")
     lines.append("seconds: median of the runs (reference: one run); best: fastest run; RSS: peak "
                  "of any run; bg CPU: share of the machine other processes used meanwhile")

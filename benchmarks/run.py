@@ -28,6 +28,12 @@ times are measured inside the child after its imports, except for cold start):
                checksums (PyIceberg, DuckDB), DuckDB query speed-up, compaction throughput vs
                pyarrow reading and rewriting the same files.
                                    target: commit 1,000 <= 1.5x commit 10; >= 0.5x floor
+  write_modes  on identical copies of tables lakeroute built: upsert of 50k rows into 1M and 4M
+               rows (unpartitioned, bucket(64, id); and a batch in 3 of the 64 buckets) vs
+               PyIceberg Table.upsert (stopped after a time limit); one day re-ingested into a
+               365-day table vs dynamic_partition_overwrite; a new version of one object in a
+               replace table of 1,000 objects vs of 100. Every run checked against DuckDB.
+               targets: upsert >= 10x, RSS <= 1 GB; overwrite <= 1.2x; replace 1,000 <= 1.2x 100
 
 lakeroute and the floor run --repeat times (default 3; the reference, which is slow, once) and
 ratios use medians. This machine may be shared: each run records the CPU that *other*
@@ -65,8 +71,9 @@ from scenarios.csv import scenario_csv
 from scenarios.large import scenario_large
 from scenarios.maintenance import scenario_maintenance
 from scenarios.small import scenario_small
+from scenarios.write_modes import scenario_write_modes
 
-SCENARIOS = ("small", "large", "csv", "concurrency", "coldstart", "maintenance")
+SCENARIOS = ("small", "large", "csv", "concurrency", "coldstart", "maintenance", "write_modes")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -119,6 +126,8 @@ def main(argv: list[str] | None = None) -> int:
             results["coldstart"] = scenario_coldstart(opt, small_set)
         elif name == "maintenance":
             results["maintenance"] = scenario_maintenance(opt)
+        elif name == "write_modes":
+            results.update(scenario_write_modes(opt))
         log(f"{name}: done in {time.monotonic() - t:.0f} s")
     now = dt.datetime.now(dt.UTC).isoformat(timespec="seconds")
     for sc in results.values():
