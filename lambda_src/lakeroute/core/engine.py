@@ -18,8 +18,6 @@ from __future__ import annotations
 
 import contextlib
 import datetime as dt
-import heapq
-import itertools
 import json
 import os
 import re
@@ -32,6 +30,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any
 
+from .alarms import Alarms
 from .errors import ConfigError, LakerouteError, ObjectError, TransientError
 from .hints import hinted_view
 from .objects import SourceObject
@@ -249,45 +248,7 @@ class Engine:
                 shutil.rmtree(spill, ignore_errors=True)
 
 
-class _Alarms:
-    """One daemon thread for every watchdog of the process: a thread per object (what
-    threading.Timer does) costs more than reading a small object."""
-
-    def __init__(self) -> None:
-        self._cv = threading.Condition()
-        self._heap: list[tuple[float, int, _Watchdog]] = []
-        self._ids = itertools.count()
-        self._thread: threading.Thread | None = None
-        self._pid = 0
-
-    def add(self, at: float, dog: _Watchdog) -> None:
-        with self._cv:
-            if self._thread is None or self._pid != os.getpid():  # none yet, or forked
-                self._heap, self._pid = [], os.getpid()
-                self._thread = threading.Thread(target=self._run, name="lakeroute-watchdog", daemon=True)
-                self._thread.start()
-            heapq.heappush(self._heap, (at, next(self._ids), dog))
-            self._cv.notify()
-
-    def _run(self) -> None:
-        while True:
-            with self._cv:
-                while self._heap and self._heap[0][2].cancelled:
-                    heapq.heappop(self._heap)
-                if not self._heap:
-                    self._cv.wait()
-                    continue
-                at, _, dog = self._heap[0]
-                wait = at - time.monotonic()
-                if wait > 0:
-                    self._cv.wait(wait)
-                    continue
-                heapq.heappop(self._heap)
-            if not dog.cancelled:
-                dog._fire()
-
-
-_ALARMS = _Alarms()
+ALARMS = Alarms()
 
 
 class _Watchdog:
@@ -300,7 +261,7 @@ class _Watchdog:
         self.fired = False
         self.cancelled = False
         self._con: duckdb.DuckDBPyConnection | None = con
-        _ALARMS.add(time.monotonic() + seconds, self)
+        ALARMS.add(time.monotonic() + seconds, self)
 
     def _fire(self) -> None:
         con = self._con
