@@ -56,7 +56,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from tests.infra.synth import BASE_ROUTES, INGEST_CMD, SYNC_CMD, Synth, function_by_cmd, render, synth, write_routes
+from tests.infra.synth import INGEST_CMD, SYNC_CMD, Synth, function_by_cmd, render
 from tests.integration.test_stages_on_moto import bootstrap, deploy, stack_resources
 from tests.support.aws_lake import ACCOUNT
 from tests.support.iam import (
@@ -114,10 +114,7 @@ def audit(clean_aws: MotoServer, audit_file: Path) -> Audit:
     return found
 
 
-@pytest.fixture(scope="module")
-def dev(tmp_path_factory: pytest.TempPathFactory) -> Synth:
-    routes = write_routes(tmp_path_factory.mktemp("routes"), BASE_ROUTES)
-    return synth(routes, "dev", tmp_path_factory.mktemp("cdk-dev"))
+# ``dev``: the dev stage of BASE_ROUTES, the session's synth (tests/infra/fixtures.py).
 
 
 # ---------------------------------------------------------------- the deployed stage

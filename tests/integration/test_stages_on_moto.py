@@ -35,7 +35,7 @@ from lakeroute.aws.catalog import glue_catalog
 from lakeroute.aws.route_store import DynamoRouteStore
 from lakeroute.sync import on_event
 
-from tests.infra.synth import BASE_ROUTES, CREATED_LANDING, Synth, render, synth, write_routes
+from tests.infra.synth import CREATED_LANDING, Synth, render, synth
 from tests.support.aws_lake import ACCOUNT, LambdaContext, s3_notification
 from tests.support.moto_server import REGION, MotoServer
 
@@ -53,11 +53,14 @@ def resolve(value: Any) -> Any:
 
 
 @pytest.fixture(scope="module")
-def templates(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Synth]:
-    routes = write_routes(tmp_path_factory.mktemp("routes"), BASE_ROUTES)
-    made = {stage: synth(routes, stage, tmp_path_factory.mktemp(f"cdk-{stage}")) for stage in STAGES}
+def templates(base_routes_dir: Path, dev: Synth, prod: Synth,
+              tmp_path_factory: pytest.TempPathFactory) -> dict[str, Synth]:
+    """dev and prod of BASE_ROUTES (the session's synths, ``tests/infra/fixtures.py``), and
+    each stage again with the landing buckets named as before stages."""
+    made = {"dev": dev, "prod": prod}
+    assert tuple(made) == STAGES
     for stage in STAGES:
-        made[f"{stage}-verbatim"] = synth(routes, stage, tmp_path_factory.mktemp(f"cdk-{stage}-v"),
+        made[f"{stage}-verbatim"] = synth(base_routes_dir, stage, tmp_path_factory.mktemp(f"cdk-{stage}-v"),
                                           VERBATIM)
     return made
 
