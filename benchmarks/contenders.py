@@ -93,7 +93,13 @@ def run_lakeroute(spec: dict[str, Any]) -> dict[str, Any]:
     with _profiled(spec.get("profile")):
         pipe = local_pipeline(LocalPaths(Path(spec["routes"]), Path(spec["home"]),
                                          Path(spec["landing"])))
-        report = pipe.ingest(refs)
+        # "batch": objects per ingest call (a Lambda's SQS batch), default all in one call
+        step = int(spec.get("batch") or len(refs) or 1)
+        report = pipe.ingest(refs[:step])
+        for i in range(step, len(refs), step):
+            more = pipe.ingest(refs[i:i + step])
+            report.outcomes += more.outcomes
+            report.commits += more.commits
     end = time.perf_counter()
     statuses: dict[str, int] = {}
     for o in report.outcomes:

@@ -104,6 +104,7 @@ class Sizes:
     upsert_table_rows: tuple[int, ...] = (1_000_000, 4_000_000)
     upsert_objects: int = 200  # the base table is built from this many objects
     upsert_batch_rows: int = 50_000
+    upsert_build_batch: int = 10  # unpartitioned base tables: objects per ingest call (SQS batch)
     pyiceberg_timeout_seconds: float = 150.0  # PyIceberg's upsert is stopped after this
     lakeroute_timeout_seconds: float = 240.0  # and lakeroute's
     bucket_full_range_max_rows: int = 4_000_000  # larger bucket(64) tables: only the 5% batch

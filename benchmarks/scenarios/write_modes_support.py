@@ -113,10 +113,12 @@ def _same(d: dict[str, Any], want: dict[str, Any]) -> bool:
 
 
 def build(name: str, live: Path, routes: Path, landing: Path, refs: list[tuple[str, str]],
-          columns: list[str]) -> tuple[Path, dict[str, Any]]:
-    """The base table, built by lakeroute in one ingest call; kept as a pristine copy."""
+          columns: list[str], batch: int | None = None) -> tuple[Path, dict[str, Any]]:
+    """The base table, built by lakeroute in ingest calls of ``batch`` objects (default: one
+    call); kept as a pristine copy."""
     reset(live)
-    r = run_child("lakeroute", {"routes": str(routes), "home": str(live), "landing": str(landing), "refs": refs})
+    r = run_child("lakeroute", {"routes": str(routes), "home": str(live), "landing": str(landing), "refs": refs,
+                                "batch": batch})
     if r.get("statuses") != {"committed": len(refs)} or r.get("failures"):
         raise RuntimeError(f"{name}: building the base table failed: {r.get('statuses')} {r.get('failures')}")
     digest = table_digest(live, columns, None)

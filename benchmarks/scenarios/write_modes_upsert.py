@@ -65,8 +65,12 @@ def scenario_upsert(opt: Options, work: Path) -> dict[str, dict[str, Any]]:
             route(work / f"routes-build-{slug}", f"build-{slug}", f"base-{size}/", {**build_mode, **part})
             route(work / f"routes-{slug}", f"up-{slug}", f"up-{slug}/", {"mode": "upsert", "key": ["id"], **part})
             live = work / label / "home"
-            pristine, base = build(label, live, work / f"routes-build-{slug}", landing, base_refs, COLUMNS)
-            base["build_mode"] = f"built by a {build_mode.get('mode', 'append')} route in one ingest call"
+            # Unpartitioned: appended in SQS-sized batches of 10 objects, as the function would
+            # (one shared data file per batch: 20 files); bucket(64): one upsert call.
+            batch = None if partition_by else sz.upsert_build_batch
+            pristine, base = build(label, live, work / f"routes-build-{slug}", landing, base_refs, COLUMNS, batch)
+            base["build_mode"] = (f"built by a {build_mode.get('mode', 'append')} route in "
+                                  + (f"ingest calls of {batch} objects" if batch else "one ingest call"))
             batches = []
             if not partition_by or rows <= sz.bucket_full_range_max_rows:
                 batches.append(("full", data.upsert_batch(rows, sz.upsert_batch_rows)))

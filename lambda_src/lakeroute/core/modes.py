@@ -36,7 +36,7 @@ if TYPE_CHECKING:
     from .staging import Staged
 
 # Arrow bytes read at once when files must be rewritten (a few data files, not the table).
-REWRITE_GROUP_BYTES = 96 * 1024 * 1024
+REWRITE_GROUP_BYTES = 64 * 1024 * 1024
 READ_THREADS = 4  # files read at once (I/O bound on S3; Parquet decoding releases the GIL)
 
 
