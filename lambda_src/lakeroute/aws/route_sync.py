@@ -32,7 +32,7 @@ def physical_items(items: Iterable[Mapping[str, Any]], *, buckets: Mapping[str, 
     result = []
     for item in items:
         origin = f"route item {item.get('name')!r}"
-        data = route_from_item(item, origin).model_dump(mode="json", exclude_none=True)
+        data = route_from_item(item, origin).model_dump(mode="json", exclude_none=True, by_alias=True)
         if buckets is not None:
             data["source"]["bucket"] = _mapped(buckets, data["source"]["bucket"], "bucket", origin)
         if namespaces is not None:
