@@ -30,7 +30,7 @@ from typing import TYPE_CHECKING
 from .errors import TransientError
 from .ledger import ROUTES_PROP, SOURCES_PROP, Ledger, reconcile, recorded, snapshot_order
 from .modes import Changes, plan_overwrite, plan_replace, write_rows
-from .staging import Staged, align, discard
+from .staging import Staged, align, delete_files, discard
 from .tables import OWN_RETRY_PROPERTIES, same_field_ids
 from .upsert import plan_upsert
 
@@ -257,11 +257,7 @@ def _write_tails(txn: Transaction, io: FileIO, todo: list[Staged], changes: Chan
 
 
 def _delete(txn: Transaction, files: list[DataFile]) -> None:
-    for df in files:
-        try:
-            txn._table.io.delete(df.file_path)
-        except Exception:  # an orphan file is harmless; `lakeroute maintain` removes it
-            log.warning("could not delete unused file %s", df.file_path)
+    delete_files(txn._table.io, [df.file_path for df in files])
 
 
 def _add_new_columns(txn: Transaction, staged: list[Staged]) -> None:

@@ -31,6 +31,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from .replace_files import MANIFEST_TARGET_DEFAULT, commit_replace
+from .staging import delete_files
 
 if TYPE_CHECKING:
     import pyarrow as pa
@@ -311,12 +312,4 @@ def compact(catalog: Catalog, name: str, target_bytes: int, *, apply: bool, atte
 
 
 def _discard(table: Table, files: list[DataFile]) -> None:
-    for f in files:
-        _delete(table, f.file_path)
-
-
-def _delete(table: Table, path: str) -> None:
-    try:
-        table.io.delete(path)
-    except Exception:  # best effort: an unreferenced file is an orphan, removed later
-        log.warning("could not delete %s", path)
+    delete_files(table.io, [f.file_path for f in files])

@@ -41,6 +41,7 @@ from .errors import LakerouteError
 from .expiry import ExpiryPlan, commit_expiry, due, plan_expiry
 from .ledger import Ledger, reconcile
 from .references import Lister, ManifestReader, canonical, metadata_files, reach, referenced
+from .staging import delete_files
 
 if TYPE_CHECKING:
     from pyiceberg.catalog import Catalog
@@ -137,7 +138,7 @@ def maintain_table(catalog: Catalog, name: str, settings: Maintenance, ledger: L
             report.expired_files += 1
             report.expired_bytes += size
             if apply:
-                _delete(table, path)
+                delete_files(table.io, [path])
             deleted.add(path)
     archive, merged = consolidate(table, apply)  # the chain (before a merge) stays referenced
     if merged:
@@ -154,7 +155,7 @@ def maintain_table(catalog: Catalog, name: str, settings: Maintenance, ledger: L
         report.orphans += 1
         report.orphan_bytes += f.size
         if apply:
-            _delete(table, f.path)
+            delete_files(table.io, [f.path])
     report.seconds = time.monotonic() - start
     return report
 
@@ -250,21 +251,12 @@ def expire_if_due(catalog: Catalog, name: str, settings: Maintenance, ledger: Le
         kept = {m.manifest_path for s in after.snapshots for m in s.manifests(table.io)}
         unlisted = {m.manifest_path for s in gone.values() for m in s.manifests(table.io)} - kept
         for path in [*gone, *sorted(unlisted)]:
-            _delete(table, path)
+            delete_files(table.io, [path])
         log.info("expired %d snapshot(s) of %s", len(plan.expire), name)
         return plan
     except Exception as e:  # maintenance never fails a batch that committed
         log.warning("automatic expiry of %s failed: %s: %s", name, type(e).__name__, e)
         return None
-
-
-def _delete(table: Table, path: str) -> None:
-    try:
-        table.io.delete(path)
-    except FileNotFoundError:
-        pass
-    except Exception as e:  # best effort: what stays is an orphan, removed by a later run
-        log.warning("could not delete %s: %s", path, e)
 
 
 def settings_by_table(routes: Iterable[Route]) -> dict[str, Maintenance]:

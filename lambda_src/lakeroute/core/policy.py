@@ -34,6 +34,7 @@ from .errors import ObjectError
 from .rejects import Reject, RowRejects
 from .routes import Route
 from .routes.model import OBJECT_COLUMN, RESCUED_COLUMN
+from .schema_plan import widens
 from .types import cast_column
 
 if TYPE_CHECKING:
@@ -71,18 +72,6 @@ def growth(route: Route, result: pa.Schema) -> pa.Schema | None:
 
 
 # ------------------------------------------------------------ table changes (evolve)
-
-
-def widens(old: IcebergType, new: IcebergType) -> bool:
-    """Iceberg's type promotions: int -> long, float -> double, decimal precision up."""
-    from pyiceberg.types import DecimalType, DoubleType, FloatType, IntegerType, LongType
-
-    if isinstance(old, IntegerType) and isinstance(new, LongType):
-        return True
-    if isinstance(old, FloatType) and isinstance(new, DoubleType):
-        return True
-    return (isinstance(old, DecimalType) and isinstance(new, DecimalType) and old.scale == new.scale
-            and new.precision > old.precision)
 
 
 def _iceberg_types(result: pa.Schema) -> dict[str, IcebergType]:

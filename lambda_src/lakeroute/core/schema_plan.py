@@ -50,7 +50,8 @@ class Change:
                 f"route; `lakeroute reset {self.table}` to repartition")
 
 
-def _widens(old: IcebergType, new: IcebergType) -> bool:
+def widens(old: IcebergType, new: IcebergType) -> bool:
+    """Iceberg's type promotions: int -> long, float -> double, decimal precision up."""
     from pyiceberg.types import DecimalType, DoubleType, FloatType, IntegerType, LongType
 
     if isinstance(old, IntegerType) and isinstance(new, LongType):
@@ -75,10 +76,10 @@ def plan_table(route: Route, table: Table) -> list[Change]:
         have = current.get(f.name)
         if have is None:
             changes.append(Change(name, route.name, f.name, "add", None, str(f.field_type)))
-        elif have.field_type != f.field_type and evolve and _widens(f.field_type, have.field_type):
+        elif have.field_type != f.field_type and evolve and widens(f.field_type, have.field_type):
             continue  # widened by ingest (schema: evolve): the declared type still fits
         elif have.field_type != f.field_type:
-            kind = "widen" if _widens(have.field_type, f.field_type) else "type"
+            kind = "widen" if widens(have.field_type, f.field_type) else "type"
             changes.append(Change(name, route.name, f.name, kind, str(have.field_type), str(f.field_type)))
         elif have.required:
             changes.append(Change(name, route.name, f.name, "optional", "required", "optional"))

@@ -20,6 +20,7 @@ if TYPE_CHECKING:
     from concurrent.futures import Future, ThreadPoolExecutor
 
     import pyarrow as pa
+    from pyiceberg.io import FileIO
     from pyiceberg.manifest import DataFile
     from pyiceberg.schema import Schema
     from pyiceberg.table import Table
@@ -269,6 +270,18 @@ def stage_local(reader: pa.RecordBatchReader, staged: Staged, schema: pa.Schema,
         raise
 
 
+def delete_files(io: FileIO, paths: Iterable[str]) -> None:
+    """Delete files nothing references (best effort): what stays is an orphan, which
+    `lakeroute maintain` removes; a crash here would be worse."""
+    for path in paths:
+        try:
+            io.delete(path)
+        except FileNotFoundError:
+            pass
+        except Exception as e:
+            log.warning("could not delete %s: %s", path, e)
+
+
 def discard(table: Table | None, staged: Iterable[Staged]) -> None:
     """Delete staged data files that will never be committed (and local scratch files)."""
     for s in staged:
@@ -279,9 +292,5 @@ def discard(table: Table | None, staged: Iterable[Staged]) -> None:
         s.tail = None
         if table is None:
             continue
-        for df in s.data_files:
-            try:
-                table.io.delete(df.file_path)
-            except Exception:  # best effort: an orphan file is harmless, a crash here is not
-                log.warning("could not delete staged file %s", df.file_path)
+        delete_files(table.io, [df.file_path for df in s.data_files])
         s.data_files.clear()

@@ -58,7 +58,7 @@ def plan_upsert(txn: Transaction, io: FileIO, todo: list[Staged], target: Target
         rows = winners.drop_columns([DELETE_FLAG])
         w = pa.table({**{k: rows.column(k) for k in keys},
                       **({order_by: rows.column(order_by)} if order_by else {}),
-                      WIN: positions(rows.num_rows)})
+                      WIN: positions(con, rows.num_rows)})
         con.register("w", w)
         on = " AND ".join(f"f.{quote_ident(k)} = w.{quote_ident(k)}" for k in keys)
         if order_by:
@@ -72,7 +72,7 @@ def plan_upsert(txn: Transaction, io: FileIO, todo: list[Staged], target: Target
             """One join per group of files: the rows each file loses to a winner."""
             parts = [t.select([*keys, *([order_by] if order_by else [])]) for t in tables]
             f = pa.concat_tables(parts).combine_chunks()
-            f = f.append_column(POS, positions(f.num_rows))
+            f = f.append_column(POS, positions(con, f.num_rows))
             con.register("f", f)
             # Only quoted column names from the route file (validated identifiers) are in the text.
             hits = con.execute(f"SELECT f.{POS}, w.{WIN}, {wins} AS wins FROM f JOIN w ON {on}"  # noqa: S608
@@ -131,7 +131,7 @@ def _winners(con: duckdb.DuckDBPyConnection, batch: pa.Table, keys: list[str],
 
     b = pa.table({**{k: batch.column(k) for k in keys},
                   **({order_by: batch.column(order_by)} if order_by else {}),
-                  POS: positions(batch.num_rows)})
+                  POS: positions(con, batch.num_rows)})
     con.register("b", b)
     by = ", ".join(quote_ident(k) for k in keys)
     newest = f"{quote_ident(order_by)} DESC NULLS LAST, " if order_by else ""
@@ -142,15 +142,10 @@ def _winners(con: duckdb.DuckDBPyConnection, batch: pa.Table, keys: list[str],
     return batch.take(pos)
 
 
-def positions(n: int) -> pa.Array:
-    """0..n-1 (DuckDB's range: ~100x faster than pa.array(range(n)); no numpy here)."""
-    import duckdb
-
-    con = duckdb.connect()
-    try:
-        return con.execute("SELECT range AS p FROM range(?)", [n]).fetch_arrow_table().column(0).combine_chunks()
-    finally:
-        con.close()
+def positions(con: duckdb.DuckDBPyConnection, n: int) -> pa.Array:
+    """0..n-1 (DuckDB's range: ~100x faster than pa.array(range(n)); no numpy here), on the
+    merge's own connection: a new database per call costs more than the range."""
+    return con.execute("SELECT range AS p FROM range(?)", [n]).fetch_arrow_table().column(0).combine_chunks()
 
 
 def candidates(metadata: TableMetadata, files: list[DataFile], rows: pa.Table,

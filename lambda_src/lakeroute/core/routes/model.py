@@ -314,9 +314,7 @@ class FanTarget(Target):
     @field_validator("sql")
     @classmethod
     def _sql(cls, v: str) -> str:
-        if not v.strip():
-            raise ValueError("must not be empty; at least SELECT * FROM source")
-        return v
+        return _nonempty_sql(v)
 
 
 class Route(_Strict):
@@ -365,9 +363,7 @@ class Route(_Strict):
     @field_validator("sql")
     @classmethod
     def _sql(cls, v: str) -> str:
-        if not v.strip():
-            raise ValueError("must not be empty; at least SELECT * FROM source")
-        return v
+        return _nonempty_sql(v)
 
     def specificity(self) -> tuple[int, int, int]:
         """Longest prefix, then metadata, then pattern (shared/DESIGN.md §3)."""
@@ -390,6 +386,12 @@ class Route(_Strict):
     @classmethod
     def from_item(cls, item: Mapping[str, Any]) -> Route:
         return cls.model_validate(item["route"])
+
+
+def _nonempty_sql(v: str) -> str:
+    if not v.strip():
+        raise ValueError("must not be empty; at least SELECT * FROM source")
+    return v
 
 
 def partition_column(transform: str) -> str:
