@@ -29,8 +29,8 @@ demo: setup  ## sample routes + data ingested end to end on the embedded default
 test: setup  ## the whole suite (unit, integration on moto's server, infra, reliability)
 	$(UV) run --frozen pytest -n 2 --dist loadfile
 
-test-fast: setup  ## unit tests only
-	$(UV) run --frozen pytest tests/unit -q
+test-fast: setup  ## the inner loop: unit and local-pipeline tests (no moto, no synth, no multi-process), < 60 s
+	$(UV) run --frozen pytest -n 2 -q -m "not aws and not infra and not reliability and not slow"
 
 lint: setup  ## ruff + mypy
 	$(UV) run --frozen ruff check .

@@ -90,3 +90,16 @@ def pytest_xdist_make_scheduler(config: pytest.Config, log: Any) -> Any:
             super()._assign_work_unit(node)
 
     return Scheduling(config, log)
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Markers from where a test lives and what it uses, for ``make test-fast``: ``aws`` (a
+    moto server), ``infra`` (a CDK synth), ``reliability`` (many processes)."""
+    for item in items:
+        path = str(item.path)
+        if "moto" in getattr(item, "fixturenames", ()):
+            item.add_marker(pytest.mark.aws)
+        if "/tests/infra/" in path:
+            item.add_marker(pytest.mark.infra)
+        if "/tests/reliability/" in path:
+            item.add_marker(pytest.mark.reliability)

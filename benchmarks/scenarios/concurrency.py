@@ -41,7 +41,7 @@ def _concurrent(kind: str, specs: list[dict[str, Any]], barrier: Path) -> tuple[
 def provision(route_file: Path, home: Path, sample: Path) -> None:
     """Create the route's table the way `lakeroute sync` / a first load would, before the race."""
     from lakeroute.core.routes import load_route_file
-    from lakeroute.core.tables import ensure_table
+    from lakeroute.core.shape.tables import ensure_table
     from lakeroute.local import local_catalog
 
     ensure_table(local_catalog(home), load_route_file(route_file).target, result_schema(sample, "parquet"))

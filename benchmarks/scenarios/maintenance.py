@@ -145,8 +145,8 @@ def child(spec: dict[str, Any]) -> dict[str, Any]:
     import time
 
     import pyarrow.parquet as pq
-    from lakeroute.core.compaction import plan_compaction
-    from lakeroute.core.maintenance import MB, maintain_table
+    from lakeroute.core.maintain.compaction import plan_compaction
+    from lakeroute.core.maintain.maintenance import MB, maintain_table
     from lakeroute.core.pipeline import ObjectRef
     from lakeroute.core.routes import load_route_file
     from lakeroute.local import LocalPaths, local_pipeline

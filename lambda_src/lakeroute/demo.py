@@ -87,7 +87,7 @@ def write_sample_data(landing: Path, seed: int = 7) -> list[Path]:
 
 
 def run_demo(routes: Path, home: Path, landing: Path, echo: Callable[[str], None] = print) -> int:
-    from .core.history import table_rows
+    from .core.ledger.history import table_rows
     from .core.pipeline import ObjectRef
     from .local import LocalPaths, local_catalog, local_pipeline
     from .local.validate import validate_routes

@@ -26,8 +26,8 @@ if TYPE_CHECKING:
     from pyiceberg.catalog import Catalog
 
     from .core.ledger import Ledger
-    from .core.maintenance import MaintenanceReport
-    from .core.references import Lister
+    from .core.maintain.maintenance import MaintenanceReport
+    from .core.maintain.references import Lister
     from .core.routes import Maintenance
 
 os.environ.setdefault("PYICEBERG_DOWNCAST_NS_TIMESTAMP_TO_US_ON_WRITE", "true")
@@ -44,7 +44,7 @@ class MaintenanceJob:
     settings: dict[str, Maintenance]
 
     def run(self, deadline: float | None = None) -> tuple[list[MaintenanceReport], list[str]]:
-        from .core.maintenance import maintain_tables
+        from .core.maintain.maintenance import maintain_tables
 
         tables = [t for t in self.settings if self.catalog.table_exists(t)]
         random.shuffle(tables)  # a table left over by a deadline is not always the same one
@@ -61,7 +61,7 @@ def build_job(env: dict[str, str] | None = None) -> MaintenanceJob:
     from .aws.ledger import DynamoLedger
     from .aws.s3_listing import s3_lister
     from .aws.sweep import scan_routes
-    from .core.maintenance import settings_by_table
+    from .core.maintain.maintenance import settings_by_table
 
     config = AwsConfig.from_env(dict(os.environ) if env is None else env)
     session = boto3.session.Session()

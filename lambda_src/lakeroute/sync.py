@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from .core.routes import Route
-from .core.tables import ensure_declared_tables
+from .core.shape.tables import ensure_declared_tables
 
 
 def sync_local(routes: list[Route], home: Path, *, plan: bool = False) -> list[str]:

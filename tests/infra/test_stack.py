@@ -15,6 +15,8 @@ import pytest
 from aws_cdk import Validations
 from aws_cdk.assertions import Match
 
+from tests.support.patience import patience
+
 from .synth import ACCOUNT, INGEST_CMD, REGION, SYNC_CMD, Synth, function_by_cmd, physical, rendered
 
 SERVICE_PREFIXES = ("s3:", "glue:", "dynamodb:")
@@ -582,5 +584,5 @@ def test_cfn_lint_passes(stage: str, request: Any) -> None:
     assert templates, "synth wrote a template"
     cfn_lint = str(Path(sys.executable).with_name("cfn-lint"))
     proc = subprocess.run([cfn_lint, *templates], capture_output=True, text=True,
-                          timeout=240)
+                          timeout=patience(240))
     assert proc.returncode == 0, proc.stdout + proc.stderr

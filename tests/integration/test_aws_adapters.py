@@ -23,10 +23,10 @@ from lakeroute.aws.route_store import DynamoRouteStore
 from lakeroute.aws.route_sync import sync_route_items
 from lakeroute.aws.s3_quarantine import S3Quarantine
 from lakeroute.aws.s3_source import S3ObjectSource
-from lakeroute.core.engine import Engine
 from lakeroute.core.errors import ConfigError, ObjectError
 from lakeroute.core.ledger import Mark
 from lakeroute.core.pipeline import ObjectRef
+from lakeroute.core.read.engine import Engine
 from lakeroute.core.routes import Route
 
 from tests.support.aws_lake import dynamodb_table

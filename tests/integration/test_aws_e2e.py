@@ -27,6 +27,7 @@ from lakeroute.sync import sync_aws
 
 from tests.support.aws_lake import Deployment, LambdaContext, MotoLake, handler_environment, s3_notification
 from tests.support.moto_server import MotoServer
+from tests.support.patience import patience
 
 pytestmark = pytest.mark.slow
 
@@ -312,7 +313,7 @@ def test_misconfigured_environment_fails_with_every_problem(lake: Lake, monkeypa
 def test_cli_sync_pushes_routes_and_removes_stale_ones(lake: Lake) -> None:
     env = {**os.environ, **lake.env}
     cmd = [sys.executable, "-m", "lakeroute.cli", "--routes", str(lake.routes_dir), "sync"]
-    first = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=120)
+    first = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=patience(120))
     assert first.returncode == 0, first.stderr
     assert "added route web-events (s3://lr-events/ -> web.events)" in first.stdout
     assert "created table iot.humidity" in first.stdout

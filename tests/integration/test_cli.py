@@ -13,6 +13,7 @@ import pytest
 from lakeroute.cli import app
 from typer.testing import CliRunner
 
+from tests.support.patience import patience
 from tests.support.workspace import Workspace, orders
 
 runner = CliRunner()
@@ -147,13 +148,13 @@ def test_watch_picks_up_new_files(ws: Workspace) -> None:
     try:
         time.sleep(1.0)
         ws.put("bkt", "new/1.parquet", orders(4))
-        deadline = time.monotonic() + 45
+        deadline = time.monotonic() + patience(45)
         while time.monotonic() < deadline and len(ws.rows("ns.o")) < 4:
             time.sleep(0.3)
         assert len(ws.rows("ns.o")) == 4
     finally:
         proc.terminate()
-        out, err = proc.communicate(timeout=20)
+        out, err = proc.communicate(timeout=patience(20))
     assert "ingested bkt/new/1.parquet" in out, (out, err)
 
 
@@ -161,10 +162,10 @@ def test_watch_picks_up_new_files(ws: Workspace) -> None:
 def test_demo_runs_end_to_end(tmp_path: Path) -> None:
     env = {k: v for k, v in os.environ.items() if not k.startswith("LAKEROUTE_")}
     proc = subprocess.run([sys.executable, "-m", "lakeroute.cli", "demo"], cwd=tmp_path, env=env,
-                          capture_output=True, text=True, timeout=300)
+                          capture_output=True, text=True, timeout=patience(300))
     assert proc.returncode == 0, proc.stderr
     assert "ingested 35 files (11950 rows)" in proc.stdout
     assert "sales.orders" in proc.stdout and "EUR" in proc.stdout
     again = subprocess.run([sys.executable, "-m", "lakeroute.cli", "demo"], cwd=tmp_path, env=env,
-                           capture_output=True, text=True, timeout=300)
+                           capture_output=True, text=True, timeout=patience(300))
     assert again.returncode == 0 and "skipped 35 already ingested" in again.stdout

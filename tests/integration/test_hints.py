@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pyarrow as pa
 import pytest
-from lakeroute.core.hints import parse_type
 from lakeroute.core.routes import Route
+from lakeroute.core.routes.column_types import parse_type
 
 from tests.support.workspace import Workspace
 

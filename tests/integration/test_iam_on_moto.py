@@ -77,6 +77,7 @@ from tests.support.iam import (
     without_resource,
 )
 from tests.support.moto_server import REGION, MotoServer
+from tests.support.patience import patience
 
 pytestmark = pytest.mark.slow
 
@@ -702,7 +703,7 @@ def test_large_object_tier_needs_nothing_beyond_the_template(
         task_env = runtime_env(variables, run.credentials("task"), clean_aws.endpoint, tmp_path / "task",
                                LAKEROUTE_TASK_OBJECT=task_object(tasks[BIG_KEY]))
         entry = [sys.executable, *container["entryPoint"][1:]]
-        done = subprocess.run(entry, env=task_env, cwd=REPO_ROOT, capture_output=True, text=True, timeout=300)
+        done = subprocess.run(entry, env=task_env, cwd=REPO_ROOT, capture_output=True, text=True, timeout=patience(300))
         shipped.deliver(done.stdout.splitlines() + done.stderr.splitlines())
         run.output["task"] = done.stdout.splitlines() + done.stderr.splitlines()
         # The stop handler with its role: the big task succeeded; the other one dies until

@@ -15,6 +15,7 @@ import yaml
 from lakeroute.cli import app
 from typer.testing import CliRunner
 
+from tests.support.patience import patience
 from tests.support.workspace import Workspace
 
 runner = CliRunner()
@@ -51,7 +52,7 @@ class Watch:
             lines.append(line.rstrip("\n"))
 
     def wait_for(self, ok: Callable[[], bool], what: str, timeout: float = 20) -> None:
-        deadline = time.monotonic() + timeout
+        deadline = time.monotonic() + patience(timeout)
         while time.monotonic() < deadline:
             if ok():
                 return
@@ -64,9 +65,9 @@ class Watch:
 
     def stop(self) -> None:
         self.proc.terminate()
-        self.proc.wait(timeout=20)
+        self.proc.wait(timeout=patience(20))
         for t in self.threads:
-            t.join(timeout=5)
+            t.join(timeout=patience(5))
 
 
 def test_ingest_folder_skips_symlinks_leaving_landing(ws: Workspace, tmp_path: Path) -> None:

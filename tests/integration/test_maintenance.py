@@ -16,9 +16,9 @@ from pathlib import Path
 import pyarrow as pa
 import pytest
 from lakeroute.cli import app
-from lakeroute.core.expiry import plan_expiry
-from lakeroute.core.maintenance import expire_if_due, maintain_table
-from lakeroute.core.references import canonical
+from lakeroute.core.maintain.expiry import plan_expiry
+from lakeroute.core.maintain.maintenance import expire_if_due, maintain_table
+from lakeroute.core.maintain.references import canonical
 from lakeroute.core.routes import Maintenance
 from lakeroute.local.files import local_lister
 from lakeroute.local.ledger import SqliteLedger
@@ -171,7 +171,7 @@ def test_expiry_keeps_the_newest_n_and_none_older_than_d_days(ws: Workspace) -> 
 
 
 def _referenced(ws: Workspace) -> set[str]:
-    from lakeroute.core.references import ManifestReader, referenced
+    from lakeroute.core.maintain.references import ManifestReader, referenced
 
     table = ws.catalog().load_table(TABLE)
     return referenced(table.metadata, table.metadata_location, ManifestReader(table.io))
@@ -219,7 +219,7 @@ def test_a_rebuilt_ledger_learns_the_expired_snapshots_from_the_archive(ws: Work
     """Expiry removes the summaries that named the objects; it archives them first
     (core.archive), so a ledger rebuilt from the table (ledger.db deleted) still skips every
     object: automatic expiries during ingest, then maintain with keep_snapshots 1."""
-    from lakeroute.core.archive import PREFIX, chain, consolidate
+    from lakeroute.core.ledger.archive import PREFIX, chain, consolidate
 
     keys = setup(ws, 14, {"keep_snapshots": 1})  # auto-expiry at 7 snapshots: twice
     table = ws.catalog().load_table(TABLE)
@@ -288,7 +288,7 @@ def test_maintenance_settings_are_validated(bad: dict) -> None:
 
 
 def test_one_failing_table_does_not_stop_the_others(ws: Workspace) -> None:
-    from lakeroute.core.maintenance import maintain_tables
+    from lakeroute.core.maintain.maintenance import maintain_tables
 
     setup(ws, 3)
     real = ws.catalog()

@@ -18,8 +18,8 @@ from lakeroute import handler as lambda_handler
 from lakeroute import maintain as lambda_maintain
 from lakeroute.aws.config import split_s3_uri
 from lakeroute.cli import app
-from lakeroute.core.maintenance import maintain_tables
-from lakeroute.core.references import ManifestReader, referenced
+from lakeroute.core.maintain.maintenance import maintain_tables
+from lakeroute.core.maintain.references import ManifestReader, referenced
 from lakeroute.core.routes import load_routes
 from lakeroute.sync import sync_aws
 from typer.testing import CliRunner

@@ -139,7 +139,7 @@ def test_rescue_without_declared_columns_adds_only_the_rescue_column(ws: Workspa
 def test_declared_table_policies_keep_sync_plan_clean(ws: Workspace, policy: str) -> None:
     """Under evolve, what ingest added or widened is not an 'unsafe change' for sync."""
     from lakeroute.core.routes import load_routes
-    from lakeroute.core.tables import ensure_declared_tables
+    from lakeroute.core.shape.tables import ensure_declared_tables
 
     ws.route("d", {"bucket": "bkt"}, {"table": "ns.d", "schema": policy, "columns": {"id": "int"}})
     ws.put("bkt", "1.parquet", pa.table({"id": pa.array([2**40], pa.int64()), "extra": ["e"]}))

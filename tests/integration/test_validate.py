@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from lakeroute.core.engine import Engine
+from lakeroute.core.read.engine import Engine
 
 from tests.integration.test_cli import run  # `lakeroute --routes --home --landing ...` via CliRunner
 from tests.support.workspace import Workspace, orders

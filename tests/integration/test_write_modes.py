@@ -244,7 +244,7 @@ def test_a_commit_that_lands_between_plan_and_commit_makes_the_merge_run_again(
         ws: Workspace, monkeypatch: pytest.MonkeyPatch) -> None:
     """A concurrent upsert of the same keys lands after our plan: ours is rejected, planned
     again on the fresh table, and the newer row wins either way."""
-    from lakeroute.core import commit as commit_mod
+    from lakeroute.core.write import commit as commit_mod
 
     ws.route("deals", {"bucket": "land", "prefix": "deals/"}, {**UPSERT, "order_by": "ts"})
     parquet(ws, "deals/base.parquet", [{"id": i, "ts": 0, "v": "base"} for i in range(4)])
@@ -335,7 +335,7 @@ def test_rows_that_fail_to_write_at_commit_quarantine_only_their_object(
         ws: Workspace, monkeypatch: pytest.MonkeyPatch) -> None:
     """Staging checks what the writer rejects; if a write still fails in the shared commit,
     each object is written alone so that only the failing one is quarantined."""
-    from lakeroute.core import staging
+    from lakeroute.core.write import staging
 
     monkeypatch.setattr(staging, "check_writable", lambda *a: None)  # let the bad rows reach the commit
     ws.route("ev", {"bucket": "land", "prefix": "ev/"}, {"table": "ev.t"},
@@ -389,7 +389,7 @@ def test_lost_commit_response_is_detected_in_every_mode(ws: Workspace, target: d
 def test_replace_and_upsert_stay_correct_after_compaction(ws: Workspace, mode: str) -> None:
     """`maintain` bin-packs the objects' files into one; the next version of one object (or
     an update of its keys) still changes exactly its rows."""
-    from lakeroute.core.compaction import compact
+    from lakeroute.core.maintain.compaction import compact
 
     target: dict[str, Any] = ({"table": "erp.items", "mode": "replace"} if mode == "replace"
                               else {"table": "erp.items", "mode": "upsert", "key": ["id"]})

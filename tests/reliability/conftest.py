@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.support.patience import patience
 from tests.support.workspace import Workspace
 
 REPO = Path(__file__).resolve().parents[2]
@@ -28,7 +29,7 @@ def run_workers(ws: Workspace, jobs: list[tuple[str, str, list[str]]], timeout: 
     go.touch()
     results = []
     for p in procs:
-        out, err = p.communicate(timeout=timeout)
+        out, err = p.communicate(timeout=patience(timeout))
         line = out.strip().splitlines()[-1] if out.strip() else ""
         results.append({"returncode": p.returncode, "stderr": err[-2000:],
                         **(json.loads(line) if line.startswith("{") else {})})

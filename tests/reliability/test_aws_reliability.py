@@ -36,6 +36,7 @@ from lakeroute.sync import sync_aws
 from tests.reliability.conftest import percentile
 from tests.support.aws_lake import ACCOUNT, Deployment, LambdaContext, MotoLake, handler_environment, s3_notification
 from tests.support.moto_server import REGION, MotoServer
+from tests.support.patience import patience
 
 REPO = Path(__file__).resolve().parents[2]
 ROUTES_TABLE = "rel-routes"
@@ -106,7 +107,7 @@ class Lake(MotoLake):
     def sources(self, name: str = TABLE) -> list[str]:
         """Every source the table records: retained snapshots' summaries, and the archive of
         the expired ones' (the automatic expiry runs after commits: core.archive)."""
-        from lakeroute.core.archive import archived_entries
+        from lakeroute.core.ledger.archive import archived_entries
 
         table = self.table(name)
         return [e[0] for e in archived_entries(table)] + [
@@ -166,12 +167,12 @@ def run_workers(lake: Lake, events: list[list[dict[str, Any]]], timeout: float =
     run.mkdir()
     for i, records in enumerate(events):
         (run / f"event-{i}.json").write_text(json.dumps({"Records": records}), encoding="utf-8")
-    env = {**os.environ, "WORKER_LAMBDA_SECONDS": "300"}
+    env = {**os.environ, "WORKER_LAMBDA_SECONDS": str(int(patience(300)))}
     with open(run / "out", "w") as out, open(run / "err", "w") as err:
         proc = subprocess.Popen([sys.executable, "-m", "tests.reliability.aws_worker", str(run), str(len(events))],
                                 cwd=REPO, stdout=out, stderr=err, env=env)
     started = time.monotonic()
-    deadline = started + timeout
+    deadline = started + patience(timeout)
     try:
         while not all((run / f"ready-{i}").exists() for i in range(len(events))):
             assert proc.poll() is None, f"workers died before they were ready: {(run / 'err').read_text()[-3000:]}"
@@ -424,7 +425,7 @@ def test_many_small_commits_keep_metadata_bounded(lake: Lake) -> None:
           f"(VersionId now {lake.glue.get_table(DatabaseName=database, Name=name)['Table']['VersionId']}) "
           f"manifests in current snapshot={len(manifests)} metadata.json kept={len(metadata_files)} "
           f"(+{noncurrent} noncurrent versions in the versioned bucket) snapshots={len(table.snapshots())}")
-    from lakeroute.core.archive import chain
+    from lakeroute.core.ledger.archive import chain
 
     expiries = len(list(chain(table)))  # each automatic expiry is one more UpdateTable
     assert expiries >= 1 and len(table.snapshots()) <= 26, "the automatic expiry keeps ~20 snapshots"

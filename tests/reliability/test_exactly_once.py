@@ -8,8 +8,8 @@ from __future__ import annotations
 import json
 
 import pytest
-from lakeroute.core.archive import archived_entries
 from lakeroute.core.ledger import SOURCES_PROP
+from lakeroute.core.ledger.archive import archived_entries
 
 from tests.reliability.conftest import percentile, run_workers
 from tests.support.workspace import Workspace, orders

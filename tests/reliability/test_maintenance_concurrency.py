@@ -9,12 +9,13 @@ import sys
 import time
 
 import pytest
-from lakeroute.core.maintenance import maintain_table
+from lakeroute.core.maintain.maintenance import maintain_table
 from lakeroute.core.routes import Maintenance
 from lakeroute.local.files import local_lister
 from lakeroute.local.ledger import SqliteLedger
 
 from tests.reliability.conftest import REPO
+from tests.support.patience import patience
 from tests.support.workspace import Workspace, orders
 
 WRITERS, PER, ROWS = 4, 5, 10
@@ -54,7 +55,7 @@ def test_maintain_while_four_writers_append(ws: Workspace) -> None:
             compacted += c.snapshot_id is not None and bool(c.plan.bins)
             yielded += bool(c.yielded)
         time.sleep(0.3)  # a scheduled maintenance, not a busy loop: leave the CPUs to the writers
-    outs = [p.communicate(timeout=60) for p in procs]
+    outs = [p.communicate(timeout=patience(60)) for p in procs]
     assert all(p.returncode == 0 for p in procs), [err[-1500:] for _, err in outs]
     final = maintain_table(ws.catalog(), "ns.o", settings, ledger, local_lister, apply=True)
     commits = sum(out.count('"table"') for out, _ in outs)

@@ -51,6 +51,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any
 
+from tests.support.patience import patience
+
 REPO_ROOT = Path(__file__).resolve().parents[2]
 AUDIT_ENV = "LAKEROUTE_IAM_AUDIT"
 RESULT_MARKER = "LAKEROUTE-IAM-RESULT "
@@ -73,7 +75,7 @@ def set_auth(endpoint: str, enforced: bool) -> None:
     # Not form-encoded (urllib's default): the server reads the raw body.
     req = urllib.request.Request(f"{endpoint}/moto-api/reset-auth", data=body, method="POST",
                                  headers={"Content-Type": "text/plain"})
-    with urllib.request.urlopen(req, timeout=10) as resp:
+    with urllib.request.urlopen(req, timeout=patience(10)) as resp:
         assert resp.status == 200, resp.status
 
 
@@ -389,7 +391,7 @@ def start_audited_moto_server(audit_file: Path, timeout: float = 120.0) -> Any:
         cwd=REPO_ROOT, stdin=subprocess.DEVNULL, stdout=stdout, stderr=stderr, env=env)
     server = ms.MotoServer(process, port, stdout, stderr)
     ms._live_servers.add(server)
-    deadline = time.monotonic() + timeout
+    deadline = time.monotonic() + patience(timeout)
     while not ms._answers_http(server.endpoint):
         if process.poll() is not None or time.monotonic() > deadline:
             output = server.output()
@@ -448,7 +450,7 @@ class FunctionProcess:
         self.process.stdin.write(json.dumps(request) + "\n")
         self.process.stdin.flush()
         output: list[str] = []
-        deadline = time.monotonic() + self.timeout
+        deadline = time.monotonic() + patience(self.timeout)
         while True:
             line = self.process.stdout.readline()
             if not line:
@@ -470,7 +472,7 @@ class FunctionProcess:
             assert self.process.stdin is not None
             self.process.stdin.close()
             try:
-                self.process.wait(timeout=30)
+                self.process.wait(timeout=patience(30))
             except subprocess.TimeoutExpired:
                 self.process.kill()
                 self.process.wait()

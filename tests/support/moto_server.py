@@ -31,6 +31,8 @@ from pathlib import Path
 from types import TracebackType
 from typing import IO
 
+from tests.support.patience import patience
+
 __all__ = ["MotoServer", "MotoServerError", "aws_env", "reset", "start_moto_server"]
 
 SERVER_SCRIPT = Path(__file__).with_name("moto_glue_locking.py")
@@ -117,7 +119,7 @@ def aws_env(endpoint: str) -> dict[str, str]:
 def reset(endpoint: str, timeout: float = 10.0) -> None:
     """Wipe all moto state (every service, account and region) on the server."""
     req = urllib.request.Request(f"{endpoint}/moto-api/reset", data=b"", method="POST")
-    with urllib.request.urlopen(req, timeout=timeout) as resp:
+    with urllib.request.urlopen(req, timeout=patience(timeout)) as resp:
         if resp.status != 200:  # pragma: no cover - moto always answers 200
             raise MotoServerError(f"moto reset failed: HTTP {resp.status}")
 
@@ -158,7 +160,7 @@ def _start_once(port: int, timeout: float) -> MotoServer:
     server = MotoServer(process, port, stdout, stderr)
     _live_servers.add(server)
 
-    deadline = time.monotonic() + timeout
+    deadline = time.monotonic() + patience(timeout)
     while True:
         if process.poll() is not None:
             output = server.output()

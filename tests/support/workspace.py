@@ -11,8 +11,8 @@ from typing import Any
 import pyarrow as pa
 import pyarrow.parquet as pq
 import yaml
+from lakeroute.core.ledger.quarantine import entry_dir
 from lakeroute.core.pipeline import IngestReport, ObjectRef, Pipeline
-from lakeroute.core.quarantine import entry_dir
 from lakeroute.local import LocalPaths, local_catalog, local_pipeline
 
 

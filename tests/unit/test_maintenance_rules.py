@@ -5,9 +5,9 @@ from __future__ import annotations
 
 from types import SimpleNamespace
 
-from lakeroute.core.compaction import pack
-from lakeroute.core.expiry import DAY_MS, due, plan_expiry
-from lakeroute.core.references import canonical
+from lakeroute.core.maintain.compaction import pack
+from lakeroute.core.maintain.expiry import DAY_MS, due, plan_expiry
+from lakeroute.core.maintain.references import canonical
 
 NOW = 1_800_000_000_000
 

@@ -13,7 +13,7 @@ import datetime as dt
 import time
 from typing import Any
 
-from ..core.journal import Attempt
+from ..core.ledger.journal import Attempt
 from .clients import aws_client, aws_errors, batch_write, transient
 
 PREFIX = "#attempts#"

@@ -7,9 +7,9 @@ import time
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from ..core.budget import Budget
-from ..core.engine import Engine
 from ..core.errors import TransientError
+from ..core.pipeline.budget import Budget
+from ..core.read.engine import Engine
 from ..core.routes import RouteTable
 from .catalog import make_catalog
 from .clients import aws_client

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from typing import Any
 
-from ..core.references import FileInfo, Lister
+from ..core.maintain.references import FileInfo, Lister
 from .clients import aws_client, aws_errors, transient
 from .config import split_s3_uri
 

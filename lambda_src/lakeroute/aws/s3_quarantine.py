@@ -5,9 +5,8 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from ..core.engine import SourceObject
 from ..core.errors import ObjectError
-from ..core.quarantine import (
+from ..core.ledger.quarantine import (
     RECORD_NAME,
     REJECTS_SUMMARY,
     entry_dir,
@@ -16,6 +15,7 @@ from ..core.quarantine import (
     rejects_name,
     rejects_record,
 )
+from ..core.objects import SourceObject
 from .clients import aws_client, aws_errors, error_code, transient
 from .config import split_s3_uri
 from .s3_source import is_etag

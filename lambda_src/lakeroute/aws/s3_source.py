@@ -35,11 +35,10 @@ import shutil
 from collections.abc import Mapping
 from typing import Any
 
-from ..core.engine import SourceObject
 from ..core.errors import ConfigError, LakerouteError, ObjectError, TransientError
-from ..core.objects import parquet_metadata
+from ..core.objects import SourceObject, parquet_metadata
+from ..core.read.scratch import ScratchDir
 from ..core.routes import format_from_key
-from ..core.scratch import ScratchDir
 from .clients import MiB, aws_client, aws_errors, error_code, transient
 from .config import READERS
 

@@ -10,7 +10,7 @@ import typer
 
 from ..core.errors import ConfigError, LakerouteError
 from .app import app, fail, get_ctx, print_outcomes
-from .recovery import _since
+from .recovery import parse_since
 
 
 @app.command()
@@ -37,12 +37,12 @@ def backfill(
 
     from ..core.pipeline import ObjectRef
     from . import stage as staged
-    from .ingest import _pipeline, _run, _walk, _warn_skipped
+    from .ingest import cli_pipeline, run_batch, walk_landing, warn_skipped
 
     st = staged.selected(stage)
     if st:
         try:
-            window = _since(since), _since(until)
+            window = parse_since(since), parse_since(until)
         except LakerouteError as e:
             raise fail(str(e)) from None
         staged.backfill(st, where, *window, pattern)
@@ -50,13 +50,13 @@ def backfill(
     c = get_ctx(ctx)
     bucket, _, prefix = where.partition("/")
     try:
-        after, before = _since(since), _since(until)
+        after, before = parse_since(since), parse_since(until)
         root = c.landing / bucket
         if not root.is_dir():
             raise ConfigError(f"{root}: no such landing bucket folder")
         skipped: list[tuple[Path, str]] = []
         refs = []
-        for f in _walk(root, c.landing, root, skipped):
+        for f in walk_landing(root, c.landing, root, skipped):
             key = f.relative_to(root).as_posix()
             if not key.startswith(prefix) or (pattern and not fnmatch.fnmatchcase(key[len(prefix):], pattern)):
                 continue
@@ -64,9 +64,9 @@ def backfill(
             if (after and mtime < after) or (before and mtime >= before):
                 continue
             refs.append(ObjectRef(bucket, key))
-        _warn_skipped(skipped)
-        pipe = _pipeline(c)
-        report = _run(pipe, refs)
+        warn_skipped(skipped)
+        pipe = cli_pipeline(c)
+        report = run_batch(pipe, refs)
     except LakerouteError as e:
         raise fail(str(e)) from None
     print_outcomes(report, quiet_ok=True)

@@ -42,7 +42,7 @@ def validate(ctx: typer.Context) -> None:
         notes = [*notes, *ignored_notes(c.routes, c.landing)]
         if (c.home / "catalog.db").is_file() and not problems:
             from ..core.routes import load_routes
-            from ..core.tables import ensure_declared_tables
+            from ..core.shape.tables import ensure_declared_tables
             from ..local import local_catalog
 
             try:
@@ -95,7 +95,7 @@ def _escape(p: Path, landing: Path, root: Path) -> str | None:
     return LEAVES if inside else _OUTSIDE
 
 
-def _walk(folder: Path, landing: Path, root: Path, skipped: list[tuple[Path, str]]) -> list[Path]:
+def walk_landing(folder: Path, landing: Path, root: Path, skipped: list[tuple[Path, str]]) -> list[Path]:
     """Data files under ``folder``, sorted, as paths under ``folder`` (not resolved).
 
     Symlinks are checked before they are followed, whatever ``Path.rglob`` does in this
@@ -169,7 +169,7 @@ def _collect(paths: list[Path], landing: Path, bucket: str | None, key: str | No
             got.skipped.append((p, problem))
             got.named_skipped += 1
             continue
-        files = _walk(p, landing, root, got.skipped) if p.is_dir() else [p] if p.is_file() else []
+        files = walk_landing(p, landing, root, got.skipped) if p.is_dir() else [p] if p.is_file() else []
         for f in files:
             ref = src.ref_of(f)
             if ref is None:
@@ -188,7 +188,7 @@ def _is_data_file(f: Path) -> bool:
     return f.is_file() and not _hidden(f.name)
 
 
-def _pipeline(c: Ctx, overrides: dict[tuple[str, str], Path] | None = None) -> Pipeline:
+def cli_pipeline(c: Ctx, overrides: dict[tuple[str, str], Path] | None = None) -> Pipeline:
     from ..local import local_pipeline
     from ..local.objects import LocalObjectSource
 
@@ -199,7 +199,7 @@ def _pipeline(c: Ctx, overrides: dict[tuple[str, str], Path] | None = None) -> P
     return pipe
 
 
-def _run(pipe: Pipeline, refs: list[ObjectRef]) -> IngestReport:
+def run_batch(pipe: Pipeline, refs: list[ObjectRef]) -> IngestReport:
     """Ingest with a progress bar on a terminal; quiet when piped."""
     if len(refs) > 1 and sys.stderr.isatty():
         from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeElapsedColumn
@@ -211,7 +211,7 @@ def _run(pipe: Pipeline, refs: list[ObjectRef]) -> IngestReport:
     return pipe.ingest(refs)
 
 
-def _warn_skipped(skipped: list[tuple[Path, str]]) -> None:
+def warn_skipped(skipped: list[tuple[Path, str]]) -> None:
     for p, why in skipped:
         typer.echo(f"skipped {p}: {why}", err=True)
 
@@ -244,10 +244,10 @@ def ingest(
     c = get_ctx(ctx)
     try:
         got = _collect(paths, c.landing, bucket, key)
-        _warn_skipped(got.skipped)
-        pipe = _pipeline(c, got.overrides)
+        warn_skipped(got.skipped)
+        pipe = cli_pipeline(c, got.overrides)
         pipe.force = force
-        report = _run(pipe, got.refs)
+        report = run_batch(pipe, got.refs)
     except ConfigError as e:
         raise fail(str(e)) from None
     print_outcomes(report)
@@ -275,9 +275,9 @@ def _routes_signature(routes: Path) -> tuple[tuple[str, int, int], ...] | None:
 
 
 def _scan(landing: Path, skipped: list[tuple[Path, str]]) -> dict[Path, Signature]:
-    """Signature of each data file under the landing folder (symlink rule of `_walk`)."""
+    """Signature of each data file under the landing folder (symlink rule of `walk_landing`)."""
     sigs: dict[Path, Signature] = {}
-    for f in _walk(landing, landing, landing.resolve(), skipped):
+    for f in walk_landing(landing, landing, landing.resolve(), skipped):
         try:
             st = f.stat()
         except OSError:  # gone since the listing
@@ -317,7 +317,7 @@ def watch(
 
     loaded = _routes_signature(c.routes)  # before loading: a change during the load reloads
     try:
-        pipe = _pipeline(c)
+        pipe = cli_pipeline(c)
     except ConfigError as e:
         raise fail(str(e)) from None
     c.landing.mkdir(parents=True, exist_ok=True)
@@ -339,7 +339,7 @@ def watch(
             if routes_sig != loaded and now - routes_since[1] >= settle:
                 loaded = routes_sig
                 try:
-                    pipe = _pipeline(c)
+                    pipe = cli_pipeline(c)
                 except ConfigError as e:
                     for line in str(e).splitlines():
                         typer.echo(f"error: {line}", err=True)
@@ -347,7 +347,7 @@ def watch(
                                "route files change again", err=True)
                 else:
                     typer.echo(f"reloaded {len(pipe.routes.routes)} route(s)", err=True)
-            _warn_skipped([s for s in skipped if s not in warned])
+            warn_skipped([s for s in skipped if s not in warned])
             warned = set(skipped)  # warned once while it stays; again if it comes back
             since = {f: prev if (prev := since.get(f)) is not None and prev[0] == sig else (sig, now)
                      for f, sig in sigs.items()}

@@ -13,7 +13,7 @@ if TYPE_CHECKING:
     from pyiceberg.catalog import Catalog
 
     from ..core.ledger import Ledger
-    from ..core.references import Lister
+    from ..core.maintain.references import Lister
     from ..core.routes import Maintenance
 
 
@@ -37,7 +37,7 @@ def maintain(
 
     Example: lakeroute maintain sales.orders --apply
     """
-    from ..core.maintenance import maintain_tables
+    from ..core.maintain.maintenance import maintain_tables
     from . import stage as staged
 
     st = staged.selected(stage)
@@ -77,7 +77,7 @@ def maintain(
 
 
 def _existing(catalog: Catalog) -> set[str]:
-    from ..core.history import all_tables
+    from ..core.ledger.history import all_tables
 
     return set(all_tables(catalog))
 
@@ -85,7 +85,7 @@ def _existing(catalog: Catalog) -> set[str]:
 def _local_side(routes_dir: object, home: object) -> tuple[Catalog, Ledger, Lister, dict[str, Maintenance]]:
     from pathlib import Path
 
-    from ..core.maintenance import settings_by_table
+    from ..core.maintain.maintenance import settings_by_table
     from ..core.routes import load_routes
     from ..local import local_catalog
     from ..local.files import local_lister
@@ -103,7 +103,7 @@ def _stage_side(st: object) -> tuple[Catalog, Ledger, Lister, dict[str, Maintena
     from ..aws.s3_listing import s3_lister
     from ..aws.stage import Stage
     from ..aws.sweep import scan_routes
-    from ..core.maintenance import settings_by_table
+    from ..core.maintain.maintenance import settings_by_table
     from . import stage as staged
 
     assert isinstance(st, Stage)

@@ -30,7 +30,7 @@ def _quarantine(c: Ctx) -> LocalQuarantine:
     return LocalQuarantine(c.paths().quarantine)
 
 
-def _since(text: str | None) -> dt.datetime | None:
+def parse_since(text: str | None) -> dt.datetime | None:
     if text is None:
         return None
     try:
@@ -185,7 +185,7 @@ def replay(
     st = staged.selected(stage)
     if st:
         try:
-            after = _since(since)
+            after = parse_since(since)
         except LakerouteError as e:
             raise fail(str(e)) from None
         tables = {table, st.table(table)} if table else set()
@@ -196,7 +196,7 @@ def replay(
         return
     c = get_ctx(ctx)
     try:
-        after = _since(since)
+        after = parse_since(since)
         quarantine = _quarantine(c)
         chosen = [(e, r) for e, r in quarantine.entries()
                   if not r.get("resolved_at") and (route is None or r.get("route") == route)
@@ -251,7 +251,7 @@ def reset(
     Example: lakeroute reset sales.orders --yes
     """
     from ..core.routes import load_routes
-    from ..core.tables import ensure_declared_tables
+    from ..core.shape.tables import ensure_declared_tables
     from ..local import local_catalog
 
     c = get_ctx(ctx)
@@ -309,7 +309,7 @@ def preview(
 
     Example: lakeroute preview sales-orders landing/acme-sales-landing/orders/part-1.parquet
     """
-    from ..core.preview import preview_route
+    from ..core.pipeline.preview import preview_route
     from ..local import local_catalog
     from ..local.objects import LocalObjectSource
     from ..local.warehouse import render

@@ -20,7 +20,7 @@ from urllib.parse import quote_plus
 import typer
 
 from ..core.errors import LakerouteError
-from ..core.quarantine import RECORD_NAME
+from ..core.ledger.quarantine import RECORD_NAME
 from .app import fail
 
 if TYPE_CHECKING:

@@ -50,7 +50,7 @@ def tables(
     from rich.console import Console
     from rich.table import Table as RichTable
 
-    from ..core.history import table_rows
+    from ..core.ledger.history import table_rows
     from ..local import local_catalog
     from . import stage as staged
 
@@ -84,15 +84,15 @@ def history(
     """
     import json
 
-    from ..core.history import table_history
+    from ..core.ledger.history import table_history
     from ..local import local_catalog
     from . import stage as staged
-    from .recovery import _since
+    from .recovery import parse_since
 
     st = staged.selected(stage)
     c = get_ctx(ctx)
     try:
-        after = _since(since)
+        after = parse_since(since)
         name = st.table(table) if st else table
         catalog = staged.stage_catalog(st) if st else local_catalog(c.home)
         entries = table_history(catalog, name)

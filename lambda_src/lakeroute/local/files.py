@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 from collections.abc import Iterator
 
-from ..core.references import FileInfo, canonical
+from ..core.maintain.references import FileInfo, canonical
 
 
 def local_lister(location: str) -> Iterator[FileInfo]:

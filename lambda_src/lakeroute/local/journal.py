@@ -5,7 +5,7 @@ from __future__ import annotations
 import datetime as dt
 from typing import Any
 
-from ..core.journal import Attempt
+from ..core.ledger.journal import Attempt
 
 _COLUMNS = ("at", "table_name", "route", "bucket", "key", "version", "status", "rows", "stage", "message",
             "rejected", "rescued")

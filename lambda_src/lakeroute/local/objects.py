@@ -22,8 +22,7 @@ from pathlib import Path, PurePosixPath
 from typing import Any
 
 from ..core.errors import ObjectError, TransientError
-from ..core.objects import SourceObject, parquet_metadata
-from ..core.quarantine import (
+from ..core.ledger.quarantine import (
     RECORD_NAME,
     REJECTS_SUMMARY,
     entry_dir,
@@ -32,8 +31,9 @@ from ..core.quarantine import (
     rejects_name,
     rejects_record,
 )
+from ..core.objects import SourceObject, parquet_metadata
+from ..core.read.scratch import ScratchDir
 from ..core.routes import format_from_key
-from ..core.scratch import ScratchDir
 
 HASH_CHUNK = 4 * 1024 * 1024
 

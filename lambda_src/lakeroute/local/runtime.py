@@ -9,9 +9,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from ..core.engine import DEFAULT_TIMEOUT_SECONDS, Engine
 from ..core.errors import ConfigError
 from ..core.pipeline import Pipeline
+from ..core.read.engine import DEFAULT_TIMEOUT_SECONDS, Engine
 from ..core.routes import RouteTable, load_routes
 from .journal import SqliteJournal
 from .ledger import SqliteLedger

@@ -13,9 +13,9 @@ from functools import partial
 from pathlib import Path
 from typing import NamedTuple
 
-from ..core.checks import Finding, bind_check, hint_problems, name_findings, policy_findings, result_problems
 from ..core.errors import ObjectError
 from ..core.objects import SourceObject
+from ..core.pipeline.checks import Finding, bind_check, hint_problems, name_findings, policy_findings, result_problems
 from ..core.routes import Route, RouteTable, collect_routes
 from .objects import LocalObjectSource
 

@@ -8,8 +8,8 @@ import json
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from ..core.engine import quote_ident
-from ..core.history import all_tables
+from ..core.ledger.history import all_tables
+from ..core.sql_text import quote_ident
 
 if TYPE_CHECKING:
     import duckdb

@@ -1,0 +1,105 @@
+"""One target table within a batch, and where an object's journey stands.
+
+A ``TablePlan`` holds the table (or the one its first commit creates), the metadata staged
+files are written against, the ledger's view of it and the objects staged for its commit.
+A ``Step`` names the stage an object reached, so an unforeseen error is told apart: an
+object's fault (quarantine) or the infrastructure's (retry).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
+
+from ..errors import translated
+from ..ledger.rule import Ledger, TableState, reconcile
+from ..shape.schema_plan import plan_table
+from ..shape.tables import ensure_table, provisional_table
+
+if TYPE_CHECKING:
+    import pyarrow as pa
+    from pyiceberg.catalog import Catalog
+    from pyiceberg.table import StagedTable, Table
+    from pyiceberg.table.metadata import TableMetadata
+
+    from ..objects import SourceObject
+    from ..routes import Route, Target
+    from ..write.staging import Staged, Writer
+    from .outcomes import ObjectRef
+
+# Stages whose unforeseen errors are about the infrastructure, not the object: retry.
+INFRA_STAGES = ("table", "ledger")
+
+
+@dataclass
+class TablePlan:
+    """One target table within a batch (see the module docstring)."""
+
+    target: Target
+    table: Table | None = None
+    provisional: StagedTable | None = None
+    state: TableState | None = None
+    metadata: TableMetadata | None = None
+    writer: Writer | None = None
+    staged: list[tuple[ObjectRef, Staged]] = field(default_factory=list)
+    blocked: str | None = None  # why nothing may be written (declared types differ from the table's)
+    tail_bytes: int = 0  # the staged objects' rows held in memory for shared data files
+
+    @property
+    def home(self) -> Table:
+        """Whichever table object can write and delete this table's files."""
+        home = self.table if self.table is not None else self.provisional
+        assert home is not None
+        return home
+
+    @property
+    def evolve(self) -> bool:  # the commit may change the schema (core.shape.policy.growth)
+        return self.target.schema_policy != "strict"
+
+    def prepare(self, catalog: Catalog, result: pa.Schema) -> None:
+        """The table to write into exists (declared) or is planned (from the first result)."""
+        if self.table is not None or self.provisional is not None:
+            return
+        if self.target.columns is not None:
+            self.table = ensure_table(catalog, self.target)
+            self.metadata = self.table.metadata
+        else:
+            self.provisional = provisional_table(catalog, self.target, result)
+            self.metadata = self.provisional.metadata
+
+    def adopt(self, evolved: TableMetadata) -> None:
+        """Write against ``evolved`` (the result's new columns, not committed yet) from now on."""
+        from pyiceberg.table import StagedTable
+
+        self.metadata, self.writer = evolved, None
+        if self.provisional is not None:
+            p = self.provisional
+            self.provisional = StagedTable(identifier=p.name(), metadata=evolved,
+                                           metadata_location=p.metadata_location, io=p.io, catalog=p.catalog)
+
+
+def open_plan(catalog: Catalog, ledger: Ledger, route: Route) -> TablePlan:
+    """The plan of ``route``'s table: loaded and reconciled with the ledger when it exists."""
+    target = route.target
+    plan = TablePlan(target)
+    if catalog.table_exists(target.table):
+        plan.table = catalog.load_table(target.table)
+        plan.metadata = plan.table.metadata
+        plan.state = reconcile(plan.table, target.table, ledger)
+        # Never write into a column whose table type differs from the declared one.
+        clash = [c.describe() for c in plan_table(route, plan.table) if c.kind == "type"]
+        plan.blocked = "; ".join(clash) or None
+    return plan
+
+
+class Step:
+    """Where an object's journey is, for the stage of an unforeseen error; and the object
+    as fetched (read by every target of a fan-out, released once)."""
+
+    def __init__(self) -> None:
+        self.stage = "read"
+        self.fetched: SourceObject | None = None
+
+    def translated(self, e: BaseException, route: str | None) -> BaseException:
+        """``e`` as lakeroute's error for this stage (``core.errors.translated``)."""
+        return translated(e, self.stage, route, infra=self.stage in INFRA_STAGES)

@@ -1,0 +1,349 @@
+"""DuckDB: the object as relation ``source``, the route SQL over it, Arrow batches out.
+
+Safety model: every lineage value enters DuckDB as a *value* (``SET VARIABLE x = ?``),
+never as SQL text, and the route SQL sees only those variables. The path DuckDB reads is one
+lakeroute made (a scratch download or link, ``core.scratch``: safe characters only), written
+as a quoted literal; an object read in place from S3 (httpfs) is read through
+``getvariable('source_uri')``. Reader options come from the route file (trusted
+configuration) and are rendered as quoted literals; ``filename`` shows the object's URI, not
+a scratch path. After set-up the connection is locked down: external access off except the
+one source path, configuration locked, no extension autoload, and the route SQL must be
+exactly one SELECT. Each object has a time limit (``source.timeout_seconds``, else the
+engine's default): a watchdog interrupts DuckDB. A compressed object is checked to be whole
+(``core.streams``) while it is read. Anything else fails with an ``ObjectError`` and commits
+nothing.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import datetime as dt
+import json
+import os
+import re
+import shutil
+import threading
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field, replace
+from typing import TYPE_CHECKING, Any
+
+from ..errors import LakerouteError, ObjectError, TransientError
+from ..objects import SourceObject
+from ..routes import Route
+from .alarms import Alarms
+from .hints import hinted_view
+from .rejects import RowRejects, collect_csv, csv_options, json_line_pass, remove
+from .streams import compression_of, start_check
+
+if TYPE_CHECKING:
+    from concurrent.futures import Future
+
+    import duckdb
+    import pyarrow as pa
+
+JSON_COLUMNS_KEY = b"lakeroute.json_columns"  # result schema metadata: columns of DuckDB type JSON
+LINEAGE_VARIABLES = ("source_bucket", "source_key", "source_uri", "source_etag", "ingested_at")
+DEFAULT_TIMEOUT_SECONDS = 900.0
+_SQL_CONTEXT = re.compile(r"\n\s*LINE \d+:")
+
+
+def set_variables(con: duckdb.DuckDBPyConnection, obj: SourceObject) -> None:
+    """The lineage variables, bound as values (never SQL text)."""
+    values = {
+        "source_bucket": obj.bucket, "source_key": obj.key, "source_uri": obj.uri,
+        "source_etag": obj.version, "ingested_at": dt.datetime.now(dt.UTC),
+    }
+    for name, value in values.items():
+        con.execute(f"SET VARIABLE {name} = ?", [value])
+
+
+@dataclass
+class Engine:
+    """Settings shared by every connection; one fresh, locked connection per object.
+
+    A fresh DuckDB database costs ~10 ms to set up (its function catalog), which dominates
+    small objects. So, from the second object on, the engine keeps one pristine database
+    ready: created on a background thread (DuckDB releases the GIL meanwhile) while the
+    current object is read, handed to the next object, which locks it down exactly like a
+    new one. It has never run a statement; no object's state is ever seen by another.
+
+    DuckDB threads per object, unless ``threads`` is set (then it holds for every object):
+    an object of at most ``small_object_bytes`` gets ``small_object_threads`` (worker threads
+    to start and join cost more than they save on a file one core reads in milliseconds); a
+    bigger one, or one of unknown size, gets every core but one, which the Writer uses
+    meanwhile to encode the previous chunk. Settings go in at connect time where they can.
+    """
+
+    memory_limit: str | None = None
+    threads: int | None = None
+    temp_directory: str | None = None
+    batch_rows: int = 262_144
+    s3_setup: list[tuple[str, list[Any]]] = field(default_factory=list)
+    small_object_bytes: int = 8 * 1024 * 1024
+    small_object_threads: int = 1
+    prepare_next: bool = True  # keep a pristine database ready for the next object
+    timeout_seconds: float = DEFAULT_TIMEOUT_SECONDS  # per object, unless the route sets one
+    _spare: Any = field(default=None, init=False, repr=False, compare=False)
+    _spare_pool: Any = field(default=None, init=False, repr=False, compare=False)
+    _spare_pid: int = field(default=0, init=False, repr=False, compare=False)
+    _connects: int = field(default=0, init=False, repr=False, compare=False)
+    _lock: threading.Lock = field(default_factory=threading.Lock, init=False, repr=False,
+                                  compare=False)
+
+    def _connect(self, obj: SourceObject, spill: str | None = None) -> duckdb.DuckDBPyConnection:
+        import duckdb
+
+        config: dict[str, Any] = {"autoinstall_known_extensions": False,
+                                  "autoload_known_extensions": False}
+        if self.memory_limit:
+            config["memory_limit"] = self.memory_limit
+        spare_threads = self.threads or self.small_object_threads
+        threads = self.threads
+        if threads is None:
+            if 0 < obj.size <= self.small_object_bytes:
+                threads = self.small_object_threads
+            else:
+                cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+                threads = max(1, (cores or 2) - 1)
+
+        con: duckdb.DuckDBPyConnection | None = None
+        spare_config = {**config, "threads": spare_threads}
+        with self._lock:
+            spare, self._spare = self._spare, None
+            self._connects += 1
+            prepare = self.prepare_next and self._connects > 1
+            if self._spare_pid != os.getpid():  # forked: the parent's thread and database are not ours
+                spare, self._spare_pool, self._spare_pid = None, None, os.getpid()
+        if spare is not None:
+            made_with, future = spare
+            try:
+                con = future.result()
+            except Exception:  # set-up failed on the background thread: connect here instead
+                con = None
+            if con is not None and made_with != spare_config:  # settings changed since
+                con.close()
+                con = None
+        if con is not None and threads != spare_threads:
+            con.execute("SET threads = ?", [threads])
+        if con is None:
+            con = duckdb.connect(config={**config, "threads": threads})
+        if prepare:
+            from concurrent.futures import ThreadPoolExecutor
+
+            with self._lock:
+                if self._spare_pool is None:
+                    self._spare_pool = ThreadPoolExecutor(1, thread_name_prefix="lakeroute-duckdb")
+                if self._spare is None:
+                    self._spare = (spare_config, self._spare_pool.submit(duckdb.connect, config=spare_config))
+
+        if obj.path.startswith("s3://"):
+            import duckdb_ext
+
+            duckdb_ext.init(con)
+            con.execute("SET home_directory = ?", [os.environ.get("TMPDIR", "/tmp")])
+            con.execute("LOAD httpfs")
+            for stmt, params in self.s3_setup:
+                con.execute(stmt, params)
+        set_variables(con, obj)
+        if spill:  # DuckDB lets SQL read its temp folder: one per object, empty at the start
+            con.execute("SET temp_directory = ?", [spill])
+        con.execute("SET allowed_paths = ?", [[obj.path]])
+        con.execute("SET enable_external_access = false")
+        con.execute("SET lock_configuration = true")
+        return con
+
+    @contextmanager
+    def run(self, route: Route, obj: SourceObject, until: float | None = None,
+            rejects: RowRejects | None = None) -> Iterator[pa.RecordBatchReader]:
+        """Stream the route's result over ``obj`` as Arrow record batches, within its time
+        limit, and, with ``until`` (a time.monotonic() value: the batch's deadline), no later.
+        ``rejects``: under ``source.on_error: rows``, bad CSV/JSON lines are set aside there
+        (``core.rejects``) instead of failing the object."""
+        import duckdb
+
+        fmt = route.file_format(obj.key)
+        limit = route.source.timeout_seconds or self.timeout_seconds
+        by_deadline = until is not None and until - time.monotonic() < limit
+        if until is not None:
+            limit = max(0.001, min(limit, until - time.monotonic()))
+        options, read, clean = route.source.options, obj, None
+        rows = rejects is not None and route.source.on_error == "rows"
+        if rows and fmt == "json":
+            assert rejects is not None
+            clean = json_line_pass(obj.path, options, rejects, route=route.name,
+                                   memory_limit=self.memory_limit, limit=limit, hints=route.source.columns)
+            if clean is not None:  # DuckDB reads the good lines (uncompressed), allowed alone
+                read = replace(obj, path=clean)
+                options = {k: v for k, v in options.items() if k not in ("compression", "ignore_errors")}
+        elif rows and fmt == "csv":
+            options = csv_options(options)
+        spill = os.path.join(self.temp_directory, uuid.uuid4().hex) if self.temp_directory else None
+        try:
+            con = self._connect(read, spill)
+        except BaseException:
+            remove(clean)
+            raise
+        watchdog = Watchdog(con, limit, by_deadline)
+        watchdog.scrub = (read.path, f"{obj.bucket}/{obj.key}") if read.path != obj.uri else None
+        kind = None if obj.path.startswith("s3://") else compression_of(obj.key, route.source.options)
+        check = start_check(obj.path, kind) if kind and fmt in ("csv", "json") else None
+        after = (lambda: collect_csv(con, rejects)) if rows and fmt == "csv" and rejects is not None else None
+        try:
+            check_single_select(con, route)
+            try:
+                con.execute("CREATE TEMP VIEW source AS " + hinted_view(con, fmt, options, read.path,
+                                                                       route.source.columns))
+                rel = con.sql(route.sql)
+                check_result_names(route, rel.columns)
+                check_result_types(route, rel.columns, [str(x) for x in rel.types])
+                reader = rel.fetch_record_batch(self.batch_rows)
+                # DuckDB's JSON columns arrive as strings of JSON text: said so in the schema's
+                # metadata, so that rescued values are kept as the JSON they were.
+                json_columns = [n for n, t in zip(rel.columns, rel.types, strict=True) if str(t) == "JSON"]
+            except duckdb.Error as e:
+                raise watchdog.error(route, e) from e
+            yield _guarded(reader, route, watchdog, check, after, json_columns)
+        finally:
+            watchdog.cancel()
+            con.close()
+            remove(clean)
+            if spill:
+                shutil.rmtree(spill, ignore_errors=True)
+
+
+ALARMS = Alarms()
+
+
+class Watchdog:
+    """Interrupts DuckDB when an object's time limit passes."""
+
+    def __init__(self, con: duckdb.DuckDBPyConnection, seconds: float, by_deadline: bool = False) -> None:
+        self.seconds = seconds
+        self.by_deadline = by_deadline  # the limit is the batch's deadline, not the object's
+        self.scrub: tuple[str, str] | None = None  # (scratch path, object) in error messages
+        self.fired = False
+        self.cancelled = False
+        self._con: duckdb.DuckDBPyConnection | None = con
+        ALARMS.add(time.monotonic() + seconds, self)
+
+    def _fire(self) -> None:
+        con = self._con
+        if con is None:
+            return
+        self.fired = True
+        with contextlib.suppress(Exception):
+            con.interrupt()
+
+    def cancel(self) -> None:
+        # The alarm leaves the heap when it reaches the top; it holds no connection meanwhile.
+        self.cancelled = True
+        self._con = None
+
+    def error(self, route: Route, e: BaseException) -> LakerouteError:
+        if self.fired and self.by_deadline:
+            return TransientError(f"route {route.name}: stopped after {self.seconds:.1f} s: the batch's "
+                                  "time ran out; it is retried")
+        if self.fired:
+            return ObjectError("timeout", f"route {route.name}: timed out after {self.seconds:g} s "
+                               "(source.timeout_seconds)", route.name)
+        if isinstance(e, ObjectError):
+            return e
+        stage = _stage(e) if type(e).__module__.startswith(("duckdb", "_duckdb")) else "read"
+        message = _one_line(e)
+        if self.scrub is not None:  # the reader names lakeroute's scratch copy; say which object
+            message = message.replace(*self.scrub)
+        return ObjectError(stage, f"route {route.name}: {message}", route.name)
+
+
+def check_result_names(route: Route, columns: list[str]) -> None:
+    """Two result columns with one name (in any case) cannot both be table columns."""
+    seen: dict[str, str] = {}
+    for name in columns:
+        other = seen.get(name.lower())
+        seen.setdefault(name.lower(), name)
+        if other is not None:
+            same = "twice" if other == name else f"as {other!r} and {name!r}"
+            raise ObjectError("sql", f"route {route.name}: the result has column {name!r} {same}; "
+                              "alias one of them in the SQL (Iceberg, Glue and Athena need "
+                              "distinct names)", route.name)
+
+
+_LOSSY_DUCK_TYPES = {"TIME WITH TIME ZONE": "its offset would be dropped (Iceberg has no time with zone)",
+                     "BIT": "DuckDB would hand over its internal encoding"}
+
+
+def check_result_types(route: Route, columns: list[str], types: list[str]) -> None:
+    """DuckDB types whose Arrow form silently loses or changes values (TIMETZ, BIT)."""
+    for name, text in zip(columns, types, strict=True):
+        for duck, why in _LOSSY_DUCK_TYPES.items():
+            if re.search(rf"(?<![A-Z_]){re.escape(duck)}(?![A-Z_])", text.upper()):
+                raise ObjectError("schema", f"route {route.name}: column {name}: {duck}: {why}; cast it in the "
+                                  "SQL (e.g. to VARCHAR, or TIMETZ to TIME after AT TIME ZONE)", route.name)
+
+
+def check_single_select(con: duckdb.DuckDBPyConnection, route: Route) -> None:
+    import duckdb
+
+    try:
+        statements = con.extract_statements(route.sql)
+    except duckdb.Error as e:
+        raise ObjectError("sql", f"route {route.name}: {_one_line(e)}", route.name) from e
+    select = duckdb.StatementType.SELECT  # type: ignore[attr-defined]
+    if len(statements) != 1 or statements[0].type != select:
+        kinds = ", ".join(s.type.name for s in statements) or "nothing"
+        raise ObjectError(
+            "sql",
+            f"route {route.name}: sql must be exactly one SELECT over `source` (found {kinds})",
+            route.name,
+        )
+
+
+def _stage(e: BaseException) -> str:
+    text = str(e)
+    if "Permission Error" in text:
+        return "sql"
+    if any(s in text for s in ("Invalid Input Error", "IO Error", "Conversion Error: CSV",
+                               "Error reading", "No magic bytes", "not a parquet file",
+                               "Malformed JSON", "sniff")):
+        return "read"
+    return "sql"
+
+
+def _one_line(e: BaseException) -> str:
+    text = _SQL_CONTEXT.split(str(e), 1)[0]  # DuckDB appends "LINE 1: <query> ^": noise here
+    return " ".join(text.split())[:600]
+
+
+def _guarded(reader: pa.RecordBatchReader, route: Route, watchdog: Watchdog,
+             check: Future[str | None] | None, after: Callable[[], None] | None = None,
+             json_columns: list[str] | None = None) -> pa.RecordBatchReader:
+    """The result stream with DuckDB's errors (mid-stream too) as ObjectErrors; it ends only
+    after the stream check passed, so a truncated file never yields its last batch."""
+    import pyarrow as pa
+
+    def batches() -> Iterator[pa.RecordBatch]:
+        try:
+            for batch in reader:
+                if watchdog.fired:
+                    raise watchdog.error(route, TimeoutError())
+                yield batch
+            if after is not None:  # e.g. the CSV reader's rejects, complete once the stream ended
+                after()
+        except LakerouteError:
+            raise
+        except Exception as e:
+            raise watchdog.error(route, e) from e
+        if check is not None:
+            problem = check.result()
+            if problem:
+                raise ObjectError("read", f"route {route.name}: {problem}; nothing of it is "
+                                  "committed", route.name)
+
+    schema = reader.schema
+    if json_columns:
+        schema = schema.with_metadata({**(schema.metadata or {}), JSON_COLUMNS_KEY: json.dumps(json_columns)})
+    return pa.RecordBatchReader.from_batches(schema, batches())
+

@@ -1,0 +1,23 @@
+"""The query of the ``source`` view: DuckDB's reader for the format, with the route's options."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from ..sql_text import quote_ident, sql_literal
+
+READERS = {"parquet": "read_parquet", "csv": "read_csv", "json": "read_json"}
+
+
+def reader_sql(fmt: str, options: dict[str, Any], path: str) -> str:
+    """The ``source`` view's query. Option names are validated identifiers and values quoted
+    literals from the route file; ``path`` is lakeroute's own scratch path (a literal) or an
+    s3:// URL (then read through the lineage variable, never pasted)."""
+    opts = "".join(f", {name} := {sql_literal(v)}" for name, v in options.items())
+    where = "getvariable('source_uri')" if path.startswith("s3://") else sql_literal(path)
+    query = f"SELECT * FROM {READERS[fmt]}({where}{opts})"  # noqa: S608
+    column = options.get("filename")
+    if column:  # the object's URI, the same in Lambda, in a task and locally
+        name = column if isinstance(column, str) else "filename"
+        query = f"SELECT * REPLACE (getvariable('source_uri') AS {quote_ident(name)}) FROM ({query})"  # noqa: S608
+    return query

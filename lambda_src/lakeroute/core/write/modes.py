@@ -1,0 +1,253 @@
+"""Write modes beyond append: what one batch's snapshot deletes and adds (copy-on-write).
+
+Every mode is planned on the table as the commit attempt loaded it, inside the attempt: a
+concurrent commit makes the catalog reject the snapshot (its base is stale), and the next
+attempt plans again on the fresh table. So no mode can lose an update, and no plan is
+ever applied to a table it was not computed on.
+
+- ``replace``: each row carries the object that wrote it (``_lakeroute_object``, with exact
+  per-file bounds); a new version of a key deletes the files whose bounds name only that
+  object (without reading them) and rewrites the few files that hold it among others (after
+  compaction), then adds the new version's files.
+- ``overwrite``: the staged files already carry their partitions; the live files of those
+  partitions (or every live file: ``overwrite: table``) are deleted. Within one batch, per
+  partition the last object wins, as if the objects had committed one by one.
+- ``upsert``: ``core.upsert``.
+"""
+
+from __future__ import annotations
+
+import bisect
+import itertools
+import uuid
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from ..routes import OBJECT_COLUMN, Target
+
+if TYPE_CHECKING:
+    import pyarrow as pa
+    from pyiceberg.io import FileIO
+    from pyiceberg.manifest import DataFile
+    from pyiceberg.table import Transaction
+    from pyiceberg.table.metadata import TableMetadata
+
+    from .staging import Staged
+
+# Arrow bytes read at once when files must be rewritten (a few data files, not the table).
+REWRITE_GROUP_BYTES = 64 * 1024 * 1024
+READ_THREADS = 4  # files read at once (I/O bound on S3; Parquet decoding releases the GIL)
+
+
+@dataclass
+class Changes:
+    """What one commit attempt deletes and adds."""
+
+    deleted: list[DataFile] = field(default_factory=list)  # live files the snapshot removes
+    added: list[DataFile] = field(default_factory=list)  # files the snapshot adds
+    written: list[DataFile] = field(default_factory=list)  # written by this attempt (deleted if it fails)
+    unused: list[DataFile] = field(default_factory=list)  # staged, superseded within the batch
+    stats: dict[str, str] = field(default_factory=dict)  # snapshot summary additions
+    planned: bool = False  # complete: the commit may be sent
+    rejected: list[tuple[Staged, str]] = field(default_factory=list)  # objects whose rows cannot be written
+
+
+def table_result(target: Target, result: pa.Schema) -> pa.Schema:
+    """The result's columns as the table holds them: the operation column is not written; a
+    replace table carries the writing object."""
+    import pyarrow as pa
+
+    if target.operation is not None and result.get_field_index(target.operation.column) >= 0:
+        result = result.remove(result.get_field_index(target.operation.column))
+    if target.mode == "replace" and result.get_field_index(OBJECT_COLUMN) < 0:
+        result = result.append(pa.field(OBJECT_COLUMN, pa.string()))
+    return result
+
+
+def live_files(metadata: TableMetadata, io: FileIO) -> list[DataFile]:
+    """The data files of the current snapshot (manifests read in parallel)."""
+    from pyiceberg.manifest import DataFileContent
+    from pyiceberg.utils.concurrent import ExecutorFactory
+
+    snapshot = metadata.current_snapshot()
+    if snapshot is None:
+        return []
+
+    def entries(manifest: Any) -> list[DataFile]:
+        return [e.data_file for e in manifest.fetch_manifest_entry(io, discard_deleted=True)
+                if e.data_file.content == DataFileContent.DATA]
+
+    return list(itertools.chain.from_iterable(
+        ExecutorFactory.get_or_create().map(entries, snapshot.manifests(io))))
+
+
+def bounds(metadata: TableMetadata, data_file: DataFile, column: str) -> tuple[Any, Any] | None:
+    """A column's (lower, upper) bounds in a data file's metrics, or None when not recorded."""
+    from pyiceberg.conversions import from_bytes
+    from pyiceberg.types import PrimitiveType
+
+    f = metadata.schema().find_field(column)
+    lo, hi = data_file.lower_bounds or {}, data_file.upper_bounds or {}
+    if not isinstance(f.field_type, PrimitiveType) or f.field_id not in lo or f.field_id not in hi:
+        return None
+    return from_bytes(f.field_type, lo[f.field_id]), from_bytes(f.field_type, hi[f.field_id])
+
+
+def may_hold(sorted_values: list[Any], rng: tuple[Any, Any] | None) -> bool:
+    """Whether any of ``sorted_values`` lies within the bounds (no bounds: maybe)."""
+    if rng is None:
+        return True
+    i = bisect.bisect_left(sorted_values, rng[0])
+    return i < len(sorted_values) and sorted_values[i] <= rng[1]
+
+
+def write_rows(txn: Transaction, io: FileIO, rows: pa.Table, write_uuid: uuid.UUID,
+               counter: itertools.count[int]) -> list[DataFile]:
+    from pyiceberg.io.pyarrow import _dataframe_to_data_files
+
+    if rows.num_rows == 0:
+        return []
+    # One chunk: PyIceberg's partition split filters the table once per partition, and a
+    # table of many chunks (one per file read) makes each filter slow.
+    rows = rows.combine_chunks()
+    return list(_dataframe_to_data_files(table_metadata=txn.table_metadata, df=rows, io=io,
+                                         write_uuid=write_uuid, counter=counter))
+
+
+def read_files(metadata: TableMetadata, io: FileIO, files: list[DataFile]) -> list[pa.Table]:
+    """Live data files read under the current schema (ids mapped, new columns null), in parallel.
+
+    Our own pool: ArrowScan itself waits on PyIceberg's shared executor, so reading files on
+    that executor too would deadlock once the files outnumber its threads.
+    """
+    from concurrent.futures import ThreadPoolExecutor
+
+    from pyiceberg.expressions import AlwaysTrue
+    from pyiceberg.io.pyarrow import ArrowScan
+    from pyiceberg.table import FileScanTask
+
+    scan = ArrowScan(metadata, io, metadata.schema(), AlwaysTrue())
+    with ThreadPoolExecutor(READ_THREADS, thread_name_prefix="lakeroute-rewrite") as pool:
+        return list(pool.map(lambda f: scan.to_table([FileScanTask(f)]), files))
+
+
+def groups(files: list[DataFile]) -> Iterable[list[DataFile]]:
+    """Files in groups of about REWRITE_GROUP_BYTES of Arrow data (Parquet expands ~3x)."""
+    group: list[DataFile] = []
+    size = 0
+    for f in files:
+        group.append(f)
+        size += 3 * f.file_size_in_bytes
+        if size >= REWRITE_GROUP_BYTES:
+            yield group
+            group, size = [], 0
+    if group:
+        yield group
+
+
+def rewrite_without(txn: Transaction, io: FileIO, files: list[DataFile], changes: Changes,
+                    drop: Callable[[list[pa.Table]], list[pa.Array]]) -> tuple[int, pa.Table | None]:
+    """Rewrite the files whose rows ``drop`` removes (a boolean mask per file of a group).
+
+    Files that lose no row stay as they are; the survivors of the others are written into
+    new files (bin-packed by the table's target size) and the originals deleted. Returns the
+    rows dropped and the last survivors, not yet written: the caller writes them with its
+    own new rows, so that a partition gets one new file, not two.
+    """
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    write_uuid, counter, dropped = uuid.uuid4(), itertools.count(), 0
+    held: list[pa.Table] = []
+    held_bytes = 0
+    for group in groups(files):
+        tables = read_files(txn.table_metadata, io, group)
+        for data_file, tbl, mask in zip(group, tables, drop(tables), strict=True):
+            n = pc.sum(mask).as_py() or 0
+            if n == 0:
+                continue
+            dropped += n
+            changes.deleted.append(data_file)
+            kept = tbl.filter(pc.invert(mask))
+            held.append(kept)
+            held_bytes += kept.nbytes
+        del tables
+        if held_bytes >= REWRITE_GROUP_BYTES:
+            new = write_rows(txn, io, pa.concat_tables(held), write_uuid, counter)
+            changes.written += new
+            changes.added += new
+            held, held_bytes = [], 0
+    return dropped, (pa.concat_tables(held) if held else None)
+
+
+def last_per_object(todo: list[Staged]) -> tuple[list[Staged], list[Staged]]:
+    """(the latest staged version of each object key, the earlier ones it supersedes)."""
+    latest: dict[str, Staged] = {}
+    for s in sorted(todo, key=lambda s: s.order):
+        latest[s.object_name] = s
+    keep = {id(s) for s in latest.values()}
+    return list(latest.values()), [s for s in todo if id(s) not in keep]
+
+
+def plan_replace(txn: Transaction, io: FileIO, todo: list[Staged], changes: Changes) -> None:
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    keep, superseded = last_per_object(todo)
+    for s in superseded:
+        changes.unused += s.data_files
+    names = sorted(s.object_name for s in keep)
+    wanted = set(names)
+    metadata = txn.table_metadata
+    whole: list[DataFile] = []
+    partial: list[DataFile] = []
+    if OBJECT_COLUMN in {f.name for f in metadata.schema().fields}:
+        fid = metadata.schema().find_field(OBJECT_COLUMN).field_id
+        for f in live_files(metadata, io):
+            rng = bounds(metadata, f, OBJECT_COLUMN)
+            only_nulls = (f.null_value_counts or {}).get(fid, 0) == f.record_count
+            if only_nulls or not may_hold(names, rng):
+                continue
+            exact = (rng is not None and rng[0] == rng[1] and rng[0] in wanted
+                     and (f.null_value_counts or {}).get(fid, 1) == 0)
+            (whole if exact else partial).append(f)
+    changes.deleted += whole
+    values = pa.array(names, pa.string())
+    dropped, held = rewrite_without(
+        txn, io, partial, changes,
+        lambda tables: [pc.fill_null(pc.is_in(t.column(OBJECT_COLUMN), value_set=values), False)
+                        for t in tables])
+    dropped += sum(f.record_count for f in whole)
+    if held is not None:
+        new = write_rows(txn, io, held, uuid.uuid4(), itertools.count())
+        changes.written += new
+        changes.added += new
+    for s in keep:
+        changes.added += s.data_files
+    changes.stats = {"lakeroute.replaced-rows": str(dropped)}
+
+
+def plan_overwrite(txn: Transaction, io: FileIO, todo: list[Staged], changes: Changes, *,
+                   whole_table: bool) -> None:
+    ordered = sorted(todo, key=lambda s: s.order)
+    if whole_table:
+        last = ordered[-1]
+        for s in ordered[:-1]:
+            changes.unused += s.data_files
+        changes.added += last.data_files
+        changes.deleted += live_files(txn.table_metadata, io)
+    else:
+        # Staged files were written with the current spec (their partition is set, their
+        # spec id is not until a manifest holds them).
+        spec_id = txn.table_metadata.default_spec_id
+        owner: dict[Any, Staged] = {}
+        for s in ordered:
+            for f in s.data_files:
+                owner[f.partition] = s
+        for s in ordered:
+            for f in s.data_files:
+                (changes.added if owner[f.partition] is s else changes.unused).append(f)
+        changes.deleted += [f for f in live_files(txn.table_metadata, io)
+                            if f.spec_id == spec_id and f.partition in owner]
+    changes.stats = {"lakeroute.overwritten-files": str(len(changes.deleted))}
