@@ -11,6 +11,7 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
+import pytest
 import yaml
 from lakeroute.cli import app
 from typer.testing import CliRunner
@@ -109,6 +110,7 @@ def test_ingest_folder_skips_symlinks_leaving_landing(ws: Workspace, tmp_path: P
     assert ids(ws, "ns.o") == [0, 1, 2, 3, 4]
 
 
+@pytest.mark.slow
 def test_watch_waits_for_a_paused_writer(ws: Workspace) -> None:
     ws.route("o", {"bucket": "bkt"}, {"table": "ns.o"})
     ws.paths.landing.mkdir(parents=True)
@@ -139,6 +141,7 @@ def test_watch_waits_for_a_paused_writer(ws: Workspace) -> None:
     assert not any(ln.startswith("quarantined") for ln in w.err), w.err
 
 
+@pytest.mark.slow
 def test_watch_reloads_route_files_and_skips_links_out(ws: Workspace, tmp_path: Path) -> None:
     ws.route("o", {"bucket": "bkt"}, {"table": "ns.o"})
     p = ws.paths
