@@ -24,6 +24,7 @@ LAYERS: list[set[str]] = [
     {"write"},
     {"maintain"},
     {"pipeline"},
+    {"lane"},
 ]
 MAX_LINES = 400
 

@@ -15,6 +15,7 @@ that do not commit, and of a batch that is interrupted, are deleted.
 from __future__ import annotations
 
 import itertools
+import json
 import logging
 import time
 from collections.abc import Callable, Iterable
@@ -37,7 +38,7 @@ from ..write.staging import Staged, Writer, discard
 from .budget import Budget
 from .fanout import fan_out
 from .outcomes import IngestReport, ObjectRef, Outcome, attempts_of
-from .plans import Step, TablePlan, open_plan
+from .plans import HANDOFFS_PROP, HandOff, Step, TablePlan, open_plan
 
 if TYPE_CHECKING:
     from pyiceberg.catalog import Catalog
@@ -63,6 +64,10 @@ class Pipeline:
     force: bool = False  # ingest even versions the table already holds (`ingest --force`)
     journal: Journal | None = None  # every attempt, for `lakeroute history`
     how: str = ""  # noted in the journal (e.g. "replay")
+    # The commit lane (core.lane): staged work is handed off to the table's committer
+    # instead of being committed here; None: this pipeline commits its own batches.
+    handoff: HandOff | None = None
+    order_base: int = 0  # added to each object's staging order (parallel stagers: whose is later)
 
     def ingest(self, refs: Iterable[ObjectRef],
                progress: Callable[[Outcome | None], None] | None = None) -> IngestReport:
@@ -93,11 +98,11 @@ class Pipeline:
                     progress(outcomes[0] if outcomes else None)
                 for name, plan in list(plans.items()):
                     if len(plan.staged) >= self.group_size or plan.tail_bytes >= SHARED_BYTES:
-                        report.outcomes.extend(self._commit_group(name, plans.pop(name), report))
+                        report.outcomes.extend(self._finish_group(name, plans.pop(name), report))
             while plans:
                 name, plan = plans.popitem()
                 if plan.staged:
-                    report.outcomes.extend(self._commit_group(name, plan, report))
+                    report.outcomes.extend(self._finish_group(name, plan, report))
         except BaseException:
             # Interrupted (Ctrl-C, SIGTERM, a deadline) or broken: nothing staged stays behind.
             for plan in plans.values():
@@ -194,7 +199,8 @@ class Pipeline:
             fetch = getattr(self.source, "fetch", None)  # optional port step (S3: download)
             step.fetched = fetch(obj) if fetch is not None else obj
         obj = step.fetched
-        staged = Staged(obj.source_id, route.name, name, 0, object_name=f"{route.source.bucket}/{obj.key}")
+        staged = Staged(obj.source_id, route.name, name, 0, object_name=f"{route.source.bucket}/{obj.key}",
+                        picked_at=time.time())
         rejects = RowRejects() if route.source.on_error == "rows" else None
         step.stage = "sql"
         until = None if self.budget is None else self.budget.deadline - self.budget.reserve
@@ -225,7 +231,7 @@ class Pipeline:
             discard(plan.home, [staged])
             raise
         seen.add(f"{name}\0{obj.source_id}")
-        staged.order = next(_ORDER)
+        staged.order = self.order_base + next(_ORDER)
         plan.staged.append((ref, staged))
         plan.tail_bytes += staged.tail_bytes
         return None
@@ -274,15 +280,36 @@ class Pipeline:
 
     # ------------------------------------------------------------ one table
 
-    def _commit_group(self, name: str, plan: TablePlan, report: IngestReport) -> list[Outcome]:
+    def _finish_group(self, name: str, plan: TablePlan, report: IngestReport) -> list[Outcome]:
+        if self.handoff is None:
+            return self.commit_group(name, plan, report)
+        staged = [s for _, s in plan.staged]
+        try:
+            self.handoff.hand_off(name, plan)
+        except Exception as e:  # nothing handed off: the objects are retried, their files deleted
+            discard(plan.home, staged)
+            message = f"hand-off to the commit lane of {name} failed: {type(e).__name__}: {_one_line(e)}"
+            log.warning("%s", message)
+            return [Outcome(ref, "failed", message, s.route, name, source_id=s.source_id, stage="handoff")
+                    for ref, s in plan.staged]
+        finally:
+            discard(None, staged)  # local scratch: the hand-off holds its own copy
+        return [Outcome(ref, "staged", f"{ref.bucket}/{ref.key}: staged for {name}'s commit lane", s.route,
+                        name, s.rows, s.source_id, seconds=s.seconds, rejected=s.rejected, rescued=s.rescued,
+                        rejects_to=s.rejects_to) for ref, s in plan.staged]
+
+    def commit_group(self, name: str, plan: TablePlan, report: IngestReport, keep_files: bool = False) -> list[Outcome]:
+        """Commit the plan's staged objects in one snapshot; one outcome per object.
+        ``keep_files``: a failed commit keeps the staged files (the commit lane retries them)."""
         group = plan.staged
         staged = [s for _, s in group]
+        summary = {HANDOFFS_PROP: json.dumps(plan.handoffs)} if plan.handoffs else None
         try:
             result = commit(self.catalog, name, staged, self.ledger, provisional=plan.provisional,
                             evolve=plan.evolve, target=plan.target, deadline=self.deadline,
-                            force=self.force)
+                            force=self.force, summary=summary)
         except Exception as e:
-            keep = isinstance(e, CommitError) and e.outcome_unknown or not isinstance(e, TransientError)
+            keep = keep_files or isinstance(e, CommitError) and e.outcome_unknown or not isinstance(e, TransientError)
             if not keep:
                 discard(plan.home, staged)
             message = str(e) if isinstance(e, TransientError) else f"commit: {type(e).__name__}: {_one_line(e)}"

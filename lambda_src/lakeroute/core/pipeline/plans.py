@@ -9,7 +9,7 @@ object's fault (quarantine) or the infrastructure's (retry).
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Protocol
 
 from ..errors import translated
 from ..ledger.rule import Ledger, TableState, reconcile
@@ -29,6 +29,15 @@ if TYPE_CHECKING:
 
 # Stages whose unforeseen errors are about the infrastructure, not the object: retry.
 INFRA_STAGES = ("table", "ledger")
+# Snapshot summary: the commit-lane hand-offs a commit carries (JSON list of ids), so that a
+# committer that crashed after its commit knows them committed and never deletes their files.
+HANDOFFS_PROP = "lakeroute.handoffs"
+
+
+class HandOff(Protocol):
+    """The commit lane's entrance (``core.lane``): takes a table's staged objects, durably."""
+
+    def hand_off(self, table: str, plan: TablePlan) -> None: ...
 
 
 @dataclass
@@ -44,6 +53,7 @@ class TablePlan:
     staged: list[tuple[ObjectRef, Staged]] = field(default_factory=list)
     blocked: str | None = None  # why nothing may be written (declared types differ from the table's)
     tail_bytes: int = 0  # the staged objects' rows held in memory for shared data files
+    handoffs: list[str] = field(default_factory=list)  # commit lane: the hand-offs this commit carries
 
     @property
     def home(self) -> Table:

@@ -14,12 +14,12 @@ from .fields import BUCKET_RE, FORMATS, IDENT_RE, NAME_RE, TABLE_RE, TRANSFORM_R
 from .files import collect_routes, cross_check, load_route_file, load_routes, parse_route, route_files
 from .matching import MetadataProvider, RouteTable, could_tie, globs_intersect
 from .model import Route, Source, format_from_key
-from .target import OBJECT_COLUMN, RESCUED_COLUMN, Maintenance, Target
+from .target import OBJECT_COLUMN, RESCUED_COLUMN, Commit, Maintenance, Target
 
 __all__ = [
     "BUCKET_RE", "DECIMAL_RE", "FORMATS", "IDENT_RE", "NAME_RE", "OBJECT_COLUMN", "PRIMITIVE_TYPES",
     "TABLE_RE", "TRANSFORM_RE", "Maintenance", "MetadataProvider", "Route", "RouteTable", "Source",
-    "RESCUED_COLUMN", "Target", "check_type",
+    "Commit", "RESCUED_COLUMN", "Target", "check_type",
     "collect_routes", "could_tie", "cross_check", "format_from_key", "globs_intersect",
     "load_route_file", "load_routes", "parse_route", "partition_column", "route_files",
 ]

@@ -62,6 +62,17 @@ class Expect(StrictModel):
         return list(dict.fromkeys([*self.not_null, *self.unique, *self.accepted_values]))
 
 
+class Commit(StrictModel):
+    """The table's commit-lane triggers: commit what waits when it reaches ``max_files``
+    objects, ``max_mb`` of staged data, or when the oldest has waited ``max_seconds`` —
+    whichever comes first. Unset fields take the stage's defaults (``cdk.json``), then
+    lakeroute's (``core.lane.triggers``)."""
+
+    max_files: Annotated[int, Field(ge=1, le=100_000)] | None = None
+    max_mb: Annotated[float, Field(gt=0, le=100_000)] | None = None
+    max_seconds: Annotated[float, Field(ge=0, le=3600)] | None = None
+
+
 class Target(StrictModel):
     model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
 
@@ -84,6 +95,7 @@ class Target(StrictModel):
     # (`schema` is the file's spelling; the attribute name avoids pydantic's own `schema`.)
     schema_mode: Literal["evolve", "strict", "rescue"] | None = Field(default=None, alias="schema")
     expect: Expect | None = None
+    commit: Commit | None = None  # commit-lane triggers (stage in parallel, commit per table)
 
     @property
     def schema_policy(self) -> str:
@@ -194,7 +206,8 @@ class Target(StrictModel):
                 "properties": self.properties, "mode": self.mode, "key": self.key,
                 "order_by": self.order_by, "overwrite": self.overwrite, "schema": self.schema_policy,
                 "operation": None if self.operation is None else self.operation.model_dump(),
-                "maintenance": self.maintenance.model_dump()}
+                "maintenance": self.maintenance.model_dump(),
+                "commit": None if self.commit is None else self.commit.model_dump()}
 
 
 class FanTarget(Target):

@@ -70,7 +70,8 @@ class CommitError(TransientError):
 def commit(catalog: Catalog, table_name: str, staged: list[Staged], ledger: Ledger, *,
            provisional: StagedTable | None = None, evolve: bool = False, target: Target | None = None,
            deadline: float | None = None, max_attempts: int | None = None,
-           base_delay: float = 0.05, max_delay: float = 5.0, force: bool = False) -> CommitResult:
+           base_delay: float = 0.05, max_delay: float = 5.0, force: bool = False,
+           summary: dict[str, str] | None = None) -> CommitResult:
     """Add the staged files in one snapshot, skipping sources the table already holds.
 
     ``provisional``: the table as it will be created when it does not exist yet (its
@@ -85,7 +86,8 @@ def commit(catalog: Catalog, table_name: str, staged: list[Staged], ledger: Ledg
     needs longer gaps than a fast one), and is bounded by ``deadline`` (a time.monotonic()
     value, e.g. the Lambda's remaining time) and ``max_attempts`` (default 40 with a
     deadline, 12 without). ``force``: commit even sources the table holds (a deliberate
-    re-ingest); a lost response is still detected, by this call's own snapshot.
+    re-ingest); a lost response is still detected, by this call's own snapshot. ``summary``:
+    more snapshot summary properties (the commit lane names the hand-offs it commits).
     """
     limit = max_attempts or (40 if deadline is not None else 12)
     from pyiceberg.exceptions import CommitFailedException, NoSuchTableError
@@ -149,6 +151,7 @@ def commit(catalog: Catalog, table_name: str, staged: list[Staged], ledger: Ledg
                 SOURCES_PROP: json.dumps([s.source_id for s in todo], ensure_ascii=False),
                 "lakeroute.rows": str(sum(s.rows for s in todo)),
                 **changes.stats,
+                **(summary or {}),
             }
             for prop, count in (("lakeroute.rejected_rows", sum(s.rejected for s in todo)),
                                 ("lakeroute.rescued_rows", sum(s.rescued for s in todo))):

@@ -51,6 +51,7 @@ class Staged:
     schema: Schema | None = None
     result_schema: pa.Schema | None = None
     order: int = 0  # staging order within the process
+    picked_at: float = 0.0  # epoch seconds when the object was picked up (commit-lane freshness)
     seconds: float = 0.0  # reading, SQL and staging
     object_name: str = ""  # logical bucket/key: what mode replace swaps
     # mode upsert: the rows (table-aligned, plus the delete flag) in local scratch files, in
