@@ -7,6 +7,9 @@ expiring) and yields to ingest commits (a conflicted compaction retries, then gi
 Tables start in a random order and none starts within ``MARGIN_SECONDS`` of the deadline:
 a table left over is the next run's. The environment is the ingest function's
 (``LAKEROUTE_ROUTES_TABLE``, ``LAKEROUTE_LEDGER_TABLE``, ``LAKEROUTE_WAREHOUSE``, ...).
+With a commit lane (``LAKEROUTE_LANE_QUEUE``) it runs nothing itself: it puts one message
+per table in the lane's FIFO queue, and the commit function maintains each table in its
+lane (``lakeroute.lane_handler``), so maintenance never races the table's ingest commits.
 Publishes the EMF metrics ``FilesCompacted``, ``SnapshotsExpired``, ``OrphansRemoved`` and
 ``MaintenanceYielded`` in the handler's namespace and ``service`` dimension.
 """
@@ -75,6 +78,9 @@ def build_job(env: dict[str, str] | None = None) -> MaintenanceJob:
 
 def handler(event: Any, context: Any) -> dict[str, Any]:
     job = build_job()
+    queue = os.environ.get("LAKEROUTE_LANE_QUEUE", "").strip()
+    if queue:  # the stage has a commit lane: each table's maintenance runs in its lane
+        return {"enqueued": enqueue_in_lanes(job, queue)}
     reports, unfinished = job.run(deadline=_deadline(context))
     publish(reports, unfinished)
     return {"tables": [r.table for r in reports], "unfinished": unfinished,
@@ -82,6 +88,24 @@ def handler(event: Any, context: Any) -> dict[str, Any]:
                                    if r.compaction and r.compaction.snapshot_id),
             "snapshots_expired": sum(r.snapshots_expired for r in reports),
             "orphans_removed": sum(r.orphans for r in reports)}
+
+
+def enqueue_in_lanes(job: MaintenanceJob, queue_url: str) -> list[str]:
+    """One ``{"maintain": table}`` message per existing table, in the table's message group,
+    so that the commit function runs it between (never during) the table's commits. The
+    deduplication id is the table and the hour: a re-run within SQS's five minutes adds none."""
+    import json
+
+    from .aws.clients import aws_client
+
+    sqs = aws_client("sqs")
+    hour = time.strftime("%Y%m%d%H", time.gmtime())
+    tables = [t for t in job.settings if job.catalog.table_exists(t)]
+    for table in tables:
+        sqs.send_message(QueueUrl=queue_url, MessageBody=json.dumps({"maintain": table}), MessageGroupId=table,
+                         MessageDeduplicationId=f"maintain-{table}-{hour}")
+    logger.info("maintenance enqueued in the commit lanes", extra={"tables": tables})
+    return tables
 
 
 def _deadline(context: Any) -> float | None:

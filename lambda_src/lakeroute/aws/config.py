@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import re
 from collections.abc import Mapping
@@ -34,7 +35,10 @@ class AwsConfig:
     ``LAKEROUTE_DUCKDB_MEMORY`` (default: half the function's memory),
     ``LAKEROUTE_COMMIT_RESERVE_SECONDS`` (15: time kept back from the deadline for commits;
     objects start only while the rest covers them, see ``core.budget``),
-    ``LAKEROUTE_OBJECT_TIMEOUT_SECONDS`` (900: an object's limit unless its route sets one).
+    ``LAKEROUTE_OBJECT_TIMEOUT_SECONDS`` (900: an object's limit unless its route sets one),
+    ``LAKEROUTE_LANE`` (s3://bucket/prefix: the commit lane's hand-offs; set, ingest stages
+    and hands off, the commit function commits), ``LAKEROUTE_LANE_QUEUE`` (its FIFO queue),
+    ``LAKEROUTE_COMMIT_DEFAULTS`` (JSON: the stage's max_files, max_mb, max_seconds).
     """
 
     routes_table: str
@@ -51,6 +55,9 @@ class AwsConfig:
     duckdb_memory: str | None = None
     commit_reserve_seconds: float = 15.0
     object_timeout_seconds: float = 900.0
+    lane: str | None = None  # commit lane root, s3://bucket/prefix (stage in parallel, commit per table)
+    lane_queue: str | None = None  # its SQS FIFO queue (message group = table)
+    commit_defaults: dict[str, float] | None = None  # the stage's commit triggers (core.lane.triggers)
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> AwsConfig:
@@ -116,10 +123,30 @@ class AwsConfig:
             duckdb_memory=memory,
             commit_reserve_seconds=number("LAKEROUTE_COMMIT_RESERVE_SECONDS", 15.0),
             object_timeout_seconds=number("LAKEROUTE_OBJECT_TIMEOUT_SECONDS", 900.0) or 900.0,
+            lane=env.get("LAKEROUTE_LANE", "").strip().rstrip("/") or None,
+            lane_queue=env.get("LAKEROUTE_LANE_QUEUE", "").strip() or None,
+            commit_defaults=_commit_defaults(env.get("LAKEROUTE_COMMIT_DEFAULTS", ""), problems),
         )
+        if config.lane is not None and not _is_s3_uri(config.lane):
+            problems.append(f"LAKEROUTE_LANE={config.lane!r} must be s3://bucket/prefix")
         if problems:
             raise ConfigError("lakeroute is misconfigured (environment):\n  - " + "\n  - ".join(problems))
         return config
+
+
+def _commit_defaults(raw: str, problems: list[str]) -> dict[str, float] | None:
+    """``LAKEROUTE_COMMIT_DEFAULTS``: JSON {max_files, max_mb, max_seconds} (the stage's triggers)."""
+    if not raw.strip():
+        return None
+    try:
+        value = json.loads(raw)
+        if not isinstance(value, dict) or not all(k in ("max_files", "max_mb", "max_seconds") and
+                                                  isinstance(v, int | float) and v >= 0 for k, v in value.items()):
+            raise ValueError("keys max_files, max_mb, max_seconds with numbers >= 0")
+    except ValueError as e:
+        problems.append(f"LAKEROUTE_COMMIT_DEFAULTS={raw!r}: {e}")
+        return None
+    return {k: float(v) for k, v in value.items()}
 
 
 def _is_s3_uri(uri: str) -> bool:

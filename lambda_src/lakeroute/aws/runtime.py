@@ -16,6 +16,7 @@ from .clients import aws_client
 from .config import AwsConfig
 from .duckdb_s3 import duckdb_s3_setup
 from .journal import DynamoJournal
+from .lane import S3Lane
 from .large_objects import LargeObjectTier, TierConfig
 from .ledger import DynamoLedger
 from .route_store import DynamoRouteStore
@@ -35,6 +36,7 @@ class AwsRuntime:
     pipeline: Pipeline
     budget: Budget | None = None
     tier: LargeObjectTier | None = None
+    lane: S3Lane | None = None  # the commit lane (LAKEROUTE_LANE): ingest hands off, the committer commits
 
     @classmethod
     def from_env(cls) -> AwsRuntime:
@@ -63,13 +65,21 @@ class AwsRuntime:
         )
         tier_config = TierConfig.from_env()
         tier = LargeObjectTier(tier_config, aws_client("ecs", session)) if tier_config else None
-        return cls(config, store, pipeline, tier=tier)
+        runtime = cls(config, store, pipeline, tier=tier)
+        if config.lane is not None:
+            from ..core.lane.handoff import LaneHandOff
+
+            runtime.lane = S3Lane(config.lane, s3, aws_client("sqs", session), config.lane_queue)
+            pipeline.handoff = LaneHandOff(runtime.lane) if config.lane_queue else None
+        return runtime
 
     def prepare(self, refs: list[ObjectRef], deadline: float | None) -> Pipeline:
         """The pipeline with the batch's routes (cached lookups), commit deadline and time
         budget (objects start only while the time left covers them)."""
         self.pipeline.routes = self.routes.route_table(refs)
         self.pipeline.deadline = deadline
+        # Staging order across invocations: a later batch's objects are the later ones.
+        self.pipeline.order_base = time.time_ns()
         if deadline is None:
             self.pipeline.budget = None
         else:

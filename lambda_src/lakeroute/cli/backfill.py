@@ -10,6 +10,7 @@ import typer
 
 from ..core.errors import ConfigError, LakerouteError
 from .app import app, fail, get_ctx, print_outcomes
+from .ingest import WORKERS_HELP
 from .recovery import parse_since
 
 
@@ -22,6 +23,7 @@ def backfill(
     pattern: Annotated[str | None, typer.Option(help="Only keys (after the prefix) matching this glob.")] = None,
     stage: Annotated[str | None, typer.Option(help="A deployed stage (its stack's outputs name "
                                               "the resources).")] = None,
+    workers: Annotated[int | None, typer.Option("--workers", min=1, help=WORKERS_HELP)] = None,
 ) -> None:
     """Ingest the objects already in a landing bucket (e.g. files that were there before their
     route existed); versions the tables hold are skipped, so it can run any number of times.
@@ -37,7 +39,7 @@ def backfill(
 
     from ..core.pipeline import ObjectRef
     from . import stage as staged
-    from .ingest import cli_pipeline, run_batch, walk_landing, warn_skipped
+    from .ingest import ingest_refs, walk_landing, warn_skipped
 
     st = staged.selected(stage)
     if st:
@@ -65,8 +67,7 @@ def backfill(
                 continue
             refs.append(ObjectRef(bucket, key))
         warn_skipped(skipped)
-        pipe = cli_pipeline(c)
-        report = run_batch(pipe, refs)
+        report = ingest_refs(c, refs, workers)
     except LakerouteError as e:
         raise fail(str(e)) from None
     print_outcomes(report, quiet_ok=True)

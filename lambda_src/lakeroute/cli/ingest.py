@@ -211,6 +211,24 @@ def run_batch(pipe: Pipeline, refs: list[ObjectRef]) -> IngestReport:
     return pipe.ingest(refs)
 
 
+WORKERS_HELP = ("Processes that read and stage files in parallel (default: the machine's cores); "
+                "one committer per table then commits everything staged in one snapshot.")
+
+
+def ingest_refs(c: Ctx, refs: list[ObjectRef], workers: int | None, *, force: bool = False,
+                overrides: dict[tuple[str, str], Path] | None = None) -> IngestReport:
+    """``refs`` ingested: staged by ``workers`` processes through the commit lane (``core.lane``),
+    or in this process (one worker, one file) with a progress bar on a terminal."""
+    from ..local.parallel import default_workers, ingest_parallel, lane_of
+
+    n = workers or default_workers()
+    if (n > 1 and len(refs) > 1) or lane_of(c.paths()).tables():
+        return ingest_parallel(c.paths(), refs, n, force=force, overrides=overrides)
+    pipe = cli_pipeline(c, overrides)
+    pipe.force = force
+    return run_batch(pipe, refs)
+
+
 def warn_skipped(skipped: list[tuple[Path, str]]) -> None:
     for p, why in skipped:
         typer.echo(f"skipped {p}: {why}", err=True)
@@ -224,12 +242,17 @@ def ingest(
     key: Annotated[str | None, typer.Option(help="Key for that file (default: its name).")] = None,
     force: Annotated[bool, typer.Option("--force", help="Ingest even versions the table already "
                                         "holds (append: their rows land again).")] = False,
+    workers: Annotated[int | None, typer.Option("--workers", min=1, help=WORKERS_HELP)] = None,
 ) -> None:
     """Ingest files: landing/<bucket>/<key> gives bucket and key.
 
     Files of one call that target the same table commit together. Exit 1 when some file
     was not ingested (quarantined under <home>/quarantine/, one entry per version with an
     error.json). Versions already in the table are skipped unless --force.
+
+    With --workers N (default: the machine's cores), N processes read and stage the files,
+    then one committer per table commits them (the commit lane, <home>/lane/); an
+    interrupted run's staged files are committed by the next run.
 
     Symlinks: one that resolves inside the landing folder is followed and ingests as the
     object it leads to (the bucket and key of its target, so a link and its target are one
@@ -245,9 +268,7 @@ def ingest(
     try:
         got = _collect(paths, c.landing, bucket, key)
         warn_skipped(got.skipped)
-        pipe = cli_pipeline(c, got.overrides)
-        pipe.force = force
-        report = run_batch(pipe, got.refs)
+        report = ingest_refs(c, got.refs, workers, force=force, overrides=got.overrides)
     except ConfigError as e:
         raise fail(str(e)) from None
     print_outcomes(report)
@@ -293,6 +314,7 @@ def watch(
     settle: Annotated[float, typer.Option(
         min=0, help="Seconds a file's size and mtime must stay unchanged before it is read.")] = 5.0,
     timeout: Annotated[float | None, typer.Option(help="Stop after this many seconds.")] = None,
+    workers: Annotated[int | None, typer.Option("--workers", min=1, help=WORKERS_HELP)] = None,
 ) -> None:
     """Ingest files as they appear under the landing folder (Ctrl-C stops).
 
@@ -359,7 +381,7 @@ def watch(
             retry: set[tuple[str, str]] = set()
             if refs:
                 try:
-                    report = pipe.ingest(refs)
+                    report = pipe.ingest(refs) if (workers or 1) == 1 else ingest_refs(c, refs, workers)
                 except LakerouteError as e:  # e.g. the catalog is unreachable: try again next scan
                     typer.echo(f"error: {e}", err=True)
                     retry = set(keys.values())

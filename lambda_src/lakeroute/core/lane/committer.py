@@ -54,13 +54,17 @@ class LaneReport:
     handoffs: int = 0  # hand-offs removed (committed now, before, or duplicates)
     commits: int = 0
     freshness: list[float] = field(default_factory=list)  # seconds from pick-up to visible, per object
+    waiting: int = 0  # hand-offs left for the next run (``until`` came)
 
 
 def commit_lane(pipeline: Pipeline, store: LaneStore, table: str, *, defaults: Triggers | None = None,
                 until: float | None = None, linger: bool = True,
+                reingest: Callable[[list[ObjectRef]], IngestReport] | None = None,
                 clock: Callable[[], float] = time.time, sleep: Callable[[float], None] = time.sleep) -> LaneReport:
     """Commit the table's waiting hand-offs, round after round, until none waits or ``until``
-    (a ``clock()`` value) comes; ``linger``: wait for the triggers while time allows."""
+    (a ``clock()`` value) comes; ``linger``: wait for the triggers while time allows.
+    ``reingest``: reads objects again whose staged files no longer fit the table (default:
+    ``pipeline.ingest``, which must then know their routes)."""
     out = LaneReport(table)
     triggers = defaults or Triggers()
     while True:
@@ -86,13 +90,15 @@ def commit_lane(pipeline: Pipeline, store: LaneStore, table: str, *, defaults: T
             _release(batch)
             sleep(wait)
             continue
-        _commit_round(pipeline, store, table, batch, out, clock)
+        _commit_round(pipeline, store, table, batch, out, clock, reingest or pipeline.ingest)
         if until is not None and clock() >= until:
+            out.waiting = len(store.pending(table))
             return out
 
 
 def _commit_round(pipeline: Pipeline, store: LaneStore, table: str, batch: list[records.Record],
-                  out: LaneReport, clock: Callable[[], float]) -> None:
+                  out: LaneReport, clock: Callable[[], float],
+                  reingest: Callable[[list[ObjectRef]], IngestReport]) -> None:
     loaded = pipeline.catalog.load_table(table) if pipeline.catalog.table_exists(table) else None
     done = _committed_handoffs(loaded) if loaded is not None else set()
     todo = [r for r in batch if r.id not in done]
@@ -134,7 +140,7 @@ def _commit_round(pipeline: Pipeline, store: LaneStore, table: str, batch: list[
                                 s.route, table, source_id=s.source_id))
     again = [o for o in outcomes if o.status == "failed" and o.stage == "commit" and "read again" in o.message]
     if again:  # the table changed under the staged files: read those objects again, commit directly
-        redo = pipeline.ingest([o.ref for o in again])
+        redo = reingest([o.ref for o in again])
         outcomes = [o for o in outcomes if o not in again] + redo.outcomes
         report.commits += redo.commits
     now = clock()
