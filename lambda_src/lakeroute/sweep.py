@@ -34,7 +34,31 @@ def handler(event: Any, context: Any) -> dict[str, Any]:
     sweep = build_sweep()
     report = sweep.run(deadline=_deadline(context))
     publish(report)
-    return {"swept": report.swept, "enqueued": report.enqueued, "unfinished": report.unfinished}
+    return {"swept": report.swept, "enqueued": report.enqueued, "unfinished": report.unfinished,
+            "lanes_signalled": signal_waiting_lanes()}
+
+
+def signal_waiting_lanes(env: dict[str, str] | None = None) -> list[str]:
+    """Tables whose commit lane holds hand-offs get a signal: a hand-off whose own signal was
+    lost (a crash between its record and its message) is committed by the next sweep at the
+    latest. The deduplication id is per table and minute, so a sweep adds at most one."""
+    import time
+
+    from .aws.clients import aws_client
+    from .aws.lane import S3Lane
+
+    environ = dict(os.environ) if env is None else env
+    root, queue = environ.get("LAKEROUTE_LANE", "").strip(), environ.get("LAKEROUTE_LANE_QUEUE", "").strip()
+    if not root or not queue:
+        return []
+    lane = S3Lane(root, aws_client("s3"), aws_client("sqs"), queue)
+    minute = time.strftime("%Y%m%d%H%M", time.gmtime())
+    tables = lane.tables()
+    for table in tables:
+        lane.signal(table, f"sweep-{table}-{minute}")
+    if tables:
+        logger.info("signalled waiting commit lanes", extra={"tables": tables})
+    return tables
 
 
 def build_sweep(env: dict[str, str] | None = None) -> Sweep:

@@ -30,7 +30,7 @@ from typing import TYPE_CHECKING
 from ..errors import TransientError
 from ..pipeline.outcomes import IngestReport, ObjectRef, Outcome
 from ..pipeline.plans import HANDOFFS_PROP, TablePlan
-from ..shape.tables import provisional_table
+from ..shape.tables import provisional_table, with_new_columns
 from ..write.staging import Staged, delete_files, discard
 from . import records
 from .triggers import Triggers
@@ -69,16 +69,23 @@ def commit_lane(pipeline: Pipeline, store: LaneStore, table: str, *, defaults: T
     triggers = defaults or Triggers()
     while True:
         ids = store.pending(table)
+        loaded = pipeline.catalog.load_table(table) if ids and pipeline.catalog.table_exists(table) else None
+        done = _committed_handoffs(loaded) if loaded is not None else set()
+        for hid in (i for i in ids if i in done):  # committed by a committer killed before removing it
+            body = store.load(table, hid)
+            if body is not None:
+                _remove(pipeline, store, table, hid, records.blobs_of(body))
+            out.handoffs += 1
+        ids = [i for i in ids if i not in done]
         if not ids:
             return out
         batch: list[records.Record] = []
         for hid in ids:
             body = store.load(table, hid)
-            if body is None:  # removed since the listing (committed by a previous round)
+            if body is None:  # removed since the listing
                 continue
-            record = records.read(file_io(pipeline), body)
-            batch.append(record)
-            triggers = (defaults or Triggers()).for_target(record.target)
+            batch.append(records.read(file_io(pipeline), body))
+            triggers = (defaults or Triggers()).for_target(batch[-1].target)
             if len(_objects(batch)) >= triggers.max_files or sum(r.mb for r in batch) >= triggers.max_mb:
                 break
         if not batch:
@@ -90,25 +97,15 @@ def commit_lane(pipeline: Pipeline, store: LaneStore, table: str, *, defaults: T
             _release(batch)
             sleep(wait)
             continue
-        _commit_round(pipeline, store, table, batch, out, clock, reingest or pipeline.ingest)
+        _commit_round(pipeline, store, table, loaded, batch, out, clock, reingest or pipeline.ingest)
         if until is not None and clock() >= until:
             out.waiting = len(store.pending(table))
             return out
 
 
-def _commit_round(pipeline: Pipeline, store: LaneStore, table: str, batch: list[records.Record],
-                  out: LaneReport, clock: Callable[[], float],
+def _commit_round(pipeline: Pipeline, store: LaneStore, table: str, loaded: Table | None,
+                  todo: list[records.Record], out: LaneReport, clock: Callable[[], float],
                   reingest: Callable[[list[ObjectRef]], IngestReport]) -> None:
-    loaded = pipeline.catalog.load_table(table) if pipeline.catalog.table_exists(table) else None
-    done = _committed_handoffs(loaded) if loaded is not None else set()
-    todo = [r for r in batch if r.id not in done]
-    for r in batch:
-        if r.id in done:  # committed by a committer that crashed before removing it
-            _release([r])
-            _remove(pipeline, store, table, r)
-            out.handoffs += 1
-    if not todo:
-        return
     seen: set[str] = set()
     plan = TablePlan(todo[-1].target, handoffs=[r.id for r in todo])
     duplicates: list[tuple[ObjectRef, Staged]] = []
@@ -124,11 +121,17 @@ def _commit_round(pipeline: Pipeline, store: LaneStore, table: str, batch: list[
     if loaded is not None:
         plan.table, plan.metadata = loaded, loaded.metadata
     else:
-        first = next((s.result_schema for _, s in plan.staged if s.result_schema is not None), None)
-        if first is None:
+        results = [s.result_schema for _, s in sorted(plan.staged, key=lambda x: x[1].order)
+                   if s.result_schema is not None]
+        if not results:
             raise TransientError(f"table {table} does not exist and its hand-offs carry no schema to create it")
-        plan.provisional = provisional_table(pipeline.catalog, plan.target, first)
+        # As the stagers' own provisional tables grew: the first result, then each new column.
+        plan.provisional = provisional_table(pipeline.catalog, plan.target, results[0])
         plan.metadata = plan.provisional.metadata
+        for result in results[1:]:
+            evolved = with_new_columns(plan.provisional, plan.metadata, result)
+            if evolved is not None:
+                plan.adopt(evolved)
     report = IngestReport()
     outcomes = pipeline.commit_group(table, plan, report, keep_files=True)
     if all(o.status == "failed" and o.stage == "commit" for o in outcomes) and not report.commits:
@@ -150,7 +153,7 @@ def _commit_round(pipeline: Pipeline, store: LaneStore, table: str, batch: list[
     out.report.commits += report.commits
     out.commits += sum(1 for c in report.commits if c.get("snapshot_id") is not None)
     for r in todo:
-        _remove(pipeline, store, table, r)
+        _remove(pipeline, store, table, r.id, r.blobs)
         out.handoffs += 1
 
 
@@ -173,9 +176,12 @@ def _release(batch: list[records.Record]) -> None:
     discard(None, [s for r in batch for _, s, _ in r.objects])
 
 
-def _remove(pipeline: Pipeline, store: LaneStore, table: str, record: records.Record) -> None:
-    store.remove(table, record.id)
-    delete_files(file_io(pipeline), record.blobs)
+def _remove(pipeline: Pipeline, store: LaneStore, table: str, handoff_id: str, blobs: list[str]) -> None:
+    """The record first (from then on the hand-off is gone), then its blobs; the store is
+    told again so that a folder store drops the emptied folder."""
+    store.remove(table, handoff_id)
+    delete_files(file_io(pipeline), blobs)
+    store.remove(table, handoff_id)
 
 
 def file_io(pipeline: Pipeline) -> FileIO:

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from . import records
+
+log = logging.getLogger("lakeroute.lane")
 
 if TYPE_CHECKING:
     from ..pipeline.plans import TablePlan
@@ -24,4 +27,7 @@ class LaneHandOff:
         arrivals = {id(s): s.picked_at for _, s in plan.staged if s.picked_at}
         hid, body = records.write(plan.home.io, self.store.root, table, plan, arrivals)
         self.store.publish(table, hid, body)
-        self.store.signal(table, hid)
+        try:
+            self.store.signal(table, hid)
+        except Exception as e:  # the record is durable: the next signal or the sweep finds it
+            log.warning("hand-off %s for %s is waiting without a signal (the sweep signals it): %s", hid, table, e)

@@ -114,6 +114,11 @@ def write(io: FileIO, root: str, table: str, plan: TablePlan, arrivals: dict[int
     return hid, json.dumps(doc, ensure_ascii=False).encode("utf-8")
 
 
+def blobs_of(body: bytes) -> list[str]:
+    """A record's blobs, without reading them."""
+    return list(json.loads(body).get("blobs", []))
+
+
 def read(io: FileIO, body: bytes) -> Record:
     """A record and its blobs, back as staged objects ready for a commit."""
     from pyiceberg.schema import Schema
