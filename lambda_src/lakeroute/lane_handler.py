@@ -75,14 +75,21 @@ def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
 
 def commit_table(runtime: Any, table: str, deadline: float | None) -> LaneReport:
     """Everything waiting in ``table``'s lane, committed by this invocation."""
-    from .core.lane.committer import commit_lane
-    from .core.lane.triggers import Triggers
-
     lane = runtime.lane
     if lane is None:
         raise RuntimeError("LAKEROUTE_LANE is not set: this function has no commit lane")
     pipeline = runtime.pipeline
-    pipeline.handoff = None  # the committer commits; it never hands off to itself
+    handoff, pipeline.handoff = pipeline.handoff, None  # the committer commits, never hands off
+    try:
+        return _commit(runtime, pipeline, lane, table, deadline)
+    finally:
+        pipeline.handoff = handoff
+
+
+def _commit(runtime: Any, pipeline: Any, lane: Any, table: str, deadline: float | None) -> LaneReport:
+    from .core.lane.committer import commit_lane
+    from .core.lane.triggers import Triggers
+
     monotonic_deadline = deadline
 
     def reingest(refs: list[Any]) -> Any:

@@ -50,6 +50,8 @@ class S3Lane:
     def remove(self, table: str, handoff_id: str) -> None:
         try:
             self.s3.delete_object(Bucket=self.bucket, Key=self._key(table, handoff_id))
+            # The folder marker pyarrow leaves when it writes the blobs.
+            self.s3.delete_object(Bucket=self.bucket, Key=f"{self.prefix}/{table}/{handoff_id}/")
         except aws_errors() as e:
             raise transient(f"commit lane {self.root}: remove {handoff_id}", e) from e
 
