@@ -11,11 +11,12 @@ One package per step of an object's journey, in the order an object passes throu
 - ``ledger``   what happened to each object: committed sources, attempts, quarantine records
 - ``maintain`` compaction, snapshot expiry, orphan files (beside the journey, on the same tables)
 - ``pipeline`` orchestrates the journey per object and per table (and ``preview``, ``checks``)
+- ``lane``     the commit lane on top: stagers hand off, one committer per table commits
 
 At the bottom, shared by all: ``errors`` (lakeroute's exceptions), ``objects`` (an object
 version and the ports that bring objects in and put bad ones aside), ``sql_text`` (quoting).
 
-Imports point down this list only: pipeline > maintain > write > shape > read > routes,
+Imports point down this list only: lane > pipeline > maintain > write > shape > read > routes,
 ledger > errors, objects, sql_text (``routes`` and ``ledger`` do not import each other).
 The ledger sits low because the journey asks it first (already ingested?) and the commit
 records into it last. ``tests/unit/test_layout.py`` checks the order, the absence of import
