@@ -175,3 +175,26 @@ def test_a_table_created_by_the_lane_from_two_workers_results(ws: Workspace) -> 
     report = ingest_parallel(ws.paths, [ObjectRef("bkt", "1.parquet"), ObjectRef("bkt", "2.parquet")], 2)
     assert report.count("committed") == 2, [(o.status, o.message) for o in report.outcomes]
     assert sorted((r["id"], r["extra"]) for r in ws.rows("ns.e")) == [(1, None), (2, "x")]
+
+
+def test_a_commit_that_fails_keeps_every_hand_off_and_file_for_the_next_round(
+        ws: Workspace, monkeypatch: pytest.MonkeyPatch) -> None:
+    from lakeroute.core.errors import TransientError
+    from lakeroute.core.pipeline import ingest as ingest_module
+
+    ws.route("o", {"bucket": "bkt"}, {"table": "ns.o"})
+    ws.put("bkt", "big.parquet", orders(30_000))
+    _stage(ws, [*_put_orders(ws, 3), ObjectRef("bkt", "big.parquet")])
+    lane = lane_of(ws.paths)
+    real = ingest_module.commit
+
+    def catalog_down(*args: Any, **kwargs: Any) -> Any:
+        raise TransientError("the catalog is unreachable")
+
+    monkeypatch.setattr(ingest_module, "commit", catalog_down)
+    with pytest.raises(TransientError):
+        commit_lane(ws.pipeline(), lane, "ns.o", linger=False)
+    assert len(lane.pending("ns.o")) == 1 and not ws.catalog().table_exists("ns.o")
+    monkeypatch.setattr(ingest_module, "commit", real)
+    out = commit_lane(ws.pipeline(), lane, "ns.o", linger=False)
+    assert out.report.count("committed") == 4 and len(ws.rows("ns.o")) == 30_009
