@@ -149,6 +149,8 @@ def _commit_round(pipeline: Pipeline, store: LaneStore, table: str, loaded: Tabl
     now = clock()
     out.freshness += [now - arrived[o.source_id] for o in outcomes
                       if o.status == "committed" and o.source_id in arrived]
+    report.outcomes = outcomes
+    pipeline.resolve_replayed(report)  # replayed objects that landed leave the quarantine
     out.report.outcomes += outcomes
     out.report.commits += report.commits
     out.commits += sum(1 for c in report.commits if c.get("snapshot_id") is not None)

@@ -110,7 +110,7 @@ class Pipeline:
                     discard(plan.home, [s for _, s in plan.staged])
             raise
         report.seconds = time.monotonic() - start
-        self._resolve_replayed(report)
+        self.resolve_replayed(report)
         if self.journal is not None:
             try:
                 self.journal.record(attempts_of(report, self.how))
@@ -118,7 +118,7 @@ class Pipeline:
                 log.error("could not write the journal: %s", e)
         return report
 
-    def _resolve_replayed(self, report: IngestReport) -> None:
+    def resolve_replayed(self, report: IngestReport) -> None:
         """Replayed objects that landed (or were already in) leave the quarantine, as history."""
         resolve = getattr(self.quarantine, "resolve", None)
         if resolve is None:
