@@ -29,7 +29,7 @@ from __future__ import annotations
 import logging
 import uuid
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, NoReturn
 
 from ..errors import ConfigError
 from ..sql_text import quote_ident
@@ -104,7 +104,7 @@ def read(txn: Transaction, io: FileIO, keys: list[str], order_by: str, days: flo
     return Tombstones(kept, path, stored.num_rows - kept.num_rows)
 
 
-def _missing(txn: Transaction, path: str, e: FileNotFoundError) -> None:
+def _missing(txn: Transaction, path: str, e: FileNotFoundError) -> NoReturn:
     """The file the attempt's table names is gone: replaced by a newer commit (plan again), or
     lost (nothing to retry: say how to recover)."""
     from pyiceberg.exceptions import CommitFailedException
