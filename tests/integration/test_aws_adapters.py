@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import gzip
 import io
 import json
@@ -58,6 +59,10 @@ def test_resolve_uses_etag_or_version_id_and_user_metadata(aws: MotoServer, tmp_
     etag = s3.head_object(Bucket=BUCKET, Key="a b.csv")["ETag"].strip('"')
     assert (obj.version, obj.size, obj.metadata, obj.path) == (
         etag, 4, {"dataset": "orders"}, f"s3://{BUCKET}/a b.csv")
+    # unversioned: an upload is the ETag plus the LastModified second (key-oriented modes)
+    modified = s3.head_object(Bucket=BUCKET, Key="a b.csv")["LastModified"]
+    assert obj.upload == modified.astimezone(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    assert obj.upload_id == f"{BUCKET}/a b.csv@{etag}#{obj.upload}" and obj.ledger_id("append") == obj.source_id
 
     s3.put_bucket_versioning(Bucket=BUCKET, VersioningConfiguration={"Status": "Enabled"})
     v1 = s3.put_object(Bucket=BUCKET, Key="v.csv", Body=b"x\n1\n")["VersionId"]
@@ -65,6 +70,7 @@ def test_resolve_uses_etag_or_version_id_and_user_metadata(aws: MotoServer, tmp_
     old = source.fetch(source.resolve(BUCKET, "v.csv", v1))
     new = source.fetch(source.resolve(BUCKET, "v.csv", None))
     assert (old.version, new.version) == (v1, v2)
+    assert old.upload == "" and old.ledger_id("replace") == f"{BUCKET}/v.csv@{v1}"  # a version id is per upload
     assert Path(old.path).read_bytes() == b"x\n1\n"  # the announced version, not the latest
     assert Path(new.path).read_bytes() == b"x\n22\n"
     for o in (old, new):

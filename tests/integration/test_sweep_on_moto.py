@@ -6,6 +6,7 @@ from __future__ import annotations
 import io
 import json
 import textwrap
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -126,6 +127,42 @@ def test_versioned_bucket_is_checked_by_version_id(lake: Lake, sweep_env: None) 
     assert (result["swept"], result["enqueued"], obj["key"]) == (2, 1, keys[1])
     assert obj["versionId"] == notes[1]["Records"][0]["s3"]["object"]["versionId"]
     lambda_handler.handler({"Records": records}, LambdaContext("req-v2", 120_000))
+    assert run_sweep()["enqueued"] == 0
+
+
+def test_a_replace_table_is_checked_by_upload(lake: Lake, sweep_env: None, tmp_path: Path) -> None:
+    """Mode replace records the upload (ETag + LastModified): the sweep names it from the
+    listing as the handler does from its HEAD, so what landed is not sent again, and a revert
+    (v1's bytes uploaded again) whose notification was lost is."""
+    (tmp_path / "routes" / "exports.yaml").write_text(textwrap.dedent("""
+        name: exports
+        source: {bucket: sweep-landing, prefix: exports/}
+        target: {table: sweep.exports, mode: replace}
+        sql: SELECT id, getvariable('source_key') AS _source_key FROM source
+        """), encoding="utf-8")
+    sync_aws(load_routes(tmp_path / "routes"), DEPLOYMENT.routes_table, DEPLOYMENT.warehouse)
+    key, v1, v2 = "exports/a.parquet", parquet(0, 2), parquet(50, 1)
+    modified = []
+    for body, notify in ((v1, True), (v2, True), (v1, False)):  # the revert's notification is lost
+        while True:  # each upload in its own second: LastModified has no finer grain
+            put = lake.s3.put_object(Bucket=LANDING, Key=key, Body=body)
+            head = lake.s3.head_object(Bucket=LANDING, Key=key)
+            if not modified or head["LastModified"] != modified[-1]:
+                break
+            time.sleep(0.3)
+        modified.append(head["LastModified"])
+        if notify:
+            lambda_handler.handler(s3_notification(LANDING, key, put, len(body)), LambdaContext("req-r", 120_000))
+            if body is v2:
+                assert run_sweep()["enqueued"] == 0, "landed: held under its upload"
+    ids = lambda: sorted(r["id"] for r in lake.table("sweep.exports").scan().to_arrow().to_pylist())  # noqa: E731
+    assert ids() == [50]
+    result = run_sweep()
+    records = lake.drain(lake.queue_url)
+    assert result["enqueued"] == 1 and [json.loads(r["body"])["Records"][0]["s3"]["object"]["key"]
+                                        for r in records] == [key]
+    assert lambda_handler.handler({"Records": records}, LambdaContext("req-r2", 120_000)) == {"batchItemFailures": []}
+    assert ids() == [0, 1]
     assert run_sweep()["enqueued"] == 0
 
 

@@ -68,6 +68,12 @@ INVALID = [
      "target: 'id' (key/order_by) is not in target.columns"),
     (with_("target", {"table": "ns.t", "mode": "upsert", "key": ["id"], "operation": {"column": "op", "delete": []}}),
      "target.operation.delete: List should have at least 1 item"),
+    (with_("target", {"table": "ns.t", "mode": "upsert", "key": ["id"],
+                      "operation": {"column": "op", "delete": ["D"], "tombstone_days": 7}}),
+     "target: operation.tombstone_days needs order_by: without an order the later commit wins"),
+    (with_("target", {"table": "ns.t", "mode": "upsert", "key": ["id"], "order_by": "ts",
+                      "operation": {"column": "op", "delete": ["D"], "tombstone_days": -1}}),
+     "target.operation.tombstone_days: Input should be greater than or equal to 0"),
     (with_("target.columns", {"a": "varchar2"}), "target.columns: unknown column type 'varchar2'"),
     (with_("target.partition_by", ["week(ts)"]), "target.partition_by: bad partition transform 'week(ts)'"),
     (with_("target", {"table": "ns.t", "columns": {"a": "long"}, "partition_by": ["day(ts)"]}),
@@ -239,3 +245,10 @@ def test_sample_routes_match_the_repo_routes() -> None:
     shipped = {f.name: f.read_text() for f in sample_route_files()}
     assert shipped == {f.name: f.read_text() for f in sorted(repo.glob("*.yaml"))}
     assert len(load_routes(repo)) == len(shipped) == 5
+
+
+def test_cdc_deletes_are_remembered_14_days_by_default() -> None:
+    target = {"table": "ns.t", "mode": "upsert", "key": ["id"], "order_by": "ts",
+              "operation": {"column": "op", "delete": ["D"]}}
+    op = route(target=target).target.operation
+    assert op is not None and op.tombstone_days == 14

@@ -2,6 +2,11 @@
 
 - ``S3ObjectSource``: HEAD at resolve (version = VersionId in a versioned bucket, else the
   ETag; S3 user metadata), the object's bytes fetched only when it will really be read.
+  The upload (``SourceObject.upload``, recorded by the key-oriented modes): a version id is
+  one per upload already; without versioning, the ETag plus the HEAD's LastModified second.
+  Not the event's ``sequencer``: the reconcile sweep, ``backfill``, ``replay`` and the
+  large-object task have no event, and must name an upload exactly as the handler does; and
+  the HEAD describes the bytes actually read, where a late event's sequencer may not.
 - ``S3Quarantine``: the object and ``<key>.error.json`` under ``LAKEROUTE_QUARANTINE``.
 - ``DynamoRouteStore``: one Query per bucket on the routing table, cached in the warm
   container; reference-design items (``PartitionKey`` / ``target_table`` / ``query_sql``)
@@ -28,6 +33,7 @@ PyIceberg and DuckDB are given the endpoint explicitly), so the same code runs o
 from __future__ import annotations
 
 import dataclasses
+import datetime
 import logging
 import os
 import re
@@ -93,9 +99,12 @@ class S3ObjectSource:
             # Overwritten since the event: the current version is read (and recorded under its
             # own ETag); the newer event for it will then find it already ingested.
             log.info("s3://%s/%s changed since its event (%s -> %s)", bucket, key, version, etag)
+        versioned = bool(version_id and version_id != "null")
+        upload, uploaded_ms = upload_of(head.get("LastModified"))
         obj = SourceObject(bucket=bucket, key=key, path=f"s3://{bucket}/{key}", version=resolved,
                            size=int(head.get("ContentLength", 0)),
-                           metadata=dict(head.get("Metadata") or {}))
+                           metadata=dict(head.get("Metadata") or {}),
+                           upload="" if versioned else upload, uploaded_ms=uploaded_ms)
         if etag:
             self._etags[obj.source_id] = etag
         return obj
@@ -206,6 +215,17 @@ class S3ObjectSource:
             raise ObjectError("read", f"{obj.uri}: cannot read Parquet footer: {e}") from e
         return {k.decode("utf-8", "replace"): v.decode("utf-8", "replace")
                 for k, v in meta.items() if k != b"ARROW:schema"}
+
+
+def upload_of(last_modified: Any) -> tuple[str, int | None]:
+    """(the upload part of a ledger id, the latest time it can have been uploaded, epoch ms)
+    from S3's LastModified: whole seconds (a HEAD has no more; a listing's are floored the
+    same way, so the sweep names an upload as the handler does)."""
+    if not isinstance(last_modified, datetime.datetime):
+        return "", None
+    seconds = int(last_modified.timestamp())  # floor: LastModified is never before 1970
+    stamp = datetime.datetime.fromtimestamp(seconds, datetime.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    return stamp, seconds * 1000 + 999
 
 
 def _s3_error(what: str, e: Exception) -> LakerouteError:

@@ -16,10 +16,11 @@ shorter one of the same bucket is listed with it):
 - keys no route takes (no candidate route, the built-in ignore rules, ``source.exclude``)
   are dropped; a key whose candidate routes depend on metadata is checked against every
   candidate's table (held in any: held), never dropped;
-- the ledger check is ``core.ledger``'s rule: ``recorded(ledger, reconcile(table), ...)``
-  with the table loaded from the catalog. Source ids are ``bucket/key@version`` with the
-  version S3ObjectSource.resolve would record: the ETag first (unversioned buckets: no
-  HEAD), then, for objects not held under their ETag, one HEAD for the VersionId (versioned
+- the ledger check is ``core.ledger``'s rule: ``held(ledger, reconcile(table), ...)``
+  with the table loaded from the catalog. Source ids are what S3ObjectSource.resolve and the
+  table's mode would record: ``bucket/key@<ETag>`` (append) or ``@<ETag>#<LastModified>``
+  (the upload: replace, overwrite, upsert) from the listing first (unversioned buckets: no
+  HEAD), then, for objects not held under those, one HEAD for the VersionId (versioned
   buckets). The ledger is only read: what ``reconcile`` would record is kept in memory;
 - objects not held go to the ingest queue (SendMessageBatch of 10), the watermark item
   (ledger table, pk ``#sweep``, sk ``<bucket>/<prefix>``, ``listed_until``) moves to
@@ -41,11 +42,13 @@ from typing import TYPE_CHECKING, Any
 from urllib.parse import quote_plus
 
 from ..core.errors import ConfigError, LakerouteError, NoRouteError, TransientError
-from ..core.ledger import Entry, Ledger, Mark, reconcile, recorded
+from ..core.ledger import Entry, Ledger, Mark, held, reconcile
+from ..core.objects import KEY_MODES, UPLOAD_SEP
 from ..core.routes import Route, RouteTable
 from .clients import aws_errors, transient
 from .dynamo_values import item_values
 from .reference import route_from_item
+from .s3_source import upload_of
 
 if TYPE_CHECKING:
     from pyiceberg.catalog import Catalog
@@ -83,9 +86,18 @@ class Candidate:
     etag: str
     size: int
     version_id: str | None = None
+    upload: str = ""  # the LastModified second, as S3ObjectSource.resolve names an upload
+    uploaded_ms: int | None = None
 
     def source_id(self, version: str) -> str:
         return f"{self.bucket}/{self.key}@{version}"
+
+    def ids(self, version: str, mode: str) -> tuple[str, str, int | None]:
+        """(the id a table in ``mode`` records, the content id, uploaded at) for ``held``. A
+        version id is one per upload; an ETag is not: key-oriented modes add the upload."""
+        content = self.source_id(version)
+        by_upload = mode in KEY_MODES and version != self.version_id and self.upload
+        return (f"{content}{UPLOAD_SEP}{self.upload}" if by_upload else content), content, self.uploaded_ms
 
 
 class ReadOnlyLedger:
@@ -220,7 +232,8 @@ class Sweep:
                         continue
                     if key.endswith("/") and int(o.get("Size", 0)) == 0:
                         continue  # folder placeholder
-                    yield Candidate(bucket, key, str(o.get("ETag", "")).strip('"'), int(o.get("Size", 0)))
+                    yield Candidate(bucket, key, str(o.get("ETag", "")).strip('"'), int(o.get("Size", 0)),
+                                    None, *upload_of(o["LastModified"]))
                 if not page.get("IsTruncated"):
                     return
                 args["ContinuationToken"] = page["NextContinuationToken"]
@@ -229,15 +242,15 @@ class Sweep:
 
     # -- the ledger check
 
-    def _tables(self, routes: RouteTable, c: Candidate) -> set[str]:
-        """The tables the object would land in: the winning route's, or (when routes depend
-        on metadata, or do not agree) every candidate's."""
+    def _tables(self, routes: RouteTable, c: Candidate) -> dict[str, str]:
+        """The tables the object would land in, with their modes: the winning route's, or
+        (when routes depend on metadata, or do not agree) every candidate's."""
         if not routes.needs_metadata(c.bucket, c.key):
             try:
-                return {leg.target.table for leg in routes.match(c.bucket, c.key).legs()}
+                return {leg.target.table: leg.target.mode for leg in routes.match(c.bucket, c.key).legs()}
             except (NoRouteError, LakerouteError):
                 pass
-        return {leg.target.table for r in routes.candidates(c.bucket, c.key) for leg in r.legs()}
+        return {leg.target.table: leg.target.mode for r in routes.candidates(c.bucket, c.key) for leg in r.legs()}
 
     def _state(self, name: str) -> Any:
         if name not in self._states:
@@ -251,31 +264,31 @@ class Sweep:
                 self._states[name] = reconcile(table, name, self.ledger)
         return self._states[name]
 
-    def _held(self, tables: dict[str, list[tuple[Candidate, str]]]) -> set[tuple[Candidate, str]]:
-        held: set[tuple[Candidate, str]] = set()
+    def _held(self, tables: dict[str, list[tuple[Candidate, tuple[str, str, int | None]]]]) -> set[Candidate]:
+        out: set[Candidate] = set()
         for name, pairs in tables.items():
             state = self._state(name)
             if state is None:
                 continue
-            ids = recorded(self.ledger, state, name, [sid for _, sid in pairs])
-            held.update(p for p in pairs if p[1] in ids)
-        return held
+            ids = held(self.ledger, state, name, [asked for _, asked in pairs])
+            out.update(c for c, asked in pairs if asked[0] in ids)
+        return out
 
     def _missing(self, routes: RouteTable, candidates: list[Candidate]) -> list[Candidate]:
         tables_of = {(c.bucket, c.key): self._tables(routes, c) for c in candidates}
 
-        def held(cands: list[Candidate], version: Callable[[Candidate], str | None]) -> set[Candidate]:
-            by_table: dict[str, list[tuple[Candidate, str]]] = {}
+        def holding(cands: list[Candidate], version: Callable[[Candidate], str | None]) -> set[Candidate]:
+            by_table: dict[str, list[tuple[Candidate, tuple[str, str, int | None]]]] = {}
             for c in cands:
                 v = version(c)
                 if v:
-                    for name in tables_of[(c.bucket, c.key)]:
-                        by_table.setdefault(name, []).append((c, c.source_id(v)))
-            return {c for c, _ in self._held(by_table)}
+                    for name, mode in tables_of[(c.bucket, c.key)].items():
+                        by_table.setdefault(name, []).append((c, c.ids(v, mode)))
+            return self._held(by_table)
 
-        by_etag = held(candidates, lambda c: c.etag)
+        by_etag = holding(candidates, lambda c: c.etag)
         rest = [self._head(c) for c in candidates if c not in by_etag]
-        by_version = held([c for c in rest if c.version_id], lambda c: c.version_id)
+        by_version = holding([c for c in rest if c.version_id], lambda c: c.version_id)
         return [c for c in rest if c not in by_version]
 
     def _head(self, c: Candidate) -> Candidate:
@@ -288,7 +301,8 @@ class Sweep:
         version_id = head.get("VersionId")
         etag = str(head.get("ETag", "")).strip('"') or c.etag
         return Candidate(c.bucket, c.key, etag, int(head.get("ContentLength", c.size)),
-                         version_id if version_id and version_id != "null" else None)
+                         version_id if version_id and version_id != "null" else None,
+                         *upload_of(head.get("LastModified")))
 
     # -- the queue and the watermark
 

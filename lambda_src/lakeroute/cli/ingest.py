@@ -323,7 +323,8 @@ def watch(
     --interval is: a writer that pauses for less than that mid-file is never read half
     written. Write slower producers to NAME.partial (or .NAME) and rename when done: those
     names are never read. A file that changes after it was ingested is read again once it
-    settles (identical content is skipped by its hash). Symlinks follow the ingest rule: one
+    settles: identical content is skipped by its hash in mode append, and is a new upload
+    (ingested again, the latest wins) in replace, overwrite and upsert. Symlinks follow the ingest rule: one
     that leaves the landing folder is skipped with a warning, never read.
 
     Route files are reloaded without a restart when one is added, changed or removed, once

@@ -12,10 +12,28 @@ from typing import Protocol
 
 from .errors import ObjectError
 
+# Modes in which an object stands for its key's current state: there the latest upload of an
+# object key wins, so an upload of content already ingested (a revert) is ingested again.
+KEY_MODES = ("replace", "overwrite", "upsert")
+UPLOAD_SEP = "#"  # between the version and the upload in a ledger id (never in an ETag, hash or version id)
+
 
 @dataclass(frozen=True)
 class SourceObject:
-    """One object version, resolved to something DuckDB can read."""
+    """One object version, resolved to something DuckDB can read.
+
+    Two identities (both ``bucket/key@...``, the ledger's source ids):
+
+    - ``source_id``, the content: ``@<version>`` (the ETag, or the version id of a versioned
+      bucket; locally the sha256 of the bytes). Mode ``append`` records it: identical content
+      uploaded again is a duplicate, skipped.
+    - ``upload_id``, the upload: ``@<version>#<upload>``, where ``upload`` tells apart two
+      uploads of identical content (S3 without versioning: the LastModified second; locally
+      the file's modification time, ns). Modes ``replace``, ``overwrite`` and ``upsert``
+      record it (``ledger_id``): a re-upload of earlier content is ingested again, a
+      redelivery of the same upload is not. A version id is already one per upload: there
+      ``upload`` is empty and both identities are the same string.
+    """
 
     bucket: str
     key: str
@@ -23,6 +41,8 @@ class SourceObject:
     version: str  # ETag / version id in S3, a content hash locally
     size: int = 0
     metadata: dict[str, str] = field(default_factory=dict)
+    upload: str = ""  # tells uploads of identical content apart (empty: ``version`` does)
+    uploaded_ms: int | None = None  # when it was uploaded, at the latest (epoch ms)
 
     @property
     def uri(self) -> str:
@@ -31,6 +51,19 @@ class SourceObject:
     @property
     def source_id(self) -> str:
         return f"{self.bucket}/{self.key}@{self.version}"
+
+    @property
+    def upload_id(self) -> str:
+        return f"{self.source_id}{UPLOAD_SEP}{self.upload}" if self.upload else self.source_id
+
+    def ledger_id(self, mode: str) -> str:
+        """The id the ledger records for a table written in ``mode``."""
+        return self.upload_id if mode in KEY_MODES else self.source_id
+
+
+def version_of(source_id: str) -> str:
+    """The object version a ledger id names (its upload, if any, left out)."""
+    return source_id.rsplit("@", 1)[-1].split(UPLOAD_SEP, 1)[0]
 
 
 class ObjectSource(Protocol):

@@ -7,6 +7,11 @@ while it is ingested (written elsewhere and renamed over, as most tools do) leav
 on the old bytes; a file *rewritten in place* changes the linked inode too, which ``verify``
 detects after the read (size or mtime changed) and fails the object for a retry, so a
 version is never recorded under another content's hash.
+
+An *upload* (``SourceObject.upload``, what key-oriented modes record) is the content hash
+plus the file's modification time in ns: writing, copying or touching the file again is a
+new upload, reading it again is not. A copy that keeps an earlier modification time
+(``cp -p``, ``rsync -t``) of identical content is the same upload as the one it copies.
 """
 
 from __future__ import annotations
@@ -17,6 +22,7 @@ import json
 import os
 import shutil
 import tempfile
+import time
 from collections.abc import Mapping
 from pathlib import Path, PurePosixPath
 from typing import Any
@@ -107,7 +113,8 @@ class LocalObjectSource:
             self.scratch.remove(private)
             raise
         self._signatures[private] = (st.st_ino, st.st_size, st.st_mtime_ns)
-        return SourceObject(bucket=bucket, key=key, path=private, version=digest, size=st.st_size)
+        return SourceObject(bucket=bucket, key=key, path=private, version=digest, size=st.st_size,
+                            upload=upload_stamp(st.st_mtime_ns), uploaded_ms=st.st_mtime_ns // 1_000_000)
 
     def verify(self, obj: SourceObject) -> None:
         """The bytes read are the bytes hashed: the linked file was not rewritten meanwhile."""
@@ -142,13 +149,22 @@ def _hash_file(path: str) -> tuple[str, os.stat_result]:
 
 
 def _copy_and_hash(src: Path, dest: str) -> tuple[str, os.stat_result]:
-    """One pass: what is hashed is what is written to the private copy."""
+    """One pass: what is hashed is what is written to the private copy. The copy keeps the
+    original's modification time: it is the upload's."""
     h = hashlib.sha256()
     with open(src, "rb") as fin, open(dest, "wb") as fout:
+        original = os.fstat(fin.fileno())
         while chunk := fin.read(HASH_CHUNK):
             h.update(chunk)
             fout.write(chunk)
+    os.utime(dest, ns=(original.st_atime_ns, original.st_mtime_ns))
     return "sha256:" + h.hexdigest(), os.stat(dest)
+
+
+def upload_stamp(mtime_ns: int) -> str:
+    """A modification time as the upload part of a ledger id: UTC, to the nanosecond."""
+    seconds, ns = divmod(mtime_ns, 1_000_000_000)
+    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(seconds)) + f".{ns:09d}Z"
 
 
 class LocalQuarantine:
@@ -175,7 +191,8 @@ class LocalQuarantine:
         copied: bool | None = copy.exists() or None
         if obj is not None and not copy.exists() and os.path.exists(obj.path):
             tmp = entry / (copy.name + ".partial")
-            shutil.copyfile(obj.path, tmp)
+            # copy2 keeps the modification time: a replay of the copy is the same upload.
+            shutil.copy2(obj.path, tmp)
             os.replace(tmp, copy)
             copied = True
         elif obj is not None and not copy.exists():

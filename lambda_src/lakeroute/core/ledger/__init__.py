@@ -6,8 +6,8 @@ The ledger sits below reading and writing: the journey asks it first (already in
 the commit records into it last.
 """
 
-from .rule import Ledger, Mark, MemoryLedger, TableState, reconcile, recorded
+from .rule import Ledger, Mark, MemoryLedger, TableState, held, reconcile, recorded
 from .summary import ROUTES_PROP, SOURCES_PROP, Entry
 
 __all__ = ["ROUTES_PROP", "SOURCES_PROP", "Entry", "Ledger", "Mark", "MemoryLedger", "TableState",
-           "reconcile", "recorded"]
+           "held", "reconcile", "recorded"]

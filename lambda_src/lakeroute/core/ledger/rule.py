@@ -21,6 +21,12 @@ none to a few) and, after a rollback or for a new table UUID, the retained ances
 with the sources lakeroute's expiry archived for the expired ancestors (``core.archive``):
 a rebuilt ledger knows them too.
 The check per object is a lookup plus a set membership test: no walk of history per object.
+
+Key-oriented modes record an object's *upload* (``core.objects``); what append records, and
+what every mode recorded before uploads were told apart, is its content alone. ``held``
+lets such a content entry count for an upload of that content made before the snapshot that
+recorded it (that snapshot already had those bytes to read): a table committed before the
+upgrade is not ingested again object by object, while a re-upload after it is.
 Implementations: ``MemoryLedger`` (tests), ``lakeroute.local.ledger.SqliteLedger``,
 ``lakeroute.aws.ledger.DynamoLedger``.
 """
@@ -28,8 +34,8 @@ Implementations: ``MemoryLedger`` (tests), ``lakeroute.local.ledger.SqliteLedger
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Iterable
-from dataclasses import dataclass
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Protocol
 
 from .archive import archived_entries
@@ -74,6 +80,7 @@ class TableState:
     known: frozenset[int]
     floor: int  # order of the oldest ancestor still in the metadata
     rolled_back: frozenset[int] = frozenset()
+    times: Mapping[int, int] = field(default_factory=dict, compare=False)  # snapshot id -> epoch ms
 
     @classmethod
     def of(cls, table: Table) -> TableState:
@@ -88,7 +95,7 @@ class TableState:
             floor = sequence_of(snap, version)
             snap = by_id.get(snap.parent_snapshot_id) if snap.parent_snapshot_id is not None else None
         return cls(str(meta.table_uuid), meta.current_snapshot_id, frozenset(ancestry),
-                   frozenset(by_id), floor)
+                   frozenset(by_id), floor, times={s.snapshot_id: s.timestamp_ms for s in meta.snapshots})
 
     def holds(self, snapshot_id: int, order: int) -> bool:
         if snapshot_id in self.ancestry:
@@ -132,6 +139,25 @@ def recorded(ledger: Ledger, state: TableState, name: str, source_ids: Iterable[
     """The sources this table holds, by the rule above."""
     found = ledger.committed(name, state.uuid, source_ids)
     return {sid for sid, (snap, order) in found.items() if state.holds(snap, order)}
+
+
+def held(ledger: Ledger, state: TableState, name: str,
+         objects: Iterable[tuple[str, str, int | None]]) -> set[str]:
+    """The ledger ids this table holds, of (ledger id, content id, uploaded at, epoch ms): the
+    ledger id by the rule above, or else the content id when recorded by a snapshot taken
+    after the upload (see the module docstring)."""
+    asked = list(objects)
+    found = ledger.committed(name, state.uuid, {i for sid, content, _ in asked for i in (sid, content)})
+    out = set()
+    for sid, content, uploaded in asked:
+        if sid in found and state.holds(*found[sid]):
+            out.add(sid)
+        elif content != sid and content in found and uploaded is not None:
+            snapshot, order = found[content]
+            at = state.times.get(snapshot)
+            if at is not None and uploaded < at and state.holds(snapshot, order):
+                out.add(sid)
+    return out
 
 
 class MemoryLedger:

@@ -8,7 +8,8 @@ listings give plain paths and ``s3://`` URIs.
 
 References are counted conservatively: every entry of every manifest of a retained snapshot,
 also the ``DELETED`` ones (a file a retained snapshot deleted was live in its parent), every
-manifest list, every metadata.json in the metadata log, and statistics files. Never deleting
+manifest list, every metadata.json in the metadata log, statistics files, and the CDC
+tombstones file the table names (``core.write.tombstones``). Never deleting
 a referenced file is the one rule that matters; an unreferenced file kept a while is harmless.
 """
 
@@ -18,6 +19,8 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 from urllib.parse import unquote, urlparse
+
+from ..write.tombstones import TOMBSTONES_PROP
 
 if TYPE_CHECKING:
     from pyiceberg.io import FileIO
@@ -94,12 +97,15 @@ def reach(metadata: TableMetadata, snapshot_ids: Iterable[int], reader: Manifest
 
 
 def metadata_files(metadata: TableMetadata, metadata_location: str | None) -> set[str]:
-    """The current metadata.json, those in the metadata log, and statistics files."""
+    """The current metadata.json, those in the metadata log, statistics files and tombstones."""
     paths = {canonical(e.metadata_file) for e in metadata.metadata_log}
     if metadata_location:
         paths.add(canonical(metadata_location))
     paths |= {canonical(s.statistics_path) for s in metadata.statistics}
     paths |= {canonical(s.statistics_path) for s in metadata.partition_statistics}
+    tombstones = metadata.properties.get(TOMBSTONES_PROP)
+    if tombstones:
+        paths.add(canonical(tombstones))
     return paths
 
 

@@ -24,9 +24,9 @@ from typing import TYPE_CHECKING
 
 from ..errors import ObjectError, TransientError
 from ..ledger.journal import Journal
-from ..ledger.rule import Ledger, recorded
+from ..ledger.rule import Ledger, held
 from ..maintain.maintenance import expire_if_due
-from ..objects import ObjectSource, Quarantine, SourceObject
+from ..objects import ObjectSource, Quarantine, SourceObject, version_of
 from ..read.engine import Engine
 from ..read.rejects import RowRejects, put_rejects
 from ..routes import Route, RouteTable
@@ -126,7 +126,7 @@ class Pipeline:
         for o in report.outcomes:
             if o.ref.replay and o.status in ("committed", "skipped") and o.source_id:
                 try:
-                    resolve(o.ref.bucket, o.ref.key, o.source_id.rsplit("@", 1)[-1], f"replayed: {o.status}")
+                    resolve(o.ref.bucket, o.ref.key, version_of(o.source_id), f"replayed: {o.status}")
                 except Exception as e:  # the data landed; a stale record is only a wrong hint
                     log.warning("could not resolve the quarantine record of %s/%s: %s", o.ref.bucket, o.ref.key, e)
 
@@ -181,9 +181,10 @@ class Pipeline:
     def journey(self, ref: ObjectRef, obj: SourceObject, route: Route, plans: dict[str, TablePlan],
                  seen: set[str], step: Step) -> Outcome | None:
         name = route.target.table
-        if f"{name}\0{obj.source_id}" in seen:
+        sid = obj.ledger_id(route.target.mode)  # the content (append) or the upload (core.objects)
+        if f"{name}\0{sid}" in seen:
             return Outcome(ref, "skipped", f"{ref.bucket}/{ref.key}: same version twice in "
-                           "this batch", route.name, name, source_id=obj.source_id)
+                           "this batch", route.name, name, source_id=sid)
         step.stage = "table"
         plan = plans.get(name)
         if plan is None:
@@ -191,15 +192,16 @@ class Pipeline:
         if plan.blocked:
             raise ObjectError("schema", plan.blocked, route.name)
         step.stage = "ledger"
-        if not self.force and plan.state is not None and recorded(self.ledger, plan.state, name, [obj.source_id]):
+        if not self.force and plan.state is not None and held(self.ledger, plan.state, name,
+                                                              [(sid, obj.source_id, obj.uploaded_ms)]):
             return Outcome(ref, "skipped", f"{ref.bucket}/{ref.key}: already ingested "
-                           f"(version {obj.version[:19]})", route.name, name, source_id=obj.source_id)
+                           f"(version {obj.version[:19]})", route.name, name, source_id=sid)
         step.stage = "read"
         if step.fetched is None:  # once per object, whatever the number of targets
             fetch = getattr(self.source, "fetch", None)  # optional port step (S3: download)
             step.fetched = fetch(obj) if fetch is not None else obj
         obj = step.fetched
-        staged = Staged(obj.source_id, route.name, name, 0, object_name=f"{route.source.bucket}/{obj.key}",
+        staged = Staged(sid, route.name, name, 0, object_name=f"{route.source.bucket}/{obj.key}",
                         picked_at=time.time())
         rejects = RowRejects() if route.source.on_error == "rows" else None
         step.stage = "sql"
@@ -230,7 +232,7 @@ class Pipeline:
         except BaseException:
             discard(plan.home, [staged])
             raise
-        seen.add(f"{name}\0{obj.source_id}")
+        seen.add(f"{name}\0{sid}")
         staged.order = self.order_base + next(_ORDER)
         plan.staged.append((ref, staged))
         plan.tail_bytes += staged.tail_bytes

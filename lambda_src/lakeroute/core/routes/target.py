@@ -11,12 +11,21 @@ from pydantic import ConfigDict, Field, field_validator, model_validator
 from .column_types import check_type
 from .fields import IDENT_RE, TABLE_RE, TRANSFORM_RE, StrictModel, nonempty_sql, partition_column
 
+# How long a CDC delete is remembered (its tombstone), from its commit. 14 days: the longest a
+# change can wait in lakeroute's own queues (the dead-letter queue keeps a message 14 days,
+# SQS's maximum, counted from its first enqueue; the ingest queue 4), so any change the stack
+# redelivers or redrives late still meets the delete it is older than.
+TOMBSTONE_DAYS = 14.0
+
 
 class Operation(StrictModel):
-    """CDC files: rows whose ``column`` holds one of ``delete`` delete their key."""
+    """CDC files: rows whose ``column`` holds one of ``delete`` delete their key. With
+    ``order_by``, a delete leaves a tombstone for ``tombstone_days`` (``core.write.tombstones``):
+    a change older than the delete that arrives later does not bring the key back."""
 
     column: Annotated[str, Field(pattern=IDENT_RE)]
     delete: Annotated[list[str], Field(min_length=1)]
+    tombstone_days: Annotated[float, Field(ge=0, le=36_500)] = TOMBSTONE_DAYS  # 0: no tombstones
 
 
 MODES = ("append", "upsert", "replace", "overwrite")
@@ -137,6 +146,11 @@ class Target(StrictModel):
                                  "or timestamp column instead")
             if self.operation is not None and self.operation.column in self.key:
                 raise ValueError(f"operation column {self.operation.column!r} is a key column")
+            if (self.operation is not None and self.order_by is None
+                    and "tombstone_days" in self.operation.model_fields_set):
+                raise ValueError("operation.tombstone_days needs order_by: without an order the later "
+                                 "commit wins and a delete leaves no tombstone; add order_by or remove "
+                                 "tombstone_days")
         else:
             for name in ("key", "order_by", "operation"):
                 if getattr(self, name) is not None:

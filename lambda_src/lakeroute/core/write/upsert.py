@@ -12,6 +12,10 @@
    that lose rows are rewritten without them; the rest stay untouched.
 4. The surviving winners that are not deletes are added. One snapshot holds all of it.
 
+With CDC deletes and ``order_by``, winners older than their key's tombstone are dropped
+before step 2, and the set of tombstones after the commit is named in the same snapshot's
+transaction (``core.write.tombstones``).
+
 The key joins run in DuckDB over Arrow (zero copy); only row positions come back, so the
 rows themselves keep their exact Arrow types.
 """
@@ -19,10 +23,12 @@ rows themselves keep their exact Arrow types.
 from __future__ import annotations
 
 import itertools
+import time
 import uuid
 from typing import TYPE_CHECKING, Any
 
 from ..sql_text import quote_ident
+from . import tombstones
 from .modes import Changes, bounds, live_files, may_hold, rewrite_without, write_rows
 from .staging import DELETE_FLAG, align
 
@@ -51,14 +57,25 @@ def plan_upsert(txn: Transaction, io: FileIO, todo: list[Staged], target: Target
     keys, order_by = list(target.key or []), target.order_by
     metadata = txn.table_metadata
     batch = load_batch(todo, metadata.schema().as_arrow())
+    days = tombstones.kept_for(target)
     con = duckdb.connect()
     try:
         winners = _winners(con, batch, keys, order_by)
         is_delete = winners.column(DELETE_FLAG)
         rows = winners.drop_columns([DELETE_FLAG])
+        win = positions(con, rows.num_rows)
         w = pa.table({**{k: rows.column(k) for k in keys},
                       **({order_by: rows.column(order_by)} if order_by else {}),
-                      WIN: positions(con, rows.num_rows)})
+                      WIN: win})
+        beaten: list[pa.Array] = []  # positions of winners an existing newer row (or tombstone) beats
+        tomb, now_ms, tombstoned = None, int(time.time() * 1000), 0
+        if days is not None and order_by is not None:
+            tomb = tombstones.read(txn, io, keys, order_by, days, now_ms)
+            if tomb.rows.num_rows:
+                dead = _older_than(con, w, tomb.rows, keys, order_by)
+                beaten.append(dead)
+                tombstoned = len(dead)
+                w = w.filter(pc.invert(pc.is_in(w.column(WIN), value_set=dead)))
         con.register("w", w)
         on = " AND ".join(f"f.{quote_ident(k)} = w.{quote_ident(k)}" for k in keys)
         if order_by:
@@ -66,7 +83,6 @@ def plan_upsert(txn: Transaction, io: FileIO, todo: list[Staged], target: Target
             wins = f"(f.{o} IS NULL OR (w.{o} IS NOT NULL AND w.{o} >= f.{o}))"
         else:
             wins = "TRUE"
-        beaten: list[pa.Array] = []  # positions of winners an existing newer row beats
 
         def drop(tables: list[pa.Table]) -> list[pa.Array]:
             """One join per group of files: the rows each file loses to a winner."""
@@ -90,8 +106,8 @@ def plan_upsert(txn: Transaction, io: FileIO, todo: list[Staged], target: Target
         files = candidates(metadata, live_files(metadata, io), rows, keys)
         replaced, held = rewrite_without(txn, io, files, changes, drop)
         stale = pa.concat_arrays(beaten) if beaten else pa.array([], pa.int64())
-        keep = pc.and_(pc.invert(is_delete), pc.invert(pc.is_in(w.column(WIN), value_set=stale)))
-        inserts = rows.filter(keep)
+        won = pc.invert(pc.is_in(win, value_set=stale))
+        inserts = rows.filter(pc.and_(pc.invert(is_delete), won))
         # The last rewritten rows and the new ones together: one new file per partition.
         out = inserts if held is None else pa.concat_tables([held, inserts])
         new = write_rows(txn, io, out, uuid.uuid4(), itertools.count())
@@ -105,8 +121,29 @@ def plan_upsert(txn: Transaction, io: FileIO, todo: list[Staged], target: Target
             "lakeroute.upsert-deletes": str(pc.sum(is_delete).as_py() or 0),
             "lakeroute.upsert-files-read": str(len(files)),
         }
+        if tomb is not None and order_by is not None:
+            deleted = rows.filter(pc.and_(pc.and_(is_delete, won), pc.is_valid(rows.column(order_by))))
+            added = deleted.select([*keys, order_by]).append_column(
+                tombstones.DELETED_AT, pa.array([now_ms] * deleted.num_rows, pa.int64()))
+            changes.stats |= tombstones.replace(con, txn, io, tomb, added, inserts, keys)
+            changes.stats["lakeroute.upsert-tombstoned-rows"] = str(tombstoned)
     finally:
         con.close()
+
+
+def _older_than(con: duckdb.DuckDBPyConnection, w: pa.Table, dead: pa.Table, keys: list[str],
+                order_by: str) -> pa.Array:
+    """Positions of winners older (by ``order_by``; null is oldest) than their key's tombstone."""
+    con.register("wt", w)
+    con.register("t", dead)
+    on = " AND ".join(f"t.{quote_ident(k)} = wt.{quote_ident(k)}" for k in keys)
+    o = quote_ident(order_by)
+    try:  # quoted route columns only in the text
+        return con.execute(f"SELECT wt.{WIN} FROM wt JOIN t ON {on} WHERE wt.{o} IS NULL OR wt.{o} < t.{o}"  # noqa: S608
+                           ).fetch_arrow_table().column(0).combine_chunks()
+    finally:
+        con.unregister("wt")
+        con.unregister("t")
 
 
 def load_batch(todo: list[Staged], schema: pa.Schema) -> pa.Table:
