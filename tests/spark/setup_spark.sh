@@ -5,6 +5,7 @@
 # it. On success DIR/ready holds the Python and the jar folder; on failure DIR/unavailable
 # holds the reason, which the co-writer tests print when they skip.
 set -uo pipefail
+export DEBIAN_FRONTEND=noninteractive
 DIR="${1:-.spark}"
 PYTHON="${PYTHON:-python3}"
 HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
@@ -41,7 +42,8 @@ if [ ! -x "$DIR/venv/bin/python" ]; then
     step "$PYTHON" -m venv "$DIR/venv" || fail "could not create a virtualenv with $PYTHON"
 fi
 if ! "$DIR/venv/bin/python" -c "import pyspark, snowpark_connect_deps_iceberg" >/dev/null 2>&1; then
-    step "$DIR/venv/bin/python" -m pip install --quiet --disable-pip-version-check \
+    # Short network timeouts: offline, this fails in seconds instead of minutes.
+    step "$DIR/venv/bin/python" -m pip install --quiet --disable-pip-version-check --retries 1 --timeout 30 \
         "pyspark==3.5.*" snowpark-connect-deps-iceberg \
         || fail "pip could not install pyspark 3.5 and snowpark-connect-deps-iceberg"
 fi
