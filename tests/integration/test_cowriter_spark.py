@@ -11,6 +11,7 @@ buckets over one shared lakeroute home. Skipped, with the set-up's reason, where
 
 from __future__ import annotations
 
+import os
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -154,6 +155,15 @@ def test_overwrite_removes_the_delete_files_of_the_files_it_replaces(ws: SharedH
     t = ws.catalog().load_table("shared.daily")
     live = live_files(t.metadata, t.io)
     assert len(live.positional) == 1 and all(d.partition[0] == "d2" for d, _ in live.positional)
+    assert spark.sql("SELECT count(*) FROM lakeroute.shared.daily.delete_files")[0][0] == 1
+    # Orphan removal knows Spark's files (its file:/ spelling included): with every file of the
+    # table 10 days old, maintain removes none that a snapshot references.
+    old = time.time() - 10 * 86400
+    for f in Path(t.location().removeprefix("file:").removeprefix("//")).rglob("*"):
+        os.utime(f, (old, old))
+    code, out, err = run(ws, "maintain", "shared.daily", "--apply")
+    assert code == 0, out + err
+    assert both(ws, spark, "shared.daily") == {5: "y", 4: "x"}
     assert spark.sql("SELECT count(*) FROM lakeroute.shared.daily.delete_files")[0][0] == 1
 
 
