@@ -32,7 +32,7 @@ from ..ledger.rule import Ledger, reconcile, recorded
 from ..ledger.summary import ROUTES_PROP, SOURCES_PROP, snapshot_order
 from ..shape.features import refuse_unsupported
 from ..shape.table_schema import OWN_RETRY_PROPERTIES, same_field_ids
-from .modes import Changes, plan_overwrite, plan_replace, table_name, write_rows
+from .modes import Changes, plan_overwrite, plan_replace, qualified_name, write_rows
 from .snapshot_files import overwrite as overwrite_files
 from .staging import Staged, align, delete_files, discard
 from .upsert import plan_upsert
@@ -205,7 +205,7 @@ def plan_changes(txn: Transaction, todo: list[Staged], target: Target | None, ch
     io = txn._table.io
     mode = "append" if target is None else target.mode
     # The table may have changed under us (another engine upgraded it): a configuration error.
-    refuse_unsupported(table_name(txn), txn.table_metadata, io, mode)
+    refuse_unsupported(qualified_name(txn), txn.table_metadata, io, mode)
     if mode == "upsert":
         assert target is not None
         plan_upsert(txn, io, todo, target, changes)

@@ -102,10 +102,10 @@ def write_rows(txn: Transaction, io: FileIO, rows: pa.Table, write_uuid: uuid.UU
 def read_files(txn: Transaction, io: FileIO, live: LiveFiles, files: list[DataFile]) -> list[pa.Table]:
     """Live data files read under the current schema (ids mapped, new columns null), each with
     the delete files of other writers that apply to it, as the table's Arrow types, in parallel."""
-    return read_tables(txn.table_metadata, io, live.tasks(files, table_name(txn)), READ_THREADS)
+    return read_tables(txn.table_metadata, io, live.tasks(files, qualified_name(txn)), READ_THREADS)
 
 
-def table_name(txn: Transaction) -> str:
+def qualified_name(txn: Transaction) -> str:
     return ".".join(txn._table.name())
 
 
