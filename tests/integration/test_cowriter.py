@@ -1,7 +1,7 @@
 """Tables shared with other writers, without Spark: files added with PyIceberg's ``add_files``
 (plain pyarrow Parquet: no field ids, another column order, ``string`` not ``large_string``),
-equality delete files (no Spark writes them; Flink does) built by hand, and table properties
-lakeroute cannot honour. The co-writer claims with a real engine are in
+equality and position delete files built by hand (no Spark writes equality deletes; Flink
+does), and table properties lakeroute cannot honour. The co-writer claims with a real engine are in
 ``test_cowriter_spark.py``.
 """
 
@@ -142,18 +142,18 @@ def test_equality_deletes_refuse_upsert_once_and_leave_append_and_overwrite_work
     equality_delete(ws, "ns.events", [1])
     committed(ws, put(ws, "app", "2.parquet", [{"id": 1, "name": "again"}]))
 
-    # Overwrite of the whole table: the data files go, and the equality delete file that applied
-    # to them goes in the same snapshot (it would apply to nothing).
+    # Overwrite of the whole table reads no data file either. The equality delete file stays
+    # (it applies to no newer file; lakeroute never rewrites a manifest holding one, see
+    # core.write.deletes), the old data files go.
     ws.route("daily", {"bucket": "ovw"}, {"table": "ns.daily", "mode": "overwrite", "overwrite": "table"})
     committed(ws, put(ws, "ovw", "1.parquet", [{"id": 1, "name": "d1"}, {"id": 2, "name": "d1"}]))
     equality_delete(ws, "ns.daily", [2])
     committed(ws, put(ws, "ovw", "2.parquet", [{"id": 3, "name": "d2"}]))
     t = ws.catalog().load_table("ns.daily")
     live = live_files(t.metadata, t.io)
-    assert live.equality == [] and len(live.data) == 1
-    assert names(ws, "ns.daily") == {3: "d2"}  # PyIceberg scans it again: no equality delete file left
-    summary = t.current_snapshot().summary  # type: ignore[union-attr]
-    assert summary["lakeroute.removed-delete-files"] == "1" and summary["removed-equality-delete-files"] == "1"
+    assert len(live.equality) == 1 and [f.record_count for f in live.data] == [1]
+    assert live.equality_for(live.data[0]) == []  # the new file is newer than the delete
+    assert "lakeroute.removed-delete-files" not in t.current_snapshot().summary.additional_properties  # type: ignore[union-attr]
 
 
 def test_a_table_writing_orc_is_refused_with_the_fix(ws: Workspace) -> None:
@@ -170,23 +170,45 @@ def test_a_table_writing_orc_is_refused_with_the_fix(ws: Workspace) -> None:
     assert code == 2 and "route events: table ns.orc has write.format.default=orc" in err, err
 
 
-def test_a_snapshot_can_remove_a_delete_file_of_a_removed_data_file(ws: Workspace) -> None:
+def position_delete(ws: Workspace, table: str, path: str, positions: list[int]) -> None:
+    """Commit a position delete file (as Spark merge-on-read writes them), partition-scoped."""
+    from pyiceberg.manifest import DataFile, DataFileContent, FileFormat
+    from pyiceberg.table.snapshots import Operation
+    from pyiceberg.typedef import Record
+
+    t = ws.catalog().load_table(table)
+    schema = pa.schema([pa.field("file_path", pa.string(), nullable=False, metadata={"PARQUET:field_id": "2147483546"}),
+                        pa.field("pos", pa.int64(), nullable=False, metadata={"PARQUET:field_id": "2147483545"})])
+    buf = io.BytesIO()
+    pq.write_table(pa.table({"file_path": [path] * len(positions), "pos": positions}, schema=schema), buf)
+    out_path = f"{t.location()}/data/pos-deletes-{positions[0]}.parquet"
+    with t.io.new_output(out_path).create(overwrite=True) as out:
+        out.write(buf.getvalue())
+    df = DataFile.from_args(content=DataFileContent.POSITION_DELETES, file_path=out_path,
+                            file_format=FileFormat.PARQUET, partition=Record(), record_count=len(positions),
+                            file_size_in_bytes=len(buf.getvalue()))
+    df.spec_id = t.spec().spec_id
+    add_delete_file(t, df, Operation.DELETE)
+
+
+def test_a_snapshot_removes_the_delete_files_of_the_data_files_it_removes(ws: Workspace) -> None:
     """``file_changes`` writes removed delete files into a delete manifest (PyIceberg's own
-    overwrite would fail its required-deletes check, or turn them into data files)."""
+    overwrite fails its required-deletes check on them, and would rewrite their manifest as
+    a DATA manifest); a delete file that still applies to a surviving file stays."""
+    from pyiceberg.manifest import DataFileContent, ManifestContent
     from pyiceberg.table.snapshots import Operation
 
     ws.route("events", {"bucket": "raw"}, {"table": "ns.raw"})
-    committed(ws, put(ws, "raw", "1.parquet", [{"id": 1, "name": "x"}]))
-    committed(ws, put(ws, "raw", "2.parquet", [{"id": 2, "name": "y"}]))
-    equality_delete(ws, "ns.raw", [1])
-    from pyiceberg.manifest import DataFileContent, ManifestContent
-
+    committed(ws, put(ws, "raw", "1.parquet", [{"id": 1, "name": "x"}, {"id": 2, "name": "x"}]))
+    committed(ws, put(ws, "raw", "2.parquet", [{"id": 3, "name": "y"}]))
+    t = ws.catalog().load_table("ns.raw")
+    older, newer = sorted(live_files(t.metadata, t.io).data, key=lambda f: f.record_count, reverse=True)
+    position_delete(ws, "ns.raw", older.file_path, [0])
+    assert names(ws, "ns.raw") == {2: "x", 3: "y"}  # PyIceberg applies it on a scan
     t = ws.catalog().load_table("ns.raw")
     live = live_files(t.metadata, t.io)
-    assert len(live.data) == 2 and len(live.equality) == 1
-    # Removing only the newer file leaves the delete file (it still applies to the older one).
-    newer = max(live.data, key=lambda f: live.seq[f.file_path])
-    assert live.dangling([newer]) == []
+    assert len(live.positional) == 1 and live.deletes_for(newer) and live.deletes_for(older)
+    assert live.dangling([newer]) == []  # partition-scoped: it still applies to the older file
     txn = t.transaction()
     producer = file_changes(txn, t.io, Operation.DELETE, {})
     for f in [*live.data, *live.dangling(live.data)]:
@@ -194,7 +216,9 @@ def test_a_snapshot_can_remove_a_delete_file_of_a_removed_data_file(ws: Workspac
     producer.commit()
     new = txn.commit_transaction()
     after = live_files(new.metadata, new.io)
-    assert after.data == [] and after.equality == []
+    assert after.data == [] and after.positional == []
+    summary = new.current_snapshot().summary  # type: ignore[union-attr]
+    assert summary["removed-position-delete-files"] == "1" and summary["deleted-data-files"] == "2"
     for m in new.current_snapshot().manifests(new.io):  # type: ignore[union-attr]
         for e in m.fetch_manifest_entry(new.io, discard_deleted=False):
             is_data = e.data_file.content == DataFileContent.DATA

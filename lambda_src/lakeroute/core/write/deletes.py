@@ -99,26 +99,20 @@ class LiveFiles:
         Files a snapshot adds have a newer sequence number than every live delete file, so no
         delete file applies to them. A delete file that applied to nothing already (another
         engine left it) is dropped too: it can never apply again.
+
+        None while the table has equality delete files: removing a delete file rewrites its
+        delete manifest, and PyIceberg 0.12 writes ``equality_ids`` as list<long> where the
+        spec (and Java's reader: ClassCastException) wants list<int>, so a manifest holding an
+        equality delete file is never rewritten. The delete files left apply to no newer file.
         """
-        if not self.has_deletes or not removed:
+        if not self.has_deletes or not removed or self.equality:
             return []
         gone = {f.file_path for f in removed}
         left = [f for f in self.data if f.file_path not in gone]
         still: set[str] = set()
         for f in left:
             still.update(d.file_path for d in self.deletes_for(f))
-        out = [d for d, _ in self.positional if d.file_path not in still]
-        if self.equality:
-            oldest: dict[Any, int] = {}  # (spec id, partition) or None (every partition) -> lowest data seq
-            for f in left:
-                s = self.seq[f.file_path]
-                for key in ((f.spec_id, _key(f.partition)), None):
-                    oldest[key] = min(oldest.get(key, s), s)
-            for d, s in self.equality:
-                key = None if _global(d) else (d.spec_id, _key(d.partition))
-                if oldest.get(key, s) >= s:  # no survivor older than the delete in its scope
-                    out.append(d)
-        return out
+        return [d for d, _ in self.positional if d.file_path not in still]
 
 
 def live_files(metadata: TableMetadata, io: FileIO) -> LiveFiles:
