@@ -1,8 +1,9 @@
 """One Spark session with lakeroute's local catalog as the Iceberg catalog ``lakeroute``.
 
 Run with the Python of ``.spark/venv`` (``tests/spark/setup_spark.sh``), not the project's:
-``driver.py HOME JARS``. It reads one JSON request per line on stdin, ``{"sql": "..."}``,
-and answers one JSON line on stdout: ``{"ok": true, "rows": [[...], ...]}`` or
+``driver.py HOME JARS [init]`` (``init``: Iceberg creates the catalog tables itself, for the
+set-up's smoke test; otherwise PyIceberg has created them). It reads one JSON request per
+line on stdin, ``{"sql": "..."}``, and answers one JSON line on stdout: ``{"ok": true, "rows": [[...], ...]}`` or
 ``{"ok": false, "error": "..."}``. The test process stays light (no JVM in it); one session
 serves a whole test module.
 """
@@ -14,7 +15,7 @@ import sys
 from pathlib import Path
 
 
-def session(home: Path, jars: Path):  # type: ignore[no-untyped-def]
+def session(home: Path, jars: Path, init: bool = False):  # type: ignore[no-untyped-def]
     from pyspark.sql import SparkSession
 
     jar_list = ",".join(str(p) for p in sorted(jars.glob("*.jar")))
@@ -31,7 +32,7 @@ def session(home: Path, jars: Path):  # type: ignore[no-untyped-def]
             # PyIceberg created the catalog tables (the V1 schema). Iceberg 1.10's check for them
             # leaves a result set open, and its pooled connection then holds SQLite's shared lock
             # for good: every commit of lakeroute's would fail with "database is locked".
-            .config(f"{catalog}.jdbc.init-catalog-tables", "false")
+            .config(f"{catalog}.jdbc.init-catalog-tables", "true" if init else "false")
             .config(f"{catalog}.warehouse", (home / "warehouse").as_uri())
             .config(f"{catalog}.cache-enabled", "false")  # lakeroute commits between statements
             .config("spark.sql.shuffle.partitions", "1")
@@ -45,7 +46,8 @@ def session(home: Path, jars: Path):  # type: ignore[no-untyped-def]
 
 def main() -> None:
     home, jars = Path(sys.argv[1]).resolve(), Path(sys.argv[2]).resolve()
-    spark = session(home, jars)
+    home.mkdir(parents=True, exist_ok=True)
+    spark = session(home, jars, init=sys.argv[3:] == ["init"])
     spark.sparkContext.setLogLevel("ERROR")
     print(json.dumps({"ok": True, "ready": spark.version}), flush=True)
     for line in sys.stdin:

@@ -22,12 +22,21 @@ fail() {
 }
 step() { echo "== $*" >> "$LOG"; "$@" >> "$LOG" 2>&1; }
 
-command -v java >/dev/null 2>&1 || {
-    step apt-get install -y --no-install-recommends openjdk-17-jre-headless \
-        || { step apt-get update && step apt-get install -y --no-install-recommends openjdk-17-jre-headless; } \
-        || fail "no java and apt-get could not install openjdk-17-jre-headless"
+java17() {  # the first Java 17 found: the Debian JVM folder, then the java on PATH
+    local j
+    for j in /usr/lib/jvm/java-17-openjdk-*/bin/java "$(command -v java 2>/dev/null)"; do
+        if [ -x "$j" ] && "$j" -version 2>&1 | grep -q 'version "17'; then
+            dirname "$(dirname "$(readlink -f "$j")")"
+            return 0
+        fi
+    done
+    return 1
 }
-java -version 2>&1 | grep -q 'version "17' || fail "Java 17 is needed by Spark 3.5 here; found: $(java -version 2>&1 | head -1)"
+JAVA_HOME_17="$(java17)" || {
+    step apt-get install -y --no-install-recommends openjdk-17-jre-headless \
+        || { step apt-get update && step apt-get install -y --no-install-recommends openjdk-17-jre-headless; }
+    JAVA_HOME_17="$(java17)" || fail "no Java 17 (Spark 3.5 runs on it) and apt-get could not install openjdk-17-jre-headless"
+}
 
 SQLITE_JAR=/usr/share/java/sqlite-jdbc.jar
 if [ ! -f "$SQLITE_JAR" ]; then
@@ -65,5 +74,16 @@ fi
 ln -sf "$ICEBERG_RUNTIME" "$JARS/iceberg-spark-runtime.jar"
 ln -sf "$EXTENSIONS" "$JARS/iceberg-spark-extensions.jar"
 ln -sf "$SQLITE_JAR" "$JARS/sqlite-jdbc.jar"
-printf 'python=%s\njars=%s\n' "$DIR/venv/bin/python" "$JARS" > "$DIR/ready"
+# Smoke test: a session, an Iceberg table in a SQLite JDBC catalog, a write and a read.
+SMOKE="$DIR/smoke"
+rm -rf "$SMOKE"
+printf '%s\n' '{"sql": "CREATE NAMESPACE lakeroute.smoke"}' \
+    '{"sql": "CREATE TABLE lakeroute.smoke.t (id bigint) USING iceberg"}' \
+    '{"sql": "INSERT INTO lakeroute.smoke.t VALUES (1)"}' '{"sql": "SELECT count(*) FROM lakeroute.smoke.t"}' \
+    | JAVA_HOME="$JAVA_HOME_17" SPARK_LOCAL_IP=127.0.0.1 timeout 600 "$DIR/venv/bin/python" "$HERE/driver.py" \
+        "$SMOKE/home" "$JARS" init > "$SMOKE.out" 2>> "$LOG"
+tail -1 "$SMOKE.out" | grep -q '"rows": \[\[1\]\]' \
+    || fail "the Spark smoke test (create, insert, select an Iceberg table) did not answer 1: $(tail -c 300 "$SMOKE.out")"
+rm -rf "$SMOKE" "$SMOKE.out"
+printf 'python=%s\njars=%s\njava_home=%s\n' "$DIR/venv/bin/python" "$JARS" "$JAVA_HOME_17" > "$DIR/ready"
 echo "Spark co-writer ready in $DIR" >&2

@@ -72,24 +72,26 @@ class Spark:
         return answer["rows"]  # type: ignore[no-any-return]
 
 
-def spark_or_skip() -> tuple[str, str]:
-    """(the Spark venv's Python, the jar folder), or skip the test with the set-up's reason."""
+def spark_or_skip() -> dict[str, str]:
+    """The set-up (``python``, ``jars``, ``java_home``), or skip the test with its reason."""
     ready, unavailable = SPARK_DIR / "ready", SPARK_DIR / "unavailable"
     if not ready.is_file():
         why = (unavailable.read_text().strip() if unavailable.is_file()
                else f"{SPARK_DIR} is not set up: run `make spark` (tests/spark/setup_spark.sh)")
         pytest.skip(why)
-    conf = dict(line.split("=", 1) for line in ready.read_text().splitlines() if "=" in line)
-    return conf["python"], conf["jars"]
+    return dict(line.split("=", 1) for line in ready.read_text().splitlines() if "=" in line)
 
 
 @contextmanager
 def spark_session(home: Path) -> Iterator[Spark]:
     """A Spark session whose Iceberg catalog ``lakeroute`` is the SQLite catalog under ``home``."""
-    python, jars = spark_or_skip()
+    conf = spark_or_skip()
+    python, jars = conf["python"], conf["jars"]
     log = home.parent / "spark.log"
     env = {**os.environ, "SPARK_LOCAL_IP": "127.0.0.1", "PYSPARK_PYTHON": python,
            "JAVA_TOOL_OPTIONS": "-XX:+UseSerialGC -XX:TieredStopAtLevel=1"}
+    if conf.get("java_home"):
+        env["JAVA_HOME"] = conf["java_home"]
     with open(log, "w") as err:
         proc = subprocess.Popen([python, str(DRIVER), str(home), jars], stdin=subprocess.PIPE,
                                 stdout=subprocess.PIPE, stderr=err, text=True, env=env)
