@@ -3,9 +3,9 @@
 Run with the Python of ``.spark/venv`` (``tests/spark/setup_spark.sh``), not the project's:
 ``driver.py HOME JARS [init]`` (``init``: Iceberg creates the catalog tables itself, for the
 set-up's smoke test; otherwise PyIceberg has created them). It reads one JSON request per
-line on stdin, ``{"sql": "..."}``, and answers one JSON line on stdout: ``{"ok": true, "rows": [[...], ...]}`` or
-``{"ok": false, "error": "..."}``. The test process stays light (no JVM in it); one session
-serves a whole test module.
+line on stdin, ``{"sql": "..."}``, and answers one JSON line on stdout:
+``{"ok": true, "rows": [[...], ...]}`` or ``{"ok": false, "error": "..."}``. The test process
+stays light (no JVM in it); one session serves a whole test module.
 """
 
 from __future__ import annotations
