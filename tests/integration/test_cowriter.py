@@ -168,6 +168,8 @@ def test_a_table_writing_orc_is_refused_with_the_fix(ws: Workspace) -> None:
     assert "write.format.default=orc" in outcome.message and "'write.format.default'='parquet'" in outcome.message
     code, _, err = run(ws, "validate")
     assert code == 2 and "route events: table ns.orc has write.format.default=orc" in err, err
+    code, out, err = run(ws, "preview", "events", str(ws.paths.landing / "orc" / "2.parquet"))
+    assert code != 0 and "write.format.default=orc" in out + err, out + err
 
 
 def position_delete(ws: Workspace, table: str, path: str, positions: list[int]) -> None:
