@@ -7,7 +7,7 @@ export UV_PYTHON := $(PYTHON)
 export JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION := 20
 STAGE ?= dev
 
-.PHONY: help setup demo test test-fast lint synth bench clean
+.PHONY: help setup spark demo test test-fast lint synth bench clean
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*##' $(MAKEFILE_LIST) | sed 's/:.*##/\t/'
@@ -26,7 +26,10 @@ node_modules/.installed: package.json package-lock.json
 demo: setup  ## sample routes + data ingested end to end on the embedded default
 	$(UV) run --frozen lakeroute demo
 
-test: setup  ## the whole suite (unit, integration on moto's server, infra, reliability)
+spark:  ## Spark 3.5 + Iceberg 1.10 in .spark/ for the co-writer tests (best-effort: a failure only skips them)
+	@bash tests/spark/setup_spark.sh .spark || echo "make spark: set-up failed; the Spark co-writer tests will skip" >&2
+
+test: setup spark  ## the whole suite (unit, integration on moto's server, infra, reliability, Spark co-writer)
 	$(UV) run --frozen pytest -n 2 --dist loadfile
 
 test-fast: setup  ## the inner loop: unit and local-pipeline tests (no moto, no synth, no multi-process), < 60 s
@@ -43,5 +46,5 @@ synth: setup node_modules/.installed  ## offline `cdk synth` (no Docker, no AWS 
 bench: setup  ## benchmarks with baselines measured in the same run
 	$(UV) run --frozen python benchmarks/run.py
 
-clean:  ## remove local state (.lakeroute, landing, cdk.out)
+clean:  ## remove local state (.lakeroute, landing, cdk.out; not .spark)
 	rm -rf .lakeroute landing cdk.out

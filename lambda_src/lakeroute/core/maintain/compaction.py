@@ -14,8 +14,13 @@ makes it fail; the rewritten files stay valid (appends remove nothing), so the n
 only re-commits them on the fresh table, with backoff. Should a file it replaces be gone (a
 concurrent replace/overwrite), the attempt's files are deleted and the table re-planned.
 After the last attempt compaction yields: its files are deleted, the writers keep going, the
-report says so. Only the default partition spec's data files are compacted, and a table with
-delete files is left alone (PyIceberg cannot apply them while rewriting).
+report says so. Only the default partition spec's data files are compacted.
+
+Tables shared with other engines: a data file is read with the position delete files that
+apply to it (``core.write.deletes``), so rows another engine deleted stay deleted, and the
+delete files that applied only to rewritten files leave in the same snapshot. A table with
+equality delete files (PyIceberg cannot apply them) or that lakeroute cannot write
+(``core.shape.features``: format version 3, ...) is left alone, and the report says why.
 """
 
 from __future__ import annotations
@@ -30,6 +35,8 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from ..shape.features import equality_message, unsupported
+from ..write.deletes import LiveFiles
 from ..write.staging import delete_files
 from .replace_files import MANIFEST_TARGET_DEFAULT, commit_replace
 
@@ -77,6 +84,7 @@ class CompactionPlan:
     deferred: int = 0  # bins left for a later run (MAX_REWRITE_BYTES)
     skipped: str = ""  # why the table is left alone
     entries: dict[str, list[ManifestEntry]] = field(default_factory=dict, repr=False)  # read once
+    live: LiveFiles = field(default_factory=LiveFiles, repr=False)  # data files and other writers' deletes
 
     @property
     def rewritten(self) -> int:
@@ -128,6 +136,11 @@ def plan_compaction(table: Table, target_bytes: int, max_bytes: int = MAX_REWRIT
     plan = CompactionPlan(base=snap.snapshot_id if snap else None)
     if snap is None:
         return plan
+    name = ".".join(table.name())
+    why = unsupported(name, meta, table.io, "compaction")
+    if why is not None:
+        plan.skipped = why
+        return plan
     manifest_target = int(meta.properties.get("commit.manifest.target-size-bytes", MANIFEST_TARGET_DEFAULT))
     groups: dict[tuple[int, str], list[DataFile]] = defaultdict(list)
     for m in snap.manifests(table.io):
@@ -135,17 +148,18 @@ def plan_compaction(table: Table, target_bytes: int, max_bytes: int = MAX_REWRIT
         live = m.has_added_files() or m.has_existing_files()  # not only DELETED entries
         if live and int(m.manifest_length) < manifest_target:
             plan.small_manifests += 1
-        if m.content != ManifestContent.DATA:
-            plan.skipped = "the table has delete files (PyIceberg cannot apply them while rewriting)"
-            continue
         rows = plan.entries[m.manifest_path] = m.fetch_manifest_entry(table.io, discard_deleted=True)
         for entry in rows:
+            plan.live.add(entry)
+            if m.content != ManifestContent.DATA:
+                continue
             df = entry.data_file
             plan.files += 1
             plan.bytes += int(df.file_size_in_bytes)
             groups[(int(df.spec_id), repr(df.partition))].append(df)
     plan.partitions = len(groups)
-    if plan.skipped:
+    if plan.live.equality:
+        plan.skipped = equality_message(name, len(plan.live.equality), "compact it")
         return plan
     small_limit = int(target_bytes * SMALL_FRACTION)
     for (spec_id, partition), files in groups.items():
@@ -165,14 +179,14 @@ def plan_compaction(table: Table, target_bytes: int, max_bytes: int = MAX_REWRIT
     return plan
 
 
-def rewrite(table: Table, bins: list[Bin]) -> list[list[DataFile]]:
+def rewrite(table: Table, bins: list[Bin], live: LiveFiles) -> list[list[DataFile]]:
     """Each bin's rows read and written as one new data file (per bin: the new files)."""
     workers = max(1, min(4, IN_FLIGHT_BYTES // max(1, max((b.bytes for b in bins), default=1))))
     with ThreadPoolExecutor(workers, thread_name_prefix="lakeroute-compact") as pool:
-        return list(pool.map(lambda b: _rewrite_bin(table, b), bins))
+        return list(pool.map(lambda b: _rewrite_bin(table, b, live), bins))
 
 
-def _rewrite_bin(table: Table, b: Bin) -> list[DataFile]:
+def _rewrite_bin(table: Table, b: Bin, live: LiveFiles) -> list[DataFile]:
     """The bin's rows written as one data file of its partition.
 
     One ``WriteTask`` straight to PyIceberg's ``write_file`` (what ``_dataframe_to_data_files``
@@ -186,7 +200,7 @@ def _rewrite_bin(table: Table, b: Bin) -> list[DataFile]:
     from pyiceberg.table import WriteTask
 
     meta = table.metadata
-    rows = _read(table, b.files)
+    rows = _read(table, b.files, live)
     key = None
     if not meta.spec().is_unpartitioned():
         key = PartitionKey(field_values=[], partition_spec=meta.spec(), schema=meta.schema())
@@ -196,20 +210,20 @@ def _rewrite_bin(table: Table, b: Bin) -> list[DataFile]:
     return list(write_file(io=table.io, table_metadata=meta, tasks=iter([task])))
 
 
-def _read(table: Table, files: list[DataFile]) -> pa.Table:
+def _read(table: Table, files: list[DataFile], live: LiveFiles) -> pa.Table:
     """The files' rows under the current schema.
 
     A file whose columns carry the current schema's field ids, names and types (what ingest
-    writes between schema changes) is read with pyarrow directly and its missing columns
-    filled with nulls; any other file (renamed or re-typed columns, no field ids) goes
-    through PyIceberg's ``ArrowScan``, which resolves columns by field id. Both give what a
-    scan of the table gives.
+    writes between schema changes) and that no delete file applies to is read with pyarrow
+    directly and its missing columns filled with nulls; any other file (renamed or re-typed
+    columns, no field ids, another writer's strings, deleted rows) goes through PyIceberg's
+    ``ArrowScan``, which resolves columns by field id and applies the file's position deletes.
+    Both give what a scan of the table gives.
     """
     import pyarrow as pa
     import pyarrow.parquet as pq
     from pyiceberg.expressions import AlwaysTrue
     from pyiceberg.io.pyarrow import ArrowScan
-    from pyiceberg.table import FileScanTask
 
     meta = table.metadata
     schema = meta.schema()
@@ -218,6 +232,9 @@ def _read(table: Table, files: list[DataFile]) -> pa.Table:
     parts: list[pa.Table] = []
     slow: list[DataFile] = []
     for f in files:
+        if live.deletes_for(f):
+            slow.append(f)
+            continue
         with _open(table.io, f.file_path) as stream:
             got = pq.ParquetFile(stream).read()  # lighter per file than pq.read_table (datasets)
         if not _same_columns(got.schema, target, by_id):
@@ -228,7 +245,7 @@ def _read(table: Table, files: list[DataFile]) -> pa.Table:
         parts.append(pa.Table.from_arrays(arrays, schema=target))
     if slow:
         parts.append(ArrowScan(meta, table.io, schema, AlwaysTrue()).to_table(
-            [FileScanTask(f) for f in slow]).cast(target))
+            live.tasks(slow, ".".join(table.name()))).select(target.names).cast(target))
     return pa.concat_tables(parts)
 
 
@@ -265,11 +282,13 @@ def compact(catalog: Catalog, name: str, target_bytes: int, *, apply: bool, atte
     if not apply or not plan.rewrite_manifests:
         result.seconds = time.monotonic() - start
         return result
-    written = rewrite(table, plan.bins)
+    written = rewrite(table, plan.bins, plan.live)
     adds = [f for files in written for f in files]
-    deletes = [f for b in plan.bins for f in b.files]
+    deletes = _removed(plan)
     result.bytes_written = sum(int(f.file_size_in_bytes) for f in adds)
-    props = {"lakeroute.maintenance": "compaction", "lakeroute.rewritten-files": str(len(deletes))}
+    props = {"lakeroute.maintenance": "compaction", "lakeroute.rewritten-files": str(plan.rewritten)}
+    if len(deletes) > plan.rewritten:
+        props["lakeroute.removed-delete-files"] = str(len(deletes) - plan.rewritten)
     while True:
         result.attempts += 1
         try:
@@ -282,9 +301,9 @@ def compact(catalog: Catalog, name: str, target_bytes: int, *, apply: bool, atte
             if result.attempts < attempts:
                 table = catalog.load_table(name)
                 plan = result.plan = plan_compaction(table, target_bytes)
-                written = rewrite(table, plan.bins)
+                written = rewrite(table, plan.bins, plan.live)
                 adds = [f for files in written for f in files]
-                deletes = [f for b in plan.bins for f in b.files]
+                deletes = _removed(plan)
                 result.bytes_written += sum(int(f.file_size_in_bytes) for f in adds)
                 result.retries += 1
                 continue
@@ -309,6 +328,12 @@ def compact(catalog: Catalog, name: str, target_bytes: int, *, apply: bool, atte
         table = catalog.load_table(name)
     result.seconds = time.monotonic() - start
     return result
+
+
+def _removed(plan: CompactionPlan) -> list[DataFile]:
+    """The bins' data files, and the delete files that applied only to them (now applied)."""
+    files = [f for b in plan.bins for f in b.files]
+    return files + plan.live.dangling(files)
 
 
 def _discard(table: Table, files: list[DataFile]) -> None:

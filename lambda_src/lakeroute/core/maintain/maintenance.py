@@ -38,6 +38,7 @@ from typing import TYPE_CHECKING
 from ..errors import LakerouteError
 from ..ledger.archive import consolidate, write_for_expiry
 from ..ledger.rule import Ledger, reconcile
+from ..shape.features import WRITABLE_FORMAT_VERSIONS, unsupported
 from ..write.staging import delete_files
 from .compaction import MAX_REWRITE_BYTES, CompactionResult, compact
 from .expiry import ExpiryPlan, commit_expiry, due, plan_expiry
@@ -72,12 +73,15 @@ class MaintenanceReport:
     notes: list[str] = field(default_factory=list)
     seconds: float = 0.0
     error: str = ""  # it failed (what is done stays done; files a failed step wrote are orphans)
+    skipped: str = ""  # why nothing was looked at (a table lakeroute cannot write at all)
 
     def lines(self) -> list[str]:
         verb = (lambda did, would: did) if self.applied else (lambda did, would: would)
         out = [f"{self.table}:"]
         if self.error:
             return [*out, f"  failed: {self.error}"]
+        if self.skipped:
+            return [*out, f"  skipped: {self.skipped}"]
         c = self.compaction
         if c is not None:
             p = c.plan
@@ -119,6 +123,12 @@ def maintain_table(catalog: Catalog, name: str, settings: Maintenance, ledger: L
     now = time.time() if now is None else now
     report = MaintenanceReport(name, apply)
     table = catalog.load_table(name)
+    if int(table.metadata.format_version) not in WRITABLE_FORMAT_VERSIONS:
+        # PyIceberg 0.12 writes no v3 metadata (not even an expiry); the engine that upgraded
+        # the table maintains it.
+        report.skipped = unsupported(name, table.metadata, table.io, "maintenance") or ""
+        report.seconds = time.monotonic() - start
+        return report
     reconcile(table, name, ledger)
     report.compaction = compact(catalog, name, settings.target_file_mb * MB, apply=apply,
                                 attempts=attempts, base_delay=base_delay)

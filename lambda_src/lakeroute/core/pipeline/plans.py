@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Protocol
 
 from ..errors import translated
 from ..ledger.rule import Ledger, TableState, reconcile
+from ..shape.features import unsupported
 from ..shape.schema_plan import plan_table
 from ..shape.tables import ensure_table, provisional_table
 
@@ -51,7 +52,7 @@ class TablePlan:
     metadata: TableMetadata | None = None
     writer: Writer | None = None
     staged: list[tuple[ObjectRef, Staged]] = field(default_factory=list)
-    blocked: str | None = None  # why nothing may be written (declared types differ from the table's)
+    blocked: str | None = None  # why nothing may be written (declared types differ, unsupported table)
     tail_bytes: int = 0  # the staged objects' rows held in memory for shared data files
     handoffs: list[str] = field(default_factory=list)  # commit lane: the hand-offs this commit carries
 
@@ -96,9 +97,10 @@ def open_plan(catalog: Catalog, ledger: Ledger, route: Route) -> TablePlan:
         plan.table = catalog.load_table(target.table)
         plan.metadata = plan.table.metadata
         plan.state = reconcile(plan.table, target.table, ledger)
-        # Never write into a column whose table type differs from the declared one.
+        # Never write into a column whose table type differs from the declared one, nor into a
+        # table whose features another engine gave it lakeroute cannot write (format v3, ...).
         clash = [c.describe() for c in plan_table(route, plan.table) if c.kind == "type"]
-        plan.blocked = "; ".join(clash) or None
+        plan.blocked = "; ".join(clash) or unsupported(target.table, plan.table.metadata, plan.table.io, target.mode)
     return plan
 
 

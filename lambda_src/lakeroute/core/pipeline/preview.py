@@ -5,9 +5,11 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
+from ..errors import ObjectError
 from ..objects import SourceObject
 from ..read.engine import Engine
 from ..routes import OBJECT_COLUMN, Route
+from ..shape.features import unsupported
 from ..shape.types import table_schema
 from ..write.modes import table_result
 
@@ -34,11 +36,16 @@ def preview_route(route: Route, obj: SourceObject, catalog: Catalog, limit: int 
 
     name = route.target.table
     exists = catalog.table_exists(name)
+    if exists:  # a table lakeroute cannot write (another engine's format v3, ...) quarantines every object
+        table = catalog.load_table(name)
+        why = unsupported(name, table.metadata, table.io, route.target.mode)
+        if why is not None:
+            raise ObjectError("schema", why, route.name)
     rejects = RowRejects() if route.source.on_error == "rows" else None
     with Engine(prepare_next=False).run(route, obj, rejects=rejects) as reader:
         result = table_result(route.target, table_schema(reader.schema, route.name))
         if exists:
-            schema = catalog.load_table(name).schema()
+            schema = table.schema()
         elif route.target.table_columns is not None:
             schema = declared_schema(route.target.table_columns)
         else:

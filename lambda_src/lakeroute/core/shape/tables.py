@@ -6,6 +6,7 @@ from typing import TYPE_CHECKING, Any
 
 from ..errors import ConfigError, ObjectError
 from ..routes import Route, Target
+from .features import unsupported
 from .schema_plan import apply_safe, plan_table
 from .table_schema import declared_schema, iceberg_schema, partition_spec, table_properties
 from .types import table_schema
@@ -113,23 +114,32 @@ def ensure_declared_tables(catalog: Catalog, routes: list[Route], *, plan: bool 
     """Create every declared table; apply the safe changes to existing ones (``core.schema_plan``).
 
     Unsafe changes raise a ConfigError listing each (route, column, both types, the fix), so
-    the deploy-time sync fails the deployment instead of ignoring them. ``plan``: only say
+    the deploy-time sync fails the deployment instead of ignoring them; so does any route's
+    existing table that lakeroute cannot write (``core.shape.features``). ``plan``: only say
     what would be done.
     """
     lines: list[str] = []
     unsafe: list[str] = []
+    refused: list[str] = []
     done: set[str] = set()
     for route in (leg for r in routes for leg in r.legs()):
         target = route.target
-        if target.columns is None or target.table in done:
+        if target.table in done:
             continue
         done.add(target.table)
-        if not catalog.table_exists(target.table):
+        table = catalog.load_table(target.table) if catalog.table_exists(target.table) else None
+        if table is not None:  # every route's table, declared or not: can lakeroute write it at all?
+            why = unsupported(target.table, table.metadata, table.io, target.mode)
+            if why is not None:
+                refused.append(f"route {route.name}: {why}")
+                continue
+        if target.columns is None:
+            continue
+        if table is None:
             if not plan:
                 ensure_table(catalog, target)
             lines.append(f"{'would create' if plan else 'created'} table {target.table}")
             continue
-        table = catalog.load_table(target.table)
         changes = plan_table(route, table)
         unsafe += [c.describe() for c in changes if not c.safe]
         safe = [c for c in changes if c.safe]
@@ -141,8 +151,10 @@ def ensure_declared_tables(catalog: Catalog, routes: list[Route], *, plan: bool 
             apply_safe(table, safe)
         verb = "would evolve" if plan or any(not c.safe for c in changes) else "evolved"
         lines.append(f"{verb} table {target.table}: " + _summary(safe, plan))
-    if unsafe:
-        raise ConfigError("unsafe table changes (nothing was changed for these tables):\n" + "\n".join(unsafe))
+    if unsafe or refused:
+        head = " and ".join(h for h, found in (("unsafe table changes", unsafe),
+                                               ("tables lakeroute cannot write", refused)) if found)
+        raise ConfigError(f"{head} (nothing was changed for these tables):\n" + "\n".join(unsafe + refused))
     return lines
 
 

@@ -30,8 +30,10 @@ from typing import TYPE_CHECKING
 from ..errors import TransientError
 from ..ledger.rule import Ledger, reconcile, recorded
 from ..ledger.summary import ROUTES_PROP, SOURCES_PROP, snapshot_order
+from ..shape.features import refuse_unsupported
 from ..shape.table_schema import OWN_RETRY_PROPERTIES, same_field_ids
-from .modes import Changes, plan_overwrite, plan_replace, write_rows
+from .modes import Changes, plan_overwrite, plan_replace, qualified_name, write_rows
+from .snapshot_files import overwrite as overwrite_files
 from .staging import Staged, align, delete_files, discard
 from .upsert import plan_upsert
 
@@ -91,7 +93,6 @@ def commit(catalog: Catalog, table_name: str, staged: list[Staged], ledger: Ledg
     """
     limit = max_attempts or (40 if deadline is not None else 12)
     from pyiceberg.exceptions import CommitFailedException, NoSuchTableError
-    from pyiceberg.expressions import AlwaysTrue
     from pyiceberg.table import CreateTableTransaction
 
 
@@ -159,9 +160,7 @@ def commit(catalog: Catalog, table_name: str, staged: list[Staged], ledger: Ledg
                     props[prop] = str(count)
             snapshot = txn.update_snapshot(snapshot_properties=props)
             if changes.deleted:
-                with snapshot.overwrite() as overwrite:
-                    # The predicate only opens every manifest to the deleted-file check.
-                    overwrite.delete_by_predicate(AlwaysTrue())
+                with overwrite_files(snapshot) as overwrite:  # data and delete files out, data files in
                     for df in changes.deleted:
                         overwrite.delete_data_file(df)
                     for df in changes.added:
@@ -208,6 +207,8 @@ def plan_changes(txn: Transaction, todo: list[Staged], target: Target | None, ch
     (Filled in place, so that files written before a failure are known and deleted.)"""
     io = txn._table.io
     mode = "append" if target is None else target.mode
+    # The table may have changed under us (another engine upgraded it): a configuration error.
+    refuse_unsupported(qualified_name(txn), txn.table_metadata, io, mode)
     if mode == "upsert":
         assert target is not None
         plan_upsert(txn, io, todo, target, changes)

@@ -25,6 +25,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from ..routes import OBJECT_COLUMN, Target
+from .deletes import LiveFiles, live_files, read_tables
 
 if TYPE_CHECKING:
     import pyarrow as pa
@@ -44,7 +45,7 @@ READ_THREADS = 4  # files read at once (I/O bound on S3; Parquet decoding releas
 class Changes:
     """What one commit attempt deletes and adds."""
 
-    deleted: list[DataFile] = field(default_factory=list)  # live files the snapshot removes
+    deleted: list[DataFile] = field(default_factory=list)  # live data (and delete) files the snapshot removes
     added: list[DataFile] = field(default_factory=list)  # files the snapshot adds
     written: list[DataFile] = field(default_factory=list)  # written by this attempt (deleted if it fails)
     unused: list[DataFile] = field(default_factory=list)  # staged, superseded within the batch
@@ -63,23 +64,6 @@ def table_result(target: Target, result: pa.Schema) -> pa.Schema:
     if target.mode == "replace" and result.get_field_index(OBJECT_COLUMN) < 0:
         result = result.append(pa.field(OBJECT_COLUMN, pa.string()))
     return result
-
-
-def live_files(metadata: TableMetadata, io: FileIO) -> list[DataFile]:
-    """The data files of the current snapshot (manifests read in parallel)."""
-    from pyiceberg.manifest import DataFileContent
-    from pyiceberg.utils.concurrent import ExecutorFactory
-
-    snapshot = metadata.current_snapshot()
-    if snapshot is None:
-        return []
-
-    def entries(manifest: Any) -> list[DataFile]:
-        return [e.data_file for e in manifest.fetch_manifest_entry(io, discard_deleted=True)
-                if e.data_file.content == DataFileContent.DATA]
-
-    return list(itertools.chain.from_iterable(
-        ExecutorFactory.get_or_create().map(entries, snapshot.manifests(io))))
 
 
 def bounds(metadata: TableMetadata, data_file: DataFile, column: str) -> tuple[Any, Any] | None:
@@ -115,21 +99,22 @@ def write_rows(txn: Transaction, io: FileIO, rows: pa.Table, write_uuid: uuid.UU
                                          write_uuid=write_uuid, counter=counter))
 
 
-def read_files(metadata: TableMetadata, io: FileIO, files: list[DataFile]) -> list[pa.Table]:
-    """Live data files read under the current schema (ids mapped, new columns null), in parallel.
+def read_files(txn: Transaction, io: FileIO, live: LiveFiles, files: list[DataFile]) -> list[pa.Table]:
+    """Live data files read under the current schema (ids mapped, new columns null), each with
+    the delete files of other writers that apply to it, as the table's Arrow types, in parallel."""
+    return read_tables(txn.table_metadata, io, live.tasks(files, qualified_name(txn)), READ_THREADS)
 
-    Our own pool: ArrowScan itself waits on PyIceberg's shared executor, so reading files on
-    that executor too would deadlock once the files outnumber its threads.
-    """
-    from concurrent.futures import ThreadPoolExecutor
 
-    from pyiceberg.expressions import AlwaysTrue
-    from pyiceberg.io.pyarrow import ArrowScan
-    from pyiceberg.table import FileScanTask
+def qualified_name(txn: Transaction) -> str:
+    return ".".join(txn._table.name())
 
-    scan = ArrowScan(metadata, io, metadata.schema(), AlwaysTrue())
-    with ThreadPoolExecutor(READ_THREADS, thread_name_prefix="lakeroute-rewrite") as pool:
-        return list(pool.map(lambda f: scan.to_table([FileScanTask(f)]), files))
+
+def drop_dangling(live: LiveFiles, changes: Changes) -> None:
+    """The delete files that applied only to data files this snapshot removes go with them."""
+    dangling = live.dangling(changes.deleted)
+    if dangling:
+        changes.deleted += dangling
+        changes.stats["lakeroute.removed-delete-files"] = str(len(dangling))
 
 
 def groups(files: list[DataFile]) -> Iterable[list[DataFile]]:
@@ -146,9 +131,13 @@ def groups(files: list[DataFile]) -> Iterable[list[DataFile]]:
         yield group
 
 
-def rewrite_without(txn: Transaction, io: FileIO, files: list[DataFile], changes: Changes,
+def rewrite_without(txn: Transaction, io: FileIO, live: LiveFiles, files: list[DataFile], changes: Changes,
                     drop: Callable[[list[pa.Table]], list[pa.Array]]) -> tuple[int, pa.Table | None]:
     """Rewrite the files whose rows ``drop`` removes (a boolean mask per file of a group).
+
+    Each file is read with the delete files that apply to it, so rows another engine deleted
+    (merge-on-read) stay deleted in the survivors; ``drop_dangling`` then removes the delete
+    files that applied only to rewritten files.
 
     Files that lose no row stay as they are; the survivors of the others are written into
     new files (bin-packed by the table's target size) and the originals deleted. Returns the
@@ -162,7 +151,7 @@ def rewrite_without(txn: Transaction, io: FileIO, files: list[DataFile], changes
     held: list[pa.Table] = []
     held_bytes = 0
     for group in groups(files):
-        tables = read_files(txn.table_metadata, io, group)
+        tables = read_files(txn, io, live, group)
         for data_file, tbl, mask in zip(group, tables, drop(tables), strict=True):
             n = pc.sum(mask).as_py() or 0
             if n == 0:
@@ -202,23 +191,25 @@ def plan_replace(txn: Transaction, io: FileIO, todo: list[Staged], changes: Chan
     metadata = txn.table_metadata
     whole: list[DataFile] = []
     partial: list[DataFile] = []
+    live = live_files(metadata, io)
     if OBJECT_COLUMN in {f.name for f in metadata.schema().fields}:
         fid = metadata.schema().find_field(OBJECT_COLUMN).field_id
-        for f in live_files(metadata, io):
+        for f in live.data:
             rng = bounds(metadata, f, OBJECT_COLUMN)
             only_nulls = (f.null_value_counts or {}).get(fid, 0) == f.record_count
             if only_nulls or not may_hold(names, rng):
                 continue
+            # A file other writers deleted rows of holds fewer rows than its bounds say: still whole.
             exact = (rng is not None and rng[0] == rng[1] and rng[0] in wanted
                      and (f.null_value_counts or {}).get(fid, 1) == 0)
             (whole if exact else partial).append(f)
     changes.deleted += whole
     values = pa.array(names, pa.string())
     dropped, held = rewrite_without(
-        txn, io, partial, changes,
+        txn, io, live, partial, changes,
         lambda tables: [pc.fill_null(pc.is_in(t.column(OBJECT_COLUMN), value_set=values), False)
                         for t in tables])
-    dropped += sum(f.record_count for f in whole)
+    dropped += sum(f.record_count for f in whole)  # (before other writers' deletes, if any)
     if held is not None:
         new = write_rows(txn, io, held, uuid.uuid4(), itertools.count())
         changes.written += new
@@ -226,17 +217,19 @@ def plan_replace(txn: Transaction, io: FileIO, todo: list[Staged], changes: Chan
     for s in keep:
         changes.added += s.data_files
     changes.stats = {"lakeroute.replaced-rows": str(dropped)}
+    drop_dangling(live, changes)
 
 
 def plan_overwrite(txn: Transaction, io: FileIO, todo: list[Staged], changes: Changes, *,
                    whole_table: bool) -> None:
     ordered = sorted(todo, key=lambda s: s.order)
+    live = live_files(txn.table_metadata, io)
     if whole_table:
         last = ordered[-1]
         for s in ordered[:-1]:
             changes.unused += s.data_files
         changes.added += last.data_files
-        changes.deleted += live_files(txn.table_metadata, io)
+        changes.deleted += live.data
     else:
         # Staged files were written with the current spec (their partition is set, their
         # spec id is not until a manifest holds them).
@@ -248,6 +241,6 @@ def plan_overwrite(txn: Transaction, io: FileIO, todo: list[Staged], changes: Ch
         for s in ordered:
             for f in s.data_files:
                 (changes.added if owner[f.partition] is s else changes.unused).append(f)
-        changes.deleted += [f for f in live_files(txn.table_metadata, io)
-                            if f.spec_id == spec_id and f.partition in owner]
+        changes.deleted += [f for f in live.data if f.spec_id == spec_id and f.partition in owner]
     changes.stats = {"lakeroute.overwritten-files": str(len(changes.deleted))}
+    drop_dangling(live, changes)

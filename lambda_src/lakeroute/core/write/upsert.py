@@ -6,10 +6,12 @@
 2. Only the live data files that can hold a winner's key are read: files are pruned by the
    key columns' bounds in the manifests and, when the partition is a function of the key
    (``bucket(64, id)`` with key ``id``), by partition.
-3. Those files are read a group at a time (memory: the batch plus a few files). A table row
+3. Those files are read a group at a time (memory: the batch plus a few files), each with
+   the delete files of other writers that apply to it (``core.write.deletes``). A table row
    whose key has a winner is dropped when the winner is at least as new; otherwise the table
    row stays and the winner is dropped (a late file never overwrites a newer row). Files
-   that lose rows are rewritten without them; the rest stay untouched.
+   that lose rows are rewritten without them (and delete files that applied only to them are
+   removed); the rest stay untouched.
 4. The surviving winners that are not deletes are added. One snapshot holds all of it.
 
 With CDC deletes and ``order_by``, winners older than their key's tombstone are dropped
@@ -29,7 +31,8 @@ from typing import TYPE_CHECKING, Any
 
 from ..sql_text import quote_ident
 from . import tombstones
-from .modes import Changes, bounds, live_files, may_hold, rewrite_without, write_rows
+from .deletes import live_files
+from .modes import Changes, bounds, drop_dangling, may_hold, rewrite_without, write_rows
 from .staging import DELETE_FLAG, align
 
 if TYPE_CHECKING:
@@ -103,8 +106,9 @@ def plan_upsert(txn: Transaction, io: FileIO, todo: list[Staged], target: Target
                 offset += t.num_rows
             return out
 
-        files = candidates(metadata, live_files(metadata, io), rows, keys)
-        replaced, held = rewrite_without(txn, io, files, changes, drop)
+        live = live_files(metadata, io)
+        files = candidates(metadata, live.data, rows, keys)
+        replaced, held = rewrite_without(txn, io, live, files, changes, drop)
         stale = pa.concat_arrays(beaten) if beaten else pa.array([], pa.int64())
         won = pc.invert(pc.is_in(win, value_set=stale))
         inserts = rows.filter(pc.and_(pc.invert(is_delete), won))
@@ -127,6 +131,7 @@ def plan_upsert(txn: Transaction, io: FileIO, todo: list[Staged], target: Target
                 tombstones.DELETED_AT, pa.array([now_ms] * deleted.num_rows, pa.int64()))
             changes.stats |= tombstones.replace(con, txn, io, tomb, added, inserts, keys)
             changes.stats["lakeroute.upsert-tombstoned-rows"] = str(tombstoned)
+        drop_dangling(live, changes)
     finally:
         con.close()
 

@@ -1,0 +1,143 @@
+"""A snapshot producer that removes data files *and* delete files, reading each parent
+manifest once.
+
+PyIceberg 0.12's ``_OverwriteFiles`` removes data files only: a delete file given to
+``delete_data_file`` fails its required-deletes check (it looks for DATA entries), and a
+manifest it rewrites is always written as a DATA manifest, so a delete manifest rewritten
+by it would turn its delete files into data files. ``FileChanges`` writes every manifest
+with the content it had, records removed delete files as DELETED entries of a delete
+manifest, and keeps manifests that lose nothing as they are (``merge``: their entries are
+rewritten into merged manifests too, the compaction's manifest rewrite).
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from pyiceberg.io import FileIO
+    from pyiceberg.manifest import ManifestContent, ManifestEntry, ManifestFile, ManifestWriter
+    from pyiceberg.partitioning import PartitionSpec
+    from pyiceberg.table import Transaction
+    from pyiceberg.table.update.snapshot import UpdateSnapshot, _OverwriteFiles
+
+MANIFEST_ENTRIES = 20_000  # entries per rewritten manifest (~10-20 MB of Avro with column stats)
+
+
+def file_changes(txn: Transaction, io: FileIO, operation: Any, props: dict[str, str], *, merge: bool = False,
+                 entries: dict[str, list[ManifestEntry]] | None = None,
+                 base: type[_OverwriteFiles] | None = None) -> _OverwriteFiles:
+    """A producer of one snapshot of ``operation`` (see the module docstring).
+
+    ``entries``: manifests already read, by path (manifests never change). ``base``: the
+    producer class to extend (default PyIceberg's ``_OverwriteFiles``).
+    """
+    from pyiceberg.exceptions import ValidationException
+    from pyiceberg.manifest import (
+        DataFileContent,
+        ManifestContent,
+        ManifestEntry,
+        ManifestEntryStatus,
+        ManifestWriterV2,
+    )
+    from pyiceberg.table.update.snapshot import _OverwriteFiles
+    from pyiceberg.utils.concurrent import ExecutorFactory
+
+    cache = {} if entries is None else entries
+
+    class _DeleteManifestWriter(ManifestWriterV2):
+        def content(self) -> ManifestContent:
+            return ManifestContent.DELETES
+
+        @property
+        def _meta(self) -> dict[str, str]:
+            return {**super()._meta, "content": "deletes"}
+
+    class FileChanges(base or _OverwriteFiles):  # type: ignore[misc]
+        _survivors: dict[tuple[int, ManifestContent], list[ManifestEntry]]
+        _kept: list[ManifestFile]
+
+        def _writer(self, spec: PartitionSpec, content: ManifestContent) -> ManifestWriter:
+            if content == ManifestContent.DATA:
+                return self.new_manifest_writer(spec)
+            # Delete files exist from format version 2 on (v3 tables are refused before this).
+            return _DeleteManifestWriter(spec, self.schema(), self.new_manifest_output(), self._snapshot_id,
+                                         self._compression)
+
+        def _deleted_entries(self) -> list[ManifestEntry]:
+            self._survivors, self._kept = defaultdict(list), []
+            meta = self._transaction.table_metadata
+            parent = meta.snapshot_by_id(self._parent_snapshot_id) if self._parent_snapshot_id is not None else None
+            manifests = parent.manifests(self._io) if parent else []
+            todo = [m for m in manifests if m.manifest_path not in cache]
+            fetched = ExecutorFactory.get_or_create().map(
+                lambda m: m.fetch_manifest_entry(self._io, discard_deleted=True), todo)
+            for m, rows in zip(todo, fetched, strict=True):
+                cache[m.manifest_path] = rows
+            wanted = {f.file_path for f in self._deleted_data_files}
+            found: set[str] = set()
+            deleted: list[ManifestEntry] = []
+            for m in manifests:
+                rows = cache[m.manifest_path]
+                hit = any(e.data_file.file_path in wanted for e in rows)
+                if not hit and not (merge and m.content == ManifestContent.DATA):
+                    self._kept.append(m)
+                    continue
+                for e in rows:
+                    if e.data_file.file_path in wanted:
+                        found.add(e.data_file.file_path)
+                        deleted.append(ManifestEntry.from_args(
+                            status=ManifestEntryStatus.DELETED, snapshot_id=self._snapshot_id,
+                            sequence_number=e.sequence_number, file_sequence_number=e.file_sequence_number,
+                            data_file=e.data_file))
+                    else:
+                        self._survivors[(m.partition_spec_id, m.content)].append(e)
+            missing = wanted - found
+            if missing:
+                raise ValidationException(f"Missing required files to delete: {', '.join(sorted(missing)[:5])}")
+            return deleted
+
+        def _existing_manifests(self) -> list[ManifestFile]:
+            out = list(self._kept)
+            for (spec_id, content), rows in self._survivors.items():
+                for i in range(0, len(rows), MANIFEST_ENTRIES):
+                    with self._writer(self.spec(spec_id), content) as writer:
+                        for e in rows[i:i + MANIFEST_ENTRIES]:
+                            writer.existing(e)
+                    out.append(writer.to_manifest_file())
+            return out
+
+        def _manifests(self) -> list[ManifestFile]:
+            deleted = self._deleted_entries()  # first: a validation failure leaves no manifest behind
+            out: list[ManifestFile] = []
+            if self._added_data_files:
+                with self.new_manifest_writer(self._transaction.table_metadata.spec()) as writer:
+                    for f in self._added_data_files:
+                        writer.add(ManifestEntry.from_args(status=ManifestEntryStatus.ADDED,
+                                                           snapshot_id=self._snapshot_id, sequence_number=None,
+                                                           file_sequence_number=None, data_file=f))
+                out.append(writer.to_manifest_file())
+            groups: dict[tuple[int, ManifestContent], list[ManifestEntry]] = defaultdict(list)
+            for e in deleted:
+                content = (ManifestContent.DATA if e.data_file.content == DataFileContent.DATA
+                           else ManifestContent.DELETES)
+                groups[(e.data_file.spec_id, content)].append(e)
+            for (spec_id, content), rows in groups.items():
+                with self._writer(self.spec(spec_id), content) as writer:
+                    for e in rows:
+                        writer.add_entry(e)
+                out.append(writer.to_manifest_file())
+            return self._process_manifests(out + self._existing_manifests())
+
+    return FileChanges(operation=operation, transaction=txn, io=io, snapshot_properties=props)
+
+
+def overwrite(update: UpdateSnapshot) -> _OverwriteFiles:
+    """``update.overwrite()``, able to remove the delete files in ``delete_data_file`` too."""
+    from pyiceberg.table.snapshots import Operation
+
+    txn = update._transaction
+    operation = (Operation.OVERWRITE if txn.table_metadata.snapshot_by_name(name=update._branch) is not None
+                 else Operation.APPEND)
+    return file_changes(txn, update._io, operation, update._snapshot_properties)
