@@ -33,7 +33,7 @@ test: setup spark  ## the whole suite (unit, integration on moto's server, infra
 	$(UV) run --frozen pytest -n 2 --dist loadfile
 
 test-fast: setup  ## the inner loop: unit and local-pipeline tests (no moto, no synth, no multi-process), < 60 s
-	$(UV) run --frozen pytest -n 2 -q -m "not aws and not infra and not reliability and not slow"
+	$(UV) run --frozen pytest -n 2 -q -m "not aws and not infra and not reliability and not spark and not slow"
 
 lint: setup  ## ruff + mypy
 	$(UV) run --frozen ruff check .

@@ -94,7 +94,8 @@ def pytest_xdist_make_scheduler(config: pytest.Config, log: Any) -> Any:
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     """Markers from where a test lives and what it uses, for ``make test-fast``: ``aws`` (a
-    moto server), ``infra`` (a CDK synth), ``reliability`` (many processes)."""
+    moto server), ``infra`` (a CDK synth), ``reliability`` (many processes), ``spark`` (a Spark
+    co-writer session)."""
     for item in items:
         path = str(item.path)
         if "moto" in getattr(item, "fixturenames", ()):
@@ -103,3 +104,5 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
             item.add_marker(pytest.mark.infra)
         if "/tests/reliability/" in path:
             item.add_marker(pytest.mark.reliability)
+        if "spark" in item.path.name:
+            item.add_marker(pytest.mark.spark)
