@@ -35,6 +35,7 @@ from ..objects import SourceObject
 from ..routes import Route
 from .alarms import Alarms
 from .hints import hinted_view
+from .nanos import check_nanoseconds
 from .rejects import RowRejects, collect_csv, csv_options, json_line_pass, remove
 from .streams import compression_of, start_check
 
@@ -194,6 +195,8 @@ class Engine:
         try:
             check_single_select(con, route)
             try:
+                if fmt == "parquet":  # sub-microsecond values DuckDB would drop
+                    check_nanoseconds(con, route, read.path)
                 con.execute("CREATE TEMP VIEW source AS " + hinted_view(con, fmt, options, read.path,
                                                                        route.source.columns))
                 rel = con.sql(route.sql)

@@ -164,7 +164,7 @@ def _cast_isolating(col: pa.Array, target: pa.DataType, route: str, name: str) -
     def go(start: int, length: int) -> None:
         piece = col.slice(start, length)
         try:
-            parts.append(cast_column(piece, target, route, name))
+            parts.append(cast_column(piece, target, route, name, name_value=False))
         except ObjectError:
             if length == 1:
                 bad.append(start)
@@ -269,7 +269,8 @@ class Shaper:
                 continue
             col = batch.column(names.index(f.name))
             try:
-                arrays.append(cast_column(col, f.type, route, f.name))
+                arrays.append(cast_column(col, f.type, route, f.name,
+                                          name_value=not (rescue or self.rows_mode)))
                 continue
             except ObjectError as e:
                 if not (rescue or self.rows_mode):

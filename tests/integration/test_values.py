@@ -1,0 +1,118 @@
+"""Values land as they are or not at all, whatever the source's physical type: checked value by
+value (not only type by type), on real files and the SQLite catalog."""
+
+from __future__ import annotations
+
+import decimal
+import io
+import json
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from tests.support.workspace import Workspace
+
+
+def _lines(*rows: dict) -> bytes:
+    return "".join(json.dumps(r) + "\n" for r in rows).encode()
+
+
+def test_json_integers_land_in_narrower_declared_types_when_each_value_fits(ws: Workspace) -> None:
+    """DuckDB reads JSON integers as BIGINT; decimal(18,0) and int hold these values."""
+    ws.route("d", {"bucket": "bkt"}, {"table": "ns.d", "columns": {"id": "decimal(18,0)", "n": "int",
+                                                               "cents": "decimal(10,2)"}})
+    ws.put("bkt", "ok.json", _lines({"id": 1, "n": 5, "cents": 3},
+                                    {"id": 999_999_999_999_999_999, "n": -2_147_483_648, "cents": 12_345_678}))
+    ws.put("bkt", "big.json", _lines({"id": 1, "n": 1, "cents": 1},
+                                     {"id": 1_000_000_000_000_000_000, "n": 1, "cents": 1}))
+    ws.put("bkt", "int.json", _lines({"id": 1, "n": 3_000_000_000, "cents": 1}))
+    report = ws.ingest(("bkt", "ok.json"), ("bkt", "big.json"), ("bkt", "int.json"))
+    got = {o.ref.key: o for o in report.outcomes}
+    print({k: (o.status, o.message) for k, o in got.items()})
+    assert got["ok.json"].status == "committed"
+    rows = sorted(ws.rows("ns.d"), key=lambda r: r["id"])
+    assert [(r["id"], r["n"], r["cents"]) for r in rows] == [
+        (decimal.Decimal(1), 5, decimal.Decimal("3.00")),
+        (decimal.Decimal(999_999_999_999_999_999), -2_147_483_648, decimal.Decimal("12345678.00"))]
+    big, small = got["big.json"], got["int.json"]
+    assert big.status == "quarantined" and "column id" in big.message
+    assert "decimal128(18, 0): value 1000000000000000000 does not fit" in big.message
+    assert small.status == "quarantined" and "column n" in small.message and "3000000000" in small.message
+
+
+def test_a_float_lands_in_a_decimal_only_when_it_is_that_decimal(ws: Workspace) -> None:
+    """0.1 (a double) is 0.10; 0.125 is not a decimal of scale 2 and is never rounded silently."""
+    ws.route("f", {"bucket": "bkt"}, {"table": "ns.f", "columns": {"id": "long", "amount": "decimal(10,2)",
+                                                               "ratio": "float"}})
+    ws.put("bkt", "ok.json", _lines({"id": 1, "amount": 0.1, "ratio": 0.5},
+                                    {"id": 2, "amount": 12345678.99, "ratio": 0.1},
+                                    {"id": 3, "amount": -7.5, "ratio": 1e30}))
+    ws.put("bkt", "round.json", _lines({"id": 4, "amount": 0.125, "ratio": 1.0}))
+    ws.put("bkt", "inf.json", _lines({"id": 5, "amount": 1, "ratio": 1e300}))
+    report = ws.ingest(("bkt", "ok.json"), ("bkt", "round.json"), ("bkt", "inf.json"))
+    got = {o.ref.key: o for o in report.outcomes}
+    print({k: (o.status, o.message) for k, o in got.items()})
+    assert got["ok.json"].status == "committed"
+    rows = sorted(ws.rows("ns.f"), key=lambda r: r["id"])
+    assert [str(r["amount"]) for r in rows] == ["0.10", "12345678.99", "-7.50"]
+    assert got["round.json"].status == "quarantined"
+    assert "column amount" in got["round.json"].message and "0.125" in got["round.json"].message
+    assert got["inf.json"].status == "quarantined" and "column ratio" in got["inf.json"].message
+    assert "1e+300" in got["inf.json"].message
+
+
+def _parquet(table: pa.Table, **kwargs: object) -> bytes:
+    buf = io.BytesIO()
+    pq.write_table(table, buf, **kwargs)  # type: ignore[arg-type]
+    return buf.getvalue()
+
+
+def test_nanosecond_timestamps_with_a_zone_are_checked_value_by_value(ws: Workspace) -> None:
+    """DuckDB reads Parquet TIMESTAMP(NANOS, UTC) and INT96 as microseconds, silently: a file
+    whose values are whole microseconds lands; one with a sub-microsecond part is refused,
+    naming the column, the value and the fix; a hint on the column truncates deliberately."""
+    ws.route("t", {"bucket": "bkt", "prefix": "t/"}, {"table": "ns.t"})
+    ws.route("h", {"bucket": "bkt", "prefix": "h/", "columns": {"ts": "timestamptz"}}, {"table": "ns.h"})
+    ws.route("s", {"bucket": "bkt", "prefix": "s/"}, {"table": "ns.s"}, "SELECT id FROM source")
+    tz = pa.timestamp("ns", tz="UTC")
+    whole = pa.table({"id": [1, 2], "ts": pa.array([1_000_000_000, 2_000_001_000], tz)})
+    sub = pa.table({"id": [3, 4], "ts": pa.array([3_000_000_000, 4_000_000_001], tz)})
+    nested = pa.table({"id": [5], "ts": pa.array([{"at": 5_000_000_007}],
+                                                 pa.struct([("at", tz)]))})
+    ws.put("bkt", "t/whole.parquet", _parquet(whole))
+    ws.put("bkt", "t/sub.parquet", _parquet(sub))
+    ws.put("bkt", "t/int96.parquet", _parquet(sub.set_column(1, "ts", sub.column("ts").cast(pa.timestamp("ns"))),
+                                              use_deprecated_int96_timestamps=True))
+    ws.put("bkt", "t/nested.parquet", _parquet(nested))
+    ws.put("bkt", "h/sub.parquet", _parquet(sub))
+    ws.put("bkt", "s/sub.parquet", _parquet(sub))  # the SQL never reads ts
+    report = ws.ingest(*[("bkt", k) for k in ("t/whole.parquet", "t/sub.parquet", "t/int96.parquet",
+                                              "t/nested.parquet", "h/sub.parquet", "s/sub.parquet")])
+    got = {o.ref.key: o for o in report.outcomes}
+    print({k: (o.status, o.message) for k, o in got.items()})
+    assert got["t/whole.parquet"].status == "committed"
+    assert [r["ts"].microsecond for r in sorted(ws.rows("ns.t"), key=lambda r: r["id"])] == [0, 1]
+    for key in ("t/sub.parquet", "t/int96.parquet", "t/nested.parquet"):
+        o = got[key]
+        assert o.status == "quarantined" and o.stage == "schema", key
+        assert "column ts" in o.message and "sub-microsecond" in o.message, key
+        assert "source.columns: {ts: timestamptz}" in o.message, key
+    assert "04.000000001" in got["t/sub.parquet"].message
+    assert got["h/sub.parquet"].status == "committed", "hinted: truncated deliberately"
+    assert sorted(r["ts"].second for r in ws.rows("ns.h")) == [3, 4]
+    assert got["s/sub.parquet"].status == "committed", "a column the SQL does not read is not checked"
+
+
+def test_naive_nanoseconds_name_the_value_and_the_deliberate_cast(ws: Workspace) -> None:
+    ws.route("t", {"bucket": "bkt", "prefix": "t/"}, {"table": "ns.t"})
+    ws.route("c", {"bucket": "bkt", "prefix": "c/"}, {"table": "ns.c"},
+             "SELECT id, CAST(ts AS TIMESTAMP) AS ts FROM source")
+    sub = pa.table({"id": [1], "ts": pa.array([1_000_000_001], pa.timestamp("ns"))})
+    ws.put("bkt", "t/sub.parquet", _parquet(sub))
+    ws.put("bkt", "c/sub.parquet", _parquet(sub))
+    got = {o.ref.key: o for o in ws.ingest(("bkt", "t/sub.parquet"), ("bkt", "c/sub.parquet")).outcomes}
+    print({k: (o.status, o.message) for k, o in got.items()})
+    assert got["t/sub.parquet"].status == "quarantined"
+    assert "1970-01-01T00:00:01.000000001" in got["t/sub.parquet"].message
+    assert "CAST(col AS TIMESTAMP)" in got["t/sub.parquet"].message
+    assert got["c/sub.parquet"].status == "committed"
