@@ -116,3 +116,70 @@ def test_naive_nanoseconds_name_the_value_and_the_deliberate_cast(ws: Workspace)
     assert "1970-01-01T00:00:01.000000001" in got["t/sub.parquet"].message
     assert "CAST(col AS TIMESTAMP)" in got["t/sub.parquet"].message
     assert got["c/sub.parquet"].status == "committed"
+
+
+# Strings whose 16-character prefix ends where PyIceberg's upper bound (prefix, last character
+# incremented) would be a surrogate, and neighbours that must keep working.
+EDGE_TEXT = {
+    "d7ff": "a" * 15 + "\ud7ff" + "tail",
+    "d7ff-then-max": "c" * 14 + "\ud7ff\U0010ffff" + "x",  # U+10FFFF cannot be incremented: U+D7FF is
+    "ffff": "d" * 15 + "\uffff" + "x",
+    "emoji": "e" * 15 + "\U0001f600" + "x",
+    "d7ff-40": "\ud7ff" * 40,
+    "d7ff-200": "\ud7ff" * 200,  # no valid bound within 64 more characters: no bound at all
+}
+
+
+def test_string_bounds_never_break_on_valid_text_and_pruning_still_finds_the_rows(ws: Workspace) -> None:
+    from lakeroute.core.maintain.maintenance import maintain_table
+    from lakeroute.core.routes import Maintenance
+    from lakeroute.local.files import local_lister
+    from lakeroute.local.ledger import SqliteLedger
+    from lakeroute.local.warehouse import open_warehouse
+    from pyiceberg.conversions import from_bytes
+    from pyiceberg.expressions import EqualTo
+    from pyiceberg.types import StringType
+
+    ws.route("s", {"bucket": "bkt"}, {"table": "ns.s", "mode": "upsert", "key": ["k"]})
+    for name, text in EDGE_TEXT.items():  # one batch each: each value is the max of its own file
+        ws.put("bkt", f"{name}.parquet", pa.table({"k": [text], "v": [1]}))
+        report = ws.ingest(("bkt", f"{name}.parquet"))
+        assert report.count("committed") == 1, (name, [o.message for o in report.outcomes])
+    table = ws.catalog().load_table("ns.s")
+    fid = table.schema().find_field("k").field_id
+    snapshot = table.current_snapshot()
+    assert snapshot is not None
+    files = [e.data_file for m in snapshot.manifests(table.io) for e in m.fetch_manifest_entry(table.io)]
+    assert len(files) == len(EDGE_TEXT)
+    unbounded = 0
+    for f in files:
+        [value] = pq.read_table(f.file_path.removeprefix("file://"), columns=["k"]).column(0).to_pylist()
+        if fid not in (f.upper_bounds or {}):
+            unbounded += 1
+            continue
+        lower, upper = (from_bytes(StringType(), b[fid]) for b in (f.lower_bounds, f.upper_bounds))
+        assert lower <= value <= upper, f"bounds {lower!r}..{upper!r} do not hold {value!r}"
+    assert unbounded == 1, "only the 200 x U+D7FF file has no bound"
+
+    def found() -> dict[str, int]:
+        t = ws.catalog().load_table("ns.s")
+        con = open_warehouse(ws.paths.home)
+        out = {}
+        for name, text in EDGE_TEXT.items():  # pruned by the bounds: a wrong bound loses the row
+            rows = t.scan(row_filter=EqualTo("k", text)).to_arrow().to_pylist()
+            duck = con.execute("SELECT v FROM ns.s WHERE k = ?", [text]).fetchall()
+            assert [r["v"] for r in rows] == [v for (v,) in duck], name
+            out[name] = rows[0]["v"] if len(rows) == 1 else -len(rows)
+        return out
+
+    assert found() == dict.fromkeys(EDGE_TEXT, 1)
+    # compaction rewrites the six files into one, with valid bounds (its max: 200 x U+D7FF)
+    report = maintain_table(ws.catalog(), "ns.s", Maintenance(), SqliteLedger(str(ws.paths.home / "ledger.db")),
+                            local_lister, apply=True)
+    print("\n".join(report.lines()))
+    assert report.compaction is not None and report.compaction.files_after == 1
+    assert found() == dict.fromkeys(EDGE_TEXT, 1)
+    # the upsert finds each key's file by the same bounds and replaces its row
+    ws.put("bkt", "update.parquet", pa.table({"k": list(EDGE_TEXT.values()), "v": [2] * len(EDGE_TEXT)}))
+    assert ws.ingest(("bkt", "update.parquet")).count("committed") == 1
+    assert found() == dict.fromkeys(EDGE_TEXT, 2) and len(ws.rows("ns.s")) == len(EDGE_TEXT)

@@ -30,6 +30,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from ..write.bounds import safe_metrics
 from ..write.staging import delete_files
 from .replace_files import MANIFEST_TARGET_DEFAULT, commit_replace
 
@@ -193,7 +194,7 @@ def _rewrite_bin(table: Table, b: Bin) -> list[DataFile]:
         key.__dict__["partition"] = b.files[0].partition  # the bin's partition (a cached_property)
     task = WriteTask(write_uuid=uuid.uuid4(), task_id=0, schema=meta.schema(),
                      record_batches=rows.to_batches(), partition_key=key)
-    return list(write_file(io=table.io, table_metadata=meta, tasks=iter([task])))
+    return list(write_file(io=table.io, table_metadata=safe_metrics(meta, rows), tasks=iter([task])))
 
 
 def _read(table: Table, files: list[DataFile]) -> pa.Table:

@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING
 from ..errors import ObjectError
 from ..routes import OBJECT_COLUMN
 from ..shape.types import cast_column
+from .bounds import write_data_files
 
 if TYPE_CHECKING:
     from concurrent.futures import Future, ThreadPoolExecutor
@@ -121,11 +122,7 @@ class Writer:
         self.shared = target is None or target.mode == "append"
 
     def _write(self, tbl: pa.Table) -> list[DataFile]:
-        from pyiceberg.io.pyarrow import _dataframe_to_data_files
-
-        return list(_dataframe_to_data_files(
-            table_metadata=self.metadata, df=tbl, io=self.table.io,
-            write_uuid=self.write_uuid, counter=self.counter))
+        return write_data_files(self.metadata, tbl, self.table.io, self.write_uuid, self.counter)
 
     def stage(self, reader: pa.RecordBatchReader, staged: Staged) -> None:
         if self.target is not None and self.target.mode == "upsert":
