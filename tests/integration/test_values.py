@@ -9,6 +9,7 @@ import json
 
 import pyarrow as pa
 import pyarrow.parquet as pq
+import pytest
 
 from tests.support.workspace import Workspace
 
@@ -183,3 +184,55 @@ def test_string_bounds_never_break_on_valid_text_and_pruning_still_finds_the_row
     ws.put("bkt", "update.parquet", pa.table({"k": list(EDGE_TEXT.values()), "v": [2] * len(EDGE_TEXT)}))
     assert ws.ingest(("bkt", "update.parquet")).count("committed") == 1
     assert found() == dict.fromkeys(EDGE_TEXT, 2) and len(ws.rows("ns.s")) == len(EDGE_TEXT)
+
+
+MIXED = _lines({"id": 1, "x": "hello", "n": 1, "s": {"a": "q"}},
+               {"id": 2, "x": 5, "n": "42", "s": {"a": 1}},
+               {"id": 3, "x": True, "n": 3, "s": {"a": "r"}},
+               {"id": 4, "x": None, "n": None, "s": {"a": None}},
+               {"id": 5, "x": {"a": [1, "b"]}, "n": 5, "s": {"a": "t"}},
+               {"id": 6, "x": 'say "hi"\n\u00e9', "n": 6, "s": {"a": 1.5}})
+
+
+@pytest.mark.parametrize("policy", ["evolve", "strict", "rescue"])
+def test_json_values_land_as_their_text_in_every_policy(ws: Workspace, policy: str) -> None:
+    """Fields whose lines disagree (DuckDB type JSON) land as the text they hold, not as JSON:
+    hello, not "hello"; numbers and booleans as their JSON text; a JSON string "42" casts to a
+    long like any string; nested in a struct too."""
+    target: dict = {"table": "ns.j", "schema": policy}
+    if policy != "evolve":
+        target["columns"] = {"id": "long", "x": "string", "n": "long"}
+    sql = "SELECT id, x, n FROM source" if policy != "evolve" else "SELECT * FROM source"
+    ws.route("j", {"bucket": "bkt"}, target, sql)
+    ws.put("bkt", "1.jsonl", MIXED)
+    report = ws.ingest(("bkt", "1.jsonl"))
+    assert report.count("committed") == 1, [o.message for o in report.outcomes]
+    rows = sorted(ws.rows("ns.j"), key=lambda r: r["id"])
+    print(policy, rows)
+    assert [r["x"] for r in rows] == ["hello", "5", "true", None, '{"a":[1,"b"]}', 'say "hi"\n\u00e9']
+    if policy == "evolve":  # a new table: n is a string column (its lines disagree), text too
+        assert [r["n"] for r in rows] == ["1", "42", "3", None, "5", "6"]
+        assert [r["s"]["a"] for r in rows] == ["q", "1", "r", None, "t", "1.5"]
+    else:
+        assert [r["n"] for r in rows] == [1, 42, 3, None, 5, 6]
+    if policy == "rescue":
+        assert all(r["_rescued_data"] is None for r in rows), "nothing needed rescue"
+
+
+def test_a_json_upsert_key_is_one_key_whatever_the_line_types(ws: Workspace) -> None:
+    ws.route("u", {"bucket": "bkt"}, {"table": "ns.u", "mode": "upsert", "key": ["k"]})
+    ws.put("bkt", "1.jsonl", _lines({"k": "a1", "v": 1}, {"k": 7, "v": 1}))  # k: JSON
+    ws.put("bkt", "2.jsonl", _lines({"k": "a1", "v": 2}, {"k": "7", "v": 2}))  # k: VARCHAR
+    for key in ("1.jsonl", "2.jsonl"):
+        assert ws.ingest(("bkt", key)).count("committed") == 1
+    assert sorted((r["k"], r["v"]) for r in ws.rows("ns.u")) == [("7", 2), ("a1", 2)]
+
+
+def test_rescue_keeps_a_json_value_as_the_file_had_it(ws: Workspace) -> None:
+    ws.route("r", {"bucket": "bkt"}, {"table": "ns.r", "schema": "rescue",
+                                     "columns": {"id": "long", "n": "long"}}, "SELECT id, n, s FROM source")
+    ws.put("bkt", "1.jsonl", _lines({"id": 1, "n": 1, "s": {"a": 1}}, {"id": 2, "n": "x-2", "s": {"a": "b"}}))
+    assert ws.ingest(("bkt", "1.jsonl")).count("committed") == 1
+    rows = sorted(ws.rows("ns.r"), key=lambda r: r["id"])
+    assert [r["n"] for r in rows] == [1, None]
+    assert [json.loads(r["_rescued_data"]) for r in rows] == [{"s": {"a": 1}}, {"n": "x-2", "s": {"a": "b"}}]

@@ -31,9 +31,11 @@ from collections.abc import Callable, Iterator
 from typing import TYPE_CHECKING, Any
 
 from ..errors import ObjectError
+from ..read.json_columns import JSON_COLUMNS_KEY
 from ..read.rejects import Reject, RowRejects
 from ..routes import Route
 from ..routes.target import OBJECT_COLUMN, RESCUED_COLUMN
+from .json_text import as_text, original
 from .table_schema import iceberg_schema, widens
 from .types import cast_column
 
@@ -200,16 +202,14 @@ class Shaper:
         self.observe = observe
         self.rescued = 0
         self.rejected = 0
-        self.json_columns: set[str] = set()  # result columns holding JSON text (DuckDB JSON)
+        self.json_columns: dict[str, Any] = {}  # result columns holding DuckDB JSON: their shapes
         self._row = 0  # result rows seen, for the rejects of values that do not cast
 
     def reader(self, reader: pa.RecordBatchReader, finish: Callable[[], None] | None = None
                ) -> pa.RecordBatchReader:
         import pyarrow as pa
 
-        from ..read.engine import JSON_COLUMNS_KEY
-
-        self.json_columns = set(json.loads((reader.schema.metadata or {}).get(JSON_COLUMNS_KEY, b"[]")))
+        self.json_columns = json.loads((reader.schema.metadata or {}).get(JSON_COLUMNS_KEY, b"{}"))
         op = self.passthrough
         if op is not None and reader.schema.get_field_index(op) >= 0:
             self.out_schema = self.schema.append(reader.schema.field(op))
@@ -228,13 +228,8 @@ class Shaper:
         return pa.RecordBatchReader.from_batches(self.out_schema, batches())
 
     def _original(self, column: str, value: Any) -> Any:
-        """A value as the file had it: JSON text parsed back (a DuckDB JSON column)."""
-        if column in self.json_columns and isinstance(value, str):
-            try:
-                return json.loads(value)
-            except ValueError:
-                return value
-        return value
+        """A value as the file had it: JSON text parsed back (DuckDB JSON, at any depth)."""
+        return original(value, self.json_columns.get(column))
 
     def _fail_extra(self, extra: list[str]) -> ObjectError:
         return ObjectError("schema", f"route {self.route.name}: result columns {', '.join(extra)} are not "
@@ -267,7 +262,9 @@ class Shaper:
                 fill = self.fill.get(f.name)
                 arrays.append(pa.nulls(n, f.type) if fill is None else pa.array([fill] * n, f.type))
                 continue
-            col = batch.column(names.index(f.name))
+            raw = batch.column(names.index(f.name))
+            shape = self.json_columns.get(f.name)
+            col = raw if shape is None else as_text(raw, shape)  # JSON values as their text
             try:
                 arrays.append(cast_column(col, f.type, route, f.name,
                                           name_value=not (rescue or self.rows_mode)))
@@ -282,7 +279,7 @@ class Shaper:
             cast, bad = _cast_isolating(col, f.type, route, f.name)
             arrays.append(cast)
             for i in bad:
-                value = self._original(f.name, col[i].as_py())
+                value = self._original(f.name, raw[i].as_py())
                 if rescue:
                     rescued.setdefault(i, {})[f.name] = value
                 else:
