@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING
 
 from ..errors import translated
 from ..ledger.rule import Ledger, TableState, reconcile
+from ..shape.renames import refuse_renamed
 from ..shape.schema_plan import plan_table
 from ..shape.tables import ensure_table, provisional_table
 
@@ -42,7 +43,7 @@ class TablePlan:
     metadata: TableMetadata | None = None
     writer: Writer | None = None
     staged: list[tuple[ObjectRef, Staged]] = field(default_factory=list)
-    blocked: str | None = None  # why nothing may be written (declared types differ from the table's)
+    blocked: str | None = None  # why nothing may be written (declared types or names differ from the table's)
     tail_bytes: int = 0  # the staged objects' rows held in memory for shared data files
 
     @property
@@ -57,7 +58,11 @@ class TablePlan:
         return self.target.schema_policy != "strict"
 
     def prepare(self, catalog: Catalog, result: pa.Schema) -> None:
-        """The table to write into exists (declared) or is planned (from the first result)."""
+        """The table to write into exists (declared) or is planned (from the first result).
+        A result column by the old name of a column another writer renamed is refused, in
+        every schema policy (``core.shape.renames``)."""
+        if self.metadata is not None:
+            refuse_renamed(self.metadata, result.names, self.target.table, None)
         if self.table is not None or self.provisional is not None:
             return
         if self.target.columns is not None:
@@ -87,7 +92,7 @@ def open_plan(catalog: Catalog, ledger: Ledger, route: Route) -> TablePlan:
         plan.metadata = plan.table.metadata
         plan.state = reconcile(plan.table, target.table, ledger)
         # Never write into a column whose table type differs from the declared one.
-        clash = [c.describe() for c in plan_table(route, plan.table) if c.kind == "type"]
+        clash = [c.describe() for c in plan_table(route, plan.table) if c.kind in ("type", "renamed")]
         plan.blocked = "; ".join(clash) or None
     return plan
 

@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING
 from ..objects import SourceObject
 from ..read.engine import Engine
 from ..routes import OBJECT_COLUMN, Route
+from ..shape.renames import refuse_renamed
 from ..shape.types import table_schema
 from ..write.modes import table_result
 
@@ -38,7 +39,9 @@ def preview_route(route: Route, obj: SourceObject, catalog: Catalog, limit: int 
     with Engine(prepare_next=False).run(route, obj, rejects=rejects) as reader:
         result = table_result(route.target, table_schema(reader.schema, route.name))
         if exists:
-            schema = catalog.load_table(name).schema()
+            table = catalog.load_table(name)
+            refuse_renamed(table.metadata, result.names, name, route.name)
+            schema = table.schema()
         elif route.target.table_columns is not None:
             schema = declared_schema(route.target.table_columns)
         else:
