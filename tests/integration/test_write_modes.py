@@ -313,6 +313,47 @@ def test_validate_accepts_a_cdc_route_with_declared_columns(ws: Workspace) -> No
     assert code == 0, out + err
 
 
+CDC = {**UPSERT, "order_by": "ts", "operation": {"column": "op", "delete": ["D"]}}
+
+
+def test_an_operation_column_the_table_has_is_written_and_still_deletes(ws: Workspace) -> None:
+    """A table that kept ``op`` (an earlier append route wrote it): CDC files delete by it and
+    write it like any column; preview and validate agree with ingest."""
+    from tests.integration.test_cli import run
+
+    ws.route("cdc", {"bucket": "land", "prefix": "c/"}, {"table": "crm.deals"}, "SELECT id, ts, op, v FROM source")
+    parquet(ws, "c/0.parquet", [{"id": i, "ts": 1, "op": "I", "v": i} for i in range(4)])
+    assert ws.ingest(("land", "c/0.parquet")).count("committed") == 1
+    ws.route("cdc", {"bucket": "land", "prefix": "c/"}, CDC, "SELECT id, ts, op, v FROM source")
+    path = ws.put("land", "c/1.parquet", pa.Table.from_pylist(
+        [{"id": 1, "ts": 2, "op": "D", "v": None}, {"id": 2, "ts": 2, "op": "U", "v": 20},
+         {"id": 7, "ts": 2, "op": "I", "v": 7}], schema=pa.schema([("id", pa.int64()), ("ts", pa.int64()),
+                                                                  ("op", pa.string()), ("v", pa.int64())])))
+    code, out, err = run(ws, "preview", "cdc", str(path))
+    print(out, err)
+    assert code == 0 and "KeyError" not in out + err and "3 row(s)" in out, out + err
+    code, out, err = run(ws, "validate")
+    assert code == 0, out + err
+    report = ws.ingest(("land", "c/1.parquet"))
+    assert report.count("committed") == 1, [o.message for o in report.outcomes]
+    rows = {r["id"]: (r["op"], r["v"]) for r in table_rows(ws, "crm.deals")}
+    assert rows == {0: ("I", 0), 2: ("U", 20), 3: ("I", 3), 7: ("I", 7)}, "D deleted id 1; op written"
+
+
+def test_a_declared_operation_column_is_written(ws: Workspace) -> None:
+    from tests.integration.test_cli import run
+
+    columns = {"id": "long", "ts": "long", "op": "string", "v": "long"}
+    ws.route("cdc", {"bucket": "land", "prefix": "c/"}, {**CDC, "columns": columns}, "SELECT id, ts, op, v FROM source")
+    parquet(ws, "c/0.parquet", [{"id": 1, "ts": 1, "op": "I", "v": 1}, {"id": 2, "ts": 1, "op": "I", "v": 2}])
+    parquet(ws, "c/1.parquet", [{"id": 1, "ts": 2, "op": "D", "v": None}])
+    code, out, err = run(ws, "validate")
+    assert code == 0, out + err
+    for key in ("c/0.parquet", "c/1.parquet"):
+        assert ws.ingest(("land", key)).count("committed") == 1
+    assert [(r["id"], r["op"]) for r in table_rows(ws, "crm.deals")] == [(2, "I")]
+
+
 # ---------------------------------------------------------------- shared data files (append)
 
 

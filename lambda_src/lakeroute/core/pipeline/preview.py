@@ -64,10 +64,9 @@ def preview_route(route: Route, obj: SourceObject, catalog: Catalog, limit: int 
         shaper = Shaper(route, arrow, rejects, checker.observe if checker else None, fill)
         batches: list[pa.RecordBatch] = []
         count = 0
-        op = route.target.operation
         for aligned in shaper.reader(reader, checker.finish if checker else None):
-            if op is not None and op.column in aligned.schema.names:
-                aligned = aligned.drop_columns([op.column])
+            if shaper.passthrough is not None:  # the operation column, not a table column
+                aligned = aligned.drop_columns([shaper.passthrough])
             count += aligned.num_rows
             if sum(b.num_rows for b in batches) < limit:
                 batches.append(aligned.slice(0, limit))

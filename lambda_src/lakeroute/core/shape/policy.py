@@ -191,10 +191,11 @@ class Shaper:
         self.schema = schema  # the Arrow schema of the table metadata the files are written with
         # Columns lakeroute sets per object (mode replace: the writing object).
         self.fill = fill or {}
-        # mode upsert's CDC operation column: read, passed on to staging (it becomes the delete
-        # flag there), never written to the table.
+        # mode upsert's CDC operation column becomes the delete flag in staging: a column the
+        # table has (declared, or kept from before) is cast and written like any other; one it
+        # lacks is passed on to staging as it is, never written.
         op = route.target.operation
-        self.passthrough = op.column if op is not None else None
+        self.passthrough = op.column if op is not None and schema.get_field_index(op.column) < 0 else None
         self.out_schema = schema
         self.policy = route.target.schema_policy
         self.rows_mode = route.source.on_error == "rows" and rejects is not None
@@ -245,6 +246,8 @@ class Shaper:
         kept = None
         if self.passthrough is not None:
             kept = batch.column(batch.schema.get_field_index(self.passthrough))
+            shape = self.json_columns.get(self.passthrough)
+            kept = kept if shape is None else as_text(kept, shape)
             batch = batch.drop_columns([self.passthrough])
         names = batch.schema.names
         extra = [c for c in names if self.schema.get_field_index(c) < 0]

@@ -226,8 +226,8 @@ def stage_local(reader: pa.RecordBatchReader, staged: Staged, schema: pa.Schema,
     """Mode upsert: the object's rows, aligned to the table, into one local Arrow file.
 
     Rows stay in file order (the last of a key's duplicates wins without ``order_by``), the
-    operation column becomes a delete flag and is not written, and a row without a key
-    fails the object: it could never be matched again.
+    operation column becomes a delete flag (and is written only when the table has such a
+    column), and a row without a key fails the object: it could never be matched again.
     """
     import pyarrow as pa
     import pyarrow.compute as pc
@@ -253,7 +253,8 @@ def stage_local(reader: pa.RecordBatchReader, staged: Staged, schema: pa.Schema,
                         raise ObjectError("schema", f"route {staged.route}: the result has no operation "
                                           f"column {op.column!r}", staged.route)
                     flag = pc.fill_null(pc.is_in(pc.cast(batch.column(i), pa.string()), value_set=deletes), False)
-                    batch = batch.drop_columns([op.column])
+                    if schema.get_field_index(op.column) < 0:  # not a table column: not written
+                        batch = batch.drop_columns([op.column])
                 aligned = align(batch, schema, staged.route)
                 for k in keys:
                     nulls = aligned.column(k).null_count
