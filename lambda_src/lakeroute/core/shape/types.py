@@ -5,9 +5,10 @@ of the DuckDB type: small ints widen to int/long, ``uint64`` goes to long (a val
 2^63-1 then fails its cast), timestamps and times go to microseconds (a value with a
 sub-microsecond part fails its cast), dictionaries decode. Types with no Iceberg
 counterpart (INTERVAL, UNION, VARINT, BIT, NULL, durations) are refused with the fix
-(cast in the SQL). Casts into the table are *safe*: a value that does not fit quarantines
-the object, it is never truncated, rounded or wrapped; a time zone is never added or
-dropped implicitly; strings cast to ``uuid`` only when they are canonical UUIDs.
+(cast in the SQL). Casts into the table are *safe* and checked by value: a value that fits
+lands whatever its source type (a JSON BIGINT into ``decimal(18,0)``), one that does not
+quarantines the object, named; it is never truncated, rounded or wrapped; a time zone is
+never added or dropped implicitly; strings cast to ``uuid`` only when they are canonical UUIDs.
 """
 
 from __future__ import annotations
