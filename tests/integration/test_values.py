@@ -236,3 +236,26 @@ def test_rescue_keeps_a_json_value_as_the_file_had_it(ws: Workspace) -> None:
     rows = sorted(ws.rows("ns.r"), key=lambda r: r["id"])
     assert [r["n"] for r in rows] == [1, None]
     assert [json.loads(r["_rescued_data"]) for r in rows] == [{"s": {"a": 1}}, {"n": "x-2", "s": {"a": "b"}}]
+
+
+def test_nanoseconds_in_an_object_read_in_place_from_s3_are_refused_unless_hinted(ws: Workspace) -> None:
+    """Read in place (httpfs), the file cannot be opened by pyarrow: its footer (DuckDB's
+    parquet_schema over the same lineage variable the reader uses) decides."""
+    import duckdb
+    from lakeroute.core.errors import ObjectError
+    from lakeroute.core.read.nanos import check_nanoseconds
+    from lakeroute.core.routes import load_routes
+
+    tz = pa.timestamp("ns", tz="UTC")
+    path = ws.put("bkt", "x.parquet", _parquet(pa.table({"id": [1], "ts": pa.array([1_000], tz),
+                                                         "us": pa.array([1], pa.timestamp("us", tz="UTC"))})))
+    ws.route("a", {"bucket": "bkt", "prefix": "a/"}, {"table": "ns.a"})
+    ws.route("b", {"bucket": "bkt", "prefix": "b/", "columns": {"ts": "timestamptz"}}, {"table": "ns.b"})
+    ws.route("c", {"bucket": "bkt", "prefix": "c/"}, {"table": "ns.c"}, "SELECT id, us FROM source")
+    routes = {r.name: r for r in load_routes(ws.paths.routes)}
+    con = duckdb.connect()
+    con.execute("SET VARIABLE source_uri = ?", [str(path)])  # what the S3 reader reads
+    with pytest.raises(ObjectError, match=r"column ts: nanosecond timestamps in an object read in place"):
+        check_nanoseconds(con, routes["a"], "s3://bkt/a/x.parquet")
+    check_nanoseconds(con, routes["b"], "s3://bkt/b/x.parquet")  # hinted: wanted
+    check_nanoseconds(con, routes["c"], "s3://bkt/c/x.parquet")  # microseconds and unread ns only

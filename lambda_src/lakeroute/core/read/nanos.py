@@ -37,7 +37,7 @@ def check_nanoseconds(con: duckdb.DuckDBPyConnection, route: Route, path: str) -
                            ).fetchall()
         for name, physical, logical in rows:
             text = str(logical or "")
-            if (physical == "INT96" or ("NANOS" in text and "isAdjustedToUTC=1" in text)) and \
+            if (physical == "INT96" or ("NANOS=NanoSeconds" in text and "isAdjustedToUTC=1" in text)) and \
                     _read_by(route, name) and name.lower() not in hinted:
                 raise ObjectError("schema", f"route {route.name}: column {name}: nanosecond timestamps "
                                   "in an object read in place from S3 cannot be checked for a "
