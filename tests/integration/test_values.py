@@ -259,3 +259,26 @@ def test_nanoseconds_in_an_object_read_in_place_from_s3_are_refused_unless_hinte
         check_nanoseconds(con, routes["a"], "s3://bkt/a/x.parquet")
     check_nanoseconds(con, routes["b"], "s3://bkt/b/x.parquet")  # hinted: wanted
     check_nanoseconds(con, routes["c"], "s3://bkt/c/x.parquet")  # microseconds and unread ns only
+
+
+@pytest.mark.parametrize("policy", ["rescue", "rows"])
+def test_a_sub_microsecond_value_is_rescued_or_rejected_as_it_is(ws: Workspace, policy: str) -> None:
+    """Set aside, it keeps its nanoseconds (as ISO text); the rest of the file lands."""
+    source: dict = {"bucket": "bkt", **({"on_error": "rows"} if policy == "rows" else {})}
+    ws.route("r", source, {"table": "ns.t", "schema": "rescue" if policy == "rescue" else "strict",
+                           "columns": {"id": "long", "ts": "timestamp"}}, "SELECT id, ts FROM source")
+    ws.put("bkt", "1.parquet", _parquet(pa.table({"id": [1, 2], "ts": pa.array([1_000_000_001, 2_000_000_000],
+                                                                              pa.timestamp("ns"))})))
+    [o] = ws.ingest(("bkt", "1.parquet")).outcomes
+    print(o.status, o.message)
+    assert o.status == "committed"
+    rows = sorted(ws.rows("ns.t"), key=lambda r: r["id"])
+    kept = "1970-01-01T00:00:01.000000001"
+    if policy == "rescue":
+        assert [r["ts"] for r in rows][0] is None and json.loads(rows[0]["_rescued_data"]) == {"ts": kept}
+        assert rows[1]["ts"].second == 2
+    else:
+        assert [r["id"] for r in rows] == [2] and o.rejected == 1
+        [entry] = [p for p in ws.paths.quarantine.rglob("rejects.ns.t.jsonl")]
+        [record] = [json.loads(line) for line in entry.read_text().splitlines()]
+        assert json.loads(record["text"]) == {"id": 1, "ts": kept}

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterator
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from ..errors import ObjectError
 from ..routes import Route
@@ -118,3 +118,15 @@ def shown_value(arr: pa.Array, i: int) -> str:
         except pa.ArrowException:  # no time zone database: the count itself
             return f"{arr.slice(i, 1).cast(pa.int64())[0].as_py()} ns since 1970"
     return f"{arr[i].as_py()!r:.80}"
+
+
+def python_values(arr: pa.Array) -> list[Any]:
+    """``arr.to_pylist()``, with nanosecond timestamps as ISO text (``as_py`` refuses a value
+    with a sub-microsecond part: such a value is shown, rescued or rejected as it is)."""
+    import pyarrow.compute as pc
+    import pyarrow.types as pt
+
+    if pt.is_timestamp(arr.type) and arr.type.unit == "ns":
+        fmt = "%Y-%m-%dT%H:%M:%S%z" if arr.type.tz else "%Y-%m-%dT%H:%M:%S"
+        return pc.strftime(arr, format=fmt).to_pylist()
+    return arr.to_pylist()

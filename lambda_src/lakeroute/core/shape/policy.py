@@ -32,6 +32,7 @@ from typing import TYPE_CHECKING, Any
 
 from ..errors import ObjectError
 from ..read.json_columns import JSON_COLUMNS_KEY
+from ..read.nanos import python_values
 from ..read.rejects import Reject, RowRejects
 from ..routes import Route
 from ..routes.target import OBJECT_COLUMN, RESCUED_COLUMN
@@ -282,7 +283,7 @@ class Shaper:
             cast, bad = _cast_isolating(col, f.type, route, f.name)
             arrays.append(cast)
             for i in bad:
-                value = self._original(f.name, raw[i].as_py())
+                value = self._original(f.name, python_values(raw.slice(i, 1))[0])
                 if rescue:
                     rescued.setdefault(i, {})[f.name] = value
                 else:
@@ -296,7 +297,7 @@ class Shaper:
                 raise ObjectError("schema", reason, route)
         if rescue:
             for c in extra:
-                for i, value in enumerate(batch.column(names.index(c)).to_pylist()):
+                for i, value in enumerate(python_values(batch.column(names.index(c)))):
                     if value is not None:
                         rescued.setdefault(i, {})[c] = self._original(c, value)
             if rescued:
@@ -307,9 +308,12 @@ class Shaper:
             arrays.append(kept)
         out = pa.RecordBatch.from_arrays(arrays, schema=self.out_schema)
         if rejected:
-            rows = batch.to_pylist()
-            for i, r in rejected.items():
-                r.text = to_json(rows[i])
+            at = sorted(rejected)
+            part = batch.take(pa.array(at))  # the rejected rows only, as the result had them
+            values = {name: python_values(column) for name, column in zip(names, part.columns, strict=True)}
+            for j, i in enumerate(at):
+                r = rejected[i]
+                r.text = to_json({name: values[name][j] for name in names})
                 r.reason = f"result row {self._row + i + 1}: {r.reason}"
             assert self.rejects is not None
             self.rejects.items.extend(rejected[i] for i in sorted(rejected))
