@@ -313,6 +313,47 @@ def test_validate_accepts_a_cdc_route_with_declared_columns(ws: Workspace) -> No
     assert code == 0, out + err
 
 
+CDC = {**UPSERT, "order_by": "ts", "operation": {"column": "op", "delete": ["D"]}}
+
+
+def test_an_operation_column_the_table_has_is_written_and_still_deletes(ws: Workspace) -> None:
+    """A table that kept ``op`` (an earlier append route wrote it): CDC files delete by it and
+    write it like any column; preview and validate agree with ingest."""
+    from tests.integration.test_cli import run
+
+    ws.route("cdc", {"bucket": "land", "prefix": "c/"}, {"table": "crm.deals"}, "SELECT id, ts, op, v FROM source")
+    parquet(ws, "c/0.parquet", [{"id": i, "ts": 1, "op": "I", "v": i} for i in range(4)])
+    assert ws.ingest(("land", "c/0.parquet")).count("committed") == 1
+    ws.route("cdc", {"bucket": "land", "prefix": "c/"}, CDC, "SELECT id, ts, op, v FROM source")
+    path = ws.put("land", "c/1.parquet", pa.Table.from_pylist(
+        [{"id": 1, "ts": 2, "op": "D", "v": None}, {"id": 2, "ts": 2, "op": "U", "v": 20},
+         {"id": 7, "ts": 2, "op": "I", "v": 7}], schema=pa.schema([("id", pa.int64()), ("ts", pa.int64()),
+                                                                  ("op", pa.string()), ("v", pa.int64())])))
+    code, out, err = run(ws, "preview", "cdc", str(path))
+    print(out, err)
+    assert code == 0 and "KeyError" not in out + err and "3 row(s)" in out, out + err
+    code, out, err = run(ws, "validate")
+    assert code == 0, out + err
+    report = ws.ingest(("land", "c/1.parquet"))
+    assert report.count("committed") == 1, [o.message for o in report.outcomes]
+    rows = {r["id"]: (r["op"], r["v"]) for r in table_rows(ws, "crm.deals")}
+    assert rows == {0: ("I", 0), 2: ("U", 20), 3: ("I", 3), 7: ("I", 7)}, "D deleted id 1; op written"
+
+
+def test_a_declared_operation_column_is_written(ws: Workspace) -> None:
+    from tests.integration.test_cli import run
+
+    columns = {"id": "long", "ts": "long", "op": "string", "v": "long"}
+    ws.route("cdc", {"bucket": "land", "prefix": "c/"}, {**CDC, "columns": columns}, "SELECT id, ts, op, v FROM source")
+    parquet(ws, "c/0.parquet", [{"id": 1, "ts": 1, "op": "I", "v": 1}, {"id": 2, "ts": 1, "op": "I", "v": 2}])
+    parquet(ws, "c/1.parquet", [{"id": 1, "ts": 2, "op": "D", "v": None}])
+    code, out, err = run(ws, "validate")
+    assert code == 0, out + err
+    for key in ("c/0.parquet", "c/1.parquet"):
+        assert ws.ingest(("land", key)).count("committed") == 1
+    assert [(r["id"], r["op"]) for r in table_rows(ws, "crm.deals")] == [(2, "I")]
+
+
 # ---------------------------------------------------------------- shared data files (append)
 
 
@@ -408,3 +449,51 @@ def test_replace_and_upsert_stay_correct_after_compaction(ws: Workspace, mode: s
     v2 = sorted(r["id"] for r in rows if r["v"] == "v2")
     assert v2 == [120, 121, 122]
     assert len(rows) == (120 - 10 + 3 if mode == "replace" else 120)
+
+
+KEY_TYPES = {  # documented key type -> (declared type, three distinct JSON values)
+    "string": ("string", ["a1", "b2", "c3"]),
+    "int": ("int", [1, -2, 2_000_000_000]),
+    "long": ("long", [1, 2**40, -(2**62)]),
+    "decimal": ("decimal(12,2)", ["12.50", "0.01", "-99999.99"]),
+    "date": ("date", ["2026-01-02", "1999-12-31", "2026-01-03"]),
+    "timestamp": ("timestamp", ["2026-01-02T03:04:05.123456", "2026-01-02T03:04:05", "1970-01-01T00:00:00"]),
+    "timestamptz": ("timestamptz", ["2026-01-02T03:04:05.123456Z", "2026-01-02T03:04:06Z", "2000-01-01T00:00:00Z"]),
+    "uuid": ("uuid", ["9b2f7f0e-3f4e-4c1a-9d5e-0a6b7c8d9e0f", "00000000-0000-0000-0000-000000000001",
+                      "ffffffff-ffff-4fff-bfff-ffffffffffff"]),
+}
+
+
+def _jsonl(rows: list[dict[str, Any]]) -> bytes:
+    import json
+
+    return "".join(json.dumps(r) + "\n" for r in rows).encode()
+
+
+@pytest.mark.parametrize("kind", [*KEY_TYPES, "composite"])
+def test_upsert_works_with_every_documented_key_type(ws: Workspace, kind: str) -> None:
+    """Two batches: the second updates one key and adds one; every later file keeps working."""
+    if kind == "composite":
+        columns = {"tenant": "string", "k": "uuid", "day": "date", "v": "long"}
+        keys = ["tenant", "k", "day"]
+        values = [{"tenant": "t", "k": KEY_TYPES["uuid"][1][i], "day": KEY_TYPES["date"][1][i % 2]}
+                  for i in range(3)]
+    else:
+        declared, raw = KEY_TYPES[kind]
+        columns, keys, values = {"k": declared, "v": "long"}, ["k"], [{"k": v} for v in raw]
+    ws.route("u", {"bucket": "bkt", "format": "json", "columns": columns},  # hints: parsed as declared
+             {"table": "ns.u", "mode": "upsert", "key": keys, "columns": columns})
+    ws.put("bkt", "1.json", _jsonl([{**values[0], "v": 1}]))
+    ws.put("bkt", "2.json", _jsonl([{**values[1], "v": 1}]))
+    ws.put("bkt", "3.json", _jsonl([{**values[1], "v": 2}, {**values[2], "v": 2}]))
+    ws.put("bkt", "4.json", _jsonl([{**values[0], "v": 3}]))
+    read = []
+    for key in ("1.json", "2.json", "3.json", "4.json"):  # one batch each: each merges with the table
+        report = ws.ingest(("bkt", key))
+        assert report.count("committed") == 1, (kind, key, [o.message for o in report.outcomes])
+        read.append(summary(ws, "ns.u")["lakeroute.upsert-files-read"])
+    assert read[2] == "1", f"{kind}: 3.json's keys are in one of the two files, found by their bounds ({read})"
+    rows = ws.rows("ns.u")
+    assert sorted(r["v"] for r in rows) == [2, 2, 3], rows
+    con = open_warehouse(ws.paths.home)
+    assert con.execute("SELECT count(*), sum(v) FROM ns.u").fetchone() == (3, 7), "DuckDB reads the same"

@@ -36,6 +36,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from ..shape.features import equality_message, unsupported
+from ..write.bounds import safe_metrics
 from ..write.deletes import LiveFiles
 from ..write.staging import delete_files
 from .replace_files import MANIFEST_TARGET_DEFAULT, commit_replace
@@ -207,7 +208,7 @@ def _rewrite_bin(table: Table, b: Bin, live: LiveFiles) -> list[DataFile]:
         key.__dict__["partition"] = b.files[0].partition  # the bin's partition (a cached_property)
     task = WriteTask(write_uuid=uuid.uuid4(), task_id=0, schema=meta.schema(),
                      record_batches=rows.to_batches(), partition_key=key)
-    return list(write_file(io=table.io, table_metadata=meta, tasks=iter([task])))
+    return list(write_file(io=table.io, table_metadata=safe_metrics(meta, rows), tasks=iter([task])))
 
 
 def _read(table: Table, files: list[DataFile], live: LiveFiles) -> pa.Table:

@@ -136,8 +136,9 @@ def result_problems(route: Route, result: pa.Schema) -> list[Finding]:
     partition column the result lacks when the table takes its schema from the result."""
     problems: list[Finding] = mode_problems(route, result)
     op = route.target.operation
-    if op is not None and op.column in result.names:  # read, never written
-        result = result.remove(result.get_field_index(op.column))
+    declared = route.target.table_columns
+    if op is not None and op.column in result.names and op.column not in (declared or {}):
+        result = result.remove(result.get_field_index(op.column))  # read, not written
     for f in result:
         try:
             table_type(f.type, route.name, f.name)
@@ -147,7 +148,6 @@ def result_problems(route: Route, result: pa.Schema) -> list[Finding]:
         check_result_names(route, result.names)
     except ObjectError as e:
         problems.append(("sql", _bare(route, e)))
-    declared = route.target.table_columns
     if declared is not None:
         extra = [name for name in result.names if name not in declared]
         if extra and route.target.schema_policy == "strict":

@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Protocol
 from ..errors import translated
 from ..ledger.rule import Ledger, TableState, reconcile
 from ..shape.features import unsupported
+from ..shape.renames import refuse_renamed
 from ..shape.schema_plan import plan_table
 from ..shape.tables import ensure_table, provisional_table
 
@@ -52,7 +53,7 @@ class TablePlan:
     metadata: TableMetadata | None = None
     writer: Writer | None = None
     staged: list[tuple[ObjectRef, Staged]] = field(default_factory=list)
-    blocked: str | None = None  # why nothing may be written (declared types differ, unsupported table)
+    blocked: str | None = None  # why nothing may be written (declared types or names differ, unsupported table)
     tail_bytes: int = 0  # the staged objects' rows held in memory for shared data files
     handoffs: list[str] = field(default_factory=list)  # commit lane: the hand-offs this commit carries
 
@@ -68,7 +69,11 @@ class TablePlan:
         return self.target.schema_policy != "strict"
 
     def prepare(self, catalog: Catalog, result: pa.Schema) -> None:
-        """The table to write into exists (declared) or is planned (from the first result)."""
+        """The table to write into exists (declared) or is planned (from the first result).
+        A result column by the old name of a column another writer renamed is refused, in
+        every schema policy (``core.shape.renames``)."""
+        if self.metadata is not None:
+            refuse_renamed(self.metadata, result.names, self.target.table, None)
         if self.table is not None or self.provisional is not None:
             return
         if self.target.columns is not None:
@@ -97,9 +102,9 @@ def open_plan(catalog: Catalog, ledger: Ledger, route: Route) -> TablePlan:
         plan.table = catalog.load_table(target.table)
         plan.metadata = plan.table.metadata
         plan.state = reconcile(plan.table, target.table, ledger)
-        # Never write into a column whose table type differs from the declared one, nor into a
-        # table whose features another engine gave it lakeroute cannot write (format v3, ...).
-        clash = [c.describe() for c in plan_table(route, plan.table) if c.kind == "type"]
+        # Never write into a column whose table type (or name) differs from the declared one, nor
+        # into a table whose features another engine gave it lakeroute cannot write (format v3, ...).
+        clash = [c.describe() for c in plan_table(route, plan.table) if c.kind in ("type", "renamed")]
         plan.blocked = "; ".join(clash) or unsupported(target.table, plan.table.metadata, plan.table.io, target.mode)
     return plan
 

@@ -10,6 +10,7 @@ from ..objects import SourceObject
 from ..read.engine import Engine
 from ..routes import OBJECT_COLUMN, Route
 from ..shape.features import unsupported
+from ..shape.renames import refuse_renamed
 from ..shape.types import table_schema
 from ..write.modes import table_result
 
@@ -45,6 +46,7 @@ def preview_route(route: Route, obj: SourceObject, catalog: Catalog, limit: int 
     with Engine(prepare_next=False).run(route, obj, rejects=rejects) as reader:
         result = table_result(route.target, table_schema(reader.schema, route.name))
         if exists:
+            refuse_renamed(table.metadata, result.names, name, route.name)
             schema = table.schema()
         elif route.target.table_columns is not None:
             schema = declared_schema(route.target.table_columns)
@@ -68,10 +70,9 @@ def preview_route(route: Route, obj: SourceObject, catalog: Catalog, limit: int 
         shaper = Shaper(route, arrow, rejects, checker.observe if checker else None, fill)
         batches: list[pa.RecordBatch] = []
         count = 0
-        op = route.target.operation
         for aligned in shaper.reader(reader, checker.finish if checker else None):
-            if op is not None and op.column in aligned.schema.names:
-                aligned = aligned.drop_columns([op.column])
+            if shaper.passthrough is not None:  # the operation column, not a table column
+                aligned = aligned.drop_columns([shaper.passthrough])
             count += aligned.num_rows
             if sum(b.num_rows for b in batches) < limit:
                 batches.append(aligned.slice(0, limit))

@@ -35,6 +35,8 @@ from ..objects import SourceObject
 from ..routes import Route
 from .alarms import Alarms
 from .hints import hinted_view
+from .json_columns import JSON_COLUMNS_KEY, json_shapes
+from .nanos import check_nanoseconds
 from .rejects import RowRejects, collect_csv, csv_options, json_line_pass, remove
 from .streams import compression_of, start_check
 
@@ -44,7 +46,6 @@ if TYPE_CHECKING:
     import duckdb
     import pyarrow as pa
 
-JSON_COLUMNS_KEY = b"lakeroute.json_columns"  # result schema metadata: columns of DuckDB type JSON
 LINEAGE_VARIABLES = ("source_bucket", "source_key", "source_uri", "source_etag", "ingested_at")
 DEFAULT_TIMEOUT_SECONDS = 900.0
 _SQL_CONTEXT = re.compile(r"\n\s*LINE \d+:")
@@ -194,15 +195,17 @@ class Engine:
         try:
             check_single_select(con, route)
             try:
+                if fmt == "parquet":  # sub-microsecond values DuckDB would drop
+                    check_nanoseconds(con, route, read.path)
                 con.execute("CREATE TEMP VIEW source AS " + hinted_view(con, fmt, options, read.path,
                                                                        route.source.columns))
                 rel = con.sql(route.sql)
                 check_result_names(route, rel.columns)
                 check_result_types(route, rel.columns, [str(x) for x in rel.types])
                 reader = rel.fetch_record_batch(self.batch_rows)
-                # DuckDB's JSON columns arrive as strings of JSON text: said so in the schema's
-                # metadata, so that rescued values are kept as the JSON they were.
-                json_columns = [n for n, t in zip(rel.columns, rel.types, strict=True) if str(t) == "JSON"]
+                # DuckDB's JSON values arrive as JSON text: where they are goes in the schema's
+                # metadata, so that the cast lands their text and rescue keeps their JSON.
+                json_columns = json_shapes(rel.columns, rel.types)
             except duckdb.Error as e:
                 raise watchdog.error(route, e) from e
             yield _guarded(reader, route, watchdog, check, after, json_columns)
@@ -319,7 +322,7 @@ def _one_line(e: BaseException) -> str:
 
 def _guarded(reader: pa.RecordBatchReader, route: Route, watchdog: Watchdog,
              check: Future[str | None] | None, after: Callable[[], None] | None = None,
-             json_columns: list[str] | None = None) -> pa.RecordBatchReader:
+             json_columns: dict[str, Any] | None = None) -> pa.RecordBatchReader:
     """The result stream with DuckDB's errors (mid-stream too) as ObjectErrors; it ends only
     after the stream check passed, so a truncated file never yields its last batch."""
     import pyarrow as pa

@@ -171,9 +171,6 @@ class Target(StrictModel):
             for name in [*(self.key or []), *([self.order_by] if self.order_by else [])]:
                 if name not in self.columns:
                     raise ValueError(f"{name!r} (key/order_by) is not in target.columns")
-            if self.operation is not None and self.operation.column in self.columns:
-                raise ValueError(f"operation column {self.operation.column!r} is not written to the "
-                                 "table: remove it from target.columns")
         return self
 
     @field_validator("partition_by")

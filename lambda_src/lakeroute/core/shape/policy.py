@@ -31,9 +31,12 @@ from collections.abc import Callable, Iterator
 from typing import TYPE_CHECKING, Any
 
 from ..errors import ObjectError
+from ..read.json_columns import JSON_COLUMNS_KEY
+from ..read.nanos import python_values
 from ..read.rejects import Reject, RowRejects
 from ..routes import Route
 from ..routes.target import OBJECT_COLUMN, RESCUED_COLUMN
+from .json_text import as_text, original
 from .table_schema import iceberg_schema, widens
 from .types import cast_column
 
@@ -164,7 +167,7 @@ def _cast_isolating(col: pa.Array, target: pa.DataType, route: str, name: str) -
     def go(start: int, length: int) -> None:
         piece = col.slice(start, length)
         try:
-            parts.append(cast_column(piece, target, route, name))
+            parts.append(cast_column(piece, target, route, name, name_value=False))
         except ObjectError:
             if length == 1:
                 bad.append(start)
@@ -189,10 +192,11 @@ class Shaper:
         self.schema = schema  # the Arrow schema of the table metadata the files are written with
         # Columns lakeroute sets per object (mode replace: the writing object).
         self.fill = fill or {}
-        # mode upsert's CDC operation column: read, passed on to staging (it becomes the delete
-        # flag there), never written to the table.
+        # mode upsert's CDC operation column becomes the delete flag in staging: a column the
+        # table has (declared, or kept from before) is cast and written like any other; one it
+        # lacks is passed on to staging as it is, never written.
         op = route.target.operation
-        self.passthrough = op.column if op is not None else None
+        self.passthrough = op.column if op is not None and schema.get_field_index(op.column) < 0 else None
         self.out_schema = schema
         self.policy = route.target.schema_policy
         self.rows_mode = route.source.on_error == "rows" and rejects is not None
@@ -200,16 +204,14 @@ class Shaper:
         self.observe = observe
         self.rescued = 0
         self.rejected = 0
-        self.json_columns: set[str] = set()  # result columns holding JSON text (DuckDB JSON)
+        self.json_columns: dict[str, Any] = {}  # result columns holding DuckDB JSON: their shapes
         self._row = 0  # result rows seen, for the rejects of values that do not cast
 
     def reader(self, reader: pa.RecordBatchReader, finish: Callable[[], None] | None = None
                ) -> pa.RecordBatchReader:
         import pyarrow as pa
 
-        from ..read.engine import JSON_COLUMNS_KEY
-
-        self.json_columns = set(json.loads((reader.schema.metadata or {}).get(JSON_COLUMNS_KEY, b"[]")))
+        self.json_columns = json.loads((reader.schema.metadata or {}).get(JSON_COLUMNS_KEY, b"{}"))
         op = self.passthrough
         if op is not None and reader.schema.get_field_index(op) >= 0:
             self.out_schema = self.schema.append(reader.schema.field(op))
@@ -228,13 +230,8 @@ class Shaper:
         return pa.RecordBatchReader.from_batches(self.out_schema, batches())
 
     def _original(self, column: str, value: Any) -> Any:
-        """A value as the file had it: JSON text parsed back (a DuckDB JSON column)."""
-        if column in self.json_columns and isinstance(value, str):
-            try:
-                return json.loads(value)
-            except ValueError:
-                return value
-        return value
+        """A value as the file had it: JSON text parsed back (DuckDB JSON, at any depth)."""
+        return original(value, self.json_columns.get(column))
 
     def _fail_extra(self, extra: list[str]) -> ObjectError:
         return ObjectError("schema", f"route {self.route.name}: result columns {', '.join(extra)} are not "
@@ -250,6 +247,8 @@ class Shaper:
         kept = None
         if self.passthrough is not None:
             kept = batch.column(batch.schema.get_field_index(self.passthrough))
+            shape = self.json_columns.get(self.passthrough)
+            kept = kept if shape is None else as_text(kept, shape)
             batch = batch.drop_columns([self.passthrough])
         names = batch.schema.names
         extra = [c for c in names if self.schema.get_field_index(c) < 0]
@@ -267,9 +266,12 @@ class Shaper:
                 fill = self.fill.get(f.name)
                 arrays.append(pa.nulls(n, f.type) if fill is None else pa.array([fill] * n, f.type))
                 continue
-            col = batch.column(names.index(f.name))
+            raw = batch.column(names.index(f.name))
+            shape = self.json_columns.get(f.name)
+            col = raw if shape is None else as_text(raw, shape)  # JSON values as their text
             try:
-                arrays.append(cast_column(col, f.type, route, f.name))
+                arrays.append(cast_column(col, f.type, route, f.name,
+                                          name_value=not (rescue or self.rows_mode)))
                 continue
             except ObjectError as e:
                 if not (rescue or self.rows_mode):
@@ -281,7 +283,7 @@ class Shaper:
             cast, bad = _cast_isolating(col, f.type, route, f.name)
             arrays.append(cast)
             for i in bad:
-                value = self._original(f.name, col[i].as_py())
+                value = self._original(f.name, python_values(raw.slice(i, 1))[0])
                 if rescue:
                     rescued.setdefault(i, {})[f.name] = value
                 else:
@@ -295,7 +297,7 @@ class Shaper:
                 raise ObjectError("schema", reason, route)
         if rescue:
             for c in extra:
-                for i, value in enumerate(batch.column(names.index(c)).to_pylist()):
+                for i, value in enumerate(python_values(batch.column(names.index(c)))):
                     if value is not None:
                         rescued.setdefault(i, {})[c] = self._original(c, value)
             if rescued:
@@ -306,9 +308,12 @@ class Shaper:
             arrays.append(kept)
         out = pa.RecordBatch.from_arrays(arrays, schema=self.out_schema)
         if rejected:
-            rows = batch.to_pylist()
-            for i, r in rejected.items():
-                r.text = to_json(rows[i])
+            at = sorted(rejected)
+            part = batch.take(pa.array(at))  # the rejected rows only, as the result had them
+            values = {name: python_values(column) for name, column in zip(names, part.columns, strict=True)}
+            for j, i in enumerate(at):
+                r = rejected[i]
+                r.text = to_json({name: values[name][j] for name in names})
                 r.reason = f"result row {self._row + i + 1}: {r.reason}"
             assert self.rejects is not None
             self.rejects.items.extend(rejected[i] for i in sorted(rejected))

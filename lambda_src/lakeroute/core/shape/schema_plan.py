@@ -2,7 +2,8 @@
 
 Safe (applied by ``sync``, listed by ``sync --plan``): a new column, int -> long,
 float -> double, decimal precision up (same scale), required -> optional. Anything else
-(another type, a column the route no longer declares, a different partitioning) is unsafe:
+(another type, a column the route no longer declares, a declared column another writer
+renamed, a different partitioning) is unsafe:
 an error naming the route, the column, both types and the fix, and ingest quarantines the
 table's objects rather than write into a column whose type differs from the declared one.
 """
@@ -13,6 +14,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from ..routes import Route, partition_column
+from .renames import renamed_columns
 from .table_schema import declared_schema, iceberg_type, widens
 
 if TYPE_CHECKING:
@@ -24,7 +26,7 @@ class Change:
     table: str
     route: str
     column: str | None
-    kind: str  # add | widen | optional | type | dropped | partition
+    kind: str  # add | widen | optional | type | renamed | dropped | partition
     old: str | None
     new: str | None
 
@@ -43,6 +45,11 @@ class Change:
         if self.kind == "type":
             return (f"route {self.route}: {where}: the table has {self.old}, the route declares {self.new}; "
                     f"not a safe change: `lakeroute reset {self.table}` (drops its data) or declare a new column")
+        if self.kind == "renamed":
+            return (f"route {self.route}: {where}: declared column {self.column!r} was renamed to {self.old!r} "
+                    f"in the table since (same field id; another writer's rename); declare {self.old} instead "
+                    f"and select it by that name (e.g. {self.column} AS {self.old} in the SQL), or rename the "
+                    "table column back; it is never added as a new column")
         if self.kind == "dropped":
             return (f"route {self.route}: {where}: in the table ({self.old}) but no longer declared; declare "
                     f"it again, or `lakeroute reset {self.table}`")
@@ -58,9 +65,12 @@ def plan_table(route: Route, table: Table) -> list[Change]:
     evolve = route.target.schema_policy == "evolve"  # ingest may add columns and widen types
     name, changes = route.target.table, []
     current = {f.name: f for f in table.schema().fields}
+    renamed = renamed_columns(table.metadata, columns)  # by another writer: never added again
     for f in declared_schema(columns).fields:
         have = current.get(f.name)
-        if have is None:
+        if have is None and f.name in renamed:
+            changes.append(Change(name, route.name, f.name, "renamed", renamed[f.name], None))
+        elif have is None:
             changes.append(Change(name, route.name, f.name, "add", None, str(f.field_type)))
         elif have.field_type != f.field_type and evolve and widens(f.field_type, have.field_type):
             continue  # widened by ingest (schema: evolve): the declared type still fits
@@ -70,7 +80,7 @@ def plan_table(route: Route, table: Table) -> list[Change]:
         elif have.required:
             changes.append(Change(name, route.name, f.name, "optional", "required", "optional"))
     for column, have in current.items():
-        if column not in columns and not evolve:  # under evolve, ingest added it
+        if column not in columns and not evolve and column not in renamed.values():  # evolve: ingest added it
             changes.append(Change(name, route.name, column, "dropped", str(have.field_type), None))
     spec = table.spec()
     schema = table.schema()

@@ -5,9 +5,10 @@ of the DuckDB type: small ints widen to int/long, ``uint64`` goes to long (a val
 2^63-1 then fails its cast), timestamps and times go to microseconds (a value with a
 sub-microsecond part fails its cast), dictionaries decode. Types with no Iceberg
 counterpart (INTERVAL, UNION, VARINT, BIT, NULL, durations) are refused with the fix
-(cast in the SQL). Casts into the table are *safe*: a value that does not fit quarantines
-the object, it is never truncated, rounded or wrapped; a time zone is never added or
-dropped implicitly; strings cast to ``uuid`` only when they are canonical UUIDs.
+(cast in the SQL). Casts into the table are *safe* and checked by value: a value that fits
+lands whatever its source type (a JSON BIGINT into ``decimal(18,0)``), one that does not
+quarantines the object, named; it is never truncated, rounded or wrapped; a time zone is
+never added or dropped implicitly; strings cast to ``uuid`` only when they are canonical UUIDs.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ import uuid
 from typing import TYPE_CHECKING
 
 from ..errors import ObjectError
+from ..read.nanos import shown_value
 
 if TYPE_CHECKING:
     import pyarrow as pa
@@ -77,8 +79,11 @@ def table_schema(schema: pa.Schema, route: str) -> pa.Schema:
     return pa.schema([pa.field(f.name, table_type(f.type, route, f.name), True) for f in schema])
 
 
-def cast_column(col: pa.Array, target: pa.DataType, route: str, column: str) -> pa.Array:
-    """``col`` as ``target``, or an ObjectError naming the value that does not fit."""
+def cast_column(col: pa.Array, target: pa.DataType, route: str, column: str, *,
+                name_value: bool = True) -> pa.Array:
+    """``col`` as ``target``, or an ObjectError naming the value that does not fit
+    (``name_value``: look for it, a few more casts; callers that isolate values themselves
+    skip that)."""
     import pyarrow as pa
     import pyarrow.types as pt
 
@@ -94,9 +99,94 @@ def cast_column(col: pa.Array, target: pa.DataType, route: str, column: str) -> 
     if _is_uuid(target) and (pt.is_string(source) or pt.is_large_string(source)):
         return _uuid_from_strings(col, target, route, column)
     try:
-        return col.cast(target, safe=True)
+        return _value_cast(col, target)
     except (pa.ArrowInvalid, pa.ArrowNotImplementedError, pa.ArrowTypeError) as e:
-        raise _fail(route, column, f"cannot cast {source} to {target}: {e}") from e
+        why = " ".join(str(e).split())[:200]
+        if name_value:
+            value = _first_misfit(col, target)
+            if value is not None:
+                raise _fail(route, column, f"cannot cast {source} to {target}: value {value} does not "
+                            f"fit ({why}){_fix(source, target)}") from e
+        raise _fail(route, column, f"cannot cast {source} to {target}: {why}{_fix(source, target)}") from e
+
+
+# Decimal digits of the largest value of each integer type: an int fits decimal(p, s) by value
+# when p - s covers *its* digits, whatever the type could hold.
+_INT_DIGITS = {"int8": 3, "int16": 5, "int32": 10, "int64": 19, "uint8": 3, "uint16": 5,
+               "uint32": 10, "uint64": 20}
+# Relative error within which a float *is* the decimal it rounds to (a few units in the last
+# place of a float64 / float32): 0.1 is 0.10, 0.125 is not 0.12.
+_FLOAT_TOLERANCE = {"double": 2.0 ** -50, "float": 2.0 ** -21, "halffloat": 2.0 ** -8}
+
+
+def _value_cast(col: pa.Array, target: pa.DataType) -> pa.Array:
+    """Arrow's safe cast, plus the value checks it lacks (it checks types only, or not at all):
+    an int into a decimal too narrow for its *type* lands when each *value* fits; a float into
+    a decimal must be that decimal (Arrow rounds 0.125 to 0.12 silently); a double into a
+    float must not overflow to infinity (rounding to the nearest float is what float means)."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+    import pyarrow.types as pt
+
+    source = col.type
+    if pt.is_integer(source) and pt.is_decimal(target):
+        digits = _INT_DIGITS[str(source)] + target.scale
+        if digits > target.precision:
+            wide = pa.decimal128(digits, target.scale) if digits <= 38 else pa.decimal256(digits, target.scale)
+            return col.cast(wide, safe=True).cast(target, safe=True)
+    out = col.cast(target, safe=True)
+    if pt.is_floating(source) and pt.is_decimal(target):
+        x = col.cast(pa.float64())
+        off = pc.abs(pc.subtract(out.cast(pa.float64()), x))
+        bad = pc.greater(off, pc.multiply(pc.abs(x), _FLOAT_TOLERANCE[str(source)]))
+        if pc.any(bad).as_py():
+            first = pc.index(bad, True).as_py()
+            raise pa.ArrowInvalid(f"{x[first].as_py()!r} is not a decimal of scale {target.scale} "
+                                  f"(it would be rounded to {out[first].as_py()})")
+    elif pt.is_floating(source) and pt.is_floating(target) and target.bit_width < source.bit_width:
+        overflow = pc.and_(pc.is_inf(out), pc.invert(pc.is_inf(col)))
+        if pc.any(overflow).as_py():
+            raise pa.ArrowInvalid(f"{col[pc.index(overflow, True).as_py()].as_py()!r} overflows {target}")
+    return out
+
+
+def _first_misfit(col: pa.Array, target: pa.DataType) -> str | None:
+    """The first value of ``col`` that does not cast, shown (bisection: ~2 casts of ``col``)."""
+    import pyarrow as pa
+
+    try:
+        _value_cast(col.slice(0, 0), target)
+    except (pa.ArrowInvalid, pa.ArrowNotImplementedError, pa.ArrowTypeError):
+        return None  # the types do not cast at all: no value is to blame
+    start, length = 0, len(col)
+    while length > 1:
+        half = length // 2
+        try:
+            _value_cast(col.slice(start, half), target)
+            start, length = start + half, length - half
+        except (pa.ArrowInvalid, pa.ArrowNotImplementedError, pa.ArrowTypeError):
+            length = half
+    if length != 1:
+        return None
+    try:
+        _value_cast(col.slice(start, 1), target)
+    except (pa.ArrowInvalid, pa.ArrowNotImplementedError, pa.ArrowTypeError):
+        return shown_value(col, start)
+    return None
+
+
+def _fix(source: pa.DataType, target: pa.DataType) -> str:
+    """The deliberate way to change such values, where one exists."""
+    import pyarrow.types as pt
+
+    if pt.is_timestamp(source) and pt.is_timestamp(target) and source.unit == "ns":
+        return ("; Iceberg v2 keeps microseconds: to truncate deliberately, cast it in the SQL "
+                f"(CAST(col AS {'TIMESTAMPTZ' if target.tz else 'TIMESTAMP'}))")
+    if not pt.is_decimal(target):
+        return ""
+    if pt.is_floating(source) or pt.is_string(source) or (pt.is_decimal(source) and source.scale > target.scale):
+        return f"; to round deliberately, cast it in the SQL (e.g. round(col, {target.scale}))"
+    return ""
 
 
 def _is_uuid(t: pa.DataType) -> bool:

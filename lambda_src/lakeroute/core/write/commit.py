@@ -31,6 +31,7 @@ from ..errors import TransientError
 from ..ledger.rule import Ledger, reconcile, recorded
 from ..ledger.summary import ROUTES_PROP, SOURCES_PROP, snapshot_order
 from ..shape.features import refuse_unsupported
+from ..shape.renames import renamed_columns
 from ..shape.table_schema import OWN_RETRY_PROPERTIES, same_field_ids
 from .modes import Changes, plan_overwrite, plan_replace, qualified_name, write_rows
 from .snapshot_files import overwrite as overwrite_files
@@ -110,6 +111,7 @@ def commit(catalog: Catalog, table_name: str, staged: list[Staged], ledger: Ledg
         except NoSuchTableError:
             table = None
         duplicates: list[Staged] = []
+        renamed: list[Staged] = []
         txn: Transaction
         if table is None:
             if provisional is None:
@@ -126,10 +128,14 @@ def commit(catalog: Catalog, table_name: str, staged: list[Staged], ledger: Ledg
             todo = [s for s in staged if s.source_id not in done]
             _own_retries(table)
             txn = table.transaction()
+            # Renamed since staging (another writer): read again, then refused, never added.
+            renamed = [s for s in todo if s.result_schema is not None
+                       and renamed_columns(txn.table_metadata, s.result_schema.names)]
+            todo = [s for s in todo if not any(s is r for r in renamed)]
             if evolve and todo:
                 _add_new_columns(txn, todo)
         final = txn.table_metadata.schema()
-        restage = [s for s in todo if s.schema is not None and not same_field_ids(s.schema, final)]
+        restage = renamed + [s for s in todo if s.schema is not None and not same_field_ids(s.schema, final)]
         misfits = {id(s) for s in restage}
         todo = [s for s in todo if id(s) not in misfits]
         if not todo:

@@ -25,6 +25,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from ..routes import OBJECT_COLUMN, Target
+from .bounds import write_data_files
 from .deletes import LiveFiles, live_files, read_tables
 
 if TYPE_CHECKING:
@@ -88,15 +89,12 @@ def may_hold(sorted_values: list[Any], rng: tuple[Any, Any] | None) -> bool:
 
 def write_rows(txn: Transaction, io: FileIO, rows: pa.Table, write_uuid: uuid.UUID,
                counter: itertools.count[int]) -> list[DataFile]:
-    from pyiceberg.io.pyarrow import _dataframe_to_data_files
-
     if rows.num_rows == 0:
         return []
     # One chunk: PyIceberg's partition split filters the table once per partition, and a
     # table of many chunks (one per file read) makes each filter slow.
     rows = rows.combine_chunks()
-    return list(_dataframe_to_data_files(table_metadata=txn.table_metadata, df=rows, io=io,
-                                         write_uuid=write_uuid, counter=counter))
+    return write_data_files(txn.table_metadata, rows, io, write_uuid, counter)
 
 
 def read_files(txn: Transaction, io: FileIO, live: LiveFiles, files: list[DataFile]) -> list[pa.Table]:

@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING
 from ..errors import ObjectError
 from ..routes import OBJECT_COLUMN
 from ..shape.types import cast_column
+from .bounds import write_data_files
 
 if TYPE_CHECKING:
     from concurrent.futures import Future, ThreadPoolExecutor
@@ -122,11 +123,7 @@ class Writer:
         self.shared = target is None or target.mode == "append"
 
     def _write(self, tbl: pa.Table) -> list[DataFile]:
-        from pyiceberg.io.pyarrow import _dataframe_to_data_files
-
-        return list(_dataframe_to_data_files(
-            table_metadata=self.metadata, df=tbl, io=self.table.io,
-            write_uuid=self.write_uuid, counter=self.counter))
+        return write_data_files(self.metadata, tbl, self.table.io, self.write_uuid, self.counter)
 
     def stage(self, reader: pa.RecordBatchReader, staged: Staged) -> None:
         if self.target is not None and self.target.mode == "upsert":
@@ -230,8 +227,8 @@ def stage_local(reader: pa.RecordBatchReader, staged: Staged, schema: pa.Schema,
     """Mode upsert: the object's rows, aligned to the table, into one local Arrow file.
 
     Rows stay in file order (the last of a key's duplicates wins without ``order_by``), the
-    operation column becomes a delete flag and is not written, and a row without a key
-    fails the object: it could never be matched again.
+    operation column becomes a delete flag (and is written only when the table has such a
+    column), and a row without a key fails the object: it could never be matched again.
     """
     import pyarrow as pa
     import pyarrow.compute as pc
@@ -257,7 +254,8 @@ def stage_local(reader: pa.RecordBatchReader, staged: Staged, schema: pa.Schema,
                         raise ObjectError("schema", f"route {staged.route}: the result has no operation "
                                           f"column {op.column!r}", staged.route)
                     flag = pc.fill_null(pc.is_in(pc.cast(batch.column(i), pa.string()), value_set=deletes), False)
-                    batch = batch.drop_columns([op.column])
+                    if schema.get_field_index(op.column) < 0:  # not a table column: not written
+                        batch = batch.drop_columns([op.column])
                 aligned = align(batch, schema, staged.route)
                 for k in keys:
                     nulls = aligned.column(k).null_count

@@ -48,8 +48,6 @@ if TYPE_CHECKING:
 
 POS = "__lakeroute_pos"
 WIN = "__lakeroute_win"
-# Key types whose manifest bounds decode to the same Python values as Arrow's to_pylist().
-_BOUNDED = ("int", "long", "string")
 
 
 def plan_upsert(txn: Transaction, io: FileIO, todo: list[Staged], target: Target, changes: Changes) -> None:
@@ -67,8 +65,8 @@ def plan_upsert(txn: Transaction, io: FileIO, todo: list[Staged], target: Target
         is_delete = winners.column(DELETE_FLAG)
         rows = winners.drop_columns([DELETE_FLAG])
         win = positions(con, rows.num_rows)
-        w = pa.table({**{k: rows.column(k) for k in keys},
-                      **({order_by: rows.column(order_by)} if order_by else {}),
+        w = pa.table({**{k: joinable(rows.column(k)) for k in keys},
+                      **({order_by: joinable(rows.column(order_by))} if order_by else {}),
                       WIN: win})
         beaten: list[pa.Array] = []  # positions of winners an existing newer row (or tombstone) beats
         tomb, now_ms, tombstoned = None, int(time.time() * 1000), 0
@@ -89,7 +87,8 @@ def plan_upsert(txn: Transaction, io: FileIO, todo: list[Staged], target: Target
 
         def drop(tables: list[pa.Table]) -> list[pa.Array]:
             """One join per group of files: the rows each file loses to a winner."""
-            parts = [t.select([*keys, *([order_by] if order_by else [])]) for t in tables]
+            cols = [*keys, *([order_by] if order_by else [])]
+            parts = [pa.table({c: joinable(t.column(c)) for c in cols}) for t in tables]
             f = pa.concat_tables(parts).combine_chunks()
             f = f.append_column(POS, positions(con, f.num_rows))
             con.register("f", f)
@@ -139,8 +138,10 @@ def plan_upsert(txn: Transaction, io: FileIO, todo: list[Staged], target: Target
 def _older_than(con: duckdb.DuckDBPyConnection, w: pa.Table, dead: pa.Table, keys: list[str],
                 order_by: str) -> pa.Array:
     """Positions of winners older (by ``order_by``; null is oldest) than their key's tombstone."""
+    import pyarrow as pa
+
     con.register("wt", w)
-    con.register("t", dead)
+    con.register("t", pa.table({c: joinable(dead.column(c)) for c in dead.column_names}))
     on = " AND ".join(f"t.{quote_ident(k)} = wt.{quote_ident(k)}" for k in keys)
     o = quote_ident(order_by)
     try:  # quoted route columns only in the text
@@ -171,8 +172,8 @@ def _winners(con: duckdb.DuckDBPyConnection, batch: pa.Table, keys: list[str],
              order_by: str | None) -> pa.Table:
     import pyarrow as pa
 
-    b = pa.table({**{k: batch.column(k) for k in keys},
-                  **({order_by: batch.column(order_by)} if order_by else {}),
+    b = pa.table({**{k: joinable(batch.column(k)) for k in keys},
+                  **({order_by: joinable(batch.column(order_by))} if order_by else {}),
                   POS: positions(con, batch.num_rows)})
     con.register("b", b)
     by = ", ".join(quote_ident(k) for k in keys)
@@ -182,6 +183,17 @@ def _winners(con: duckdb.DuckDBPyConnection, batch: pa.Table, keys: list[str],
                       ).fetch_arrow_table().column(POS)
     con.unregister("b")
     return batch.take(pos)
+
+
+def joinable(col: pa.ChunkedArray) -> pa.ChunkedArray:
+    """A key column as DuckDB can join it: an extension type (``uuid``) as its storage (16
+    bytes, a BLOB to DuckDB, which refuses Arrow's UUID in joins: "Unimplemented type UUID for
+    Arrow Filter Pushdown"). Equal UUIDs have equal bytes, so matches are the same."""
+    import pyarrow as pa
+
+    if isinstance(col.type, pa.BaseExtensionType):
+        return pa.chunked_array([c.storage for c in col.chunks], type=col.type.storage_type)
+    return col
 
 
 def positions(con: duckdb.DuckDBPyConnection, n: int) -> pa.Array:
@@ -203,8 +215,9 @@ def candidates(metadata: TableMetadata, files: list[DataFile], rows: pa.Table,
         in_partitions = {p.partition_key.partition for p in _determine_partitions(spec, schema, rows)}
     values: dict[str, list[Any]] = {}
     for k in keys:
-        if str(schema.find_field(k).field_type) in _BOUNDED:
-            values[k] = sorted({v for v in rows.column(k).to_pylist() if v is not None})
+        decoded = bound_values(schema.find_field(k).field_type, rows.column(k))
+        if decoded is not None:
+            values[k] = decoded
     out = []
     for f in files:
         if in_partitions is not None and f.spec_id == spec.spec_id and f.partition not in in_partitions:
@@ -212,3 +225,23 @@ def candidates(metadata: TableMetadata, files: list[DataFile], rows: pa.Table,
         if all(may_hold(v, bounds(metadata, f, k)) for k, v in values.items()):
             out.append(f)
     return out
+
+
+def bound_values(field_type: Any, col: pa.ChunkedArray) -> list[Any] | None:
+    """A key column's distinct values as PyIceberg decodes manifest bounds (``from_bytes``:
+    days, microseconds, 16 bytes for a uuid), sorted; None for a type that is not compared."""
+    import pyarrow as pa
+    from pyiceberg.types import DecimalType
+
+    kind = str(field_type)
+    if kind in ("int", "long", "string") or isinstance(field_type, DecimalType):
+        values = col.to_pylist()
+    elif kind == "date":
+        values = col.cast(pa.int32()).to_pylist()
+    elif kind in ("timestamp", "timestamptz"):
+        values = col.cast(pa.int64()).to_pylist()
+    elif kind == "uuid":
+        values = joinable(col).to_pylist()
+    else:
+        return None
+    return sorted({v for v in values if v is not None})
