@@ -133,7 +133,8 @@ def test_deadline_commits_what_fits_and_fails_back_the_rest(lake: Lake) -> None:
     assert failed == set(big) and landed == set(small), "committed + failed back = the batch"
     assert lake.warehouse_files() == lake.referenced_files("edge.orders"), "no staged file left behind"
     assert not lake.quarantined_keys(), "nothing quarantined: the big files were not at fault"
-    # SQS returns them; with time enough they land, exactly once
+    # SQS returns them; with time enough (a new container: no slow rate measured) they land, exactly once
+    runtime.budget = None
     again = {"Records": [r for r in event["Records"] if keys[r["messageId"]] in failed]}
     assert lambda_handler.handler(again, LambdaContext("req-2", 120_000)) == {"batchItemFailures": []}
     assert {r["_source_key"] for r in lake.rows("edge.orders")} == set(small) | set(big)

@@ -75,10 +75,13 @@ def test_32_concurrent_writers_distinct_files_one_table(ws: Workspace) -> None:
     commits = [c for r in results for c in r["commits"]]
     retries = sum(c["attempts"] - 1 for c in commits)
     latencies = [c["seconds"] for c in commits]
-    print(f"\n[32 writers x 2 files] commits={len(commits)} retries={retries} "
+    redelivered = sum(r.get("redeliveries", 0) for r in results)
+    print(f"\n[32 writers x 2 files] commits={len(commits)} retries={retries} redeliveries={redelivered} "
           f"p50={percentile(latencies, 0.5) * 1000:.0f}ms p99={percentile(latencies, 0.99) * 1000:.0f}ms "
           f"rows={len(ws.rows('ns.o'))}")
-    assert len(commits) == 32
+    assert all(s in ("committed", "skipped") for r in results for s in r["statuses"])
+    if not redelivered:  # a commit of unknown outcome may land and its redelivery be skipped
+        assert len(commits) == 32
     assert_exactly_once(ws, keys)
 
 

@@ -47,10 +47,19 @@ def main(argv: list[str]) -> None:
             report.commits += r.commits
     else:
         report = pipe.ingest([ObjectRef(bucket, k) for k in keys])
+    # Objects failed back (commit attempts ran out under contention) are delivered again, as
+    # SQS would: a busy machine makes more rounds, never a different table.
+    redeliveries = 0
+    while mode == "normal" and redeliveries < 100 and (again := [o for o in report.outcomes if o.status == "failed"]):
+        redeliveries += 1
+        retry = pipe.ingest([o.ref for o in again])
+        report.outcomes = [o for o in report.outcomes if o not in again] + retry.outcomes
+        report.commits += retry.commits
     print(json.dumps({
         "statuses": [o.status for o in report.outcomes],
         "messages": [o.message for o in report.outcomes if o.status != "committed"],
         "commits": report.commits,
+        "redeliveries": redeliveries,
     }))
 
 
