@@ -46,7 +46,7 @@ def find_sample(route: Route, landing: Path, source: LocalObjectSource | None = 
         if i >= SAMPLE_SCAN_LIMIT:
             break
         key = f.relative_to(root).as_posix()
-        if (not route.matches_key(key) or f.name.startswith(".")
+        if (not route.matches_key(key) or f.name.startswith(".") or f.stat().st_size == 0
                 or f.name.endswith((".partial", ".error.json")) or table.ignored(bucket, key)):
             continue  # not this route's, or never read by ingest
         obj: SourceObject | None = None

@@ -33,6 +33,7 @@ from typing import TYPE_CHECKING, Any
 from ..errors import ObjectError, TransientError
 from ..routes.column_types import parse_type
 from ..sql_text import sql_literal
+from .messages import COLUMN_COUNT, CONVERT
 
 if TYPE_CHECKING:
     import duckdb
@@ -89,15 +90,36 @@ def collect_csv(con: duckdb.DuckDBPyConnection, into: RowRejects) -> None:
     """DuckDB's reject table after the read: one Reject per bad line (its errors joined)."""
     rows = _reject_rows(con, "SELECT line, column_name, error_type, csv_line, error_message "
                              "FROM reject_errors ORDER BY line, column_idx")
-    by_line: dict[int, Reject] = {}
+    by_line: dict[int, list[tuple[str | None, str, str, str]]] = {}
     for line, column, kind, text, message in rows:
-        reason = f"{kind}: {message}" if kind else str(message)
-        got = by_line.get(int(line))
-        if got is None:
-            by_line[int(line)] = Reject(int(line), reason, text, column, "cast" if kind == "CAST" else "parse")
-        elif reason not in got.reason:
-            got.reason += f"; {reason}"
-    into.items.extend(by_line.values())
+        by_line.setdefault(int(line), []).append((column, str(kind or ""), str(message), text))
+    for line, errors in by_line.items():
+        column, kind, _, text = errors[0]
+        reason, cast = csv_reason(errors)
+        into.items.append(Reject(line, reason, text, column, "cast" if cast else "parse"))
+
+
+def csv_reason(errors: list[tuple[str | None, str, str, str]]) -> tuple[str, bool]:
+    """One reason for a line's reject errors (column, kind, message, text), and whether it
+    is a value that does not cast. DuckDB records a short line once per missing column
+    ("Found: 3", "Found: 4", ...) and a long one once per extra value, and a long line's
+    shifted values also fail their casts: the line has one problem, its column count."""
+    counts = [(k, m) for _, k, m, _ in errors if k in ("MISSING COLUMNS", "TOO MANY COLUMNS")]
+    if counts:
+        found = [tuple(map(int, c.groups())) for _, m in counts if (c := COLUMN_COUNT.search(m))]
+        if found:
+            expected = found[0][0]
+            if counts[0][0] == "MISSING COLUMNS":
+                return f"only {min(f for _, f in found)} of {expected} columns", False
+            return f"{max(f for _, f in found)} values for {expected} columns", False
+    reasons: list[str] = []
+    for column, kind, message, _ in errors:
+        convert = CONVERT.search(message)
+        reason = (f"{column or convert.group(1)}: {convert.group(2)!r} is not a {convert.group(3)}" if convert
+                  else f"{kind.lower()}: {message}" if kind else message)
+        if reason not in reasons:
+            reasons.append(reason)
+    return "; ".join(reasons), any(k == "CAST" for _, k, _, _ in errors)
 
 
 def _hint_condition(hints: dict[str, str]) -> tuple[str, str, list[str]]:
