@@ -60,8 +60,10 @@ class ObjectError(LakerouteError):
 
 
 class NoRouteError(ObjectError):
-    def __init__(self, bucket: str, key: str) -> None:
-        super().__init__("route", f"no route for {bucket}/{key}")
+    """No route takes the object; ``hint`` names the nearest route and why it does not."""
+
+    def __init__(self, bucket: str, key: str, hint: str | None = None) -> None:
+        super().__init__("route", f"no route for {bucket}/{key}" + (f"; {hint}" if hint else ""))
 
 
 class TransientError(LakerouteError):
