@@ -17,6 +17,7 @@ from typing import NamedTuple
 from ..core.errors import ObjectError
 from ..core.objects import SourceObject
 from ..core.pipeline.checks import Finding, bind_check, hint_problems, name_findings, policy_findings, result_problems
+from ..core.pipeline.sample_casts import string_cast_findings
 from ..core.routes import Route, RouteTable, collect_routes
 from ..core.routes.nearest import near_miss, prefix_near_miss, why_not
 from .objects import LocalObjectSource
@@ -131,6 +132,15 @@ def _check_leg(route: Route, origin: str, sample: SourceObject | None, landing: 
         elif route.source.columns is not None:
             message += " (bound against source.columns)"
         problems.append(f"{origin}: sql: {message}")
+    if result is not None:  # string results into typed declared columns, on the sample's values
+        sample_name = str(landing / sample.bucket / sample.key) if sample is not None else None
+        try:
+            cast_errors, cast_warnings = string_cast_findings(route, result, sample, sample_name)
+            problems += _lines(origin, cast_errors)
+            warnings += _lines(origin, cast_warnings)
+        except ObjectError as e:
+            message = e.message.removeprefix(f"route {route.name}: ")
+            problems.append(f"{origin}: sql: fails over the sample {sample_name}: {message}")
     errors, warned = name_findings(route, result)
     policy_errors, policy_warnings = policy_findings(route, result)
     errors, warned = errors + policy_errors, warned + policy_warnings
