@@ -42,7 +42,7 @@ def test_a_short_csv_row_is_one_line_with_its_number_and_lakeroute_s_fix(ws: Wor
     # inside the sample: the sniffer gives up; the route's fix, not DuckDB's option list
     ws.put("bkt", "early.csv", csv(5_000, {3_000: "2999,short"}))
     message = quarantined(ws, "early.csv")
-    assert message.startswith("route c: could not detect the CSV layout") and ROWS_FIX in message
+    assert message.startswith("route c: bkt/early.csv: could not detect the CSV layout") and ROWS_FIX in message
 
     # the fix named works: the bad rows are set aside, each once
     ws.route("c", {"bucket": "bkt", "on_error": "rows"}, {"table": "ns.c"})

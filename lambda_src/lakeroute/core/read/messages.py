@@ -26,9 +26,23 @@ def _shown(text: str, limit: int = 80) -> str:
     return repr(shortened(text, limit))
 
 
+# Where DuckDB names the file it read (the scratch copy: the engine puts the object's name
+# in its place).
+_FILE = re.compile(r"""[Ff]ile '([^'\n]+)'|file \"([^"\n]+)\"|^\s*file = (\S.*)$""", re.MULTILINE)
+
+
 def reader_message(text: str) -> str | None:
-    """The route author's one line for a DuckDB reader error ``text``, or None when it is not
-    one of those recognised here."""
+    """The route author's one line for a DuckDB reader error ``text`` (naming the file DuckDB
+    names), or None when it is not one of those recognised here."""
+    said = _said(text)
+    if said is None:
+        return None
+    named = _FILE.search(text)
+    name = next((g for g in named.groups() if g), None) if named else None
+    return f"{name.strip()}: {said}" if name else said
+
+
+def _said(text: str) -> str | None:
     line_no = _LINE.search(text)
     where = f"line {line_no.group(1)}" if line_no else "a line"
     original = _ORIGINAL.search(text)
