@@ -282,7 +282,7 @@ def test_unroutable_object_is_quarantined_and_reported(lake: Lake, monkeypatch: 
     event = lake.receive()
     assert lake.invoke(event) == {"batchItemFailures": [{"itemIdentifier": message_for(event, "notes")}]}
     _, record = lake.records()["misc/notes.csv"]
-    assert (record["stage"], record["message"]) == ("route", "no route for lr-sales/misc/notes.csv")
+    assert record["stage"] == "route" and record["message"].startswith("no route for lr-sales/misc/notes.csv; ")
 
     # with LAKEROUTE_FAIL_QUARANTINED=false the message is acknowledged instead
     monkeypatch.setenv("LAKEROUTE_FAIL_QUARANTINED", "false")

@@ -151,7 +151,8 @@ def test_no_route_is_named_and_quarantined(ws: Workspace) -> None:
     ws.put("bkt", "elsewhere/x.parquet", orders(1))
     report = ws.ingest(("bkt", "elsewhere/x.parquet"))
     [o] = report.failed
-    assert o.message == "no route for bkt/elsewhere/x.parquet"
+    assert o.message == ("no route for bkt/elsewhere/x.parquet; no route of bucket bkt covers its folder "
+                         "(routes read: in/ (o))")
     err = ws.record("bkt", "elsewhere/x.parquet")
     assert err["stage"] == "route" and err["route"] is None
 

@@ -41,8 +41,8 @@ def test_csv_bad_lines_go_to_the_rejects_file_the_rest_commits(ws: Workspace) ->
     rejects = _rejects(o.rejects_to)
     assert [r["line"] for r in rejects] == [3, 4, 5]
     assert [r["text"] for r in rejects] == ["2,b", "x3,c,2.0", "4,d,2.5,9"]
-    assert "MISSING COLUMNS" in rejects[0]["reason"] and rejects[1]["column"] == "id"
-    assert "TOO MANY COLUMNS" in rejects[2]["reason"]
+    assert rejects[0]["reason"] == "only 2 of 3 columns" and rejects[1]["column"] == "id"
+    assert rejects[2]["reason"] == "4 values for 3 columns"
     assert o.rejects_to.startswith(str(ws.paths.quarantine))  # type: ignore[union-attr]
     summary = json.loads((Path(o.rejects_to).parent / "rejects.json").read_text())  # type: ignore[arg-type]
     assert summary["tables"]["ns.c"]["rejected_rows"] == 3

@@ -12,6 +12,7 @@ import sys
 
 from . import backfill, ingest, maintain, recovery, setup, warehouse  # noqa: F401  (registers the commands, in help order)
 from .app import app
+from .connect import connect  # noqa: F401  (registers `connect`, after the commands above in help)
 
 __all__ = ["app", "main"]
 

@@ -7,15 +7,17 @@ import json
 import shutil
 import sys
 from collections.abc import Iterable
+from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
-from ..core.errors import ConfigError, LakerouteError
+from ..core.errors import ConfigError, LakerouteError, shortened
 from .app import Ctx, app, fail, get_ctx, print_outcomes
 
 if TYPE_CHECKING:
+    from ..core.pipeline.preview_columns import ColumnView
     from ..local.objects import LocalQuarantine
 
 quarantine_app = typer.Typer(help="List, show and clean up quarantined objects.\n\n"
@@ -81,7 +83,7 @@ def quarantine_ls(
     out = RichTable("quarantined (UTC)", "object", "route", "stage", "attempts", "reason")
     for r in rows:
         out.add_row(str(r.get("quarantined_at", ""))[:19], f"{r['bucket']}/{r['key']}", str(r.get("route")),
-                    str(r.get("stage")), str(r.get("attempts")), str(r.get("message", ""))[:90])
+                    str(r.get("stage")), str(r.get("attempts")), shortened(str(r.get("message", "")), 90))
     Console(width=200).print(out)
     typer.echo(f"{len(rows)} quarantined object version(s)", err=True)
 
@@ -304,8 +306,10 @@ def preview(
 ) -> None:
     """Run a route on a file under the ingest lockdown, cast to the table; commit nothing.
 
-    Shows the first rows, the row count and what a commit would do (new table, new
-    columns). Writes nothing to the warehouse, the ledger or the quarantine.
+    Shows first the result's columns and their types beside the table's, and what a commit
+    would do to each (added, widened, cast, refused, rescued, left null), even when the rows
+    then fail; then the first rows, the row count and what a commit would do (new table,
+    new columns). Writes nothing to the warehouse, the ledger or the quarantine.
 
     Example: lakeroute preview sales-orders landing/acme-sales-landing/orders/part-1.parquet
     """
@@ -328,12 +332,24 @@ def preview(
         bucket, k = ref if ref is not None and key is None else (found[0].source.bucket, key or file.name)
         source.overrides[(bucket, k)] = file
         obj = source.resolve(bucket, k)
-        try:  # a fan-out route: each target in turn
-            results = [preview_route(leg, obj, local_catalog(c.home), rows) for leg in found[0].legs()]
+        try:  # a fan-out route: each target in turn, its columns shown before its rows are read
+            for leg in found[0].legs():
+                result = preview_route(leg, obj, local_catalog(c.home), rows,
+                                       on_columns=partial(show_columns, leg.target.table))
+                render(result.sample, "table")
+                typer.echo(f"{result.rows} row(s); {result.plan}")
         finally:
             source.release(obj)
     except LakerouteError as e:
         raise fail(str(e), 1 if not isinstance(e, ConfigError) else 2) from None
-    for result in results:
-        render(result.sample, "table")
-        typer.echo(f"{result.rows} row(s); {result.plan}")
+
+
+def show_columns(table: str, columns: list[ColumnView]) -> None:
+    """The result's columns beside the table's: types and what a commit would change."""
+    from rich.console import Console
+    from rich.table import Table as RichTable
+
+    out = RichTable("column", "result", f"table {table}", "a commit would", title=f"columns -> {table}")
+    for col in columns:
+        out.add_row(col.name, col.result or "-", col.table or "-", col.change or "keep")
+    Console(width=200).print(out)

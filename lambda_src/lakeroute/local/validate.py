@@ -9,6 +9,7 @@ to this route, through ``LocalObjectSource``'s private scratch copy) or the decl
 
 from __future__ import annotations
 
+import fnmatch
 from functools import partial
 from pathlib import Path
 from typing import NamedTuple
@@ -16,7 +17,9 @@ from typing import NamedTuple
 from ..core.errors import ObjectError
 from ..core.objects import SourceObject
 from ..core.pipeline.checks import Finding, bind_check, hint_problems, name_findings, policy_findings, result_problems
+from ..core.pipeline.sample_casts import string_cast_findings
 from ..core.routes import Route, RouteTable, collect_routes
+from ..core.routes.nearest import near_miss, prefix_near_miss, why_not
 from .objects import LocalObjectSource
 
 SAMPLE_SCAN_LIMIT = 2000
@@ -46,7 +49,7 @@ def find_sample(route: Route, landing: Path, source: LocalObjectSource | None = 
         if i >= SAMPLE_SCAN_LIMIT:
             break
         key = f.relative_to(root).as_posix()
-        if (not route.matches_key(key) or f.name.startswith(".")
+        if (not route.matches_key(key) or f.name.startswith(".") or f.stat().st_size == 0
                 or f.name.endswith((".partial", ".error.json")) or table.ignored(bucket, key)):
             continue  # not this route's, or never read by ingest
         obj: SourceObject | None = None
@@ -78,12 +81,20 @@ def validate_routes(routes_dir: Path, landing: Path) -> Validation:
 
     for whole in routes:
         sample = find_sample(whole, landing, source, table)
+        files = _folder_keys(whole, landing)
+        warnings += _lines(origins[whole.name], exclude_findings(whole, files))
+        missing = None
+        if sample is None:  # say why, when the folder holds files: a near miss is likely a typo
+            missing = no_sample_reason(whole, files, landing, source, table)
+            if missing is not None:
+                (warnings if missing[2] else notes).append(f"{origins[whole.name]}: {missing[0]}: {missing[1]}")
         try:
             if sample is not None:  # the hints are the source's: checked once per route
                 problems += _lines(origins[whole.name], hint_problems(whole, sample))
             for i, route in enumerate(whole.legs()):
                 origin = origins[whole.name] + ("" if whole.targets is None else f": targets[{i}]")
-                _check_leg(route, origin, sample, landing, problems, warnings, notes, produced)
+                _check_leg(route, origin, sample, landing, problems, warnings, notes, produced,
+                           missing[0] if missing else None)
         finally:
             if sample is not None:
                 source.release(sample)
@@ -103,14 +114,16 @@ def validate_routes(routes_dir: Path, landing: Path) -> Validation:
 
 
 def _check_leg(route: Route, origin: str, sample: SourceObject | None, landing: Path, problems: list[str],
-               warnings: list[str], notes: list[str], produced: dict[str, set[str] | None]) -> None:
+               warnings: list[str], notes: list[str], produced: dict[str, set[str] | None],
+               missing: str | None = None) -> None:
     """One target's SQL bound and its result checked (a fan-out route has one per target)."""
     result = None
     try:
         result = bind_check(route, sample)
         if result is None:
-            notes.append(f"{origin}: sql: not bound: no sample under {landing}/"
-                         f"{route.source.bucket}/{route.source.prefix} and no source.columns")
+            why = (f"no sample ({missing}: see above)" if missing else
+                   f"no sample under {landing}/{route.source.bucket}/{route.source.prefix}")
+            notes.append(f"{origin}: sql: not bound: {why} and no source.columns")
     except ObjectError as e:
         message = e.message.removeprefix(f"route {route.name}: ")
         if sample is not None:  # the landing file, not the scratch copy DuckDB read
@@ -119,6 +132,15 @@ def _check_leg(route: Route, origin: str, sample: SourceObject | None, landing: 
         elif route.source.columns is not None:
             message += " (bound against source.columns)"
         problems.append(f"{origin}: sql: {message}")
+    if result is not None:  # string results into typed declared columns, on the sample's values
+        sample_name = str(landing / sample.bucket / sample.key) if sample is not None else None
+        try:
+            cast_errors, cast_warnings = string_cast_findings(route, result, sample, sample_name)
+            problems += _lines(origin, cast_errors)
+            warnings += _lines(origin, cast_warnings)
+        except ObjectError as e:
+            message = e.message.removeprefix(f"route {route.name}: ")
+            problems.append(f"{origin}: sql: fails over the sample {sample_name}: {message}")
     errors, warned = name_findings(route, result)
     policy_errors, policy_warnings = policy_findings(route, result)
     errors, warned = errors + policy_errors, warned + policy_warnings
@@ -157,3 +179,84 @@ def ignored_notes(routes_dir: Path, landing: Path, limit: int = SAMPLE_SCAN_LIMI
             notes.append(f"{origins[route.name]}: ignores {len(hits)} file(s) under {root} "
                          f"(e.g. {key}: {why})")
     return notes
+
+
+def _folder_keys(route: Route, landing: Path, limit: int = SAMPLE_SCAN_LIMIT) -> list[str]:
+    """Keys of the data files under landing/<bucket>/ (hidden, partial and empty files left
+    out, as ingest and find_sample leave them), sorted, at most ``limit``."""
+    root = landing / route.source.bucket
+    if not root.is_dir():
+        return []
+    keys: list[str] = []
+    for f in sorted(root.rglob("*")):
+        if len(keys) >= limit:
+            break
+        if f.is_file() and not f.name.startswith(".") and not f.name.endswith(".partial") and f.stat().st_size:
+            keys.append(f.relative_to(root).as_posix())
+    return keys
+
+
+def no_sample_reason(route: Route, keys: list[str], landing: Path, source: LocalObjectSource,
+                     table: RouteTable) -> tuple[str, str, bool] | None:
+    """(field, why, near miss) no file under the route's bucket folder is a sample for it;
+    None when that folder holds no file at all. A near miss (a file the prefix or pattern
+    misses by case or extension) is a warning: most likely a typo that would leave every
+    file unrouted."""
+    src = route.source
+    if not keys:
+        return None
+    where = f"{landing}/{src.bucket}/{src.prefix}"
+    under = [k for k in keys if k.startswith(src.prefix)]
+    if not under:
+        near = next((n for k in keys if (n := prefix_near_miss(src.prefix, k))), None)
+        if near:
+            return "source.prefix", f"prefix {src.prefix!r} matches none of the {len(keys)} file(s) under " \
+                                    f"{landing}/{src.bucket}/; {near}", True
+        return "source.prefix", f"no file under {where} (e.g. {keys[0]!r} is elsewhere in the bucket)", False
+    rests = [k[len(src.prefix):] for k in under]
+    if src.pattern is not None:
+        matching = [r for r in rests if fnmatch.fnmatchcase(r, src.pattern)]
+        if not matching:
+            near = near_miss(src.pattern, rests)
+            said = f"pattern {src.pattern!r} matches none of the {len(rests)} file(s) under {where}"
+            return "source.pattern", said + (f"; {near}" if near else f" (e.g. {rests[0]!r})"), near is not None
+        rests = matching
+    kept = [r for r in rests if not table.ignored(src.bucket, src.prefix + r)]
+    if not kept:
+        key = src.prefix + rests[0]
+        return "source.exclude", f"all {len(rests)} matching file(s) under {where} are ignored (e.g. " \
+                                 f"{key!r}: {table.ignored(src.bucket, key)})", False
+    key = src.prefix + kept[0]
+    try:
+        obj = source.resolve(src.bucket, key)
+    except ObjectError as e:
+        return "source", f"{key!r} cannot be read: {e.message}", False
+    try:
+        metadata = source.metadata(obj) if src.metadata else {}
+        rank, reason = why_not(route, key, metadata)
+        if src.metadata and rank == 0 and reason.startswith("it requires metadata"):
+            return "source.metadata", (f"{len(kept)} file(s) under {where} match its prefix and pattern, "
+                                       f"but e.g. {key!r} does not carry its metadata: {reason}"), False
+        winner = table.match(src.bucket, key, lambda: metadata).name
+        why = f"{len(kept)} file(s) match, but e.g. {key!r} goes to route {winner} (more specific)"
+    except ObjectError as e:
+        why = f"{key!r}: {e.message}"
+    finally:
+        source.release(obj)
+    return "source", why, False
+
+
+def exclude_findings(route: Route, keys: list[str]) -> list[Finding]:
+    """``source.exclude`` globs that match none of the route's files but miss some by case or
+    extension (a ``*.TMP`` that never catches ``x.tmp`` lets it be read and quarantined)."""
+    src = route.source
+    rests = [k[len(src.prefix):] for k in keys if k.startswith(src.prefix)]
+    findings: list[Finding] = []
+    for glob in src.exclude:
+        if any(fnmatch.fnmatchcase(r, glob) for r in rests):
+            continue
+        near = near_miss(glob, rests, extension=False)  # most excludes match nothing yet: case only
+        if near:
+            findings.append(("source.exclude", f"{glob!r} matches none of the {len(rests)} file(s) under "
+                             f"the prefix; {near}"))
+    return findings

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Callable
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from ..errors import ObjectError
@@ -13,6 +14,7 @@ from ..shape.features import unsupported
 from ..shape.renames import refuse_renamed
 from ..shape.types import table_schema
 from ..write.modes import table_result
+from .preview_columns import ColumnView, column_views
 
 if TYPE_CHECKING:
     import pyarrow as pa
@@ -24,11 +26,15 @@ class Preview:
     sample: pa.Table
     rows: int
     plan: str
+    columns: list[ColumnView] = field(default_factory=list)
 
 
-def preview_route(route: Route, obj: SourceObject, catalog: Catalog, limit: int = 10) -> Preview:
+def preview_route(route: Route, obj: SourceObject, catalog: Catalog, limit: int = 10,
+                  on_columns: Callable[[list[ColumnView]], None] | None = None) -> Preview:
     """Everything ingest would do up to the commit: read, SQL, types, the schema policy, row
-    rejects, expectations. Raises ObjectError (the reason ingest would quarantine the object)."""
+    rejects, expectations. Raises ObjectError (the reason ingest would quarantine the object).
+    ``on_columns`` gets the result's columns against the table's (``preview_columns``) as soon
+    as they are known, before the rows are read."""
     import pyarrow as pa
 
     from ..read.rejects import RowRejects
@@ -61,6 +67,9 @@ def preview_route(route: Route, obj: SourceObject, catalog: Catalog, limit: int 
             for f in fields:
                 i = arrow.get_field_index(f.name)
                 arrow = arrow.set(i, f) if i >= 0 else arrow.append(f)
+        columns = column_views(route, result, schema, exists)
+        if on_columns is not None:  # before any row: shown even when the rows then fail
+            on_columns(columns)
         checker = None
         if route.target.expect is not None:
             from ..shape.expectations import Checker
@@ -87,4 +96,5 @@ def preview_route(route: Route, obj: SourceObject, catalog: Catalog, limit: int 
     elif exists:
         plan = f"a commit would {verb} {count} row(s) to {name}"
     plan = "; ".join([plan, *aside])
-    return Preview(sample, count, plan + f" (mode {route.target.mode}, schema {policy}); nothing was committed")
+    return Preview(sample, count, plan + f" (mode {route.target.mode}, schema {policy}); nothing was committed",
+                   columns)

@@ -30,12 +30,13 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any
 
-from ..errors import LakerouteError, ObjectError, TransientError
+from ..errors import LakerouteError, ObjectError, TransientError, shortened
 from ..objects import SourceObject
 from ..routes import Route
 from .alarms import Alarms
 from .hints import hinted_view
 from .json_columns import JSON_COLUMNS_KEY, json_shapes
+from .messages import empty_file_message, reader_message
 from .nanos import check_nanoseconds
 from .rejects import RowRejects, collect_csv, csv_options, json_line_pass, remove
 from .streams import compression_of, start_check
@@ -171,6 +172,8 @@ class Engine:
         if until is not None:
             limit = max(0.001, min(limit, until - time.monotonic()))
         options, read, clean = route.source.options, obj, None
+        if is_empty(obj):
+            raise ObjectError("read", f"route {route.name}: {empty_file_message()}", route.name)
         rows = rejects is not None and route.source.on_error == "rows"
         if rows and fmt == "json":
             assert rejects is not None
@@ -217,6 +220,19 @@ class Engine:
                 shutil.rmtree(spill, ignore_errors=True)
 
 
+def is_empty(obj: SourceObject) -> bool:
+    """A local object of 0 bytes (not even a header): nothing a reader could type or count
+    (DuckDB would invent a column ``column0`` or ``json`` for it). An object read in place
+    from S3 (httpfs) is not checked; a 0-byte object always fits in /tmp, so the default
+    reader fetches it and it is checked here."""
+    if obj.path.startswith("s3://"):
+        return False
+    try:
+        return os.path.getsize(obj.path) == 0
+    except OSError:
+        return False
+
+
 ALARMS = Alarms()
 
 
@@ -255,7 +271,7 @@ class Watchdog:
         if isinstance(e, ObjectError):
             return e
         stage = _stage(e) if type(e).__module__.startswith(("duckdb", "_duckdb")) else "read"
-        message = _one_line(e)
+        message = reader_message(str(e)) or _one_line(e)
         if self.scrub is not None:  # the reader names lakeroute's scratch copy; say which object
             message = message.replace(*self.scrub)
         return ObjectError(stage, f"route {route.name}: {message}", route.name)
@@ -317,7 +333,7 @@ def _stage(e: BaseException) -> str:
 
 def _one_line(e: BaseException) -> str:
     text = _SQL_CONTEXT.split(str(e), 1)[0]  # DuckDB appends "LINE 1: <query> ^": noise here
-    return " ".join(text.split())[:600]
+    return shortened(text, 600)
 
 
 def _guarded(reader: pa.RecordBatchReader, route: Route, watchdog: Watchdog,

@@ -90,14 +90,42 @@ def collect_csv(con: duckdb.DuckDBPyConnection, into: RowRejects) -> None:
     rows = _reject_rows(con, "SELECT line, column_name, error_type, csv_line, error_message "
                              "FROM reject_errors ORDER BY line, column_idx")
     by_line: dict[int, Reject] = {}
+    errors: dict[int, list[tuple[str, str]]] = {}  # line -> (kind, message) as DuckDB recorded them
     for line, column, kind, text, message in rows:
+        errors.setdefault(int(line), []).append((str(kind or ""), str(message)))
         reason = f"{kind}: {message}" if kind else str(message)
         got = by_line.get(int(line))
         if got is None:
             by_line[int(line)] = Reject(int(line), reason, text, column, "cast" if kind == "CAST" else "parse")
         elif reason not in got.reason:
             got.reason += f"; {reason}"
+    for line, reject in by_line.items():
+        said = csv_reason(errors[line])
+        if said is not None:
+            reject.reason, reject.kind = said
     into.items.extend(by_line.values())
+
+
+def csv_reason(errors: list[tuple[str, str]]) -> tuple[str, str] | None:
+    """(reason, kind) in lakeroute's words for a line's reject errors (kind, message), or None
+    to keep DuckDB's. DuckDB records a short line once per missing column ("Found: 3",
+    "Found: 4", ...), a long one once per extra value, and a long line's shifted values fail
+    their casts too: such a line has one problem, its column count. A value that does not
+    cast is said as the column, the value and the type."""
+    from .messages import COLUMN_COUNT, CONVERT
+
+    counts = [(k, c) for k, m in errors if k in ("MISSING COLUMNS", "TOO MANY COLUMNS")
+              and (c := COLUMN_COUNT.search(m)) is not None]
+    if counts:
+        expected = int(counts[0][1].group(1))
+        found = [int(c.group(2)) for _, c in counts]
+        if counts[0][0] == "MISSING COLUMNS":
+            return f"only {min(found)} of {expected} columns", "parse"
+        return f"{max(found)} values for {expected} columns", "parse"
+    casts = [c for k, m in errors if k == "CAST" and (c := CONVERT.search(m)) is not None]
+    if casts and len(casts) == len(errors):
+        return "; ".join(f"{c.group(1)}: {c.group(2)!r} is not a {c.group(3)}" for c in casts), "cast"
+    return None
 
 
 def _hint_condition(hints: dict[str, str]) -> tuple[str, str, list[str]]:

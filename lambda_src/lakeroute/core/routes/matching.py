@@ -9,6 +9,7 @@ from functools import cache
 
 from ..errors import NoRouteError, ObjectError
 from .model import Route
+from .nearest import closest
 
 
 def could_tie(a: Route, b: Route) -> bool:
@@ -131,7 +132,7 @@ class RouteTable:
         matching = [r for r in candidates
                     if all(meta is not None and meta.get(k) == v for k, v in r.source.metadata.items())]
         if not matching:
-            raise NoRouteError(bucket, key)
+            raise NoRouteError(bucket, key, closest(self.routes, bucket, key, meta))
         best = matching[0]
         ties = [r.name for r in matching[1:] if r.specificity() == best.specificity()]
         if ties:

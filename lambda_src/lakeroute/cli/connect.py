@@ -1,0 +1,290 @@
+"""`connect`: ready-to-run code (or configuration) that opens lakeroute's tables elsewhere.
+
+Locally the tables live in a PyIceberg SQLite catalog named ``lakeroute`` (``catalog.db``)
+over a file warehouse, both under the home; a deployed stage keeps them in its Glue
+databases (one per route namespace, named by the stack's ``GlueDatabases`` output) over its
+S3 warehouse (``WarehouseUri``). What each engine needs to find them is printed, with the
+tables there are now. Nothing secret is printed: AWS credentials come from the reader's own
+chain (environment, profile, SSO, role) when the code runs; endpoints are printed only when
+``AWS_ENDPOINT_URL[_SERVICE]`` is set (moto, LocalStack).
+"""
+
+from __future__ import annotations
+
+import shlex
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated
+
+import typer
+
+from ..core.errors import LakerouteError, one_line
+from ..core.sql_text import quote_ident
+from .app import app, fail, get_ctx
+
+if TYPE_CHECKING:
+    from ..aws.stage import Stage
+
+ENGINES = ("pyiceberg", "duckdb", "polars", "spark", "athena")
+ICEBERG_SPARK = "org.apache.iceberg:iceberg-spark-runtime-3.5_2.12:1.10.0"
+ICEBERG_AWS = "org.apache.iceberg:iceberg-aws-bundle:1.10.0"
+SQLITE_JDBC = "org.xerial:sqlite-jdbc:3.46.1.3"
+DUCKDB_PIP = '"duckdb==1.4.4" duckdb-ext "duckdb-ext-iceberg==1.4.4.*" "duckdb-ext-avro==1.4.4.*"'
+# DuckDB views over iceberg_scan: names quoted as identifiers, each metadata file bound as a
+# variable's value (never SQL text). The views read the snapshot current when they are made.
+DUCKDB_VIEWS = '''def ident(name):
+    return '"' + name.replace('"', '""') + '"'
+
+
+for i, (namespace, name, location) in enumerate(tables):
+    con.execute(f"CREATE SCHEMA IF NOT EXISTS {ident(namespace)}")
+    con.execute(f"SET VARIABLE lakeroute_{i} = ?", [location])
+    con.execute(f"CREATE OR REPLACE VIEW {ident(namespace)}.{ident(name)} AS "
+                f"SELECT * FROM iceberg_scan(getvariable('lakeroute_{i}'))")'''
+
+
+# The catalog's own table (PyIceberg's SqlCatalog): the current metadata file of each table.
+SQLITE_TABLES = """tables = catalog.execute(
+    "SELECT table_namespace, table_name, metadata_location FROM iceberg_tables WHERE catalog_name = 'lakeroute'"
+).fetchall()"""
+
+
+def _example(tables: list[str]) -> str | None:
+    return tables[0] if tables else None
+
+
+def _select(table: str, quote: str = '"', catalog: str = "") -> str:
+    """The printed example query of ``ns.t`` (text for the reader, never run here): every name
+    quoted as an identifier."""
+    return f"SELECT * FROM {catalog}{_quoted(table, quote)} LIMIT 10"  # noqa: S608
+
+
+def _quoted(table: str, quote: str = '"') -> str:
+    """``ns.t`` as a qualified name quoted for SQL (the printed examples quote what they name)."""
+    if quote == '"':
+        return ".".join(quote_ident(part) for part in table.split(".", 1))
+    return ".".join(f"`{part.replace('`', '``')}`" for part in table.split(".", 1))
+
+
+def _python_use(tables: list[str], load: str) -> list[str]:
+    """Lines that list the tables and read the first one (commented out when there is none)."""
+    first = _example(tables)
+    if first is None:
+        return ["print(catalog.list_namespaces())  # no table yet: run `lakeroute ingest` first"]
+    namespace = first.split(".", 1)[0]
+    return [f"print(catalog.list_tables({namespace!r}))  # all namespaces: catalog.list_namespaces()",
+            f"table = catalog.load_table({first!r})", load]
+
+
+def _listed(tables: list[str]) -> str:
+    shown = ", ".join(tables[:10]) + (", …" if len(tables) > 10 else "")
+    return f"# tables now: {shown}" if tables else "# no table yet"
+
+
+# ---------------------------------------------------------------- local
+
+
+def local_snippet(engine: str, home: Path, tables: list[str]) -> str:
+    """``engine``'s code or configuration for the SQLite catalog and file warehouse under ``home``."""
+    home = home.resolve()
+    db, warehouse = home / "catalog.db", (home / "warehouse").as_uri()
+    if engine in ("pyiceberg", "polars"):
+        head = [f"# lakeroute's tables under {home} with PyIceberg: the SQLite catalog and its file warehouse.",
+                '# pip install "pyiceberg[sql-sqlite,pyarrow]"' + (" polars" if engine == "polars" else ""),
+                _listed(tables),
+                "from pyiceberg.catalog.sql import SqlCatalog", "",
+                "# The catalog's name must be lakeroute: the SQLite catalog files every table under it.",
+                f"catalog = SqlCatalog('lakeroute', uri={'sqlite:///' + str(db)!r}, warehouse={warehouse!r})"]
+        return "\n".join(head + _python_use(tables, _reader(engine))) + "\n"
+    if engine == "duckdb":
+        first = _example(tables)
+        query = (f"print(con.sql({_select(first)!r}))" if first
+                 else "print(con.sql('SHOW ALL TABLES'))  # no table yet: run `lakeroute ingest` first")
+        return "\n".join([
+            f"# lakeroute's tables under {home} in DuckDB: a view namespace.table per table (reopen after new",
+            "# commits: each view reads the snapshot current when it was made).",
+            f"# pip install {DUCKDB_PIP}",
+            "# (online, plain duckdb works too: INSTALL iceberg instead of duckdb_ext.init)",
+            _listed(tables),
+            "import sqlite3", "", "import duckdb", "import duckdb_ext", "",
+            "con = duckdb.connect()",
+            "duckdb_ext.init(con)  # extensions from the duckdb-ext wheels: nothing is downloaded",
+            'con.execute("LOAD iceberg")',
+            f"catalog = sqlite3.connect({db.as_uri() + '?mode=ro'!r}, uri=True)",
+            SQLITE_TABLES,
+            "", "", DUCKDB_VIEWS, query]) + "\n"
+    if engine == "spark":
+        first = _example(tables) or "namespace.table"
+        return _spark([f"# lakeroute's tables under {home} in Spark 3.5 + Iceberg 1.10: the SQLite catalog through",
+                       "# Iceberg's JDBC catalog. The Spark catalog must be named lakeroute (the JDBC catalog",
+                       "# filters tables by that name).", _listed(tables)],
+                      f"{ICEBERG_SPARK},{SQLITE_JDBC}",
+                      {"catalog-impl": "org.apache.iceberg.jdbc.JdbcCatalog", "uri": f"jdbc:sqlite:{db}",
+                       "jdbc.schema-version": "V1", "warehouse": warehouse}, first)
+    raise LakerouteError(f"--engine {engine}: Athena reads only a deployed stage's Glue catalog; add --stage NAME")
+
+
+def _reader(engine: str) -> str:
+    if engine == "polars":
+        return "import polars as pl\n\nprint(pl.scan_iceberg(table).head(10).collect())"
+    return "print(table.scan(limit=10).to_arrow())"
+
+
+def _spark(head: list[str], packages: str, props: dict[str, str], first: str) -> str:
+    lines = [*head, "spark-sql \\", f"  --packages {packages} \\",
+             "  --conf spark.sql.extensions=org.apache.iceberg.spark.extensions.IcebergSparkSessionExtensions \\",
+             "  --conf spark.sql.catalog.lakeroute=org.apache.iceberg.spark.SparkCatalog \\"]
+    lines += [f"  --conf {shlex.quote(f'spark.sql.catalog.lakeroute.{k}={v}')} \\" for k, v in props.items()]
+    lines.append(f"  -e {shlex.quote(_select(first, '`', 'lakeroute.'))}")
+    return "\n".join(lines) + "\n"
+
+
+# ---------------------------------------------------------------- a deployed stage
+
+
+def stage_snippet(engine: str, stage: Stage, tables: list[str], region: str | None,
+                  endpoints: dict[str, str]) -> str:
+    """``engine``'s code or configuration for the stage's Glue catalog and S3 warehouse."""
+    warehouse = stage.need("warehouse")
+    databases = ", ".join(f"{ns} -> {db}" for ns, db in sorted(stage.databases.items())) or "as named"
+    about = [f"# Glue databases (route namespace -> database): {databases}; warehouse {warehouse}",
+             _listed(tables)]
+    first = _example(tables)
+    if engine in ("pyiceberg", "polars"):
+        props = {"warehouse": warehouse, **({"glue.region": region, "s3.region": region} if region else {}),
+                 **{f"{s}.endpoint": e for s, e in endpoints.items()}}
+        head = [f"# The tables of stage {stage.name} with PyIceberg: the Glue catalog over S3. AWS credentials",
+                "# come from your usual chain (environment, profile, SSO, role).",
+                '# pip install "pyiceberg[glue,pyarrow]"' + (" polars" if engine == "polars" else ""),
+                *about, "from pyiceberg.catalog.glue import GlueCatalog", "",
+                f"catalog = GlueCatalog('lakeroute', **{props!r})"]
+        return "\n".join(head + _python_use(tables, _reader(engine))) + "\n"
+    if engine == "duckdb":
+        return _stage_duckdb(stage, about, first, region, endpoints)
+    if engine == "spark":
+        props = {"type": "glue", "warehouse": warehouse, "io-impl": "org.apache.iceberg.aws.s3.S3FileIO",
+                 **{f"{s}.endpoint": e for s, e in endpoints.items()},
+                 **({"s3.path-style-access": "true"} if "s3" in endpoints else {})}
+        head = [f"# The tables of stage {stage.name} in Spark 3.5 + Iceberg 1.10 through the Glue catalog"
+                + (f" (AWS_REGION={region})" if region else "") + ".",
+                "# On EMR or in a Glue job, the same --conf settings (the Iceberg jars are there).", *about]
+        return _spark(head, f"{ICEBERG_SPARK},{ICEBERG_AWS}", props, first or "database.table")
+    return _athena(stage, tables, region)
+
+
+def _stage_duckdb(stage: Stage, about: list[str], first: str | None, region: str | None,
+                  endpoints: dict[str, str]) -> str:
+    databases = sorted(set(stage.databases.values()))
+    glue_args = ", ".join([*( [f"region_name={region!r}"] if region else []),
+                           *([f"endpoint_url={endpoints['glue']!r}"] if "glue" in endpoints else [])])
+    secret = ["TYPE s3", "KEY_ID ?", "SECRET ?"]
+    values = ["frozen.access_key", "frozen.secret_key"]
+    if region:
+        secret.append("REGION ?")
+        values.append(repr(region))
+    if "s3" in endpoints:
+        host = endpoints["s3"].split("://", 1)[-1].rstrip("/")
+        secret += ["ENDPOINT ?", "URL_STYLE ?", "USE_SSL ?"]
+        values += [repr(host), "'path'", repr(not endpoints["s3"].startswith("http://"))]
+    query = (f"print(con.sql({_select(first)!r}))" if first
+             else "print(con.sql('SHOW ALL TABLES'))  # no table yet")
+    return "\n".join([
+        f"# The tables of stage {stage.name} in DuckDB: a view database.table per Glue table (reopen after new",
+        "# commits: each view reads the snapshot current when it was made). AWS credentials from your chain.",
+        f"# pip install boto3 {DUCKDB_PIP} \"duckdb-ext-httpfs==1.4.4.*\"", *about,
+        "import boto3", "import duckdb", "import duckdb_ext", "",
+        f"glue = boto3.client('glue'{', ' + glue_args if glue_args else ''})",
+        f"databases = {databases!r}  # the stage's Glue databases",
+        "tables = [(db, t['Name'], t['Parameters']['metadata_location'])",
+        "          for db in databases for page in glue.get_paginator('get_tables').paginate(DatabaseName=db)",
+        "          for t in page['TableList']",
+        "          if (t.get('Parameters') or {}).get('table_type', '').upper() == 'ICEBERG']",
+        "con = duckdb.connect()",
+        "duckdb_ext.init(con)  # extensions from the duckdb-ext wheels: nothing is downloaded",
+        'con.execute("LOAD httpfs")', 'con.execute("LOAD iceberg")',
+        "frozen = boto3.Session().get_credentials().get_frozen_credentials()",
+        f"secret, values = {', '.join(secret)!r}, [{', '.join(values)}]",
+        "if frozen.token:",
+        "    secret, values = secret + ', SESSION_TOKEN ?', values + [frozen.token]",
+        'con.execute(f"CREATE SECRET lakeroute_s3 ({secret})", values)',
+        "", "", DUCKDB_VIEWS, query]) + "\n"
+
+
+def _athena(stage: Stage, tables: list[str], region: str | None) -> str:
+    by_db: dict[str, list[str]] = {}
+    for t in tables:
+        db, _, name = t.partition(".")
+        by_db.setdefault(db, []).append(name)
+    named = {db: ns for ns, db in stage.databases.items()}
+    lines = [f"-- Athena (engine version 3) reads the Iceberg tables of stage {stage.name} from the Glue Data",
+             f"-- Catalog as they are: catalog AwsDataCatalog{', region ' + region if region else ''}; a workgroup",
+             "-- with a query result location is needed. Databases (route namespace -> Glue database), tables:"]
+    for db in sorted(set(by_db) | set(named)):
+        ns = f"{named[db]} -> " if db in named else ""
+        lines.append(f"--   {ns}{db}: {', '.join(sorted(by_db.get(db, []))) or '(no table yet)'}")
+    first = tables[0] if tables else "database.table"
+    database, _, name = first.partition(".")
+    lines += [_select(first, catalog=quote_ident("AwsDataCatalog") + ".") + ";", "",
+              "-- From a shell:",
+              f"-- aws athena start-query-execution --work-group primary{' --region ' + region if region else ''} \\",
+              f"--   --query-execution-context Catalog=AwsDataCatalog,Database={database} \\",
+              "--   --query-string " + shlex.quote(_select(name))]
+    return "\n".join(lines) + "\n"
+
+
+# ---------------------------------------------------------------- the command
+
+
+def _local_tables(home: Path) -> list[str]:
+    if not (home / "catalog.db").is_file():
+        return []  # never create a catalog just to say there is none
+    from ..core.ledger.history import all_tables
+    from ..local import local_catalog
+
+    return sorted(all_tables(local_catalog(home)))
+
+
+def _stage_tables(stage: Stage) -> list[str]:
+    from .stage import stage_catalog
+
+    catalog = stage_catalog(stage)
+    try:
+        databases = sorted(set(stage.databases.values())) or [n[0] for n in catalog.list_namespaces()]
+        return sorted(".".join(t) for db in databases for t in catalog.list_tables(db))
+    except Exception as e:  # boto3's, PyIceberg's (a database the stack names is gone): not a usage error
+        raise fail(f"stage {stage.name}: cannot list its Glue tables: {type(e).__name__}: {one_line(e)}", 1) from None
+
+
+@app.command()
+def connect(
+    ctx: typer.Context,
+    stage: Annotated[str | None, typer.Option(help="A deployed stage (its stack's outputs name the Glue "
+                                              "databases and the warehouse).")] = None,
+    engine: Annotated[str, typer.Option(help="pyiceberg | duckdb | polars | spark | athena")] = "pyiceberg",
+) -> None:
+    """Print ready-to-run code (or configuration) that opens lakeroute's tables elsewhere.
+
+    Locally: the SQLite catalog (named lakeroute) and the file warehouse under --home. With
+    --stage (or the handler's LAKEROUTE_* variables): the stage's Glue databases and S3
+    warehouse from its stack's outputs. pyiceberg, duckdb and polars print Python (pipe it
+    to a file and run it), spark a spark-sql command line, athena SQL (stages only). Nothing
+    secret is printed: AWS credentials come from your own chain when the code runs.
+
+    Example: lakeroute connect --engine duckdb > open_tables.py && python open_tables.py
+    """
+    from . import stage as staged
+
+    if engine not in ENGINES:
+        raise fail(f"--engine {engine!r}: use one of {', '.join(ENGINES)}")
+    st = staged.selected(stage)
+    try:
+        if st is None:
+            home = get_ctx(ctx).home
+            text = local_snippet(engine, home, _local_tables(home))
+        else:
+            from ..aws.clients import endpoint_for, region_name
+
+            endpoints = {s: e for s in ("glue", "s3") if (e := endpoint_for(s))}
+            text = stage_snippet(engine, st, _stage_tables(st), region_name(), endpoints)
+    except LakerouteError as e:
+        raise fail(str(e)) from None
+    typer.echo(text, nl=False)
