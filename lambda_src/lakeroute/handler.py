@@ -92,13 +92,15 @@ def reset_runtime() -> None:
     _runtime = None
 
 
-def deadline(context: Any) -> float | None:
-    """time.monotonic() by which commit retries give up, leaving time to answer SQS."""
+def deadline(context: Any, margin: float | None = None) -> float | None:
+    """time.monotonic() by which work gives up, leaving ``margin`` seconds (at most a quarter
+    of the time left; default ``DEADLINE_MARGIN_SECONDS``) to answer; None without a context."""
     remaining_ms = getattr(context, "get_remaining_time_in_millis", None)
     if remaining_ms is None:
         return None
     remaining = remaining_ms() / 1000
-    return time.monotonic() + remaining - min(DEADLINE_MARGIN_SECONDS, remaining / 4)
+    keep = DEADLINE_MARGIN_SECONDS if margin is None else margin
+    return time.monotonic() + remaining - min(keep, remaining / 4)
 
 
 def publish(report: IngestReport) -> None:

@@ -28,6 +28,8 @@ from typing import TYPE_CHECKING, Any
 from aws_lambda_powertools import Logger, Metrics
 from aws_lambda_powertools.metrics import EphemeralMetrics, MetricUnit
 
+from .handler import deadline as lambda_deadline
+
 if TYPE_CHECKING:
     from .core.lane.committer import LaneReport
 
@@ -56,7 +58,7 @@ def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
         else:
             logger.error("malformed commit-lane message", extra={"item": mid})  # nothing to retry
     runtime = ingest_handler.get_runtime()
-    deadline = _deadline(context)
+    deadline = lambda_deadline(context, MARGIN_SECONDS)
     for table, ids in commits.items():
         try:
             report = commit_table(runtime, table, deadline)
@@ -151,11 +153,3 @@ def publish(report: LaneReport) -> None:
 
 def _p50(values: list[float]) -> float:
     return values[len(values) // 2] if values else 0.0
-
-
-def _deadline(context: Any) -> float | None:
-    remaining_ms = getattr(context, "get_remaining_time_in_millis", None)
-    if remaining_ms is None:
-        return None
-    remaining = remaining_ms() / 1000
-    return time.monotonic() + remaining - min(MARGIN_SECONDS, remaining / 4)

@@ -25,6 +25,8 @@ from typing import TYPE_CHECKING, Any
 from aws_lambda_powertools import Logger, Metrics
 from aws_lambda_powertools.metrics import MetricUnit
 
+from .handler import deadline as lambda_deadline
+
 if TYPE_CHECKING:
     from pyiceberg.catalog import Catalog
 
@@ -81,7 +83,7 @@ def handler(event: Any, context: Any) -> dict[str, Any]:
     queue = os.environ.get("LAKEROUTE_LANE_QUEUE", "").strip()
     if queue:  # the stage has a commit lane: each table's maintenance runs in its lane
         return {"enqueued": enqueue_in_lanes(job, queue)}
-    reports, unfinished = job.run(deadline=_deadline(context))
+    reports, unfinished = job.run(deadline=lambda_deadline(context, MARGIN_SECONDS))
     publish(reports, unfinished)
     return {"tables": [r.table for r in reports], "unfinished": unfinished,
             "files_compacted": sum(r.compaction.plan.rewritten for r in reports
@@ -107,13 +109,6 @@ def enqueue_in_lanes(job: MaintenanceJob, queue_url: str) -> list[str]:
     logger.info("maintenance enqueued in the commit lanes", extra={"tables": tables})
     return tables
 
-
-def _deadline(context: Any) -> float | None:
-    remaining_ms = getattr(context, "get_remaining_time_in_millis", None)
-    if remaining_ms is None:
-        return None
-    remaining = remaining_ms() / 1000
-    return time.monotonic() + remaining - min(MARGIN_SECONDS, remaining / 4)
 
 
 def publish(reports: list[MaintenanceReport], unfinished: list[str]) -> None:

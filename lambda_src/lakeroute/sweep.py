@@ -20,6 +20,7 @@ from aws_lambda_powertools import Logger, Metrics
 from aws_lambda_powertools.metrics import MetricUnit
 
 from .core.errors import ConfigError
+from .handler import deadline as lambda_deadline
 
 if TYPE_CHECKING:
     from .aws.sweep import Sweep, SweepReport
@@ -32,7 +33,7 @@ MARGIN_SECONDS = 30.0  # no prefix starts in the last 30 s of the invocation
 
 def handler(event: Any, context: Any) -> dict[str, Any]:
     sweep = build_sweep()
-    report = sweep.run(deadline=_deadline(context))
+    report = sweep.run(deadline=lambda_deadline(context, MARGIN_SECONDS))
     publish(report)
     return {"swept": report.swept, "enqueued": report.enqueued, "unfinished": report.unfinished,
             "lanes_signalled": signal_waiting_lanes()}
@@ -42,7 +43,6 @@ def signal_waiting_lanes(env: dict[str, str] | None = None) -> list[str]:
     """Tables whose commit lane holds hand-offs get a signal: a hand-off whose own signal was
     lost (a crash between its record and its message) is committed by the next sweep at the
     latest. The deduplication id is per table and minute, so a sweep adds at most one."""
-    import time
 
     from .aws.clients import aws_client
     from .aws.lane import S3Lane
@@ -97,13 +97,6 @@ def build_sweep(env: dict[str, str] | None = None) -> Sweep:
                  routes_table=config.routes_table, ledger_table=config.ledger_table,
                  queue_url=queue_url, settings=settings)
 
-
-def _deadline(context: Any) -> float | None:
-    remaining_ms = getattr(context, "get_remaining_time_in_millis", None)
-    if remaining_ms is None:
-        return None
-    remaining = remaining_ms() / 1000
-    return time.monotonic() + remaining - min(MARGIN_SECONDS, remaining / 4)
 
 
 def publish(report: SweepReport) -> None:
