@@ -35,6 +35,7 @@ from ..write.commit import CommitError, commit
 from ..write.modes import table_result
 from ..write.staging import Staged, Writer, discard
 from .budget import Budget
+from .closing import close_entries
 from .fanout import fan_out
 from .outcomes import IngestReport, ObjectRef, Outcome, attempts_of
 from .plans import Step, TablePlan, open_plan
@@ -114,16 +115,9 @@ class Pipeline:
         return report
 
     def _resolve_replayed(self, report: IngestReport) -> None:
-        """Replayed objects that landed (or were already in) leave the quarantine, as history."""
-        resolve = getattr(self.quarantine, "resolve", None)
-        if resolve is None:
-            return
-        for o in report.outcomes:
-            if o.ref.replay and o.status in ("committed", "skipped") and o.source_id:
-                try:
-                    resolve(o.ref.bucket, o.ref.key, o.source_id.rsplit("@", 1)[-1], f"replayed: {o.status}")
-                except Exception as e:  # the data landed; a stale record is only a wrong hint
-                    log.warning("could not resolve the quarantine record of %s/%s: %s", o.ref.bucket, o.ref.key, e)
+        """Landed versions close their quarantine entries: their own (resolved, kept as
+        history) and their key's older versions' (superseded)."""
+        close_entries(self.quarantine, report.outcomes, self.journal)
 
     @staticmethod
     def _last_staged(plans: dict[str, TablePlan]) -> Staged:
