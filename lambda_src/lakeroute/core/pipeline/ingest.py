@@ -106,12 +106,12 @@ class Pipeline:
                     discard(plan.home, [s for _, s in plan.staged])
             raise
         report.seconds = time.monotonic() - start
-        self._resolve_replayed(report)
         if self.journal is not None:
             try:
                 self.journal.record(attempts_of(report, self.how))
             except Exception as e:  # the journal is a trail, never a reason to fail a batch
                 log.error("could not write the journal: %s", e)
+        self._resolve_replayed(report)  # after the journal: what landed, then what it closed
         return report
 
     def _resolve_replayed(self, report: IngestReport) -> None:
