@@ -303,7 +303,7 @@ class Pipeline:
             elif id(s) in committed:
                 outcomes.append(Outcome(ref, "committed", committed_message(s), s.route, name, s.rows,
                                         s.source_id, seconds=s.seconds, rejected=s.rejected, rescued=s.rescued,
-                                        rejects_to=s.rejects_to))
+                                        rejects_to=s.rejects_to, counts=s.row_counts()))
             elif id(s) in again:
                 outcomes.append(Outcome(ref, "failed", f"{ref.bucket}/{ref.key}: the schema of {name} "
                                         "changed while it was staged; it will be read again", s.route,
