@@ -160,3 +160,22 @@ def test_tables_shows_the_last_ingest_and_the_last_maintenance_apart(ws: Workspa
     assert after["last_maintenance"] == f"{entries[3]['committed_at']} (compaction)"
     code, out, _ = run(ws, "tables")
     assert code == 0 and "last ingest" in out and "last maintenance" in out and "(compaction)" in out
+
+
+def test_a_journal_written_before_the_row_counts_gains_them(ws: Workspace) -> None:
+    import sqlite3
+
+    ws.paths.home.mkdir(parents=True)
+    con = sqlite3.connect(ws.paths.home / "ledger.db")
+    con.execute("CREATE TABLE lakeroute_attempts (at TEXT NOT NULL, table_name TEXT, route TEXT, bucket TEXT, "
+                "key TEXT, version TEXT, status TEXT, rows INTEGER, stage TEXT, message TEXT, "
+                "rejected INTEGER DEFAULT 0, rescued INTEGER DEFAULT 0)")
+    con.execute("INSERT INTO lakeroute_attempts VALUES ('2026-01-01T00:00:00.000+00:00', 'ns.o', 'o', 'bkt', "
+                "'old.csv', 'v1', 'committed', 4, '', '', 0, 0)")
+    con.commit()
+    con.close()
+    ws.route("o", {"bucket": "bkt", "format": "csv"}, {"table": "ns.o"})
+    assert run(ws, "ingest", csv(ws, "new.csv", "id\n1\n2\n"))[0] == 0
+    lines = attempts(ws, "ns.o")
+    print([(a["key"], counts(a)) for a in lines])
+    assert [(a["key"], counts(a)) for a in lines] == [("old.csv", {}), ("new.csv", {"added": 2})]

@@ -76,28 +76,36 @@ def upsert_counts(con: duckdb.DuckDBPyConnection, batch: pa.Table, sizes: list[i
             stale = "FALSE"
         before = f"PARTITION BY {wn} ORDER BY {p} ROWS BETWEEN UNBOUNDED PRECEDING AND 1 PRECEDING"
         live = "coalesce(NOT prev_del, t_rows > 0)"  # the key had a row when this one arrived
+        mine = f"r.{ORDER}," if order_by else ""
+        # Per key: the live rows, their newest order_by, how many it beat (once, for both queries).
+        # (Arrow, not a temp table: the first temp table of a connection costs more than the query.)
+        con.register("lr_keys", con.execute(f"SELECT h.{wn}, count(*) AS t_rows, count_if(h.wins) AS won, "  # noqa: S608
+                                            f"{table_o} AS t_o FROM lr_hits h GROUP BY h.{wn}").fetch_arrow_table())
+        # Most keys have one row in a batch: only the others need the arrival-order windows.
         per_object = con.execute(f"""
-            WITH t AS (SELECT h.{wn}, count(*) AS t_rows, {table_o} AS t_o FROM lr_hits h GROUP BY h.{wn}),
-            s AS (SELECT r.{p}, r.{OWN}, r.{DEL}, {f"r.{ORDER}," if order_by else ""} w.{wn},
-                         coalesce(t.t_rows, 0) AS t_rows, t.t_o
-                  FROM lr_rows r JOIN lr_winners w ON {on} LEFT JOIN t ON t.{wn} = w.{wn}),
-            x AS (SELECT *, {f"max({ORDER}) OVER before" if order_by else "NULL"} AS prev_o FROM s
+            WITH s AS (SELECT r.{p}, r.{OWN}, r.{DEL}, {mine} w.{wn}, coalesce(t.t_rows, 0) AS t_rows, t.t_o,
+                              count(*) OVER (PARTITION BY w.{wn}) AS n
+                       FROM lr_rows r JOIN lr_winners w ON {on} LEFT JOIN lr_keys t ON t.{wn} = w.{wn}),
+            one AS (SELECT *, NULL AS prev_o, NULL::BOOLEAN AS prev_del FROM s WHERE n = 1),
+            x AS (SELECT *, {f"max({ORDER}) OVER before" if order_by else "NULL"} AS prev_o FROM s WHERE n > 1
                   WINDOW before AS ({before})),
             y AS (SELECT *, {stale} AS stale FROM x),
-            z AS (SELECT *, last_value(CASE WHEN NOT stale THEN {DEL} END IGNORE NULLS) OVER before AS prev_del
-                  FROM y WINDOW before AS ({before}))
+            z AS (SELECT * EXCLUDE (stale),
+                         last_value(CASE WHEN NOT stale THEN {DEL} END IGNORE NULLS) OVER before AS prev_del
+                  FROM y WINDOW before AS ({before})),
+            u AS (SELECT * FROM one UNION ALL BY NAME SELECT * FROM z),
+            v AS (SELECT *, {stale} AS stale FROM u)
             SELECT {OWN}, count_if(NOT stale AND NOT {DEL} AND NOT {live}) AS added,
                    count_if(NOT stale AND NOT {DEL} AND {live}) AS updated,
                    count_if(NOT stale AND {DEL} AND {live}) AS deleted, count_if(stale) AS stale
-            FROM z GROUP BY {OWN}""").fetchall()  # noqa: S608
+            FROM v GROUP BY {OWN}""").fetchall()  # noqa: S608
         net = con.execute(f"""
-            SELECT count_if(w.{KEEP}) - count_if(w.{KEEP} AND coalesce(h.won, 0) > 0) AS added,
-                   coalesce(sum(CASE WHEN w.{KEEP} THEN h.won END), 0) AS updated,
-                   coalesce(sum(CASE WHEN w.{quote_ident(delete_flag)} THEN h.won END), 0) AS deleted
-            FROM lr_winners w LEFT JOIN (SELECT {wn}, count_if(wins) AS won FROM lr_hits GROUP BY {wn}) h
-              ON h.{wn} = w.{wn}""").fetchone()  # noqa: S608
+            SELECT count_if(w.{KEEP}) - count_if(w.{KEEP} AND coalesce(t.won, 0) > 0) AS added,
+                   coalesce(sum(CASE WHEN w.{KEEP} THEN t.won END), 0) AS updated,
+                   coalesce(sum(CASE WHEN w.{quote_ident(delete_flag)} THEN t.won END), 0) AS deleted
+            FROM lr_winners w LEFT JOIN lr_keys t ON t.{wn} = w.{wn}""").fetchone()  # noqa: S608
     finally:
-        for name in ("lr_rows", "lr_winners", "lr_hits"):
+        for name in ("lr_rows", "lr_winners", "lr_hits", "lr_keys"):
             con.unregister(name)
     objects = [dict.fromkeys(COUNTS, 0) for _ in sizes]
     for own, *values in per_object:
