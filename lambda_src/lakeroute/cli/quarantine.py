@@ -144,7 +144,7 @@ def _user() -> str:
 @quarantine_app.command("dismiss")
 def quarantine_dismiss(
     ctx: typer.Context,
-    object_: Annotated[str | None, typer.Argument(metavar="[BUCKET/KEY]", help="The object, bucket/key: "
+    object_: Annotated[str | None, typer.Argument(metavar="BUCKET/KEY", help="The object, bucket/key: "
                                                   "all its open versions.")] = None,
     route: Annotated[str | None, typer.Option(help="Every open entry of this route.")] = None,
     reason: Annotated[str, typer.Option(help="Why: kept in the record and in `lakeroute history`.")]
@@ -157,7 +157,7 @@ def quarantine_dismiss(
     The entries stay as history (`quarantine ls --all`), `replay` skips them, and each
     dismissal is journaled with its reason and who dismissed it. Asks first unless --yes.
 
-    Example: lakeroute quarantine dismiss acme-sales-landing/orders/misplaced.csv --reason "moved to orders/2026/" --yes
+    Example: lakeroute quarantine dismiss acme-web/misplaced.csv --reason "moved" --yes
     """
     from . import stage as staged
 
