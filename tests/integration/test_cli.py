@@ -27,7 +27,8 @@ def run(ws: Workspace, *args: str) -> tuple[int, str, str]:
 
 
 COMMANDS = ["validate", "ingest", "watch", "query", "tables", "history", "demo", "sync", "replay", "reset",
-            "preview", "backfill", "quarantine", "quarantine ls", "quarantine show", "quarantine purge"]
+            "preview", "backfill", "quarantine", "quarantine ls", "quarantine show", "quarantine dismiss",
+            "quarantine purge"]
 
 
 @pytest.mark.parametrize("command", COMMANDS)

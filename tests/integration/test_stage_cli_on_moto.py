@@ -168,6 +168,40 @@ def test_quarantine_ls_show_and_replay_send_the_unresolved_originals(stage: Stag
     print("replay filters: --route other and --since later send nothing; --table sales.orders sends it")
 
 
+def test_a_newer_version_and_dismiss_close_the_stage_quarantine(stage: Stage) -> None:
+    stage.put("orders/broken.parquet", b"not parquet")
+    stage.put("orders/stray.parquet", b"not parquet either")
+    stage.ingest("orders/broken.parquet", "orders/stray.parquet")  # the handler quarantines both in S3
+    opened = json.loads(cli("quarantine", "ls", "--stage", STAGE, "-f", "json").stdout)
+    assert sorted(r["key"] for r in opened) == ["orders/broken.parquet", "orders/stray.parquet"]
+    # the producer sends broken.parquet again, fixed: the handler lands it and supersedes the entry
+    stage.put("orders/broken.parquet", parquet([1, 2]))
+    assert stage.ingest("orders/broken.parquet") == {"batchItemFailures": []}
+    every = {r["key"]: r for r in json.loads(cli("quarantine", "ls", "--stage", STAGE, "--all", "-f", "json").stdout)}
+    print("after the newer version:", {k: (r["state"], r.get("resolution")) for k, r in every.items()})
+    assert every["orders/broken.parquet"]["state"] == "superseded"
+    assert every["orders/stray.parquet"]["state"] == "open"
+
+    refused = cli("quarantine", "dismiss", "landing/orders/stray.parquet", "--stage", STAGE)  # logical bucket
+    assert refused.exit_code == 2 and "--yes" in refused.stderr
+    done = cli("quarantine", "dismiss", "landing/orders/stray.parquet", "--stage", STAGE, "--reason",
+               "a test upload", "--yes")
+    print(f"dismiss --stage: {done.stdout.strip()!r}")
+    assert done.exit_code == 0 and done.stdout.startswith("dismissed 1 entry")
+    assert json.loads(cli("quarantine", "ls", "--stage", STAGE, "-f", "json").stdout) == []
+    replayed = cli("replay", "--stage", STAGE)
+    assert replayed.exit_code == 0 and "nothing to replay" in replayed.stdout and not stage.announced()
+    history = json.loads(cli("history", "sales.orders", "--stage", STAGE, "-f", "json").stdout)
+    closing = [(a["key"], a["status"], a["message"]) for a in history if a["status"] in ("superseded", "dismissed")]
+    print(f"history --stage: {closing}")
+    assert [(k, s) for k, s, _ in closing] == [("orders/broken.parquet", "superseded"),
+                                               ("orders/stray.parquet", "dismissed")]
+    assert "a test upload" in closing[1][2]
+    purged = cli("quarantine", "purge", "--closed", "--stage", STAGE)
+    assert purged.exit_code == 0 and purged.stdout.startswith("removed 2 closed entries")
+    assert json.loads(cli("quarantine", "ls", "--stage", STAGE, "--all", "-f", "json").stdout) == []
+
+
 def test_backfill_enqueues_the_filtered_objects_and_the_handler_lands_them_once(stage: Stage) -> None:
     stage.put("orders/a.parquet", parquet([1, 2]))
     stage.ingest("orders/a.parquet")

@@ -13,11 +13,10 @@ import datetime as dt
 import time
 from typing import Any
 
-from ..core.ledger.journal import Attempt
+from ..core.ledger.journal import NUMBERS, Attempt
 from .clients import aws_client, aws_errors, batch_write, transient
 
 PREFIX = "#attempts#"
-_NUMBERS = ("rows", "rejected", "rescued")
 
 
 class DynamoJournal:
@@ -32,8 +31,8 @@ class DynamoJournal:
         for a in attempts:
             pk, sk = PREFIX + a.table, f"{a.at}#{a.bucket}/{a.key}@{a.version}#{a.status}"[:1000]
             item = {"pk": {"S": pk}, "sk": {"S": sk},
-                    **{k: {"S": str(v)} for k, v in a.as_dict().items() if k not in _NUMBERS and v != ""},
-                    **{k: {"N": str(getattr(a, k))} for k in _NUMBERS}}
+                    **{k: {"S": str(v)} for k, v in a.as_dict().items() if k not in NUMBERS and v != ""},
+                    **{k: {"N": str(getattr(a, k))} for k in NUMBERS}}
             if self.ttl_days > 0:
                 item["expires_at"] = {"N": str(int(now + self.ttl_days * 86400))}
             items[(pk, sk)] = item
@@ -54,7 +53,7 @@ class DynamoJournal:
             page = self.ddb.query(**args)
             for it in page.get("Items", []):
                 row = {k: next(iter(v.values())) for k, v in it.items() if k not in ("pk", "sk", "expires_at")}
-                for k in _NUMBERS:
+                for k in NUMBERS:
                     row[k] = int(row.get(k, 0))
                 if status is None or row.get("status") == status:
                     out.append(row)

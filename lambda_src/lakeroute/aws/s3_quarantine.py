@@ -5,12 +5,17 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from ..core.errors import ObjectError
+from ..core.errors import ConfigError, ObjectError
 from ..core.ledger.quarantine import (
+    ANY_VERSION,
     RECORD_NAME,
     REJECTS_SUMMARY,
+    Landed,
+    closed,
+    closings,
     entry_dir,
     error_record,
+    is_entry_name,
     object_name,
     rejects_name,
     rejects_record,
@@ -19,6 +24,8 @@ from ..core.objects import SourceObject
 from .clients import aws_client, aws_errors, error_code, transient
 from .config import split_s3_uri
 from .s3_source import is_etag
+
+SETTLE_THREADS = 8  # keys whose quarantine folders are listed at once after a commit
 
 
 class S3Quarantine:
@@ -107,19 +114,56 @@ class S3Quarantine:
             raise
         return True
 
-    def resolve(self, bucket: str, key: str, version: str, how: str) -> None:
-        """Mark the entry of one object version resolved (kept as history), if there is one."""
-        import datetime as dt
+    # -- closing entries (``core.ledger.quarantine``: resolved, superseded, dismissed)
 
-        record_key = f"{self.location(bucket, key, version)}/{RECORD_NAME}"
+    def versions(self, bucket: str, key: str) -> list[tuple[str, dict[str, Any]]]:
+        """(record key, record) of every quarantined version of one key: one ListObjectsV2 of
+        the key's folder (its version entries are the only ``~`` folders in it)."""
+        folder = self.location(bucket, key, ANY_VERSION).rsplit("/", 1)[0]
+        out = []
+        listed = self.s3.list_objects_v2(Bucket=self.bucket, Prefix=f"{folder}/~", Delimiter="/")
+        for common in listed.get("CommonPrefixes", []):
+            entry = str(common["Prefix"]).rstrip("/")
+            if not is_entry_name(entry.rsplit("/", 1)[-1]):
+                continue
+            record = self._previous(f"{entry}/{RECORD_NAME}")
+            if record is not None:
+                out.append((f"{entry}/{RECORD_NAME}", record))
+        return out
+
+    def close(self, record_key: str, state: str, reason: str, **extra: str) -> dict[str, Any]:
+        """Close the entry whose record is ``record_key`` (in the quarantine bucket)."""
         try:
             record = self._previous(record_key)
-            if record is None or record.get("resolved_at"):
-                return
-            record["resolved_at"] = dt.datetime.now(dt.UTC).isoformat(timespec="milliseconds")
-            record["resolution"] = how
-            self.s3.put_object(Bucket=self.bucket, Key=record_key, ContentType="application/json",
-                               Body=(json.dumps(record, indent=2, ensure_ascii=False) + "\n").encode(
-                                   "utf-8", "backslashreplace"))
+            if record is None:
+                raise ConfigError(f"s3://{self.bucket}/{record_key}: no quarantine record there")
+            new = closed(record, state, reason, **extra)
+            self._put_record(record_key, new)
         except aws_errors() as e:
             raise transient(f"quarantine s3://{self.bucket}/{record_key}", e) from e
+        return new
+
+    def settle(self, landed: list[Landed]) -> list[dict[str, Any]]:
+        """Close the entries the landed versions close; a few keys at once (one LIST each,
+        then a GET and a PUT per entry that closes). Returns the closed records."""
+        from concurrent.futures import ThreadPoolExecutor
+
+        def one(item: Landed) -> list[dict[str, Any]]:
+            try:
+                done = []
+                for record_key, record in closings(item, self.versions(item.bucket, item.key)):
+                    self._put_record(record_key, record)
+                    done.append(record)
+                return done
+            except aws_errors() as e:
+                raise transient(f"quarantine of s3://{item.bucket}/{item.key}", e) from e
+
+        if len(landed) <= 1:
+            return [r for item in landed for r in one(item)]
+        with ThreadPoolExecutor(min(SETTLE_THREADS, len(landed)), thread_name_prefix="lakeroute-settle") as pool:
+            return [r for records in pool.map(one, landed) for r in records]
+
+    def _put_record(self, record_key: str, record: dict[str, Any]) -> None:
+        self.s3.put_object(Bucket=self.bucket, Key=record_key, ContentType="application/json",
+                           Body=(json.dumps(record, indent=2, ensure_ascii=False) + "\n").encode(
+                               "utf-8", "backslashreplace"))

@@ -2,7 +2,8 @@
 
 ``app`` holds the Typer app, global options and shared output; one module per command
 group: ``ingest`` (validate, ingest, watch), ``warehouse`` (query, tables, history),
-``setup`` (demo, sync), ``maintain``. Shells depend on adapters and core, never the other way round.
+``setup`` (demo, sync), ``maintain``, ``recovery`` (replay, reset, preview),
+``quarantine`` (ls, show, dismiss, purge), ``backfill``. Shells depend on adapters and core, never the other way round.
 """
 
 from __future__ import annotations
@@ -10,7 +11,7 @@ from __future__ import annotations
 import os
 import sys
 
-from . import backfill, ingest, maintain, recovery, setup, warehouse  # noqa: F401  (registers the commands, in help order)
+from . import backfill, ingest, maintain, quarantine, recovery, setup, warehouse  # noqa: F401  (registers the commands, in help order)
 from .app import app
 from .connect import connect  # noqa: F401  (registers `connect`, after the commands above in help)
 

@@ -1,10 +1,8 @@
-"""Fixing mistakes: `reset`, `replay`, `preview` and the `quarantine` commands (local catalog)."""
+"""Fixing mistakes: `reset`, `replay`, `preview` (the `quarantine` commands: ``cli.quarantine``)."""
 
 from __future__ import annotations
 
 import datetime as dt
-import json
-import shutil
 import sys
 from collections.abc import Iterable
 from functools import partial
@@ -13,23 +11,11 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
-from ..core.errors import ConfigError, LakerouteError, shortened
+from ..core.errors import ConfigError, LakerouteError
 from .app import Ctx, app, fail, get_ctx, print_outcomes
 
 if TYPE_CHECKING:
     from ..core.pipeline.preview_columns import ColumnView
-    from ..local.objects import LocalQuarantine
-
-quarantine_app = typer.Typer(help="List, show and clean up quarantined objects.\n\n"
-                             "Example: lakeroute quarantine ls", no_args_is_help=True,
-                             rich_markup_mode=None)
-app.add_typer(quarantine_app, name="quarantine")
-
-
-def _quarantine(c: Ctx) -> LocalQuarantine:
-    from ..local.objects import LocalQuarantine
-
-    return LocalQuarantine(c.paths().quarantine)
 
 
 def parse_since(text: str | None) -> dt.datetime | None:
@@ -50,114 +36,30 @@ def _when(record: dict[str, Any]) -> dt.datetime:
         return dt.datetime.min.replace(tzinfo=dt.UTC)
 
 
-# ---------------------------------------------------------------- quarantine ls / show / purge
-
-
-@quarantine_app.command("ls")
-def quarantine_ls(
-    ctx: typer.Context,
-    format: Annotated[str, typer.Option("--format", "-f", help="table | json")] = "table",
-    all_entries: Annotated[bool, typer.Option("--all", help="Also entries already resolved.")] = False,
-    stage: Annotated[str | None, typer.Option(help="A deployed stage (its stack's outputs name "
-                                              "the resources).")] = None,
-) -> None:
-    """List quarantined object versions: key, route, stage, attempts, reason.
-
-    With --stage, the stage's S3 quarantine (QuarantineUri of its stack).
-
-    Example: lakeroute quarantine ls --format json
-    """
-    from . import stage as staged
-
-    st = staged.selected(stage)
-    entries = staged.quarantine_entries(st) if st else _quarantine(get_ctx(ctx)).entries()
-    rows = [r for _, r in entries if all_entries or not r.get("resolved_at")]
-    if format == "json":
-        typer.echo(json.dumps(rows, indent=2, ensure_ascii=False))
-        return
-    if format != "table":
-        raise fail(f"--format {format!r}: use table or json")
-    from rich.console import Console
-    from rich.table import Table as RichTable
-
-    out = RichTable("quarantined (UTC)", "object", "route", "stage", "attempts", "reason")
-    for r in rows:
-        out.add_row(str(r.get("quarantined_at", ""))[:19], f"{r['bucket']}/{r['key']}", str(r.get("route")),
-                    str(r.get("stage")), str(r.get("attempts")), shortened(str(r.get("message", "")), 90))
-    Console(width=200).print(out)
-    typer.echo(f"{len(rows)} quarantined object version(s)", err=True)
-
-
-@quarantine_app.command("show")
-def quarantine_show(
-    ctx: typer.Context,
-    object_: Annotated[str, typer.Argument(metavar="BUCKET/KEY", help="The object, bucket/key.")],
-    stage: Annotated[str | None, typer.Option(help="A deployed stage (its stack's outputs name "
-                                              "the resources).")] = None,
-) -> None:
-    """Show the records of one object's quarantined versions (reason, route, stage, attempts).
-
-    With --stage, BUCKET is the physical or the logical landing bucket.
-
-    Example: lakeroute quarantine show acme-sales-landing/orders/broken.parquet
-    """
-    from . import stage as staged
-
-    st = staged.selected(stage)
-    entries: Iterable[tuple[Any, dict[str, Any]]]
-    if st:
-        bucket, _, key = object_.partition("/")
-        try:
-            object_ = f"{st.bucket(bucket)}/{key}"
-        except LakerouteError as e:
-            raise fail(str(e)) from None
-        entries = staged.quarantine_entries(st)
-    else:
-        entries = _quarantine(get_ctx(ctx)).entries()
-    found = [(e, r) for e, r in entries if f"{r['bucket']}/{r['key']}" == object_]
-    if not found:
-        raise fail(f"{object_}: not in the quarantine; `lakeroute quarantine ls` lists what is", 1)
-    for entry, record in found:
-        typer.echo(json.dumps({**record, "entry": str(entry)}, indent=2, ensure_ascii=False))
-
-
-@quarantine_app.command("purge")
-def quarantine_purge(
-    ctx: typer.Context,
-    resolved: Annotated[bool, typer.Option("--resolved", help="Remove the entries already resolved.")] = False,
-    stage: Annotated[str | None, typer.Option(help="A deployed stage: its S3 quarantine.")] = None,
-) -> None:
-    """Remove resolved entries (objects that were replayed and landed).
-
-    Example: lakeroute quarantine purge --resolved
-    """
-    if not resolved:
-        raise fail("quarantine purge: only --resolved entries are removed; say --resolved")
-    from . import stage as staged
-
-    st = staged.selected(stage)
-    gone = 0
-    if st:
-        from ..aws.clients import aws_client
-        from ..aws.config import split_s3_uri
-
-        s3 = aws_client("s3")
-        for uri, record in staged.quarantine_entries(st, s3):
-            if record.get("resolved_at"):
-                bucket, prefix = split_s3_uri(uri)
-                listed = s3.list_objects_v2(Bucket=bucket, Prefix=prefix + "/").get("Contents", [])
-                for item in listed:
-                    s3.delete_object(Bucket=bucket, Key=item["Key"])
-                gone += 1
-    else:
-        for entry, record in _quarantine(get_ctx(ctx)).entries():
-            if record.get("resolved_at"):
-                shutil.rmtree(entry, ignore_errors=True)
-                gone += 1
-    typer.echo(f"removed {gone} resolved entr{'y' if gone == 1 else 'ies'}")
-
-
 # ---------------------------------------------------------------- replay
+
+
+def newest_per_key(chosen: list[tuple[Any, dict[str, Any]]]) -> tuple[list[tuple[Any, dict[str, Any]]], int]:
+    """(the newest open entry of each key, how many older open versions wait behind them):
+    replaying an older version after a newer one could only regress the table; the older
+    ones are superseded once the newer lands."""
+    newest: dict[tuple[str, str], tuple[Any, dict[str, Any]]] = {}
+    for entry, record in sorted(chosen, key=lambda e: str(e[1].get("first_quarantined_at")
+                                                        or e[1].get("quarantined_at") or "")):
+        newest[(record["bucket"], record["key"])] = (entry, record)
+    return list(newest.values()), len(chosen) - len(newest)
+
+
+def replay_selection(entries: Iterable[tuple[Any, dict[str, Any]]], route: str | None, tables: set[str],
+                     after: dt.datetime | None) -> tuple[list[tuple[Any, dict[str, Any]]], int, int]:
+    """(entries to replay, older versions left, closed entries skipped) among the filtered ones."""
+    from ..core.ledger.quarantine import OPEN, entry_state
+
+    matching = [(e, r) for e, r in entries if (route is None or r.get("route") == route)
+                and (not tables or r.get("table") in tables) and (after is None or _when(r) >= after)]
+    opened = [(e, r) for e, r in matching if entry_state(r) == OPEN]
+    chosen, older = newest_per_key(opened)
+    return chosen, older, len(matching) - len(opened)
 
 
 @app.command()
@@ -169,11 +71,13 @@ def replay(
     stage: Annotated[str | None, typer.Option(help="A deployed stage (its stack's outputs name "
                                               "the resources).")] = None,
 ) -> None:
-    """Re-ingest quarantined objects after a fix (from their quarantined copies).
+    """Re-ingest open quarantine entries after a fix (from their quarantined copies).
 
     An object that now lands, or that the table already holds, leaves the quarantine: its
     record is kept, marked resolved (`quarantine ls --all`). One that fails again stays,
-    with one more attempt counted. Exit 1 when some object still fails.
+    with one more attempt counted. Superseded and dismissed entries are skipped; of a key
+    with several open versions, the newest is replayed (the older ones are superseded when
+    it lands). Exit 1 when some object still fails.
 
     With --stage, each original object version is sent to the stage's ingest queue (as its
     S3 notification) and its record marked replayed; the handler ingests it.
@@ -183,32 +87,29 @@ def replay(
     from ..core.pipeline import ObjectRef
     from ..local import local_pipeline
     from . import stage as staged
+    from .quarantine import local_quarantine
 
     st = staged.selected(stage)
+    try:
+        after = parse_since(since)
+    except LakerouteError as e:
+        raise fail(str(e)) from None
     if st:
-        try:
-            after = parse_since(since)
-        except LakerouteError as e:
-            raise fail(str(e)) from None
-        tables = {table, st.table(table)} if table else set()
-        staged.replay(st, [(e, r) for e, r in staged.quarantine_entries(st)
-                           if not r.get("resolved_at") and (route is None or r.get("route") == route)
-                           and (not tables or r.get("table") in tables)
-                           and (after is None or _when(r) >= after)])
+        chosen, older, skipped = replay_selection(staged.quarantine_entries(st), route,
+                                                  {table, st.table(table)} if table else set(), after)
+        _say_left(older, skipped)
+        staged.replay(st, chosen)
         return
     c = get_ctx(ctx)
     try:
-        after = parse_since(since)
-        quarantine = _quarantine(c)
-        chosen = [(e, r) for e, r in quarantine.entries()
-                  if not r.get("resolved_at") and (route is None or r.get("route") == route)
-                  and (table is None or r.get("table") == table) and (after is None or _when(r) >= after)]
+        chosen, older, skipped = replay_selection(local_quarantine(c).entries(), route,
+                                                  {table} if table else set(), after)
         pipe = local_pipeline(c.paths())
         pipe.how = "replay"  # the journal says "replayed"
     except LakerouteError as e:
         raise fail(str(e)) from None
+    _say_left(older, skipped)
     refs = []
-    entries: dict[tuple[str, str], Path] = {}
     for entry, record in chosen:
         copy = next((p for p in entry.iterdir() if p.name.startswith("object")), None)
         landing = c.landing / record["bucket"] / record["key"]
@@ -217,23 +118,28 @@ def replay(
             typer.echo(f"cannot replay {record['bucket']}/{record['key']}: neither a quarantined copy "
                        f"nor {landing} exists", err=True)
             continue
-        ref = (record["bucket"], record["key"])
-        pipe.source.overrides[ref] = source  # type: ignore[attr-defined]  # LocalObjectSource
-        entries[ref] = entry
-        refs.append(ObjectRef(*ref))
+        pipe.source.overrides[(record["bucket"], record["key"])] = source  # type: ignore[attr-defined]
+        # replay: the pipeline closes the entry when the version lands (core.pipeline.closing)
+        refs.append(ObjectRef(record["bucket"], record["key"], record.get("version"), replay=True))
     if not refs:
         typer.echo("nothing to replay")
         return
     report = pipe.ingest(refs)
     print_outcomes(report)
-    resolved = 0
-    for o in report.outcomes:
-        if o.status in ("committed", "skipped", "ignored"):
-            quarantine.resolve_entry(entries[(o.ref.bucket, o.ref.key)], f"replayed: {o.status}")
-            resolved += 1
-    typer.echo(f"replayed {len(refs)}: {resolved} resolved, {len(report.failed)} still failing")
+    still = {(o.ref.bucket, o.ref.key) for o in report.failed}
+    resolved = len({(r.bucket, r.key) for r in refs} - still)
+    typer.echo(f"replayed {len(refs)}: {resolved} resolved, {len(still)} still failing")
     if report.failed:
         raise typer.Exit(1)
+
+
+def _say_left(older: int, skipped: int) -> None:
+    if skipped:
+        typer.echo(f"skipped {skipped} closed entr{'y' if skipped == 1 else 'ies'} (resolved, superseded "
+                   "or dismissed: `lakeroute quarantine ls --all`)", err=True)
+    if older:
+        typer.echo(f"left {older} older version(s) of keys replayed here: superseded when the newer one lands",
+                   err=True)
 
 
 # ---------------------------------------------------------------- reset

@@ -104,6 +104,43 @@ def _mark_replayed(s3: Any, entry: str, record: dict[str, Any], queue: str, when
                   Body=(json.dumps(record, indent=2, ensure_ascii=False) + "\n").encode("utf-8", "backslashreplace"))
 
 
+def dismiss(stage: Stage, chosen: list[tuple[str, dict[str, Any]]], reason: str, who: str) -> None:
+    """Close the chosen entries of the stage's quarantine as dismissed; journal each."""
+    from ..aws.config import split_s3_uri
+    from ..aws.journal import DynamoJournal
+    from ..aws.s3_quarantine import S3Quarantine
+    from ..core.ledger.quarantine import DISMISSED
+    from .quarantine import dismissals
+
+    journal = DynamoJournal(_need(stage, "ledger_table"))  # before anything changes: the reason is kept
+    quarantine = S3Quarantine(_need(stage, "quarantine"))
+    closed = []
+    try:
+        for entry, _ in chosen:
+            closed.append(quarantine.close(f"{split_s3_uri(entry)[1]}/{RECORD_NAME}", DISMISSED, reason,
+                                           dismissed_by=who))
+    finally:  # what was closed is journaled, even when a later entry could not be
+        if closed:
+            journal.record(dismissals(closed))
+
+
+def purge(stage: Stage, states: set[str]) -> int:
+    """Delete the stage's quarantine entries in these (closed) states; returns how many."""
+    from ..aws.clients import aws_client
+    from ..aws.config import split_s3_uri
+    from ..core.ledger.quarantine import entry_state
+
+    s3 = aws_client("s3")
+    gone = 0
+    for uri, record in quarantine_entries(stage, s3):
+        if entry_state(record) in states:
+            bucket, prefix = split_s3_uri(uri)
+            for item in s3.list_objects_v2(Bucket=bucket, Prefix=prefix + "/").get("Contents", []):
+                s3.delete_object(Bucket=bucket, Key=item["Key"])
+            gone += 1
+    return gone
+
+
 # ---------------------------------------------------------------- messages
 
 

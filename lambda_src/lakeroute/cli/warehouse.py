@@ -41,12 +41,15 @@ def query(
 @app.command()
 def tables(
     ctx: typer.Context,
+    format: Annotated[str, typer.Option("--format", "-f", help="table | json")] = "table",
     stage: Annotated[str | None, typer.Option(help="A deployed stage: its Glue catalog.")] = None,
 ) -> None:
-    """List tables with row counts, snapshots and last load.
+    """List tables: rows, snapshots, last ingest and last maintenance (compaction), routes.
 
     Example: lakeroute tables
     """
+    import json
+
     from rich.console import Console
     from rich.table import Table as RichTable
 
@@ -54,12 +57,21 @@ def tables(
     from ..local import local_catalog
     from . import stage as staged
 
+    if format not in ("table", "json"):
+        raise fail(f"--format {format!r}: use table or json")
     st = staged.selected(stage)
     rows = table_rows(staged.stage_catalog(st) if st else local_catalog(get_ctx(ctx).home))
-    out = RichTable("table", "rows", "snapshots", "last load (UTC)", "routes")
+    if format == "json":
+        typer.echo(json.dumps(rows, indent=2, ensure_ascii=False))
+        return
+    out = RichTable("table", "rows", "snapshots", "last ingest (UTC)", "last maintenance (UTC)", "routes")
     for r in rows:
-        out.add_row(r["table"], str(r["rows"]), str(r["snapshots"]), r["last_load"], r["routes"])
+        out.add_row(r["table"], str(r["rows"]), str(r["snapshots"]), r["last_ingest"], r["last_maintenance"],
+                    r["routes"])
     Console(width=160).print(out)
+
+
+COUNT_COLUMNS = ("added", "updated", "deleted", "stale", "rejected", "rescued")
 
 
 @app.command()
@@ -71,24 +83,32 @@ def history(
                                               "as in route files, or database.table).")] = None,
     since: Annotated[str | None, typer.Option(help="Only attempts since (ISO time).")] = None,
     status: Annotated[str | None, typer.Option(help="Only attempts with this status: committed, skipped, "
-                                               "ignored, quarantined, replayed, failed.")] = None,
+                                               "ignored, quarantined, replayed, failed, superseded, "
+                                               "dismissed.")] = None,
     commits: Annotated[bool, typer.Option("--commits", help="Per commit (snapshot) instead: its "
-                                          "sources, rows and files.")] = False,
+                                          "sources and what it did to the table's rows.")] = False,
 ) -> None:
     """Every attempt per object for a table: status, route, version, rows, time (UTC), reason.
 
-    Objects that reached no table (no route, ignored) are listed with every table. With
-    --commits: per snapshot, its source objects, rows and data files.
+    Per object: rows read, and added, updated, deleted, stale (upsert: older than the row
+    there), rejected (on_error: rows) and rescued (schema: rescue) rows, counted as if the
+    batch's objects had committed one by one. Repeated skipped or ignored attempts of one
+    version are one line with a count. Objects that reached no table (no route, ignored)
+    and dismissed entries without a table are listed with every table. With --commits: per
+    snapshot, the table's net change (ingest) or the maintenance it was (compaction).
 
     Example: lakeroute history sales.orders --status quarantined --since 2026-11-30
     """
     import json
 
     from ..core.ledger.history import table_history
+    from ..core.ledger.journal import collapse_repeats
     from ..local import local_catalog
     from . import stage as staged
     from .recovery import parse_since
 
+    if format not in ("table", "json"):
+        raise fail(f"--format {format!r}: use table or json")
     st = staged.selected(stage)
     c = get_ctx(ctx)
     try:
@@ -108,32 +128,36 @@ def history(
                 attempts = SqliteJournal(str(c.home / "ledger.db")).read(name, after, status)
     except ConfigError as e:
         raise fail(str(e)) from None
-    if not commits and (attempts or since or status):
-        if format == "json":
-            typer.echo(json.dumps(attempts, indent=2, ensure_ascii=False))
-            return
-        from rich.console import Console
-        from rich.table import Table as RichTable
+    from rich.console import Console
+    from rich.table import Table as RichTable
 
-        grid = RichTable("at (UTC)", "status", "object", "version", "route", "rows", "stage / reason")
-        for a in attempts:
+    if not commits and (attempts or since or status):
+        lines = collapse_repeats(attempts)
+        if format == "json":
+            typer.echo(json.dumps(lines, indent=2, ensure_ascii=False))
+            return
+        grid = RichTable("at (UTC)", "status", "object", "version", "route", "rows", *COUNT_COLUMNS,
+                         "stage / reason")
+        for a in lines:
             why = " ".join(x for x in (a.get("stage", ""), shortened(a.get("message", ""), 80)) if x)
-            grid.add_row(str(a.get("at", ""))[:23], a.get("status", ""), f"{a.get('bucket')}/{a.get('key')}",
-                         str(a.get("version", ""))[:19], a.get("route", ""), str(a.get("rows", 0)), why)
-        Console(width=200).print(grid)
-        typer.echo(f"{len(attempts)} attempt(s)", err=True)
+            said = a.get("status", "") + (f" x{a['count']}" if a["count"] > 1 else "")
+            if a["count"] > 1:
+                why = f"{why} (last {str(a.get('last_at', ''))[:19]})"
+            grid.add_row(str(a.get("at", ""))[:23], said, f"{a.get('bucket')}/{a.get('key')}",
+                         str(a.get("version", ""))[:19], a.get("route", ""), str(a.get("rows", 0)),
+                         *(str(a.get(k, 0)) for k in COUNT_COLUMNS), why)
+        Console(width=220).print(grid)
+        typer.echo(f"{len(attempts)} attempt(s) in {len(lines)} line(s)", err=True)
         return
     if format == "json":
         typer.echo(json.dumps(entries, indent=2, ensure_ascii=False))
         return
-    from rich.console import Console
-    from rich.table import Table as RichTable
-
-    out = RichTable("committed (UTC)", "snapshot", "rows", "files", "routes", "sources")
+    out = RichTable("committed (UTC)", "snapshot", "kind", "rows", *COUNT_COLUMNS, "files", "routes", "sources")
     for entry in entries:
         srcs = entry["sources"]
         shown = "\n".join(s.split("@")[0] for s in srcs[:5]) + (
             f"\n… {len(srcs) - 5} more" if len(srcs) > 5 else "")
-        out.add_row(entry["committed_at"], str(entry["snapshot_id"]), str(entry["rows"]),
-                    str(entry["data_files"]), entry["routes"], shown)
-    Console(width=160).print(out)
+        files = f"+{entry['data_files']} -{entry['removed_data_files']}"
+        out.add_row(entry["committed_at"], str(entry["snapshot_id"]), entry["kind"], str(entry["rows"]),
+                    *(str(entry[k]) for k in COUNT_COLUMNS), files, entry["routes"], shown)
+    Console(width=200).print(out)

@@ -84,7 +84,10 @@ class Quarantine(Protocol):
     """Where bad objects go: a copy and an error record per object version (``core.quarantine``).
 
     ``put`` returns where the entry is; it raises when the entry could not be written, and
-    the pipeline then fails the object for a retry instead of dropping it.
+    the pipeline then fails the object for a retry instead of dropping it. A quarantine may
+    define ``settle(landed: list[core.ledger.quarantine.Landed]) -> list[dict]``, called after
+    a batch with the versions that landed, to close the entries they close (resolved,
+    superseded) and return the closed records (``core.pipeline.closing``).
     """
 
     def put(self, bucket: str, key: str, obj: SourceObject | None, error: ObjectError,

@@ -5,10 +5,11 @@ from __future__ import annotations
 import datetime as dt
 from typing import Any
 
-from ..core.ledger.journal import Attempt
+from ..core.ledger.journal import ROW_COUNTS, Attempt
 
 _COLUMNS = ("at", "table_name", "route", "bucket", "key", "version", "status", "rows", "stage", "message",
-            "rejected", "rescued")
+            "rejected", "rescued", *ROW_COUNTS)
+_ADDED_LATER = ("rejected", "rescued", *ROW_COUNTS)  # journals written before these counts lack them
 
 
 class SqliteJournal:
@@ -22,7 +23,7 @@ class SqliteJournal:
             "bucket TEXT, key TEXT, version TEXT, status TEXT, rows INTEGER, stage TEXT, message TEXT, "
             "rejected INTEGER DEFAULT 0, rescued INTEGER DEFAULT 0)")
         have = {r[1] for r in self._con.execute("PRAGMA table_info(lakeroute_attempts)")}
-        for column in ("rejected", "rescued"):  # journals written before row-level counts
+        for column in _ADDED_LATER:
             if column not in have:
                 try:
                     self._con.execute(f"ALTER TABLE lakeroute_attempts ADD COLUMN {column} INTEGER DEFAULT 0")
@@ -39,7 +40,7 @@ class SqliteJournal:
             self._con.executemany(
                 f"INSERT INTO lakeroute_attempts ({', '.join(_COLUMNS)}) VALUES ({', '.join('?' * len(_COLUMNS))})",  # noqa: S608 - constant names
                 [(a.at, a.table, a.route, a.bucket, a.key, a.version, a.status, a.rows, a.stage, a.message,
-                  a.rejected, a.rescued) for a in attempts])
+                  a.rejected, a.rescued, *(getattr(a, c) for c in ROW_COUNTS)) for a in attempts])
 
     def read(self, table: str, since: dt.datetime | None = None, status: str | None = None) -> list[dict[str, Any]]:
         """Attempts for one table (and those that never reached a table, e.g. no route)."""

@@ -29,10 +29,15 @@ from typing import Any
 
 from ..core.errors import ObjectError, TransientError
 from ..core.ledger.quarantine import (
+    ANY_VERSION,
     RECORD_NAME,
     REJECTS_SUMMARY,
+    Landed,
+    closed,
+    closings,
     entry_dir,
     error_record,
+    is_entry_name,
     object_name,
     rejects_name,
     rejects_record,
@@ -240,15 +245,46 @@ class LocalQuarantine:
                 out.append((record_path.parent, record))
         return sorted(out, key=lambda e: str(e[1].get("quarantined_at", "")))
 
-    def resolve_entry(self, entry: Path, how: str) -> None:
-        """Mark an entry resolved (it stays as history until ``purge --resolved``)."""
-        import datetime as dt
+    def versions(self, bucket: str, key: str) -> list[tuple[Path, dict[str, Any]]]:
+        """(entry folder, record) of every quarantined version of one key."""
+        folder = self.location(bucket, key, ANY_VERSION).parent
+        out = []
+        for entry in sorted(folder.iterdir()) if folder.is_dir() else ():
+            record = self._read(entry / RECORD_NAME) if is_entry_name(entry.name) else None
+            if record is not None:
+                out.append((entry, record))
+        return out
 
-        record_path = entry / RECORD_NAME
-        record = json.loads(record_path.read_text(encoding="utf-8"))
-        record["resolved_at"] = dt.datetime.now(dt.UTC).isoformat(timespec="milliseconds")
-        record["resolution"] = how
+    def close(self, entry: Path, state: str, reason: str, **extra: str) -> dict[str, Any]:
+        """Close one entry (resolved, superseded, dismissed); it stays as history until purged."""
+        record = self._read(entry / RECORD_NAME)
+        if record is None:
+            raise OSError(f"{entry / RECORD_NAME}: no readable quarantine record")
+        new = closed(record, state, reason, **extra)
+        self._write(entry, new)
+        return new
+
+    def settle(self, landed: list[Landed]) -> list[dict[str, Any]]:
+        """Close the entries the landed versions close (``core.ledger.quarantine.closings``);
+        returns the closed records."""
+        out = []
+        for item in landed:
+            for entry, record in closings(item, self.versions(item.bucket, item.key)):
+                self._write(entry, record)
+                out.append(record)
+        return out
+
+    @staticmethod
+    def _read(path: Path) -> dict[str, Any] | None:
+        try:
+            record = json.loads(path.read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            return None
+        return record if isinstance(record, dict) and "key" in record else None
+
+    @staticmethod
+    def _write(entry: Path, record: dict[str, Any]) -> None:
         tmp = entry / (RECORD_NAME + ".partial")
         tmp.write_text(json.dumps(record, indent=2, ensure_ascii=False) + "\n", encoding="utf-8",
                        errors="backslashreplace")
-        os.replace(tmp, record_path)
+        os.replace(tmp, entry / RECORD_NAME)

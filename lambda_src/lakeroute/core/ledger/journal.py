@@ -12,6 +12,9 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass
 from typing import Any, Protocol
 
+ROW_COUNTS = ("added", "updated", "deleted", "stale")
+NUMBERS = ("rows", "rejected", "rescued", *ROW_COUNTS)  # the attempt's counts
+
 
 @dataclass(frozen=True)
 class Attempt:
@@ -27,6 +30,12 @@ class Attempt:
     message: str
     rejected: int = 0  # rows set aside in the rejects file (source.on_error: rows)
     rescued: int = 0  # rows that landed with _rescued_data (target.schema: rescue)
+    # What a committed object did to the table's rows, as if the batch's objects had committed
+    # one by one (core.write.attribution).
+    added: int = 0
+    updated: int = 0
+    deleted: int = 0
+    stale: int = 0
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -42,3 +51,27 @@ class MemoryJournal:
 
     def record(self, attempts: list[Attempt]) -> None:
         self.attempts.extend(attempts)
+
+
+REPEATS = ("skipped", "ignored")  # attempts that change nothing: every watch/backfill pass adds one
+
+
+def collapse_repeats(attempts: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Attempts as history shows them: each line gets ``count`` and ``last_at``; repeated
+    skipped (or ignored) attempts of one object version and table, with no other attempt of
+    it in between, are one line at the first one's place."""
+    out: list[dict[str, Any]] = []
+    runs: dict[tuple[Any, ...], dict[str, Any]] = {}
+    for a in attempts:
+        ident = (a.get("table"), a.get("bucket"), a.get("key"), a.get("version"))
+        run = runs.pop(ident, None)
+        if run is not None and run["status"] == a.get("status"):
+            run["count"] += 1
+            run["last_at"] = a.get("at")
+            runs[ident] = run
+            continue
+        line = {**a, "count": 1, "last_at": a.get("at")}
+        out.append(line)
+        if a.get("status") in REPEATS:
+            runs[ident] = line
+    return out

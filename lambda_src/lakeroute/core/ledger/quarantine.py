@@ -19,6 +19,12 @@ No entry can collide with another key's or another version's:
 - a key whose escaped form is too long for the store (S3 keys: 1,024 bytes; local file
   names: 255 bytes a segment) goes under ``<bucket>/~long/<sha256 of the key>/``; the full
   key is always inside the record.
+
+An entry is *open* until it is closed, and stays as history once closed (``state``,
+``closed_at``, ``resolution``): *resolved* (its version landed: replayed or ingested again),
+*superseded* (a newer version of the same key landed: by arrival, as mode ``replace`` orders
+versions) or *dismissed* (by hand, with a reason). A superseded or dismissed version that
+fails again counts the attempt and stays closed; a resolved one that fails again is open.
 """
 
 from __future__ import annotations
@@ -26,6 +32,7 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import re
+from dataclasses import dataclass
 from pathlib import PurePosixPath
 from typing import Any
 
@@ -65,6 +72,17 @@ def entry_dir(bucket: str, key: str, version: str | None, *, max_bytes: int = 10
     return path
 
 
+# A version for finding a key's folder: every version tag has the same length, so a key near
+# the store's limit goes under ``~long`` for all its versions alike.
+ANY_VERSION = "-"
+
+
+def is_entry_name(name: str) -> bool:
+    """Whether a folder name under a key's folder is a version entry (escaped key segments
+    never start with ``~``; ``~long`` sits at the bucket level only)."""
+    return name.startswith("~v=") or name == "~unresolved"
+
+
 def object_name(key: str) -> str:
     """``object`` plus the key's extensions (``.csv.gz``), so tools can open the copy."""
     suffixes = PurePosixPath(key.rsplit("/", 1)[-1]).suffixes[-2:]
@@ -93,6 +111,8 @@ def error_record(bucket: str, key: str, obj: SourceObject | None, error: ObjectE
     now = dt.datetime.now(dt.UTC).isoformat(timespec="milliseconds")
     prior = previous if isinstance(previous, dict) else {}
     attempts = prior.get("attempts")
+    # Closed by a newer version or by hand: failing again is counted, the entry stays closed.
+    kept = {k: prior[k] for k in _CLOSURE if k in prior} if entry_state(prior) in (SUPERSEDED, DISMISSED) else {}
     return {
         "bucket": bucket, "key": key, "version": obj.version if obj else None,
         "route": error.route, "table": table, "stage": error.stage, "message": error.message,
@@ -101,4 +121,57 @@ def error_record(bucket: str, key: str, obj: SourceObject | None, error: ObjectE
         "attempts": (attempts if isinstance(attempts, int) else 0) + 1,
         "size": obj.size if obj else None,
         "object_copied": copied,
+        **kept,
     }
+
+
+# ---------------------------------------------------------------- closing entries
+
+OPEN, RESOLVED, SUPERSEDED, DISMISSED = "open", "resolved", "superseded", "dismissed"
+STATES = (OPEN, RESOLVED, SUPERSEDED, DISMISSED)
+_CLOSURE = ("state", "closed_at", "resolution", "resolved_at", "superseded_by", "dismissed_by")
+
+
+def entry_state(record: dict[str, Any]) -> str:
+    """open | resolved | superseded | dismissed (records written before states: resolved_at)."""
+    state = record.get("state")
+    if state in STATES:
+        return str(state)
+    return RESOLVED if record.get("resolved_at") else OPEN
+
+
+def closed(record: dict[str, Any], state: str, reason: str, **extra: str) -> dict[str, Any]:
+    """The record closed as ``state`` (resolved, superseded, dismissed) with its reason."""
+    now = dt.datetime.now(dt.UTC).isoformat(timespec="milliseconds")
+    out = {**record, "state": state, "closed_at": now, "resolution": reason, **extra}
+    if state == RESOLVED:
+        out["resolved_at"] = now  # what `quarantine ls` and `replay` read before states existed
+    return out
+
+
+@dataclass(frozen=True)
+class Landed:
+    """One object version the pipeline landed (or found landed), for its key's entries:
+    ``resolution`` closes the entry of this very version (None: leave it, e.g. another target
+    of a fan-out failed again); ``supersede`` closes the open entries of its other versions."""
+
+    bucket: str
+    key: str
+    version: str
+    resolution: str | None
+    supersede: bool
+
+
+def closings(landed: Landed, entries: list[tuple[Any, dict[str, Any]]]) -> list[tuple[Any, dict[str, Any]]]:
+    """(entry, new record) for each entry of one key that ``landed`` closes."""
+    out = []
+    for where, record in entries:
+        if entry_state(record) != OPEN:
+            continue
+        if record.get("version") == landed.version:
+            if landed.resolution is not None:
+                out.append((where, closed(record, RESOLVED, landed.resolution)))
+        elif landed.supersede:
+            out.append((where, closed(record, SUPERSEDED, f"superseded: version {landed.version[:19]} of "
+                                      "the same key landed", superseded_by=landed.version)))
+    return out

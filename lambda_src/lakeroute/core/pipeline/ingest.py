@@ -26,7 +26,7 @@ from ..errors import ObjectError, TransientError
 from ..ledger.journal import Journal
 from ..ledger.rule import Ledger, held
 from ..maintain.maintenance import expire_if_due
-from ..objects import ObjectSource, Quarantine, SourceObject, version_of
+from ..objects import ObjectSource, Quarantine, SourceObject
 from ..read.engine import Engine
 from ..read.rejects import RowRejects, put_rejects
 from ..routes import Route, RouteTable
@@ -36,6 +36,7 @@ from ..write.commit import CommitError, commit
 from ..write.modes import table_result
 from ..write.staging import Staged, Writer, discard
 from .budget import Budget
+from .closing import close_entries
 from .fanout import fan_out
 from .outcomes import IngestReport, ObjectRef, Outcome, attempts_of
 from .plans import HANDOFFS_PROP, HandOff, Step, TablePlan, open_plan
@@ -110,25 +111,18 @@ class Pipeline:
                     discard(plan.home, [s for _, s in plan.staged])
             raise
         report.seconds = time.monotonic() - start
-        self.resolve_replayed(report)
         if self.journal is not None:
             try:
                 self.journal.record(attempts_of(report, self.how))
             except Exception as e:  # the journal is a trail, never a reason to fail a batch
                 log.error("could not write the journal: %s", e)
+        self.resolve_replayed(report)  # after the journal: what landed, then what it closed
         return report
 
     def resolve_replayed(self, report: IngestReport) -> None:
-        """Replayed objects that landed (or were already in) leave the quarantine, as history."""
-        resolve = getattr(self.quarantine, "resolve", None)
-        if resolve is None:
-            return
-        for o in report.outcomes:
-            if o.ref.replay and o.status in ("committed", "skipped") and o.source_id:
-                try:
-                    resolve(o.ref.bucket, o.ref.key, version_of(o.source_id), f"replayed: {o.status}")
-                except Exception as e:  # the data landed; a stale record is only a wrong hint
-                    log.warning("could not resolve the quarantine record of %s/%s: %s", o.ref.bucket, o.ref.key, e)
+        """Landed versions close their quarantine entries: their own (resolved, kept as
+        history) and their key's older versions' (superseded)."""
+        close_entries(self.quarantine, report.outcomes, self.journal)
 
     @staticmethod
     def _last_staged(plans: dict[str, TablePlan]) -> Staged:
@@ -338,7 +332,7 @@ class Pipeline:
             elif id(s) in committed:
                 outcomes.append(Outcome(ref, "committed", committed_message(s), s.route, name, s.rows,
                                         s.source_id, seconds=s.seconds, rejected=s.rejected, rescued=s.rescued,
-                                        rejects_to=s.rejects_to))
+                                        rejects_to=s.rejects_to, counts=s.row_counts()))
             elif id(s) in again:
                 outcomes.append(Outcome(ref, "failed", f"{ref.bucket}/{ref.key}: the schema of {name} "
                                         "changed while it was staged; it will be read again", s.route,

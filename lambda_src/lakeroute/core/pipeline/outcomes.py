@@ -6,7 +6,7 @@ from __future__ import annotations
 import datetime as dt
 from dataclasses import dataclass, field
 
-from ..ledger.journal import Attempt
+from ..ledger.journal import ROW_COUNTS, Attempt
 
 
 @dataclass(frozen=True)
@@ -36,6 +36,7 @@ class Outcome:
     rejected: int = 0  # rows set aside (source.on_error: rows), in the rejects file
     rescued: int = 0  # rows with something in _rescued_data (target.schema: rescue)
     rejects_to: str | None = None  # where the rejects file is
+    counts: dict[str, int] = field(default_factory=dict)  # added/updated/deleted/stale rows (core.write.attribution)
 
 
 @dataclass
@@ -66,5 +67,6 @@ def attempts_of(report: IngestReport, how: str = "") -> list[Attempt]:
         replayed = how == "replay" or o.ref.replay
         status = "replayed" if replayed and o.status == "committed" else o.status
         out.append(Attempt(now, o.table or "", o.route or "", o.ref.bucket, o.ref.key, version, status,
-                           o.rows, o.stage or "", o.message[:500], o.rejected, o.rescued))
+                           o.rows, o.stage or "", o.message[:500], o.rejected, o.rescued,
+                           **{c: o.counts.get(c, 0) for c in ROW_COUNTS}))
     return out

@@ -20,11 +20,13 @@ from __future__ import annotations
 import bisect
 import itertools
 import uuid
+from collections import defaultdict
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from ..routes import OBJECT_COLUMN, Target
+from .attribution import overwrite_counts, props, replace_counts
 from .bounds import write_data_files
 from .deletes import LiveFiles, live_files, read_tables
 
@@ -203,10 +205,20 @@ def plan_replace(txn: Transaction, io: FileIO, todo: list[Staged], changes: Chan
             (whole if exact else partial).append(f)
     changes.deleted += whole
     values = pa.array(names, pa.string())
-    dropped, held = rewrite_without(
-        txn, io, live, partial, changes,
-        lambda tables: [pc.fill_null(pc.is_in(t.column(OBJECT_COLUMN), value_set=values), False)
-                        for t in tables])
+    by_object: dict[str, int] = defaultdict(int)  # rows of each key's previous version, deleted
+    for f in whole:
+        rng = bounds(metadata, f, OBJECT_COLUMN)
+        if rng is not None:
+            by_object[str(rng[0])] += f.record_count
+
+    def drop(tables: list[pa.Table]) -> list[pa.Array]:
+        masks = [pc.fill_null(pc.is_in(t.column(OBJECT_COLUMN), value_set=values), False) for t in tables]
+        for t, mask in zip(tables, masks, strict=True):
+            for item in pc.value_counts(t.column(OBJECT_COLUMN).filter(mask)).to_pylist():
+                by_object[str(item["values"])] += int(item["counts"])
+        return masks
+
+    dropped, held = rewrite_without(txn, io, live, partial, changes, drop)
     dropped += sum(f.record_count for f in whole)  # (before other writers' deletes, if any)
     if held is not None:
         new = write_rows(txn, io, held, uuid.uuid4(), itertools.count())
@@ -214,7 +226,8 @@ def plan_replace(txn: Transaction, io: FileIO, todo: list[Staged], changes: Chan
         changes.added += new
     for s in keep:
         changes.added += s.data_files
-    changes.stats = {"lakeroute.replaced-rows": str(dropped)}
+    net = replace_counts(sorted(todo, key=lambda s: s.order), by_object)
+    changes.stats = {"lakeroute.replaced-rows": str(dropped), **props(net)}
     drop_dangling(live, changes)
 
 
@@ -240,5 +253,6 @@ def plan_overwrite(txn: Transaction, io: FileIO, todo: list[Staged], changes: Ch
             for f in s.data_files:
                 (changes.added if owner[f.partition] is s else changes.unused).append(f)
         changes.deleted += [f for f in live.data if f.spec_id == spec_id and f.partition in owner]
-    changes.stats = {"lakeroute.overwritten-files": str(len(changes.deleted))}
+    net = overwrite_counts(ordered, changes.added, changes.deleted, whole_table)
+    changes.stats = {"lakeroute.overwritten-files": str(len(changes.deleted)), **props(net)}
     drop_dangling(live, changes)

@@ -70,6 +70,12 @@ class Staged:
     rejected: int = 0
     rejects_to: str | None = None
     changes: list[str] = field(default_factory=list)
+    # What the object did to the table's rows (``core.write.attribution``), set by the mode's plan.
+    counts: dict[str, int] = field(default_factory=dict)
+
+    def row_counts(self) -> dict[str, int]:
+        """added / updated / deleted / stale rows; mode append sets none: every row is added."""
+        return self.counts or {"added": self.rows, "updated": 0, "deleted": 0, "stale": 0}
 
 
 def align(batch: pa.RecordBatch, schema: pa.Schema, route: str,

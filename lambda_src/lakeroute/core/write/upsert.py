@@ -25,12 +25,14 @@ rows themselves keep their exact Arrow types.
 from __future__ import annotations
 
 import itertools
+import logging
 import time
 import uuid
 from typing import TYPE_CHECKING, Any
 
 from ..sql_text import quote_ident
 from . import tombstones
+from .attribution import COUNTS, KEEP, ORDER, props, upsert_counts
 from .deletes import live_files
 from .modes import Changes, bounds, drop_dangling, may_hold, rewrite_without, write_rows
 from .staging import DELETE_FLAG, align
@@ -46,6 +48,8 @@ if TYPE_CHECKING:
     from ..routes import Target
     from .staging import Staged
 
+log = logging.getLogger("lakeroute.commit")
+
 POS = "__lakeroute_pos"
 WIN = "__lakeroute_win"
 
@@ -57,17 +61,19 @@ def plan_upsert(txn: Transaction, io: FileIO, todo: list[Staged], target: Target
 
     keys, order_by = list(target.key or []), target.order_by
     metadata = txn.table_metadata
-    batch = load_batch(todo, metadata.schema().as_arrow())
+    batch, sizes = load_batch(todo, metadata.schema().as_arrow())
     days = tombstones.kept_for(target)
     con = duckdb.connect()
     try:
-        winners = _winners(con, batch, keys, order_by)
+        everyone = positions(con, batch.num_rows)
+        winners = _winners(con, batch, keys, order_by, everyone)
         is_delete = winners.column(DELETE_FLAG)
         rows = winners.drop_columns([DELETE_FLAG])
         win = positions(con, rows.num_rows)
         w = pa.table({**{k: joinable(rows.column(k)) for k in keys},
                       **({order_by: joinable(rows.column(order_by))} if order_by else {}),
                       WIN: win})
+        every_winner = w  # before tombstones filter it: the counts see every winner
         beaten: list[pa.Array] = []  # positions of winners an existing newer row (or tombstone) beats
         tomb, now_ms, tombstoned = None, int(time.time() * 1000), 0
         if days is not None and order_by is not None:
@@ -84,6 +90,7 @@ def plan_upsert(txn: Transaction, io: FileIO, todo: list[Staged], target: Target
             wins = f"(f.{o} IS NULL OR (w.{o} IS NOT NULL AND w.{o} >= f.{o}))"
         else:
             wins = "TRUE"
+        seen: list[pa.Table] = []  # every live row that shares a winner's key (for the counts)
 
         def drop(tables: list[pa.Table]) -> list[pa.Array]:
             """One join per group of files: the rows each file loses to a winner."""
@@ -93,9 +100,11 @@ def plan_upsert(txn: Transaction, io: FileIO, todo: list[Staged], target: Target
             f = f.append_column(POS, positions(con, f.num_rows))
             con.register("f", f)
             # Only quoted column names from the route file (validated identifiers) are in the text.
-            hits = con.execute(f"SELECT f.{POS}, w.{WIN}, {wins} AS wins FROM f JOIN w ON {on}"  # noqa: S608
+            theirs = f", f.{quote_ident(order_by)} AS {ORDER}" if order_by else ""
+            hits = con.execute(f"SELECT f.{POS}, w.{WIN}, {wins} AS wins{theirs} FROM f JOIN w ON {on}"  # noqa: S608
                                ).fetch_arrow_table()
             con.unregister("f")
+            seen.append(hits.drop_columns([POS]))
             won = hits.column("wins")
             beaten.append(hits.column(WIN).filter(pc.invert(won)).combine_chunks())
             mask = pc.is_in(f.column(POS), value_set=hits.column(POS).filter(won).combine_chunks())
@@ -110,7 +119,19 @@ def plan_upsert(txn: Transaction, io: FileIO, todo: list[Staged], target: Target
         replaced, held = rewrite_without(txn, io, live, files, changes, drop)
         stale = pa.concat_arrays(beaten) if beaten else pa.array([], pa.int64())
         won = pc.invert(pc.is_in(win, value_set=stale))
-        inserts = rows.filter(pc.and_(pc.invert(is_delete), won))
+        keep = pc.and_(pc.invert(is_delete), won)
+        inserts = rows.filter(keep)
+        try:
+            each, net = upsert_counts(
+                con, pa.table({c: joinable(batch.column(c)) for c in batch.column_names}), sizes, everyone,
+                pa.table({**{k: every_winner.column(k) for k in keys}, WIN: win, DELETE_FLAG: is_delete, KEEP: keep}),
+                _hits(seen, rows, order_by), keys, order_by, WIN, POS, DELETE_FLAG)
+        except Exception as e:  # counting is bookkeeping: it never fails the merge (the counts read 0)
+            log.error("upsert into %s: could not count what each object did: %s: %s", target.table,
+                      type(e).__name__, e)
+            each, net = [dict.fromkeys(COUNTS, 0) for _ in sizes], {}
+        for s, counts in zip(sorted(todo, key=lambda s: s.order), each, strict=True):
+            s.counts = counts
         # The last rewritten rows and the new ones together: one new file per partition.
         out = inserts if held is None else pa.concat_tables([held, inserts])
         new = write_rows(txn, io, out, uuid.uuid4(), itertools.count())
@@ -123,6 +144,7 @@ def plan_upsert(txn: Transaction, io: FileIO, todo: list[Staged], target: Target
             "lakeroute.upsert-stale-rows": str(len(pc.unique(stale))),
             "lakeroute.upsert-deletes": str(pc.sum(is_delete).as_py() or 0),
             "lakeroute.upsert-files-read": str(len(files)),
+            **(props(net) if net else {}),
         }
         if tomb is not None and order_by is not None:
             deleted = rows.filter(pc.and_(pc.and_(is_delete, won), pc.is_valid(rows.column(order_by))))
@@ -152,29 +174,45 @@ def _older_than(con: duckdb.DuckDBPyConnection, w: pa.Table, dead: pa.Table, key
         con.unregister("t")
 
 
-def load_batch(todo: list[Staged], schema: pa.Schema) -> pa.Table:
-    """The batch's staged rows in commit order, aligned to the table's current schema."""
+def load_batch(todo: list[Staged], schema: pa.Schema) -> tuple[pa.Table, list[int]]:
+    """The batch's staged rows in commit order, aligned to the table's current schema, and
+    how many rows each object has in it (in that order)."""
     import pyarrow as pa
 
     out = pa.schema([*schema, pa.field(DELETE_FLAG, pa.bool_(), nullable=False)])
     parts: list[pa.RecordBatch] = []
+    sizes: list[int] = []
     for s in sorted(todo, key=lambda s: s.order):
+        before = len(parts)
         for path in s.local_files:
             with pa.OSFile(path, "rb") as src:
                 for b in pa.ipc.open_file(src).read_all().to_batches():
                     flag = b.column(DELETE_FLAG)
                     data = align(b.drop_columns([DELETE_FLAG]), schema, s.route)
                     parts.append(pa.RecordBatch.from_arrays([*data.columns, flag], schema=out))
-    return pa.Table.from_batches(parts, schema=out)
+        sizes.append(sum(b.num_rows for b in parts[before:]))
+    return pa.Table.from_batches(parts, schema=out), sizes
+
+
+def _hits(seen: list[pa.Table], rows: pa.Table, order_by: str | None) -> pa.Table:
+    """The live rows that share a winner's key (win, wins, their order_by), typed when none."""
+    import pyarrow as pa
+
+    if seen:
+        return pa.concat_tables(seen)
+    fields = [pa.field(WIN, pa.int64()), pa.field("wins", pa.bool_())]
+    if order_by:
+        fields.append(pa.field(ORDER, rows.schema.field(order_by).type))
+    return pa.schema(fields).empty_table()
 
 
 def _winners(con: duckdb.DuckDBPyConnection, batch: pa.Table, keys: list[str],
-             order_by: str | None) -> pa.Table:
+             order_by: str | None, everyone: pa.Array) -> pa.Table:
     import pyarrow as pa
 
     b = pa.table({**{k: joinable(batch.column(k)) for k in keys},
                   **({order_by: joinable(batch.column(order_by))} if order_by else {}),
-                  POS: positions(con, batch.num_rows)})
+                  POS: everyone})
     con.register("b", b)
     by = ", ".join(quote_ident(k) for k in keys)
     newest = f"{quote_ident(order_by)} DESC NULLS LAST, " if order_by else ""
