@@ -113,7 +113,8 @@ class Pipeline:
         report.seconds = time.monotonic() - start
         if self.journal is not None:
             try:
-                self.journal.record(attempts_of(report, self.how))
+                # A hand-off is not an outcome: the committer journals what became of the object.
+                self.journal.record([a for a in attempts_of(report, self.how) if a.status != "staged"])
             except Exception as e:  # the journal is a trail, never a reason to fail a batch
                 log.error("could not write the journal: %s", e)
         self.resolve_replayed(report)  # after the journal: what landed, then what it closed
