@@ -11,6 +11,7 @@ refactoring that moves compute elsewhere. Route files name logical buckets and n
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from pathlib import Path
 
 from aws_cdk import Annotations, Aws, CfnOutput, Duration, Environment, Fn, Stack, Tags
@@ -43,7 +44,7 @@ from .sweep import (
     SWEEP_LANDING_OBJECT_ACTIONS,
     ReconcileSweep,
 )
-from .tables import RoutingTables
+from .tables import ROUTES_READ_ACTIONS, RoutingTables
 
 METRICS_NAMESPACE = "lakeroute"
 
@@ -262,10 +263,9 @@ class LakerouteStack(Stack):
         # the lane's records, and each table's maintenance in its lane (routes Scan for the
         # routes' maintenance settings; the warehouse and Glue as ingest).
         committer = self.lane.role
-        self._grant_ingest_data(committer)
+        self._grant_ingest_data(committer, routes_actions=(
+            *ROUTES_READ_ACTIONS, *(MAINTAIN_ROUTES_ACTIONS if self.maintenance is not None else ())))
         self.storage.grant_lane_read_write(committer)
-        if config.maintenance_interval_minutes is not None:
-            self.tables.routes.grant(committer, *MAINTAIN_ROUTES_ACTIONS)
         if tier is not None:
             # The task ingests like the function: the same data permissions, nothing else.
             self._grant_ingest_data(tier.task_role)
@@ -336,13 +336,13 @@ class LakerouteStack(Stack):
         """
         return [Fn.select(i, Fn.get_azs()) for i in range(AZ_COUNT)]
 
-    def _grant_ingest_data(self, role: iam.Role) -> None:
+    def _grant_ingest_data(self, role: iam.Role, *, routes_actions: Sequence[str] = ROUTES_READ_ACTIONS) -> None:
         """What ingesting an object calls: landing read, warehouse read/write, quarantine,
         routes Query, the ledger, Glue (stacks/tables.py, catalog.py, storage.py, landing.py)."""
         self.landing.grant_read(role)
         self.storage.grant_warehouse_read_write(role)
         self.storage.grant_quarantine_write(role)
-        self.tables.grant_routes_read(role)
+        self.tables.routes.grant(role, *routes_actions)
         self.tables.grant_ledger_read_write(role)
         self.catalog.grant(role, INGEST_GLUE_ACTIONS)
 
