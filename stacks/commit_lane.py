@@ -18,6 +18,9 @@ The queue:
   perMessageGroupId``): every deduplication id names its table, so deduplicating within the
   group loses nothing, and the throughput limit applies per table instead of to the queue as a
   whole: one busy table never slows the signals of the others.
+- Named ``<name>.fifo`` and ``<name>-dlq.fifo`` (``name``: ``lakeroute-<stage>``, with the
+  stage's generation from 2 on): a FIFO queue's name must end in ``.fifo``, which an unnamed
+  queue's generated name does not promise (moto's CloudFormation refuses it).
 - SSE-SQS, SSL-only (as the ingest queue); visibility timeout 6x the commit function's timeout
   (AWS's guidance for Lambda event sources: a message is never visible again while an
   invocation may still hold it, so a table never gets a second committer from a redelivery).
@@ -61,6 +64,7 @@ class CommitLane(Construct):
         scope: Construct,
         id: str,
         *,
+        name: str,
         settings: FunctionSettings,
         removal_policy: RemovalPolicy,
         cmd: Sequence[str] = LANE_CMD,
@@ -78,11 +82,12 @@ class CommitLane(Construct):
             "removal_policy": removal_policy,
         }
         self.dead_letter_queue = sqs.Queue(
-            self, "DeadLetterQueue", retention_period=DLQ_RETENTION_PERIOD, **fifo,
+            self, "DeadLetterQueue", queue_name=f"{name}-dlq.fifo", retention_period=DLQ_RETENTION_PERIOD, **fifo,
         )
         self.visibility_timeout = Duration.seconds(6 * int(settings.timeout.to_seconds()))
         self.queue = sqs.Queue(
             self, "Queue",
+            queue_name=f"{name}.fifo",
             deduplication_scope=sqs.DeduplicationScope.MESSAGE_GROUP,
             fifo_throughput_limit=sqs.FifoThroughputLimit.PER_MESSAGE_GROUP_ID,
             visibility_timeout=self.visibility_timeout,

@@ -31,7 +31,7 @@ from .large_objects import LargeObjectTier, TaskSize
 from .maintenance import ENQUEUE_GLUE_ACTIONS, MAINTAIN_CMD, TableMaintenance
 from .maintenance import ROUTES_SCAN_ACTIONS as MAINTAIN_ROUTES_ACTIONS
 from .monitoring import CommitLaneSignals, LargeObjectSignals, MetricsSource, Monitoring
-from .naming import StageNames, output_id, stage_names
+from .naming import StageNames, output_id, stage_names, stage_tag
 from .network import AZ_COUNT, TaskNetwork
 from .queue import IngestQueue
 from .route_sync import RouteSync
@@ -166,6 +166,7 @@ class LakerouteStack(Stack):
         lane_root = {"LAKEROUTE_LANE": self.storage.lane_uri}
         self.lane = CommitLane(
             self, "CommitLane",
+            name=f"lakeroute-{stage_tag(config)}-commit-lane",
             settings=FunctionSettings(
                 memory_mb=config.commit_memory_mb,
                 timeout=Duration.seconds(config.commit_timeout_seconds),

@@ -47,6 +47,9 @@ def test_lane_is_a_high_throughput_fifo_queue_with_a_fifo_dlq(stage: str, reques
     assert (queue["DeduplicationScope"], queue["FifoThroughputLimit"]) == ("messageGroup", "perMessageGroupId")
     assert queue["RedrivePolicy"] == {"deadLetterTargetArn": {"Fn::GetAtt": [dlq, "Arn"]}, "maxReceiveCount": 5}
     assert queues[dlq]["Properties"]["FifoQueue"] is True  # a FIFO queue's DLQ must be FIFO
+    # FIFO names end in .fifo; per stage (and generation), so stages never share a lane.
+    assert queue["QueueName"] == f"lakeroute-{stage}-commit-lane.fifo"
+    assert queues[dlq]["Properties"]["QueueName"] == f"lakeroute-{stage}-commit-lane-dlq.fifo"
     assert queues[dlq]["Properties"]["MessageRetentionPeriod"] == 14 * 86400
     for logical in (lid(s, s.stack.lane.queue), dlq):
         assert queues[logical]["Properties"]["SqsManagedSseEnabled"] is True
@@ -61,6 +64,13 @@ def test_lane_is_a_high_throughput_fifo_queue_with_a_fifo_dlq(stage: str, reques
     assert fn["Properties"]["Timeout"] == s.stack.config.commit_timeout_seconds
     assert queue["VisibilityTimeout"] >= 6 * fn["Properties"]["Timeout"]
     assert queue["VisibilityTimeout"] == {"dev": 1800, "prod": 5400}[stage]
+
+
+def test_a_new_generation_gets_new_lane_queue_names(prod_overridden: Synth) -> None:
+    """Redeployed next to what a deleted prod stack retained (generation 2): no name clash."""
+    s = prod_overridden
+    names = {q["Properties"].get("QueueName") for q in s.resources("AWS::SQS::Queue").values()}
+    assert {"lakeroute-prod-g2-commit-lane.fifo", "lakeroute-prod-g2-commit-lane-dlq.fifo"} <= names
 
 
 def test_commit_function_is_fed_by_the_fifo_queue_in_batches_of_ten(dev: Synth) -> None:
@@ -282,4 +292,5 @@ def test_commit_function_never_gets_the_lane_queue() -> None:
     stack = Stack(App(), "guard")
     for env in ({"LAKEROUTE_LANE": "s3://b/lane", "LAKEROUTE_LANE_QUEUE": "https://q"}, {}):
         with pytest.raises(ValueError, match="LAKEROUTE_LANE_QUEUE"):
-            CommitLane(stack, f"Lane{len(env)}", settings=settings(env), removal_policy=RemovalPolicy.DESTROY)
+            CommitLane(stack, f"Lane{len(env)}", name="guard", settings=settings(env),
+                       removal_policy=RemovalPolicy.DESTROY)
