@@ -22,7 +22,7 @@ from lakeroute.core.routes import Route
 
 from . import route_plan
 from .catalog import INGEST_GLUE_ACTIONS, SYNC_GLUE_ACTIONS, GlueCatalog
-from .commit_lane import LANE_CMD, CommitLane
+from .commit_lane import CommitLane
 from .config import StageConfig
 from .functions import FunctionSettings, IngestFunction
 from .image import INGEST_CMD, SYNC_CMD
@@ -178,7 +178,6 @@ class LakerouteStack(Stack):
                 removal_policy=removal,
             ),
             removal_policy=removal,
-            cmd=LANE_CMD,
         )
         lane = {**lane_root, "LAKEROUTE_LANE_QUEUE": self.lane.queue.queue_url}
         self.ingest = IngestFunction(
@@ -259,10 +258,9 @@ class LakerouteStack(Stack):
         self.storage.grant_lane_hand_off(ingest)
         self.lane.grant_send(ingest)
 
-        # The committer: what ingest calls (it commits the staged objects, re-reads those whose
-        # staged files no longer fit the table, quarantines those whose rows cannot be written),
-        # the lane's records, and each table's maintenance in its lane (routes Scan for the
-        # routes' maintenance settings; the warehouse and Glue as ingest).
+        # The committer: what ingest calls (it commits, re-reads objects whose staged files no
+        # longer fit the table, quarantines rows that cannot be written), the lane's records, and
+        # each table's maintenance in its lane (+ routes Scan: the maintenance settings).
         committer = self.lane.role
         self._grant_ingest_data(committer, routes_actions=(
             *ROUTES_READ_ACTIONS, *(MAINTAIN_ROUTES_ACTIONS if self.maintenance is not None else ())))
@@ -287,8 +285,7 @@ class LakerouteStack(Stack):
             self.lane.grant_send(swept)
 
         if self.maintenance is not None:
-            # One message per existing table into its lane: the routes' tables (Scan), whether
-            # each exists (Glue GetTable + its metadata file), the lane's queue.
+            # {"maintain": table} per existing table (Glue GetTable + metadata) into its lane.
             maintainer = self.maintenance.role
             self.tables.routes.grant(maintainer, *MAINTAIN_ROUTES_ACTIONS)
             self.catalog.grant(maintainer, ENQUEUE_GLUE_ACTIONS)
@@ -379,8 +376,7 @@ class LakerouteStack(Stack):
         output("WarehouseUri", self.storage.warehouse_uri, "Iceberg warehouse (s3://bucket/prefix)")
         output("QuarantineUri", self.storage.quarantine_uri, "quarantine (s3://bucket/prefix)")
         output("IngestFunctionName", self.ingest.function.function_name, "ingest Lambda function")
-        output("CommitLaneQueueUrl", self.lane.queue.queue_url,
-               "SQS FIFO queue of the commit lane (message group = table)")
+        output("CommitLaneQueueUrl", self.lane.queue.queue_url, "commit lane: SQS FIFO queue, group = table")
         output("CommitLaneDeadLetterQueueUrl", self.lane.dead_letter_queue.queue_url,
                "DLQ of the commit lane: signals that failed maxReceiveCount times (hand-offs wait in S3)")
         output("CommitLaneUri", self.storage.lane_uri, "commit-lane hand-offs (s3://bucket/prefix)")
