@@ -15,12 +15,13 @@ The queue:
   id; ``maintain-<table>-<hour>``; ``sweep-<table>-<minute>``), so a re-sent signal within
   five minutes is dropped, while two hand-offs with equal bodies never are.
 - High-throughput FIFO (``DeduplicationScope=messageGroup``, ``FifoThroughputLimit=
-  perMessageGroupId``): every deduplication id names its table, so deduplicating within the
-  group loses nothing, and the throughput limit applies per table instead of to the queue as a
-  whole: one busy table never slows the signals of the others.
-- Named ``<name>.fifo`` and ``<name>-dlq.fifo`` (``name``: ``lakeroute-<stage>``, with the
-  stage's generation from 2 on): a FIFO queue's name must end in ``.fifo``, which an unnamed
-  queue's generated name does not promise (moto's CloudFormation refuses it).
+  perMessageGroupId``): the deduplication ids never repeat across tables (hand-off ids are
+  unique, the others name their table), so deduplicating within the group loses nothing, and
+  the throughput limit applies per table instead of to the queue as a whole: one busy table
+  never slows the signals of the others.
+- Named ``<name>.fifo`` and ``<name>-dlq.fifo`` (``name``: ``lakeroute-<stage>-commit-lane``,
+  the stage with its generation from 2 on): a FIFO queue's name must end in ``.fifo``, which
+  an unnamed queue's generated name does not promise (moto's CloudFormation refuses it).
 - SSE-SQS, SSL-only (as the ingest queue); visibility timeout 6x the commit function's timeout
   (AWS's guidance for Lambda event sources: a message is never visible again while an
   invocation may still hold it, so a table never gets a second committer from a redelivery).

@@ -295,12 +295,6 @@ class StageConfig:
         return 6 * self.timeout_seconds + self.max_batching_window_seconds
 
     @property
-    def lane_visibility_timeout_seconds(self) -> int:
-        """The commit lane's FIFO queue: 6x the commit function's timeout (FIFO event sources
-        have no batching window)."""
-        return 6 * self.commit_timeout_seconds
-
-    @property
     def commit_defaults(self) -> dict[str, int]:
         """``LAKEROUTE_COMMIT_DEFAULTS`` of the commit function (``core.lane.triggers``)."""
         return {"max_files": self.commit_max_files, "max_mb": self.commit_max_mb,

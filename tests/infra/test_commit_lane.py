@@ -249,7 +249,6 @@ def test_commit_settings_are_read_from_the_stage() -> None:
     config = StageConfig.from_mapping("dev", stage(commit_max_files=50, commit_max_mb=64, commit_max_seconds=30,
                                                    commit_timeout_seconds=120, freshness_alarm_seconds=90))
     assert config.commit_defaults == {"max_files": 50, "max_mb": 64, "max_seconds": 30}
-    assert config.lane_visibility_timeout_seconds == 720
 
 
 @pytest.mark.parametrize(("change", "message"), [
