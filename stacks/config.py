@@ -135,6 +135,19 @@ class StageConfig:
     warehouse_noncurrent_expiry_days: int
     access_log_expiry_days: int
     abort_multipart_days: int
+    # Commit lane (stacks/commit_lane.py): ingest functions stage and hand off; per table one
+    # committer at a time (an SQS FIFO message group per table) commits. The stage's defaults
+    # of the triggers (a route's ``target.commit`` overrides them): commit what waits once it
+    # holds ``commit_max_files`` objects or ``commit_max_mb`` MB, or its oldest hand-off has
+    # waited ``commit_max_seconds``. The commit function's time limit and memory (it also runs
+    # each table's maintenance, in the table's lane). Alarm when an object takes longer than
+    # ``freshness_alarm_seconds`` from its pick-up by an ingest function to visible.
+    commit_max_files: int = 1000
+    commit_max_mb: int = 512
+    commit_max_seconds: int = 5
+    commit_timeout_seconds: int = 300
+    commit_memory_mb: int = 2048
+    freshness_alarm_seconds: int = 300
     # Physical names (stacks/naming.py). Landing buckets: logical name -> BucketOverride
     # (default: <logical>-<stage>-<account>-<region>). Glue databases: "stage" gives
     # <namespace>_<stage>, "account" the plain namespace (one stage per account).
@@ -208,6 +221,22 @@ class StageConfig:
         for key in ("quarantine_expiry_days", "warehouse_noncurrent_expiry_days",
                     "access_log_expiry_days", "abort_multipart_days"):
             check(getattr(self, key) >= 1, key, "must be at least 1 day")
+        check(1 <= self.commit_max_files <= 100_000, "commit_max_files",
+              "objects per commit-lane snapshot: 1..100000 (as a route's target.commit.max_files)")
+        check(1 <= self.commit_max_mb <= 100_000, "commit_max_mb",
+              "staged MB per commit-lane snapshot: 1..100000 (as a route's target.commit.max_mb)")
+        check(30 <= self.commit_timeout_seconds <= 900, "commit_timeout_seconds",
+              "the commit function's Lambda timeout: 30..900 s")
+        # The committer lingers for more work only within its invocation (minus its margin).
+        check(0 <= self.commit_max_seconds <= self.commit_timeout_seconds // 2, "commit_max_seconds",
+              f"0..half of commit_timeout_seconds ({self.commit_timeout_seconds // 2} s): the "
+              "committer waits for more work within one invocation")
+        check(512 <= self.commit_memory_mb <= 10240, "commit_memory_mb",
+              "the commit function's memory: 512..10240 MB (it holds a snapshot's small-object rows "
+              "and runs compaction)")
+        check(self.commit_max_seconds < self.freshness_alarm_seconds <= 86400, "freshness_alarm_seconds",
+              f"above commit_max_seconds ({self.commit_max_seconds} s: every object waits that long "
+              "on a quiet table) and at most 86400 s")
         check(self.databases in DATABASE_SCOPES, "databases",
               "use 'stage' (<namespace>_<stage>) or 'account' (the plain namespace)")
         check(1 <= self.generation <= 99, "generation", "a generation is 1..99")
@@ -264,6 +293,12 @@ class StageConfig:
     def queue_visibility_timeout_seconds(self) -> int:
         """AWS guidance: at least 6x the function timeout, plus the batching window."""
         return 6 * self.timeout_seconds + self.max_batching_window_seconds
+
+    @property
+    def commit_defaults(self) -> dict[str, int]:
+        """``LAKEROUTE_COMMIT_DEFAULTS`` of the commit function (``core.lane.triggers``)."""
+        return {"max_files": self.commit_max_files, "max_mb": self.commit_max_mb,
+                "max_seconds": self.commit_max_seconds}
 
     # ------------------------------------------------------------------ loading
 

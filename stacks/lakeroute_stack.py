@@ -10,6 +10,8 @@ refactoring that moves compute elsewhere. Route files name logical buckets and n
 
 from __future__ import annotations
 
+import json
+from collections.abc import Sequence
 from pathlib import Path
 
 from aws_cdk import Annotations, Aws, CfnOutput, Duration, Environment, Fn, Stack, Tags
@@ -20,20 +22,16 @@ from lakeroute.core.routes import Route
 
 from . import route_plan
 from .catalog import INGEST_GLUE_ACTIONS, SYNC_GLUE_ACTIONS, GlueCatalog
+from .commit_lane import CommitLane
 from .config import StageConfig
 from .functions import FunctionSettings, IngestFunction
 from .image import INGEST_CMD, SYNC_CMD
 from .landing import LandingBuckets
 from .large_objects import LargeObjectTier, TaskSize
-from .maintenance import (
-    LEDGER_MAINTAIN_ACTIONS,
-    MAINTAIN_CMD,
-    MAINTAIN_GLUE_ACTIONS,
-    TableMaintenance,
-)
+from .maintenance import ENQUEUE_GLUE_ACTIONS, MAINTAIN_CMD, TableMaintenance
 from .maintenance import ROUTES_SCAN_ACTIONS as MAINTAIN_ROUTES_ACTIONS
-from .monitoring import LargeObjectSignals, MetricsSource, Monitoring
-from .naming import StageNames, output_id, stage_names
+from .monitoring import CommitLaneSignals, LargeObjectSignals, MetricsSource, Monitoring
+from .naming import StageNames, output_id, stage_names, stage_tag
 from .network import AZ_COUNT, TaskNetwork
 from .queue import IngestQueue
 from .route_sync import RouteSync
@@ -46,7 +44,7 @@ from .sweep import (
     SWEEP_LANDING_OBJECT_ACTIONS,
     ReconcileSweep,
 )
-from .tables import RoutingTables
+from .tables import ROUTES_READ_ACTIONS, RoutingTables
 
 METRICS_NAMESPACE = "lakeroute"
 
@@ -54,7 +52,8 @@ DEFAULT_ROUTES_DIR = Path(__file__).resolve().parent.parent / "routes"
 
 
 class LakerouteStack(Stack):
-    """Landing buckets -> SQS (DLQ) -> ingest function -> Iceberg on Glue + S3."""
+    """Landing buckets -> SQS (DLQ) -> ingest functions (stage, hand off) -> SQS FIFO per table
+    -> commit function -> Iceberg on Glue + S3."""
 
     def __init__(
         self,
@@ -161,6 +160,26 @@ class LakerouteStack(Stack):
                 removal_policy=removal,
             )
         tier = self.large_objects
+        # The commit lane (stacks/commit_lane.py): ingest functions stage and hand off, one
+        # committer per table commits. The committer gets the lane but not its queue: it commits
+        # what it reads again (a changed schema) instead of handing it off once more.
+        lane_root = {"LAKEROUTE_LANE": self.storage.lane_uri}
+        self.lane = CommitLane(
+            self, "CommitLane",
+            name=f"lakeroute-{stage_tag(config)}-commit-lane",
+            settings=FunctionSettings(
+                memory_mb=config.commit_memory_mb,
+                timeout=Duration.seconds(config.commit_timeout_seconds),
+                # re-reading an object whose staged files no longer fit the table downloads it
+                ephemeral_storage_mb=config.ephemeral_storage_mb,
+                environment={**environment, **lane_root,
+                             "LAKEROUTE_COMMIT_DEFAULTS": json.dumps(config.commit_defaults, sort_keys=True)},
+                log_retention=config.log_retention,
+                removal_policy=removal,
+            ),
+            removal_policy=removal,
+        )
+        lane = {**lane_root, "LAKEROUTE_LANE_QUEUE": self.lane.queue.queue_url}
         self.ingest = IngestFunction(
             self, "Ingest",
             cmd=INGEST_CMD,
@@ -168,7 +187,7 @@ class LakerouteStack(Stack):
                 memory_mb=config.memory_mb,
                 timeout=Duration.seconds(config.timeout_seconds),
                 ephemeral_storage_mb=config.ephemeral_storage_mb,
-                environment={**environment, **(tier.environment if tier else {})},
+                environment={**environment, **lane, **(tier.environment if tier else {})},
                 log_retention=config.log_retention,
                 removal_policy=removal,
             ),
@@ -203,24 +222,27 @@ class LakerouteStack(Stack):
                     memory_mb=min(config.memory_mb, 2048),
                     timeout=Duration.seconds(config.timeout_seconds),
                     ephemeral_storage_mb=512,
-                    environment={**environment, "LAKEROUTE_INGEST_QUEUE_URL": self.queue.queue.queue_url},
+                    # + the lane: each run signals the tables whose hand-offs wait (lost signals)
+                    environment={**environment, **lane,
+                                 "LAKEROUTE_INGEST_QUEUE_URL": self.queue.queue.queue_url},
                     log_retention=config.log_retention,
                     removal_policy=removal,
                 ),
                 interval=Duration.minutes(config.sweep_interval_minutes),
                 queue=self.queue.queue,
             )
-        # Table maintenance: the same `maintain` as the CLI, on a schedule (README, Maintenance).
+        # Table maintenance: the same `maintain` as the CLI, on a schedule (README, Maintenance),
+        # run by the commit function in each table's lane: this function only enqueues it.
         self.maintenance: TableMaintenance | None = None
         if config.maintenance_interval_minutes is not None:
             self.maintenance = TableMaintenance(
                 self, "Maintenance",
                 cmd=MAINTAIN_CMD,
                 settings=FunctionSettings(
-                    memory_mb=config.memory_mb,  # one compaction bin (target_file_mb) in memory
-                    timeout=Duration.minutes(15),
+                    memory_mb=min(config.memory_mb, 1024),  # lists the routes, sends messages
+                    timeout=Duration.minutes(5),
                     ephemeral_storage_mb=512,
-                    environment=environment,
+                    environment={**environment, **lane},
                     log_retention=config.log_retention,
                     removal_policy=removal,
                 ),
@@ -233,6 +255,16 @@ class LakerouteStack(Stack):
         # ---------------------------------------------------------- grants
         ingest = self.ingest.role
         self._grant_ingest_data(ingest)
+        self.storage.grant_lane_hand_off(ingest)
+        self.lane.grant_send(ingest)
+
+        # The committer: what ingest calls (it commits, re-reads objects whose staged files no
+        # longer fit the table, quarantines rows that cannot be written), the lane's records, and
+        # each table's maintenance in its lane (+ routes Scan: the maintenance settings).
+        committer = self.lane.role
+        self._grant_ingest_data(committer, routes_actions=(
+            *ROUTES_READ_ACTIONS, *(MAINTAIN_ROUTES_ACTIONS if self.maintenance is not None else ())))
+        self.storage.grant_lane_read_write(committer)
         if tier is not None:
             # The task ingests like the function: the same data permissions, nothing else.
             self._grant_ingest_data(tier.task_role)
@@ -249,14 +281,16 @@ class LakerouteStack(Stack):
             self.catalog.grant(swept, SWEEP_GLUE_ACTIONS)
             self.storage.grant_warehouse_read(swept)
             self.landing.grant_read(swept, SWEEP_LANDING_OBJECT_ACTIONS)
+            self.storage.grant_lane_list(swept)
+            self.lane.grant_send(swept)
 
         if self.maintenance is not None:
+            # {"maintain": table} per existing table (Glue GetTable + metadata) into its lane.
             maintainer = self.maintenance.role
             self.tables.routes.grant(maintainer, *MAINTAIN_ROUTES_ACTIONS)
-            self.tables.ledger.grant(maintainer, *LEDGER_MAINTAIN_ACTIONS)
-            self.catalog.grant(maintainer, MAINTAIN_GLUE_ACTIONS)
-            # rewrites data files, deletes expired and orphan files, lists table locations
-            self.storage.grant_warehouse_read_write(maintainer)
+            self.catalog.grant(maintainer, ENQUEUE_GLUE_ACTIONS)
+            self.storage.grant_warehouse_read(maintainer)
+            self.lane.grant_send(maintainer)
 
         sync = self.route_sync.role
         self.tables.grant_routes_sync(sync)
@@ -273,6 +307,11 @@ class LakerouteStack(Stack):
             metrics=metrics,
             large_objects=None if tier is None else LargeObjectSignals(
                 stop_function=tier.stop_function, dead_letter_queue=tier.dead_letter_queue),
+            commit_lane=CommitLaneSignals(
+                function=self.lane.function, queue=self.lane.queue,
+                dead_letter_queue=self.lane.dead_letter_queue,
+                freshness_alarm_seconds=config.freshness_alarm_seconds,
+                stuck_message_seconds=2 * config.commit_timeout_seconds),
             oldest_message_alarm_seconds=config.oldest_message_alarm_seconds,
             alarm_email=config.alarm_email,
             removal_policy=removal,
@@ -295,13 +334,13 @@ class LakerouteStack(Stack):
         """
         return [Fn.select(i, Fn.get_azs()) for i in range(AZ_COUNT)]
 
-    def _grant_ingest_data(self, role: iam.Role) -> None:
+    def _grant_ingest_data(self, role: iam.Role, *, routes_actions: Sequence[str] = ROUTES_READ_ACTIONS) -> None:
         """What ingesting an object calls: landing read, warehouse read/write, quarantine,
         routes Query, the ledger, Glue (stacks/tables.py, catalog.py, storage.py, landing.py)."""
         self.landing.grant_read(role)
         self.storage.grant_warehouse_read_write(role)
         self.storage.grant_quarantine_write(role)
-        self.tables.grant_routes_read(role)
+        self.tables.routes.grant(role, *routes_actions)
         self.tables.grant_ledger_read_write(role)
         self.catalog.grant(role, INGEST_GLUE_ACTIONS)
 
@@ -337,6 +376,12 @@ class LakerouteStack(Stack):
         output("WarehouseUri", self.storage.warehouse_uri, "Iceberg warehouse (s3://bucket/prefix)")
         output("QuarantineUri", self.storage.quarantine_uri, "quarantine (s3://bucket/prefix)")
         output("IngestFunctionName", self.ingest.function.function_name, "ingest Lambda function")
+        output("CommitLaneQueueUrl", self.lane.queue.queue_url, "commit lane: SQS FIFO queue, group = table")
+        output("CommitLaneDeadLetterQueueUrl", self.lane.dead_letter_queue.queue_url,
+               "DLQ of the commit lane: signals that failed maxReceiveCount times (hand-offs wait in S3)")
+        output("CommitLaneUri", self.storage.lane_uri, "commit-lane hand-offs (s3://bucket/prefix)")
+        output("CommitFunctionName", self.lane.function.function_name,
+               "commit function: one committer per table, fed by the commit lane")
         if self.sweep is not None:
             output("SweepFunctionName", self.sweep.function.function_name,
                    "reconcile sweep: re-sends landed objects whose notification was lost")

@@ -1,14 +1,16 @@
-"""Table maintenance: a scheduled function running the same ``maintain`` as the CLI.
+"""Table maintenance: a scheduled function that puts each table's maintenance in its lane.
 
 ``lakeroute.maintain.handler`` in the same image as the ingest function (only the CMD
 differs), run by an EventBridge rule every ``maintenance_interval_minutes`` of the stage
-(null: no function, no rule), one invocation at a time (reserved concurrency 1: a long run
-never overlaps the next). It compacts, expires snapshots and removes orphan files of every
-routed table by its route's ``target.maintenance`` (README, "Maintenance", for why this
-rather than Glue table optimizers). Its role (granted by the stack): routes ``Scan``; ledger
-``GetItem``/``BatchWriteItem``/``PutItem`` (reconcile before expiry); Glue ``GetTable``/
-``UpdateTable`` on the stage's tables; warehouse objects read/write/delete and ``ListBucket``
-(orphans); its log group.
+(null: no function, no rule), one invocation at a time (reserved concurrency 1). The stage has
+a commit lane (``LAKEROUTE_LANE_QUEUE``), so it maintains nothing itself: it sends one
+``{"maintain": table}`` message per existing routed table to the lane's FIFO queue, in the
+table's message group, and the commit function (stacks/commit_lane.py) runs the same
+``maintain --apply`` as the CLI between that table's commits: compaction, snapshot expiry and
+orphan removal never race an ingest commit (README, "Maintenance", for why this rather than
+Glue table optimizers). Its role (granted by the stack): routes ``Scan``; Glue ``GetTable`` and
+warehouse ``GetObject`` (does the table exist: PyIceberg loads its metadata);
+``sqs:SendMessage`` on the lane's queue; its log group.
 """
 
 from __future__ import annotations
@@ -25,12 +27,12 @@ from .functions import FunctionSettings, ImageFunction
 
 MAINTAIN_CMD = ("lakeroute.maintain.handler",)
 ROUTES_SCAN_ACTIONS = ("dynamodb:Scan",)
-LEDGER_MAINTAIN_ACTIONS = ("dynamodb:BatchWriteItem", "dynamodb:GetItem", "dynamodb:PutItem")
-MAINTAIN_GLUE_ACTIONS = ("glue:GetTable", "glue:UpdateTable")
+# PyIceberg's GlueCatalog.table_exists is a load_table: GetTable, then the metadata file.
+ENQUEUE_GLUE_ACTIONS = ("glue:GetTable",)
 
 
 class TableMaintenance(Construct):
-    """The maintenance function and its schedule."""
+    """The maintenance function (it enqueues each table's maintenance in its lane) and its schedule."""
 
     def __init__(
         self,
@@ -44,7 +46,7 @@ class TableMaintenance(Construct):
         super().__init__(scope, id)
         image_fn = ImageFunction(
             self, "Handler", cmd=cmd, settings=settings,
-            description="table maintenance: compaction, snapshot expiry, orphan-file removal",
+            description="table maintenance: enqueue compaction, expiry, orphan removal in each table's lane",
         )
         self.function = image_fn.function
         self.role = image_fn.role

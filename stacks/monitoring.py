@@ -24,9 +24,25 @@ With the large-object tier (stacks/large_objects.py):
 - ``stopped-task-dlq``: a stopped-task event could not be handled at all (its object is
   neither retried nor quarantined): see the handler's logs, then send the object again.
 
+The commit lane (stacks/commit_lane.py):
+
+- ``freshness``: the commit function's EMF metric ``FreshnessMaxSeconds`` (stage-wide: the
+  ``service`` dimension only), Maximum over 5 minutes, above the stage's
+  ``freshness_alarm_seconds``: some object took longer from its pick-up by an ingest function
+  to visible in its table (committed in the current snapshot).
+- ``commit-lane-dlq``: the lane's DLQ holds a signal (a table's commit failed every receive;
+  its hand-offs wait under the lane prefix for the next signal or sweep).
+- ``commit-errors``: invocations of the commit function failed as a whole (environment,
+  timeout, memory); a table whose commit fails transiently is a batch item failure instead.
+- ``commit-lane-stuck``: the lane's oldest message is older than two commit-function timeouts
+  (a healthy signal waits at most for the invocation in flight, then its own): a table's
+  commit failed and its message group waits out the visibility timeout. Freshness cannot see
+  this (a table that commits nothing publishes no freshness).
+
 The dashboard shows the stage's totals, per-route graphs (CloudWatch ``SEARCH`` over the EMF
 metrics with the dimensions {service, route, table}: a route appears once it has published)
-and the tier (objects handed off, tasks failed, the stop handler).
+the tier (objects handed off, tasks failed, the stop handler) and the commit lane
+(freshness per table, commits and objects per table, hand-offs waiting, the lane queue).
 
 The topic is encrypted with a customer managed KMS key (CloudWatch may use it: an AWS
 managed key would drop alarm notifications) and accepts only TLS publishers.
@@ -52,6 +68,8 @@ PERIOD = Duration.minutes(5)
 OBJECT_METRICS = ("ObjectsCommitted", "ObjectsSkipped", "ObjectsQuarantined", "ObjectsFailed")
 # Per-route metrics (dimensions service, route, table): dashboard title -> [(metric, statistic)].
 ROUTE_DIMENSIONS = ("service", "route", "table")
+# The commit function's per-table metrics (lakeroute/lane_handler.py `publish`).
+TABLE_DIMENSIONS = ("service", "table")
 ROUTE_WIDGETS: tuple[tuple[str, tuple[tuple[str, str], ...]], ...] = (
     ("Rows committed by route", (("RowsCommitted", "Sum"),)),
     ("Objects committed by route", (("ObjectsCommitted", "Sum"),)),
@@ -75,6 +93,15 @@ class MetricsSource:
                          dimensions_map={"service": self.service}, statistic=statistic,
                          period=PERIOD, label=label)
 
+    def table_search(self, name: str, statistic: str, *, prefix: str = "") -> cw.MathExpression:
+        """One line per table of this stage's service (the commit function's metrics)."""
+        schema = ",".join((self.namespace, *TABLE_DIMENSIONS))
+        return cw.MathExpression(
+            expression=(f"SEARCH('{{{schema}}} service=\"{self.service}\" "
+                        f"MetricName=\"{name}\"', '{statistic}', {int(PERIOD.to_seconds())})"),
+            using_metrics={}, period=PERIOD, label=prefix + "${PROP('Dim.table')}",
+        )
+
     def route_search(self, name: str, statistic: str, *, prefix: str = "") -> cw.MathExpression:
         """One line per (route, table) of this stage's service: a CloudWatch SEARCH, each line
         labelled with its route and table (dynamic labels)."""
@@ -95,6 +122,17 @@ class LargeObjectSignals:
     dead_letter_queue: sqs.IQueue
 
 
+@dataclass(frozen=True, kw_only=True)
+class CommitLaneSignals:
+    """What the commit lane's alarms watch besides its EMF metrics."""
+
+    function: lambda_.IFunction
+    queue: sqs.IQueue
+    dead_letter_queue: sqs.IQueue
+    freshness_alarm_seconds: int
+    stuck_message_seconds: int
+
+
 class Monitoring(Construct):
     """The alarm topic (optional e-mail subscription), the alarms and the dashboard."""
 
@@ -109,6 +147,7 @@ class Monitoring(Construct):
         dead_letter_queue: sqs.IQueue,
         metrics: MetricsSource,
         large_objects: LargeObjectSignals | None = None,
+        commit_lane: CommitLaneSignals | None = None,
         oldest_message_alarm_seconds: int,
         alarm_email: str | None,
         removal_policy: RemovalPolicy,
@@ -183,6 +222,29 @@ class Monitoring(Construct):
                   0, "Stopped-task events nobody handled: their objects were neither retried "
                   "nor quarantined. Read the event (the object is in its overrides), fix the "
                   "cause, then copy the object in place to ingest it again.")
+
+        if commit_lane is not None:
+            lane = commit_lane
+            alarm("freshness", metrics.metric("FreshnessMaxSeconds", statistic="Maximum"),
+                  lane.freshness_alarm_seconds,
+                  f"An object took more than {lane.freshness_alarm_seconds} s from its pick-up by an "
+                  "ingest function to visible in its table. See the dashboard's freshness per table "
+                  "and the commit function's logs (retries, waiting hand-offs).")
+            alarm("commit-lane-dlq",
+                  lane.dead_letter_queue.metric_approximate_number_of_messages_visible(
+                      period=PERIOD, statistic="Maximum"),
+                  0, "Commit-lane signals failed every receive: a table's commit keeps failing (see "
+                  "the commit function's logs). Its hand-offs wait in the lane prefix; fix the cause, "
+                  "then redrive the DLQ (or let the next signal or sweep commit them).")
+            alarm("commit-errors", lane.function.metric_errors(period=PERIOD, statistic="Sum"), 0,
+                  "Commit-function invocations failed as a whole (environment, timeout or memory); "
+                  "the tables' signals are redelivered after the lane's visibility timeout.")
+            alarm("commit-lane-stuck",
+                  lane.queue.metric_approximate_age_of_oldest_message(period=PERIOD, statistic="Maximum"),
+                  lane.stuck_message_seconds,
+                  f"A commit-lane signal is older than {lane.stuck_message_seconds} s (two commit "
+                  "timeouts): a table's commit failed and its lane waits for the visibility timeout. "
+                  "See the commit function's logs for the table.")
 
         self.dashboard = cw.Dashboard(
             self, "Dashboard",
@@ -260,3 +322,36 @@ class Monitoring(Construct):
                     large_objects.dead_letter_queue.metric_approximate_number_of_messages_visible(
                         period=PERIOD, statistic="Maximum", label="unhandled events")]),
             )
+        if commit_lane is not None:
+            self._lane_widgets(metrics, commit_lane, third)
+
+    def _lane_widgets(self, metrics: MetricsSource, lane: CommitLaneSignals, width: int) -> None:
+        self.dashboard.add_widgets(
+            cw.GraphWidget(title="Freshness: pick-up to visible (s, max)", width=width, left=[
+                metrics.metric("FreshnessMaxSeconds", statistic="Maximum", label="stage max"),
+                metrics.table_search("FreshnessMaxSeconds", "Maximum", prefix="max: "),
+                metrics.table_search("FreshnessP50Seconds", "Maximum", prefix="p50: ")],
+                left_annotations=[cw.HorizontalAnnotation(value=lane.freshness_alarm_seconds, label="alarm")]),
+            cw.GraphWidget(title="Lane commits and objects by table", width=width, left=[
+                metrics.table_search("LaneCommits", "Sum", prefix="commits: ")], right=[
+                metrics.table_search("LaneObjects", "Sum", prefix="objects: ")]),
+            cw.GraphWidget(title="Hand-offs waiting, commit retries by table", width=width, left=[
+                metrics.table_search("LaneWaiting", "Maximum", prefix="waiting: "),
+                metrics.table_search("CommitRetries", "Sum", prefix="retries: ")]),
+        )
+        self.dashboard.add_widgets(
+            cw.GraphWidget(title="Commit function", width=width, left=[
+                lane.function.metric_invocations(period=PERIOD, statistic="Sum", label="invocations"),
+                lane.function.metric_errors(period=PERIOD, statistic="Sum", label="errors")], right=[
+                lane.function.metric_duration(period=PERIOD, statistic="Maximum", label="duration max")]),
+            cw.GraphWidget(title="Commit lane queue", width=width, left=[
+                lane.queue.metric_approximate_number_of_messages_visible(
+                    period=PERIOD, statistic="Maximum", label="visible"),
+                lane.queue.metric_approximate_number_of_messages_not_visible(
+                    period=PERIOD, statistic="Maximum", label="in flight")], right=[
+                lane.queue.metric_approximate_age_of_oldest_message(
+                    period=PERIOD, statistic="Maximum", label="oldest (s)")]),
+            cw.GraphWidget(title="Commit lane DLQ depth", width=width, left=[
+                lane.dead_letter_queue.metric_approximate_number_of_messages_visible(
+                    period=PERIOD, statistic="Maximum", label="dead signals")]),
+        )

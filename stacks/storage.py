@@ -17,6 +17,10 @@ from .nag import acknowledge_wildcard_resource
 
 WAREHOUSE_PREFIX = "warehouse"
 QUARANTINE_PREFIX = "quarantine"
+# The commit lane's hand-offs (records and their blobs, lakeroute.aws.lane): beside the
+# warehouse prefix, not inside it, so that the roles that only hand off or list get exactly
+# this prefix, and no table location's orphan removal ever sees a waiting hand-off.
+LANE_PREFIX = "lane"
 
 
 def secure_bucket_props(*, removal_policy: RemovalPolicy) -> dict:
@@ -121,6 +125,10 @@ class DataLakeStorage(Construct):
     def quarantine_uri(self) -> str:
         return f"s3://{self.quarantine.bucket_name}/{QUARANTINE_PREFIX}"
 
+    @property
+    def lane_uri(self) -> str:
+        return f"s3://{self.warehouse.bucket_name}/{LANE_PREFIX}"
+
     def namespace_location(self, namespace: str) -> str:
         """Glue database LocationUri: the layout PyIceberg uses under the warehouse."""
         return f"{self.warehouse_uri}/{namespace}.db"
@@ -186,3 +194,39 @@ class DataLakeStorage(Construct):
             f"object; read/write access limited to the '{QUARANTINE_PREFIX}/' prefix of the "
             "stack's own quarantine bucket.",
         )
+
+    def grant_lane_hand_off(self, role: iam.Role) -> None:
+        """An ingest function's hand-off: the record and its blobs (manifest, Arrow rows) are
+        written under new keys; nothing is read back or deleted."""
+        objects = self.warehouse.arn_for_objects(f"{LANE_PREFIX}/*")
+        role.add_to_principal_policy(iam.PolicyStatement(
+            sid="LaneHandOff", actions=["s3:PutObject", "s3:AbortMultipartUpload"], resources=[objects],
+        ))
+        acknowledge_wildcard_resource(
+            role, objects,
+            "Commit-lane hand-offs are written under generated keys (<table>/<time>-<id>) below the "
+            f"'{LANE_PREFIX}/' prefix of the stack's own warehouse bucket; write-only.",
+        )
+
+    def grant_lane_read_write(self, role: iam.Role) -> None:
+        """The committer: reads the records and blobs, removes them once committed (``s3:ListBucket``
+        on the bucket comes with the warehouse grant)."""
+        objects = self.warehouse.arn_for_objects(f"{LANE_PREFIX}/*")
+        role.add_to_principal_policy(iam.PolicyStatement(
+            sid="LaneReadWrite",
+            actions=["s3:GetObject", "s3:PutObject", "s3:DeleteObject", "s3:AbortMultipartUpload"],
+            resources=[objects],
+        ))
+        acknowledge_wildcard_resource(
+            role, objects,
+            "The committer reads and removes commit-lane hand-offs, whose keys are generated per "
+            f"table and hand-off, below the '{LANE_PREFIX}/' prefix of the stack's own warehouse bucket.",
+        )
+
+    def grant_lane_list(self, role: iam.Role) -> None:
+        """Which tables have waiting hand-offs (the sweep's signal for lost signals): listing the
+        lane prefix only, no object access."""
+        role.add_to_principal_policy(iam.PolicyStatement(
+            sid="LaneList", actions=["s3:ListBucket"], resources=[self.warehouse.bucket_arn],
+            conditions={"StringLike": {"s3:prefix": [f"{LANE_PREFIX}/*"]}},
+        ))

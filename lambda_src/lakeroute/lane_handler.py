@@ -146,8 +146,10 @@ def publish(report: LaneReport) -> None:
         m.add_metric(name="FreshnessP50Seconds", unit=MetricUnit.Seconds, value=round(_p50(fresh), 3))
         m.add_metric(name="FreshnessMaxSeconds", unit=MetricUnit.Seconds, value=round(fresh[-1], 3))
     m.flush_metrics()
-    # The stage-wide figure the freshness alarm watches (no table dimension).
+    # The stage-wide figures the alarms watch (no table dimension): freshness, and the objects
+    # quarantined here (rows that cannot be written), which `objects-quarantined` counts too.
     metrics.add_metric(name="FreshnessMaxSeconds", unit=MetricUnit.Seconds, value=round(fresh[-1], 3) if fresh else 0)
+    metrics.add_metric(name="ObjectsQuarantined", unit=MetricUnit.Count, value=report.report.count("quarantined"))
     metrics.flush_metrics()
 
 

@@ -171,7 +171,8 @@ def test_stop_handler_is_the_image_with_the_ingest_environment(dev: Synth) -> No
     props = stop["Properties"]
     assert props["Code"] == ingest["Properties"]["Code"]
     assert props["PackageType"] == "Image"
-    assert env_of(stop) == env_of(ingest)  # the whole runtime (get_runtime) and the tier
+    # the whole runtime (get_runtime) and the tier; not the commit lane (it never stages)
+    assert env_of(stop) == {k: v for k, v in env_of(ingest).items() if not k.startswith("LAKEROUTE_LANE")}
     assert (props["MemorySize"], props["Timeout"]) == (1024, 900)
     dlq = lid(dev, tier(dev).dead_letter_queue)
     assert props["DeadLetterConfig"] == {"TargetArn": {"Fn::GetAtt": [dlq, "Arn"]}}
@@ -216,9 +217,10 @@ def test_task_role_has_exactly_the_ingest_functions_data_permissions(dev: Synth)
     ingest_role = role_of(function_by_cmd(dev, INGEST_CMD)[1])
     assert granted_to(dev, task_role) == INGEST_DATA_GRANTS
     # Statement for statement what the function has (resources included), minus its own
-    # logs, tracing, queue and hand-off.
+    # logs, tracing, queue and hand-offs (the task commits what it ingests itself).
     ingest = [st for st in role_statements(dev, ingest_role)
-              if not as_list(st["Action"])[0].startswith(("logs:", "xray:", "sqs:", "ecs:", "iam:"))]
+              if not as_list(st["Action"])[0].startswith(("logs:", "xray:", "sqs:", "ecs:", "iam:"))
+              and st.get("Sid") != "LaneHandOff"]
     assert role_statements(dev, task_role) == ingest
     # Only ECS tasks of this account and region may assume it.
     (trust,) = dev.resources("AWS::IAM::Role")[task_role]["Properties"]["AssumeRolePolicyDocument"]["Statement"]
@@ -336,12 +338,15 @@ def test_tier_off_builds_no_network_cluster_or_handler(dev_tier_off: Synth, dev:
         assert not s.resources(type_), type_
     env = env_of(function_by_cmd(s, INGEST_CMD)[1])
     assert not [k for k in env if k.startswith(("LAKEROUTE_TASK_", "LAKEROUTE_LARGE_"))]
-    assert env == env_of(function_by_cmd(s, SYNC_CMD)[1])
+    assert {k: v for k, v in env.items() if not k.startswith("LAKEROUTE_LANE")} == env_of(
+        function_by_cmd(s, SYNC_CMD)[1])
+    # ingest, commit, sync
     assert len([f for f in s.resources("AWS::Lambda::Function").values()
-                if f["Properties"].get("PackageType") == "Image"]) == 2
+                if f["Properties"].get("PackageType") == "Image"]) == 3
     alarms = {a["Properties"]["AlarmName"] for a in s.resources("AWS::CloudWatch::Alarm").values()}
     assert alarms == {f"lakeroute-dev-{n}" for n in (
-        "dlq-messages", "queue-oldest-message", "ingest-errors", "ingest-throttles", "objects-quarantined")}
+        "dlq-messages", "queue-oldest-message", "ingest-errors", "ingest-throttles", "objects-quarantined",
+        "freshness", "commit-lane-dlq", "commit-errors", "commit-lane-stuck")}
     assert not {"LargeObjectClusterName", "LargeObjectTaskFamily", "StoppedTaskFunctionName"} & set(s.json["Outputs"])
     # The rest of the stack is the same.
     assert set(s.json["Outputs"]) | {"LargeObjectClusterName", "LargeObjectTaskFamily",

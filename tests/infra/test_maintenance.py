@@ -1,5 +1,6 @@
 """Scheduled table maintenance (stacks/maintenance.py): in prod every 6 hours, absent in dev,
-one run at a time, exactly the permissions `maintain` calls."""
+one run at a time; it enqueues each table's maintenance in its commit lane, with exactly the
+permissions that takes (the commit function runs it: tests/infra/test_commit_lane.py)."""
 
 from __future__ import annotations
 
@@ -39,11 +40,12 @@ def test_prod_maintains_every_six_hours_one_run_at_a_time(prod: Synth) -> None:
     assert [r["Properties"]["ScheduleExpression"] for r in rules] == ["rate(6 hours)"]
     props = fn["Properties"]
     assert props["ReservedConcurrentExecutions"] == 1
-    assert props["Timeout"] == 900
+    assert props["Timeout"] == 300  # it only enqueues: the commit function maintains
     env = props["Environment"]["Variables"]
     _, ingest = function_by_cmd(prod, ["lakeroute.handler.handler"])
     ingest_env = ingest["Properties"]["Environment"]["Variables"]
-    for key in ("LAKEROUTE_ROUTES_TABLE", "LAKEROUTE_LEDGER_TABLE", "LAKEROUTE_WAREHOUSE"):
+    for key in ("LAKEROUTE_ROUTES_TABLE", "LAKEROUTE_LEDGER_TABLE", "LAKEROUTE_WAREHOUSE",
+                "LAKEROUTE_LANE", "LAKEROUTE_LANE_QUEUE"):
         assert env[key] == ingest_env[key], key
     assert "MaintenanceFunctionName" in prod.json["Outputs"]
 
@@ -55,18 +57,18 @@ def test_dev_has_no_scheduled_maintenance(dev: Synth) -> None:
     assert "MaintenanceFunctionName" not in dev.json["Outputs"]
 
 
-def test_maintenance_role_has_exactly_what_maintain_calls(prod: Synth) -> None:
+def test_maintenance_role_has_exactly_what_enqueueing_calls(prod: Synth) -> None:
     got = {sid: actions for sid, (actions, _) in statements(prod).items()}
     assert got == {
         "logs:CreateLogStream": ["logs:CreateLogStream", "logs:PutLogEvents"],
         "xray:PutTelemetryRecords": ["xray:PutTelemetryRecords", "xray:PutTraceSegments"],
-        "dynamodb:Scan": ["dynamodb:Scan"],
-        "dynamodb:BatchWriteItem": ["dynamodb:BatchWriteItem", "dynamodb:GetItem", "dynamodb:PutItem"],
-        "GlueNamespaces": ["glue:GetTable", "glue:UpdateTable"],
-        "WarehouseObjectsReadWrite": ["s3:AbortMultipartUpload", "s3:DeleteObject", "s3:GetObject",
-                                      "s3:PutObject"],
-        "WarehouseList": ["s3:ListBucket"],
+        "dynamodb:Scan": ["dynamodb:Scan"],  # the routes: which tables, with what settings
+        "GlueNamespaces": ["glue:GetTable"],  # does the table exist (PyIceberg loads it) ...
+        "WarehouseObjectsRead": ["s3:GetObject"],  # ... with its metadata file
+        "CommitLaneSend": ["sqs:SendMessage"],  # {"maintain": table} in the table's lane
     }
+    lane = prod.stack.resolve(prod.stack.lane.queue.node.default_child.logical_id)
+    assert statements(prod)["CommitLaneSend"][1] == {"Fn::GetAtt": [lane, "Arn"]}
     # no Glue table optimizers: maintenance is the scheduled function (README, Maintenance)
     assert not prod.resources("AWS::Glue::TableOptimizer")
 

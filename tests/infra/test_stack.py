@@ -62,15 +62,21 @@ def bucket_names(s: Synth) -> set[str | None]:
     return {bucket_name(v) for v in s.resources("AWS::S3::Bucket").values()}
 
 
+def ingest_queue_id(s: Synth) -> str:
+    return str(s.stack.resolve(s.stack.queue.queue.node.default_child.logical_id))
+
+
 # ---------------------------------------------------------------- queue and event source
 
 
 def test_queue_has_dlq_after_five_receives(dev: Synth) -> None:
     queues = dev.resources("AWS::SQS::Queue")
     main = [k for k, v in queues.items() if "RedrivePolicy" in v["Properties"]]
-    # The ingest queue, its DLQ, and the large-object tier's DLQ of stopped-task events.
-    assert len(main) == 1 and len(queues) == 3
-    redrive = queues[main[0]]["Properties"]["RedrivePolicy"]
+    # The ingest queue and its DLQ, the commit lane's FIFO queue and its DLQ
+    # (tests/infra/test_commit_lane.py), and the large-object tier's DLQ of stopped-task events.
+    assert sorted(main) == sorted([ingest_queue_id(dev), dev.stack.resolve(
+        dev.stack.lane.queue.node.default_child.logical_id)]) and len(queues) == 5
+    redrive = queues[ingest_queue_id(dev)]["Properties"]["RedrivePolicy"]
     assert redrive["maxReceiveCount"] == 5
     dlq = redrive["deadLetterTargetArn"]["Fn::GetAtt"][0]
     assert dlq in queues and dlq != main[0]
@@ -95,16 +101,17 @@ def test_queues_are_encrypted_and_ssl_only(dev: Synth) -> None:
 def test_visibility_timeout_at_least_six_function_timeouts(stage: str, request: Any) -> None:
     s: Synth = request.getfixturevalue(stage)
     _, fn = function_by_cmd(s, INGEST_CMD)
-    queue = next(v for v in s.resources("AWS::SQS::Queue").values()
-                 if "RedrivePolicy" in v["Properties"])
+    queue = s.resources("AWS::SQS::Queue")[ingest_queue_id(s)]
     assert queue["Properties"]["VisibilityTimeout"] >= 6 * fn["Properties"]["Timeout"]
 
 
 def test_event_source_reports_batch_item_failures(dev: Synth) -> None:
     stage = dev.stack.config
     ingest_id, _ = function_by_cmd(dev, INGEST_CMD)
-    dev.template.resource_count_is("AWS::Lambda::EventSourceMapping", 1)
+    # the ingest queue's, and the commit lane's (tests/infra/test_commit_lane.py)
+    dev.template.resource_count_is("AWS::Lambda::EventSourceMapping", 2)
     dev.template.has_resource_properties("AWS::Lambda::EventSourceMapping", {
+        "EventSourceArn": {"Fn::GetAtt": [ingest_queue_id(dev), "Arn"]},
         "FunctionName": {"Ref": ingest_id},
         "FunctionResponseTypes": ["ReportBatchItemFailures"],
         "BatchSize": stage.batch_size,
@@ -149,18 +156,19 @@ def test_ingest_environment(dev: Synth) -> None:
     assert env["POWERTOOLS_SERVICE_NAME"] == "lakeroute-dev"
     assert env["POWERTOOLS_METRICS_NAMESPACE"] == "lakeroute"
     assert env["LOG_LEVEL"] == dev.stack.config.log_level
-    # The sync gets the same environment but for the large-object tier's (it never hands off).
+    # The sync gets the same environment but for the large-object tier's and the commit lane's
+    # (it never hands off).
     _, sync = function_by_cmd(dev, SYNC_CMD)
     assert sync["Properties"]["Environment"]["Variables"] == {
-        k: v for k, v in env.items() if not k.startswith(("LAKEROUTE_TASK_", "LAKEROUTE_LARGE_"))}
+        k: v for k, v in env.items() if not k.startswith(("LAKEROUTE_TASK_", "LAKEROUTE_LARGE_", "LAKEROUTE_LANE"))}
 
 
 def test_log_groups_have_stage_retention(dev: Synth, prod: Synth) -> None:
     for s in (dev, prod):
         groups = s.resources("AWS::Logs::LogGroup")
-        # ingest, sync, provider framework; large-object task, stop handler, VPC flow logs;
-        # the reconcile sweep and the table maintenance (prod only)
-        assert len(groups) == 6 + (s.stack.sweep is not None) + (s.stack.maintenance is not None)
+        # ingest, commit, sync, provider framework; large-object task, stop handler, VPC flow
+        # logs; the reconcile sweep and the table maintenance (prod only)
+        assert len(groups) == 7 + (s.stack.sweep is not None) + (s.stack.maintenance is not None)
         for group in groups.values():
             assert group["Properties"]["RetentionInDays"] == s.stack.config.log_retention_days
         for fn in s.resources("AWS::Lambda::Function").values():
@@ -258,8 +266,7 @@ def test_landing_buckets_and_notifications(dev: Synth) -> None:
     # The logical names are not buckets of the stage.
     assert not {"lr-test-sales", "lr-test-events"} & bucket_names(dev)
     notifications = bucket_notifications(dev)
-    queue_id = next(k for k, v in dev.resources("AWS::SQS::Queue").items()
-                    if "RedrivePolicy" in v["Properties"])
+    queue_id = ingest_queue_id(dev)
     for configs in notifications.values():
         for config in configs:
             assert config["Events"] == ["s3:ObjectCreated:*"]
@@ -406,6 +413,7 @@ def granted_to(s: Synth, role_logical_id: str) -> dict[str, list[str]]:
         s.stack.resolve(tables.routes.node.default_child.logical_id): "routes",
         s.stack.resolve(tables.ledger.node.default_child.logical_id): "ledger",
         s.stack.resolve(s.stack.queue.queue.node.default_child.logical_id): "queue",
+        s.stack.resolve(s.stack.lane.queue.node.default_child.logical_id): "lane queue",
     }
     result: dict[str, list[str]] = {}
     for st in role_statements(s, role_logical_id):
@@ -447,6 +455,9 @@ def test_ingest_role_grants_exactly_the_calls_it_makes(dev: Synth) -> None:
         # The large-object hand-off (tests/infra/test_large_objects.py checks resources, conditions).
         "LargeObjectRunTask": ["ecs:RunTask"],
         "LargeObjectPassRole": ["iam:PassRole"],
+        # The commit-lane hand-off (tests/infra/test_commit_lane.py checks the resources).
+        "LaneHandOff": ["s3:AbortMultipartUpload", "s3:PutObject"],
+        "CommitLaneSend": ["sqs:SendMessage"],
     }
     _, fn = function_by_cmd(dev, INGEST_CMD)
     statements = role_statements(dev, role_of(fn))
@@ -494,11 +505,11 @@ def test_queue_accepts_s3_notifications_of_its_landing_buckets_in_its_account_on
 
 
 def test_function_roles_write_their_own_log_group_only(dev: Synth) -> None:
-    # The ingest, sync and stop-handler functions and the provider framework: own role, own
-    # log group.
+    # The ingest, commit, sync and stop-handler functions and the provider framework: own role,
+    # own log group.
     functions = [v for v in dev.resources("AWS::Lambda::Function").values()
                  if "LogGroup" in v["Properties"].get("LoggingConfig", {})]
-    assert len(functions) == 4
+    assert len(functions) == 5
     for fn in functions:
         role = dev.resources("AWS::IAM::Role")[role_of(fn)]
         assert "ManagedPolicyArns" not in role["Properties"]
@@ -558,7 +569,7 @@ def test_cdk_nag_has_no_unacknowledged_findings(name: str, request: Any) -> None
 def test_image_build_context_is_allow_listed(dev: Synth) -> None:
     assets = json.loads((dev.outdir / f"{dev.stack.artifact_id}.assets.json").read_text())
     images = assets["dockerImages"]
-    assert len(images) == 1  # shared by the ingest, sync and stop functions and the Fargate task
+    assert len(images) == 1  # shared by the ingest, commit, sync and stop functions and the Fargate task
     source = next(iter(images.values()))["source"]
     assert source["dockerFile"] == "lambda_src/Dockerfile"
     assert source.get("platform") == "linux/amd64"

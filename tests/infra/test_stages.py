@@ -125,6 +125,7 @@ OUTPUT_IDS = {
     "LandingBucketLrTestSales", "GlueDatabases", "GlueDatabasePartners", "GlueDatabaseSales",
     "GlueDatabaseWeb", "IngestQueueUrl", "DeadLetterQueueUrl", "RoutesTableName", "LedgerTableName",
     "WarehouseUri", "QuarantineUri", "IngestFunctionName", "AlarmTopicArn", "DashboardName",
+    "CommitLaneQueueUrl", "CommitLaneDeadLetterQueueUrl", "CommitLaneUri", "CommitFunctionName",
     "LargeObjectClusterName", "LargeObjectTaskFamily", "StoppedTaskFunctionName",
 }
 
@@ -167,6 +168,12 @@ def test_outputs_have_stable_names_exported_per_stage(stage: str, request: Any) 
     assert value["LargeObjectTaskFamily"] == f"lakeroute-{stage}-large-object"
     assert value["StoppedTaskFunctionName"] == {
         "Ref": stack.resolve(tier.stop_function.node.default_child.logical_id)}
+    lane = stack.lane
+    assert value["CommitLaneQueueUrl"] == {"Ref": stack.resolve(lane.queue.node.default_child.logical_id)}
+    assert value["CommitLaneDeadLetterQueueUrl"] == {
+        "Ref": stack.resolve(lane.dead_letter_queue.node.default_child.logical_id)}
+    assert outputs["CommitLaneUri"]["Value"] == env["LAKEROUTE_LANE"]
+    assert value["CommitFunctionName"] == {"Ref": stack.resolve(lane.function.node.default_child.logical_id)}
 
 
 # ---------------------------------------------------------------- alarms and dashboard
@@ -202,6 +209,10 @@ def test_alarms_watch_the_right_metrics_and_notify_one_topic(stage: str, request
     stop_function = [{"Name": "FunctionName", "Value": ref(tier.stop_function)}]
     stop_dlq = [{"Name": "QueueName",
                  "Value": {"Fn::GetAtt": [ref(tier.dead_letter_queue)["Ref"], "QueueName"]}}]
+    lane_queue = [{"Name": "QueueName", "Value": {"Fn::GetAtt": [ref(stack.lane.queue)["Ref"], "QueueName"]}}]
+    lane_dlq = [{"Name": "QueueName",
+                 "Value": {"Fn::GetAtt": [ref(stack.lane.dead_letter_queue)["Ref"], "QueueName"]}}]
+    commit_function = [{"Name": "FunctionName", "Value": ref(stack.lane.function)}]
     # The handler's EMF metrics: Powertools namespace and `service` from the function's env.
     emf = [{"Name": "service", "Value": env["POWERTOOLS_SERVICE_NAME"]}]
     expected = {  # name: (namespace, metric, statistic, threshold, dimensions)
@@ -216,6 +227,14 @@ def test_alarms_watch_the_right_metrics_and_notify_one_topic(stage: str, request
                                       "Sum", 0, emf),
         "stopped-task-errors": ("AWS/Lambda", "Errors", "Sum", 0, stop_function),
         "stopped-task-dlq": ("AWS/SQS", "ApproximateNumberOfMessagesVisible", "Maximum", 0, stop_dlq),
+        # The commit lane: the commit function's stage-wide EMF metric (Powertools adds the
+        # `service` dimension to it), the lane's DLQ and age, the function's errors.
+        "freshness": (env["POWERTOOLS_METRICS_NAMESPACE"], "FreshnessMaxSeconds", "Maximum",
+                      config.freshness_alarm_seconds, emf),
+        "commit-lane-dlq": ("AWS/SQS", "ApproximateNumberOfMessagesVisible", "Maximum", 0, lane_dlq),
+        "commit-errors": ("AWS/Lambda", "Errors", "Sum", 0, commit_function),
+        "commit-lane-stuck": ("AWS/SQS", "ApproximateAgeOfOldestMessage", "Maximum",
+                              2 * config.commit_timeout_seconds, lane_queue),
     }
     got = alarms(s)
     assert set(got) == {f"lakeroute-{stage}-{name}" for name in expected}
@@ -264,7 +283,10 @@ def test_dashboard_has_the_stage_widgets(stage: str, request: Any) -> None:
         "Rows committed by route", "Objects committed by route",
         "Objects quarantined and failed by route", "Objects skipped by route", "Bytes read by route",
         "Seconds per object by route (max)", "Commit retries by route",
-        "Large objects: handed off, tasks failed", "Stopped-task handler", "Stopped-task DLQ depth"]
+        "Large objects: handed off, tasks failed", "Stopped-task handler", "Stopped-task DLQ depth",
+        "Freshness: pick-up to visible (s, max)", "Lane commits and objects by table",
+        "Hand-offs waiting, commit retries by table", "Commit function", "Commit lane queue",
+        "Commit lane DLQ depth"]
     for metric in ("ObjectsCommitted", "ObjectsSkipped", "ObjectsQuarantined", "ObjectsFailed",
                    "RowsCommitted", "Commits", "Duration", "Errors", "Throttles",
                    "ApproximateNumberOfMessagesVisible", "ApproximateAgeOfOldestMessage",
@@ -280,7 +302,13 @@ def test_dashboard_has_the_stage_widgets(stage: str, request: Any) -> None:
         for name, statistic in (("RowsCommitted", "Sum"), ("ObjectsCommitted", "Sum"),
                                 ("ObjectsQuarantined", "Sum"), ("ObjectsFailed", "Sum"),
                                 ("ObjectsSkipped", "Sum"), ("BytesRead", "Sum"),
-                                ("ObjectSeconds", "Maximum"), ("CommitRetries", "Sum"))]
+                                ("ObjectSeconds", "Maximum"), ("CommitRetries", "Sum"))] + [
+        # Per table: the commit function's {service, table} metrics.
+        f"SEARCH('{{lakeroute,service,table}} service=\"lakeroute-{stage}\" "
+        f"MetricName=\"{name}\"', '{statistic}', 300)"
+        for name, statistic in (("FreshnessMaxSeconds", "Maximum"), ("FreshnessP50Seconds", "Maximum"),
+                                ("LaneCommits", "Sum"), ("LaneObjects", "Sum"),
+                                ("LaneWaiting", "Maximum"), ("CommitRetries", "Sum"))]
 
 
 # ---------------------------------------------------------------- -c routes=DIR

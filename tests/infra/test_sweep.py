@@ -42,7 +42,8 @@ def test_prod_sweeps_every_hour_with_the_ingest_environment(prod: Synth) -> None
     _, ingest = function_by_cmd(prod, ["lakeroute.handler.handler"])
     ingest_env = ingest["Properties"]["Environment"]["Variables"]
     for key in ("LAKEROUTE_ROUTES_TABLE", "LAKEROUTE_LEDGER_TABLE", "LAKEROUTE_WAREHOUSE",
-                "POWERTOOLS_SERVICE_NAME", "POWERTOOLS_METRICS_NAMESPACE"):
+                "POWERTOOLS_SERVICE_NAME", "POWERTOOLS_METRICS_NAMESPACE", "LAKEROUTE_LANE",
+                "LAKEROUTE_LANE_QUEUE"):
         assert env[key] == ingest_env[key], key
     assert "SweepFunctionName" in prod.json["Outputs"]
 
@@ -66,6 +67,9 @@ def test_sweep_role_has_exactly_what_the_sweep_calls(prod: Synth) -> None:
         "WarehouseObjectsRead": ["s3:GetObject"],
         "LandingObjectsRead": ["s3:GetObject"],
         "LandingList": ["s3:ListBucket"],
+        # Tables whose commit-lane hand-offs wait get a signal (a lost one is made up).
+        "LaneList": ["s3:ListBucket"],
+        "CommitLaneSend": ["sqs:SendMessage"],
     }
 
 

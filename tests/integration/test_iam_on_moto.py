@@ -17,8 +17,12 @@ in a subprocess with the deployed environment plus the role's temporary credenti
   (CreateLogStream, PutLogEvents), as Lambda does. The messages are moto's own S3
   notifications (the configuration the stack's custom resource would put) of objects an
   ``uploader`` user with nothing but ``s3:PutObject`` put into the physical landing bucket:
-  a good file (committed), a poison file (quarantined, a multipart copy), and the good
-  file's message delivered again (skipped);
+  good files (staged and handed off to the commit lane: a record under the lane prefix and a
+  message in the table's group of the FIFO queue), a poison file (quarantined, a multipart
+  copy), and a good file's message delivered again after its commit (skipped);
+- the commit handler (``lakeroute.lane_handler.handler``) on what the FIFO queue's poller
+  hands it, with the commit function's role: it commits each table's hand-offs (creating the
+  table whose first rows these are), removes the records, writes the ledger and its logs;
 - the large-object tier, when the template has it: the hand-off (``ecs:RunTask`` with the
   ingest role), the Fargate task's entry point with the task role (its logs shipped and its
   image pulled with the execution role, as ECS does), and the stop handler with its role
@@ -82,12 +86,14 @@ from tests.support.patience import patience
 pytestmark = pytest.mark.slow
 
 STOPPED_TASK_CMD = ["lakeroute.task.on_stopped"]
+COMMIT_CMD = ["lakeroute.lane_handler.handler"]
 TESTER = "lakeroute-iam-tester"  # assumes the roles (their trust policies name it)
 UPLOADER = "lakeroute-uploader"  # puts landing objects, nothing else
 SALES = "lr-test-sales"  # the logical landing bucket of the orders route
 GOOD_KEY, POISON_KEY = "orders/2026/good.parquet", "orders/2026/poison.parquet"
 REFUNDS_KEY = "refunds/2026/refunds.csv"  # its table has no declared columns: created on first load
 BIG_KEY, OOM_KEY = "orders/2026/big.parquet", "orders/2026/oom.parquet"
+TABLES = ("sales_dev.orders", "sales_dev.refunds")  # the Glue tables (physical) of GOOD_KEY, REFUNDS_KEY
 # ReceiveMessage's visibility timeout for the first batch: short, so that the message whose
 # delete is "lost" (the function timed out after committing) comes back within the test.
 FIRST_VISIBILITY_SECONDS = 3
@@ -139,6 +145,8 @@ class Stage:
     resources: dict[str, dict[str, Any]]
     queue_url: str = ""
     queue_arn: str = ""
+    lane_url: str = ""  # the commit lane's FIFO queue
+    lane_arn: str = ""
     landing: dict[str, str] = field(default_factory=dict)  # logical -> physical (created buckets)
     configs: dict[str, dict[str, Any]] = field(default_factory=dict)  # function configurations by CMD
 
@@ -150,6 +158,9 @@ class Stage:
         stage.queue_url = stage.physical(s.stack.resolve(s.stack.queue.queue.node.default_child.logical_id))
         stage.queue_arn = boto3.client("sqs").get_queue_attributes(
             QueueUrl=stage.queue_url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
+        stage.lane_url = stage.physical(s.stack.resolve(s.stack.lane.queue.node.default_child.logical_id))
+        stage.lane_arn = boto3.client("sqs").get_queue_attributes(
+            QueueUrl=stage.lane_url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
         # moto's event source mapping would "invoke" the function (in Docker) for every message
         # sent to the queue; the test's Poller is the event source here.
         for logical in s.resources("AWS::Lambda::EventSourceMapping"):
@@ -187,6 +198,8 @@ class Stage:
             type_ = self.resources[logical]["ResourceType"]
             if (type_, attribute) == ("AWS::SQS::Queue", "Arn") and self.physical(logical) == self.queue_url:
                 return self.queue_arn
+            if (type_, attribute) == ("AWS::SQS::Queue", "Arn") and self.physical(logical) == self.lane_url:
+                return self.lane_arn
             if (type_, attribute) == ("AWS::S3::Bucket", "Arn"):
                 return f"arn:aws:s3:::{self.physical(logical)}"
             raise NotImplementedError(f"Fn::GetAtt {logical}.{attribute} ({type_})")
@@ -217,7 +230,7 @@ class Stage:
         def of_function(cmd: list[str]) -> str:
             return str(function_by_cmd(self.s, cmd)[1]["Properties"]["Role"]["Fn::GetAtt"][0])
 
-        ids = {"ingest": of_function(INGEST_CMD), "sync": of_function(SYNC_CMD)}
+        ids = {"ingest": of_function(INGEST_CMD), "commit": of_function(COMMIT_CMD), "sync": of_function(SYNC_CMD)}
         if has_tier(self.s):
             ((_, definition),) = self.s.resources("AWS::ECS::TaskDefinition").items()
             ids["task"] = definition["Properties"]["TaskRoleArn"]["Fn::GetAtt"][0]
@@ -291,17 +304,20 @@ class Poller:
     the service does): GetQueueAttributes, ReceiveMessage, DeleteMessage per handled record
     (DeleteMessageBatch is authorized as sqs:DeleteMessage by AWS, as its own action by moto)."""
 
-    def __init__(self, stage: Stage, endpoint: str, credentials: dict[str, str], batch_size: int) -> None:
+    def __init__(self, url: str, arn: str, endpoint: str, credentials: dict[str, str], batch_size: int) -> None:
         self.sqs = client("sqs", endpoint, credentials, REGION)
-        self.url, self.arn = stage.queue_url, stage.queue_arn
+        self.url, self.arn = url, arn
         self.batch_size = batch_size
         self.sqs.get_queue_attributes(QueueUrl=self.url, AttributeNames=["VisibilityTimeout"])
 
-    def receive(self, keys: set[str], *, visibility: int | None = None, wait: float = 20) -> list[dict[str, Any]]:
-        """Records until the notifications of ``keys`` are among them (with any other message)."""
+    def receive(self, keys: set[str], *, visibility: int | None = None, wait: float = 20,
+                names: Callable[[dict[str, Any]], list[str]] | None = None) -> list[dict[str, Any]]:
+        """Records until the notifications of ``keys`` are among them (with any other message);
+        ``names``: what a record announces (default: the S3 keys it notifies)."""
+        names = names or notified_keys
         records: list[dict[str, Any]] = []
         deadline = time.monotonic() + wait
-        while missing := keys - {k for r in records for k in notified_keys(r)}:
+        while missing := keys - {k for r in records for k in names(r)}:
             assert time.monotonic() < deadline, f"no message for {missing}"
             args: dict[str, Any] = {"QueueUrl": self.url, "MaxNumberOfMessages": min(10, self.batch_size),
                                     "AttributeNames": ["All"], "MessageAttributeNames": ["All"],
@@ -318,6 +334,11 @@ class Poller:
     def delete(self, records: list[dict[str, Any]]) -> None:
         for r in records:
             self.sqs.delete_message(QueueUrl=self.url, ReceiptHandle=r["receiptHandle"])
+
+
+def signalled_tables(record: dict[str, Any]) -> list[str]:
+    """The table a commit-lane message signals (``{"table": T, "handoff": ID}``)."""
+    return [json.loads(record["body"])["table"]]
 
 
 def notified_keys(record: dict[str, Any]) -> list[str]:
@@ -367,7 +388,7 @@ class Run:
     tester_arn: str = ""
     tester: dict[str, str] = field(default_factory=dict)
     uploader: dict[str, str] = field(default_factory=dict)
-    roles: dict[str, DeployedRole] = field(default_factory=dict)  # ingest, sync (, task, execution, stop)
+    roles: dict[str, DeployedRole] = field(default_factory=dict)  # ingest, commit, sync (, task, execution, stop)
     notes: dict[str, list[str]] = field(default_factory=dict)
     output: dict[str, list[str]] = field(default_factory=dict)  # per role: stdout lines + stderr
 
@@ -383,7 +404,7 @@ class Run:
         _, run.uploader = iam_user(iam, UPLOADER, [{
             "Effect": "Allow", "Action": "s3:PutObject",
             "Resource": [f"arn:aws:s3:::{b}/*" for b in stage.landing.values()]}])
-        for cmd in (INGEST_CMD, SYNC_CMD, *([STOPPED_TASK_CMD] if has_tier(stage.s) else [])):
+        for cmd in (INGEST_CMD, COMMIT_CMD, SYNC_CMD, *([STOPPED_TASK_CMD] if has_tier(stage.s) else [])):
             stage.function(cmd)
         for name, logical_id in stage.role_ids().items():
             run.roles[name] = stage.role(logical_id)
@@ -435,11 +456,23 @@ class Run:
 
     def ingest(self) -> tuple[FunctionProcess, Poller, LambdaLogs]:
         """The ingest function's warm process, its poller and its log delivery (one session)."""
-        credentials = self.credentials("ingest")
-        (mapping,) = self.stage.s.resources("AWS::Lambda::EventSourceMapping").values()
-        poller = Poller(self.stage, self.moto.endpoint, credentials, int(mapping["Properties"]["BatchSize"]))
-        logs = LambdaLogs(self.moto.endpoint, credentials, self.stage.log_group(INGEST_CMD))
-        return self.function("ingest", INGEST_CMD, credentials), poller, logs
+        return self._fed("ingest", INGEST_CMD, self.stage.queue_url, self.stage.queue_arn)
+
+    def commit(self) -> tuple[FunctionProcess, Poller, LambdaLogs]:
+        """The commit function's warm process, the FIFO queue's poller and its log delivery."""
+        return self._fed("commit", COMMIT_CMD, self.stage.lane_url, self.stage.lane_arn)
+
+    def _fed(self, name: str, cmd: list[str], url: str, arn: str) -> tuple[FunctionProcess, Poller, LambdaLogs]:
+        """A queue-fed function as the stack wires it: its event source mapping's batch size, the
+        poller and the log delivery with the function's role."""
+        credentials = self.credentials(name)
+        function_id, _ = function_by_cmd(self.stage.s, cmd)
+        (mapping,) = [m for m in self.stage.s.resources("AWS::Lambda::EventSourceMapping").values()
+                      if m["Properties"]["FunctionName"] == {"Ref": function_id}]
+        assert self.stage.value(mapping["Properties"]["EventSourceArn"]) == arn, "the queue the stack wires"
+        poller = Poller(url, arn, self.moto.endpoint, credentials, int(mapping["Properties"]["BatchSize"]))
+        logs = LambdaLogs(self.moto.endpoint, credentials, self.stage.log_group(cmd))
+        return self.function(name, cmd, credentials), poller, logs
 
     def denials_in_output(self) -> list[str]:
         return [f"{name}: {line}" for name, lines in self.output.items() for line in lines if DENIED.search(line)]
@@ -490,7 +523,7 @@ def assert_nothing_denied(run: Run, checks: list[Check]) -> None:
 # ---------------------------------------------------------------- route sync + ingest
 
 
-def test_route_sync_and_ingest_need_nothing_beyond_the_template(
+def test_route_sync_ingest_and_commit_need_nothing_beyond_the_template(
     clean_aws: MotoServer, dev: Synth, audit: Audit, tmp_path: Path,
 ) -> None:
     stage = Stage.deploy(dev)
@@ -502,13 +535,21 @@ def test_route_sync_and_ingest_need_nothing_beyond_the_template(
         run.upload({GOOD_KEY: good, REFUNDS_KEY: b"refund_id,amount\n7,2.50\n8,3.75\n", POISON_KEY: poison})
         fn, poller, logs = run.ingest()
         with fn:
-            # Batch 1: the good objects commit (the refunds table is created by the function), the
-            # poison is quarantined (a failure: redelivered).
+            # Batch 1: the good objects are staged and handed off to their tables' lanes (the
+            # refunds table does not exist yet), the poison is quarantined (a failure: redelivered).
             first = poller.receive({GOOD_KEY, REFUNDS_KEY, POISON_KEY}, visibility=FIRST_VISIBILITY_SECONDS)
             one = logs.invocation(fn.invoke({"Records": first}))
-            # The function "timed out" after committing: its message is not deleted, so it comes back.
+            # The function "timed out" after handing off: its message is not deleted, so it comes back.
             poller.delete([r for r in first
                            if r["messageId"] not in failures(one) and GOOD_KEY not in notified_keys(r)])
+            # The commit lane: the FIFO queue's messages (one group per table) to the commit
+            # function, which commits both tables (creating refunds) and removes the hand-offs.
+            committer, lane_poller, lane_logs = run.commit()
+            with committer:
+                signals = lane_poller.receive(set(TABLES), names=signalled_tables)
+                committed = lane_logs.invocation(committer.invoke({"Records": signals}))
+                lane_poller.delete([r for r in signals if r["messageId"] not in failures(committed)])
+                run.record("commit", committer, committed)
             # Batch 2: both come back; the good object is skipped (ledger), the poison quarantined again.
             second = poller.receive({GOOD_KEY, POISON_KEY})
             two = logs.invocation(fn.invoke({"Records": second}))
@@ -527,11 +568,24 @@ def test_route_sync_and_ingest_need_nothing_beyond_the_template(
     assert update.error is None, update.error
     assert update.result["Data"] == {"Routes": "3"}
     assert {"dynamodb:DeleteItem", "glue:UpdateTable"} <= set(used(checks, run.roles["sync"]))
-    # (b) Batch 1: committed + quarantined (moto's s3:TestEvent messages are ignored).
+    # (b) Batch 1: staged and handed off + quarantined (moto's s3:TestEvent messages are ignored).
     assert failures(one) == {by_key(first, POISON_KEY)["messageId"]}
     assert {k: summary(one)[k] for k in ("committed", "quarantined", "failed", "rows")} == {
-        "committed": 2, "quarantined": 1, "failed": 0, "rows": 5}
-    assert "glue:CreateTable" in used(checks, run.roles["ingest"]), "the refunds table, on first load"
+        "committed": 0, "quarantined": 1, "failed": 0, "rows": 0}
+    assert sorted(log["key"] for log in one.logs() if log["message"] == "staged") == sorted([GOOD_KEY, REFUNDS_KEY])
+    ingest_used = used(checks, run.roles["ingest"])
+    assert "sqs:SendMessage" in ingest_used and ingest_used["sqs:SendMessage"] == {stage.lane_arn}
+    assert "glue:CreateTable" not in ingest_used, "staging creates no table: the committer does"
+    # The signals: one message group per table, deduplicated by hand-off id.
+    assert sorted(m["attributes"]["MessageGroupId"] for m in signals) == sorted(TABLES)
+    assert all(m["attributes"]["MessageDeduplicationId"] == json.loads(m["body"])["handoff"] for m in signals)
+    # (c) The commit: both tables, nothing failed; the refunds table created on its first commit.
+    assert failures(committed) == set()
+    lanes = {log["table"]: log for log in committed.logs() if log["message"] == "lane committed"}
+    assert {t: (lanes[t]["commits"], lanes[t]["objects"]) for t in lanes} == {t: (1, 1) for t in TABLES}
+    commit_used = used(checks, run.roles["commit"])
+    assert "glue:CreateTable" in commit_used, "the refunds table, on its first commit"
+    assert {"sqs:ReceiveMessage", "sqs:DeleteMessage", "s3:DeleteObject", "dynamodb:BatchWriteItem"} <= set(commit_used)
     # Batch 2: the redelivered good message is skipped, the poison quarantined again.
     assert by_key(second, GOOD_KEY)["messageId"] == by_key(first, GOOD_KEY)["messageId"]
     assert by_key(second, GOOD_KEY)["attributes"]["ApproximateReceiveCount"] == "2"
@@ -547,6 +601,8 @@ def test_route_sync_and_ingest_need_nothing_beyond_the_template(
     assert sorted(catalog.load_table("sales_dev.orders").scan().to_arrow()["order_id"].to_pylist()) == [1, 2, 3]
     assert sorted(catalog.load_table("sales_dev.refunds").scan().to_arrow()["refund_id"].to_pylist()) == [7, 8]
     s3 = boto3.client("s3")
+    assert s3.list_objects_v2(Bucket=stage.warehouse_bucket, Prefix="lane/").get("KeyCount") == 0, "hand-offs removed"
+    assert boto3.client("sqs").receive_message(QueueUrl=stage.lane_url).get("Messages", []) == [], "nothing re-handed"
     listed = {o["Key"] for o in s3.list_objects_v2(Bucket=stage.quarantine_bucket, Prefix="quarantine/")["Contents"]}
     (record_key,) = [k for k in listed if k.endswith("/error.json")]
     record = json.loads(s3.get_object(Bucket=stage.quarantine_bucket, Key=record_key)["Body"].read())
@@ -554,6 +610,8 @@ def test_route_sync_and_ingest_need_nothing_beyond_the_template(
     assert record["object_copy"].split("/", 3)[3] in listed
     logged = boto3.client("logs").get_log_events(logGroupName=logs.log_group, logStreamName=logs.stream)
     assert any("batch ingested" in e["message"] for e in logged["events"])
+    logged = boto3.client("logs").get_log_events(logGroupName=lane_logs.log_group, logStreamName=lane_logs.stream)
+    assert any("lane committed" in e["message"] for e in logged["events"])
 
 
 # ---------------------------------------------------------------- the test can fail
@@ -579,8 +637,13 @@ class Revocation:
 
 
 REVOCATIONS = {
-    # DynamoDB: checked by action (the exactly-once ledger's entries).
-    "ledger-BatchWriteItem": Revocation("ingest", "dynamodb:BatchWriteItem", hits=(GOOD_KEY,)),
+    # S3, checked on the object ARN: the commit-lane hand-off (records and blobs under lane/).
+    "lane-hand-off-PutObject": Revocation(
+        "ingest", "s3:PutObject", lambda st: f"arn:aws:s3:::{st.warehouse_bucket}/lane/*", hits=(GOOD_KEY,)),
+    # The committer cannot read the hand-offs: its table is failed back (SQS retries it), the
+    # hand-offs wait.
+    "commit-lane-GetObject": Revocation(
+        "commit", "s3:GetObject", lambda st: f"arn:aws:s3:::{st.warehouse_bucket}/lane/*"),
     # S3, checked by action on the object ARN: the quarantine's writes.
     "quarantine-PutObject": Revocation(
         "ingest", "s3:PutObject", lambda st: f"arn:aws:s3:::{st.quarantine_bucket}/quarantine/*", hits=(POISON_KEY,)),
@@ -603,13 +666,19 @@ def test_a_missing_permission_is_reported_as_access_denied(
     batch: list[dict[str, Any]] = []
     with iam_enforced(clean_aws.endpoint):
         sync = run.sync()
-        if revoked.role == "ingest":
+        if revoked.role in ("ingest", "commit"):
             run.upload({GOOD_KEY: parquet(3), POISON_KEY: b"PAR1 not parquet PAR1"})
             fn, poller, logs = run.ingest()
             with fn:
                 batch = poller.receive({GOOD_KEY, POISON_KEY})
                 invocation = logs.invocation(fn.invoke({"Records": batch}))
                 run.record("ingest", fn, invocation)
+        if revoked.role == "commit":
+            committer, lane_poller, lane_logs = run.commit()
+            with committer:
+                signals = lane_poller.receive({TABLES[0]}, names=signalled_tables)
+                invocation = lane_logs.invocation(committer.invoke({"Records": signals}))
+                run.record("commit", committer, invocation)
     checks = audit.checks()
     print("\n" + report(run, checks))
 
@@ -625,6 +694,20 @@ def test_a_missing_permission_is_reported_as_access_denied(
         assert sync.error is not None and DENIED.search(sync.error), sync.error
         return
     assert sync.error is None, sync.error
+    if revoked.role == "commit":
+        # The table's signal goes back to the queue, the reason names the denial, nothing is
+        # committed and the hand-off waits for the next try.
+        assert failures(invocation) == {m["messageId"] for m in signals}
+        reasons = [log for log in invocation.logs() if log["message"] == "commit lane failed"]
+        assert [r["table"] for r in reasons] == [TABLES[0]] and DENIED.search(reasons[0]["error"]), reasons
+        from lakeroute.aws.catalog import glue_catalog
+
+        warehouse = stage.function(INGEST_CMD)["Environment"]["Variables"]["LAKEROUTE_WAREHOUSE"]
+        assert glue_catalog(warehouse).load_table(TABLES[0]).current_snapshot() is None
+        waiting = boto3.client("s3").list_objects_v2(Bucket=stage.warehouse_bucket, Prefix=f"lane/{TABLES[0]}/")
+        assert [o["Key"] for o in waiting.get("Contents", []) if o["Key"].endswith(".json")], "the hand-off waits"
+        print("reported:", reasons[0]["table"], reasons[0]["error"])
+        return
     hit = {by_key(batch, key)["messageId"] for key in revoked.hits}
     assert hit <= failures(invocation), "the broken objects' messages go back to the queue"
     reasons = [log for log in invocation.logs() if log["message"] in ("failed", "quarantined")

@@ -10,8 +10,9 @@ the dashboard; it skips ``AWS::S3::BucketPolicy``, ``AWS::SQS::QueuePolicy``,
 ``AWS::Glue::Database``, ``AWS::SNS::TopicPolicy`` and ``AWS::CloudWatch::Alarm``; it runs no
 custom resource (their Lambdas need Docker), so the stack stays ``CREATE_IN_PROGRESS``, no S3
 notification is put and the route sync does not run. The tests therefore assert on the
-resources that exist afterwards, and run the route sync and the ingest handler here, with
-the properties and the environment the deployed stack gave them. One moto bug is worked
+resources that exist afterwards, and run the route sync, the ingest handler and the commit
+handler (the commit lane) here, with the properties and the environment the deployed stack
+gave them. One moto bug is worked
 around in the uploaded template (``for_moto``): its KMS key model reads tags as
 ``TagKey``/``TagValue``.
 """
@@ -31,6 +32,7 @@ import pyarrow.parquet as pq
 import pytest
 from botocore.exceptions import ClientError
 from lakeroute import handler as lambda_handler
+from lakeroute import lane_handler
 from lakeroute.aws.catalog import glue_catalog
 from lakeroute.aws.route_store import DynamoRouteStore
 from lakeroute.sync import on_event
@@ -207,7 +209,9 @@ def test_deployed_stage_syncs_and_ingests_under_physical_names(
 ) -> None:
     """The route sync, fed the custom resource's properties as CloudFormation resolves them,
     writes physical routes; the ingest handler, with the deployed function's environment,
-    takes an S3 event of the physical bucket into the stage's Glue database."""
+    stages an S3 event of the physical bucket and hands it off to the stage's commit lane; the
+    commit handler, with the commit function's environment, commits it into the stage's Glue
+    database."""
     bootstrap()
     for stage in STAGES:
         deploy(templates[stage])
@@ -247,9 +251,31 @@ def test_deployed_stage_syncs_and_ingests_under_physical_names(
         "body": json.dumps(s3_notification(sales, "orders/a.parquet", put, len(data.getvalue()))),
         "attributes": {"ApproximateReceiveCount": "1"}, "messageAttributes": {},
         "eventSourceARN": f"arn:aws:sqs:{REGION}:{ACCOUNT}:{physical_id(s, s.stack.queue.queue)}"}]}
+    # moto's event source mappings would "invoke" the functions (in Docker): the test is the poller.
+    for mapping in boto3.client("lambda").list_event_source_mappings(FunctionName=fn_name)["EventSourceMappings"]:
+        boto3.client("lambda").update_event_source_mapping(UUID=mapping["UUID"], Enabled=False)
+    commit_name = physical_id(s, s.stack.lane.function)
+    for mapping in boto3.client("lambda").list_event_source_mappings(FunctionName=commit_name)["EventSourceMappings"]:
+        boto3.client("lambda").update_event_source_mapping(UUID=mapping["UUID"], Enabled=False)
     lambda_handler.reset_runtime()
     try:
         assert lambda_handler.handler(event, LambdaContext("req-1", 120_000)) == {"batchItemFailures": []}
+    finally:
+        lambda_handler.reset_runtime()
+    table = glue_catalog(env["LAKEROUTE_WAREHOUSE"]).load_table("sales_dev.orders")
+    assert table.current_snapshot() is None, "staged and handed off: the commit lane commits"
+    # The commit function: its own environment (the lane, not its queue: it commits).
+    commit_env = boto3.client("lambda").get_function_configuration(FunctionName=commit_name)["Environment"]["Variables"]
+    assert commit_env["LAKEROUTE_LANE"] == env["LAKEROUTE_LANE"] and "LAKEROUTE_LANE_QUEUE" not in commit_env
+    monkeypatch.delenv("LAKEROUTE_LANE_QUEUE")
+    for key, value in commit_env.items():
+        monkeypatch.setenv(key, value)
+    signals = boto3.client("sqs").receive_message(QueueUrl=env["LAKEROUTE_LANE_QUEUE"], MaxNumberOfMessages=10,
+                                                  AttributeNames=["All"])["Messages"]
+    assert [m["Attributes"]["MessageGroupId"] for m in signals] == ["sales_dev.orders"]
+    try:
+        assert lane_handler.handler({"Records": [{"messageId": m["MessageId"], "body": m["Body"]} for m in signals]},
+                                    LambdaContext("req-2", 300_000)) == {"batchItemFailures": []}
     finally:
         lambda_handler.reset_runtime()
     table = glue_catalog(env["LAKEROUTE_WAREHOUSE"]).load_table("sales_dev.orders")
