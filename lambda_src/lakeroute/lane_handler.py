@@ -37,6 +37,7 @@ os.environ.setdefault("PYICEBERG_DOWNCAST_NS_TIMESTAMP_TO_US_ON_WRITE", "true")
 logger = Logger(service=os.environ.get("POWERTOOLS_SERVICE_NAME") or "lakeroute")
 metrics = Metrics(namespace=os.environ.get("POWERTOOLS_METRICS_NAMESPACE", "lakeroute"))
 MARGIN_SECONDS = 20.0  # kept back from the deadline: the last commit and the answer to SQS
+RETRY_SECONDS = int(os.environ.get("LAKEROUTE_LANE_RETRY_SECONDS", "30"))  # a failed table's lane, again
 
 
 def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
@@ -72,7 +73,31 @@ def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
         except Exception as e:
             logger.exception("maintenance in the lane failed", extra={"table": table, "error": str(e)})
             failed += ids
+    retry_soon([r for r in event.get("Records", []) if r.get("messageId") in set(failed)])
     return {"batchItemFailures": [{"itemIdentifier": i} for i in failed]}
+
+
+def retry_soon(records: list[dict[str, Any]]) -> None:
+    """Failed messages come back after ``RETRY_SECONDS``, not the queue's visibility timeout
+    (6x the function's): a FIFO group is blocked while its message is in flight, so a commit
+    that failed transiently would otherwise hold the table's lane for half an hour or more.
+    Best effort: the consume permission the event source needs includes this call."""
+    if not records:
+        return
+    from .aws.clients import aws_client
+
+    sqs = aws_client("sqs")
+    urls: dict[str, str] = {}
+    for r in records:
+        arn = str(r.get("eventSourceARN", ""))
+        try:
+            if arn not in urls:
+                parts = arn.split(":")
+                urls[arn] = sqs.get_queue_url(QueueName=parts[5], QueueOwnerAWSAccountId=parts[4])["QueueUrl"]
+            sqs.change_message_visibility(QueueUrl=urls[arn], ReceiptHandle=r["receiptHandle"],
+                                          VisibilityTimeout=RETRY_SECONDS)
+        except Exception as e:  # the message still comes back, after the queue's visibility timeout
+            logger.warning("could not shorten a failed message's visibility", extra={"error": str(e)})
 
 
 def commit_table(runtime: Any, table: str, deadline: float | None) -> LaneReport:

@@ -150,10 +150,14 @@ def test_committer_killed_after_its_catalog_commit_commits_nothing_twice(
         real_remove(self, table, handoff_id)
 
     monkeypatch.setattr(S3Lane, "remove", remove)
+    monkeypatch.setattr(lane_handler, "RETRY_SECONDS", 0)
     assert lake.commit(messages)["batchItemFailures"], "the invocation failed: SQS redelivers"
     assert len(lake.rows("lane.orders")) == 5
+    again = lake.lane_messages()
+    assert {m["messageId"] for m in again} == {m["messageId"] for m in messages}, \
+        "back after RETRY_SECONDS, not after the queue's visibility timeout"
     crash[0] = False
-    assert lake.commit(messages) == {"batchItemFailures": []}
+    assert lake.commit(again) == {"batchItemFailures": []}
     assert sorted(r["order_id"] for r in lake.rows("lane.orders")) == [0, 1, 2, 3, 4]
     assert lake.lane_keys() == []
     assert len(lake.table("lane.orders").scan().to_arrow()) == 5, "every data file still readable"
