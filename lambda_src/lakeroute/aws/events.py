@@ -29,6 +29,7 @@ from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import unquote_plus
 
+from ..core.errors import shortened
 from ..core.pipeline import ObjectRef
 
 # S3 documents the form-style encoding for notifications; EventBridge events are assumed to
@@ -107,7 +108,7 @@ def _parse_sqs_record(record: Mapping[str, Any], parsed: ParsedEvent) -> None:
     except (ValueError, RecursionError, TypeError, AttributeError) as e:
         # Not JSON, or JSON nested beyond what the parser's stack holds: the message is bad.
         del parsed.refs[before[0]:], parsed.ignored[before[1]:], parsed.malformed[before[2]:]
-        kind = "nested too deeply" if isinstance(e, RecursionError) else f"not JSON: {body[:80]!r}"
+        kind = "nested too deeply" if isinstance(e, RecursionError) else f"not JSON: {shortened(body, 80)!r}"
         parsed.malformed.append((msg_id, f"SQS body is {kind}"))
 
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 import sys
 
+from ..core.errors import one_line
 from . import backfill, ingest, maintain, recovery, setup, warehouse  # noqa: F401  (registers the commands, in help order)
 from .app import app
 
@@ -25,6 +26,6 @@ def main() -> None:
         sys.stderr.write("interrupted\n")
         sys.exit(130)
     except Exception as e:  # a library error no command foresaw: say what, not where
-        text = " ".join(str(e).split())[:400]
+        text = one_line(e)
         sys.stderr.write(f"error: {type(e).__name__}: {text}\n")
         sys.exit(1)

@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
-from ..core.errors import ConfigError, LakerouteError
+from ..core.errors import ConfigError, LakerouteError, shortened
 from .app import Ctx, app, fail, get_ctx, print_outcomes
 
 if TYPE_CHECKING:
@@ -81,7 +81,7 @@ def quarantine_ls(
     out = RichTable("quarantined (UTC)", "object", "route", "stage", "attempts", "reason")
     for r in rows:
         out.add_row(str(r.get("quarantined_at", ""))[:19], f"{r['bucket']}/{r['key']}", str(r.get("route")),
-                    str(r.get("stage")), str(r.get("attempts")), str(r.get("message", ""))[:90])
+                    str(r.get("stage")), str(r.get("attempts")), shortened(str(r.get("message", "")), 90))
     Console(width=200).print(out)
     typer.echo(f"{len(rows)} quarantined object version(s)", err=True)
 

@@ -6,7 +6,7 @@ from typing import Annotated
 
 import typer
 
-from ..core.errors import ConfigError
+from ..core.errors import ConfigError, shortened
 from .app import app, fail, get_ctx
 
 
@@ -117,7 +117,7 @@ def history(
 
         grid = RichTable("at (UTC)", "status", "object", "version", "route", "rows", "stage / reason")
         for a in attempts:
-            why = " ".join(x for x in (a.get("stage", ""), a.get("message", "")[:80]) if x)
+            why = " ".join(x for x in (a.get("stage", ""), shortened(a.get("message", ""), 80)) if x)
             grid.add_row(str(a.get("at", ""))[:23], a.get("status", ""), f"{a.get('bucket')}/{a.get('key')}",
                          str(a.get("version", ""))[:19], a.get("route", ""), str(a.get("rows", 0)), why)
         Console(width=200).print(grid)

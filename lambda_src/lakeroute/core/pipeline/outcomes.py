@@ -6,6 +6,7 @@ from __future__ import annotations
 import datetime as dt
 from dataclasses import dataclass, field
 
+from ..errors import shortened
 from ..ledger.journal import Attempt
 
 
@@ -66,5 +67,5 @@ def attempts_of(report: IngestReport, how: str = "") -> list[Attempt]:
         replayed = how == "replay" or o.ref.replay
         status = "replayed" if replayed and o.status == "committed" else o.status
         out.append(Attempt(now, o.table or "", o.route or "", o.ref.bucket, o.ref.key, version, status,
-                           o.rows, o.stage or "", o.message[:500], o.rejected, o.rescued))
+                           o.rows, o.stage or "", shortened(o.message, 500), o.rejected, o.rescued))
     return out

@@ -30,7 +30,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any
 
-from ..errors import LakerouteError, ObjectError, TransientError
+from ..errors import LakerouteError, ObjectError, TransientError, shortened
 from ..objects import SourceObject
 from ..routes import Route
 from .alarms import Alarms
@@ -314,7 +314,7 @@ def _stage(e: BaseException) -> str:
 
 def _one_line(e: BaseException) -> str:
     text = _SQL_CONTEXT.split(str(e), 1)[0]  # DuckDB appends "LINE 1: <query> ^": noise here
-    return " ".join(text.split())[:600]
+    return shortened(text, 600)
 
 
 def _guarded(reader: pa.RecordBatchReader, route: Route, watchdog: Watchdog,

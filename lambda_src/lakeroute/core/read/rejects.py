@@ -30,7 +30,7 @@ import threading
 from dataclasses import asdict, dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from ..errors import ObjectError, TransientError
+from ..errors import ObjectError, TransientError, one_line
 from ..routes.column_types import parse_type
 from ..sql_text import sql_literal
 
@@ -204,7 +204,7 @@ def json_line_pass(path: str, options: dict[str, Any], into: RowRejects, *, rout
             raise ObjectError("timeout", f"route {route}: timed out after {limit:g} s in the line pass of "
                               "on_error: rows (source.timeout_seconds)", route) from e
         raise ObjectError("read", f"route {route}: reading it line by line (on_error: rows): "
-                          f"{' '.join(str(e).split())[:400]}", route) from e
+                          f"{one_line(e)}", route) from e
     finally:
         if timer is not None:
             timer.cancel()
@@ -252,7 +252,7 @@ def put_rejects(quarantine: Any, bucket: str, key: str, obj: Any, route: str, ta
         where: str = put(bucket, key, obj, route, table, rejects.jsonl(), len(rejects))
     except Exception as e:
         raise TransientError(f"rejects of {bucket}/{key} could not be written: {type(e).__name__}: "
-                             f"{' '.join(str(e).split())[:300]}; it is retried") from e
+                             f"{one_line(e, 300)}; it is retried") from e
     logging.getLogger("lakeroute.pipeline").warning("%s/%s: %d row(s) rejected -> %s", bucket, key,
                                                     len(rejects), where)
     return where
