@@ -25,7 +25,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 from urllib.parse import unquote_plus
 
@@ -105,6 +105,9 @@ def _parse_sqs_record(record: Mapping[str, Any], parsed: ParsedEvent) -> None:
     try:
         document = json.loads(body)
         _parse_document(document, msg_id, parsed, depth=0)
+        receives = _receives(record)
+        if receives > 1:  # a redelivery (core.read.crash reads it in a child past a few)
+            parsed.refs[before[0]:] = [replace(r, receives=receives) for r in parsed.refs[before[0]:]]
     except (ValueError, RecursionError, TypeError, AttributeError) as e:
         # Not JSON, or JSON nested beyond what the parser's stack holds: the message is bad.
         del parsed.refs[before[0]:], parsed.ignored[before[1]:], parsed.malformed[before[2]:]
@@ -196,6 +199,15 @@ def _add(parsed: ParsedEvent, item_id: str, bucket: str, key: str, size: Any,
         return
     parsed.refs.append(ObjectRef(bucket=bucket, key=key, version=version, id=item_id, size=_size(size),
                                  replay=replay))
+
+
+def _receives(record: Mapping[str, Any]) -> int:
+    attributes = record.get("attributes")
+    count = attributes.get("ApproximateReceiveCount") if isinstance(attributes, Mapping) else None
+    try:
+        return max(1, int(count)) if count is not None else 1
+    except (TypeError, ValueError):
+        return 1
 
 
 def _size(size: Any) -> int | None:

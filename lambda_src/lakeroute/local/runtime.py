@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING
 
 from ..core.errors import ConfigError
 from ..core.pipeline import Pipeline
+from ..core.read.crash import CrashGuard
 from ..core.read.engine import DEFAULT_TIMEOUT_SECONDS, Engine
 from ..core.routes import RouteTable, load_routes
 from .journal import SqliteJournal
@@ -106,5 +107,5 @@ def local_pipeline(paths: LocalPaths) -> Pipeline:
         journal=SqliteJournal(str(paths.home / "ledger.db")),
         quarantine=LocalQuarantine(paths.quarantine),
         engine=Engine(memory_limit=duckdb_memory_limit(), temp_directory=str(spill),
-                      timeout_seconds=seconds),
+                      timeout_seconds=seconds, crash_guard=CrashGuard(str(paths.home / "tmp" / "crash"))),
     )

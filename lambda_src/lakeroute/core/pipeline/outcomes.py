@@ -20,6 +20,7 @@ class ObjectRef:
     id: str = ""  # the caller's handle (e.g. an SQS message id), echoed in outcomes
     size: int | None = None  # bytes, when the event tells (sizes the time budget)
     replay: bool = False  # re-ingested from the quarantine: resolve its record when it lands
+    receives: int = 1  # how many times its message was delivered (SQS ApproximateReceiveCount)
 
 
 @dataclass

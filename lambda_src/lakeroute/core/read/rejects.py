@@ -33,6 +33,8 @@ from typing import TYPE_CHECKING, Any
 from ..errors import ObjectError, TransientError, one_line
 from ..routes.column_types import parse_type
 from ..sql_text import sql_literal
+from . import depth
+from .streams import open_stream
 
 if TYPE_CHECKING:
     import duckdb
@@ -128,6 +130,68 @@ def _physical(numbers: list[int], skipped: list[int]) -> list[int]:
                 line += 1
         out.append(line)
     return out
+
+
+def json_rows(path: str, compression: str | None, options: dict[str, Any], into: RowRejects, *, route: str,
+              memory_limit: str | None = None, limit: float | None = None,
+              hints: dict[str, str] | None = None) -> str | None:
+    """The rejects of a newline-delimited JSON object: lines nesting deeper than DuckDB can
+    read (``core.read.depth``), then the line pass (``json_line_pass``). Returns the path of
+    what ``read_json`` reads instead of the object (a copy of the good lines), or None."""
+    if path.startswith("s3://"):
+        return json_line_pass(path, options, into, route=route, memory_limit=memory_limit, limit=limit,
+                              hints=hints)
+    found = depth.scan(path, compression, per_line=True, first_only=False)
+    if not found.deep:
+        return json_line_pass(path, options, into, route=route, memory_limit=memory_limit, limit=limit,
+                              hints=hints)
+    # DuckDB never sees the deep lines: the line pass reads a copy without them, and its line
+    # numbers are mapped back to the object's.
+    lines = [line for line, _ in found.deep]
+    shallow, texts, kept = _without_lines(path, compression, set(lines))
+    why = f"nests deeper than the {found.limit} levels lakeroute reads (DuckDB would crash on it)"
+    deep = [Reject(line, f"{why}: {levels} levels", texts.get(line)) for line, levels in found.deep]
+    if kept == 0:
+        remove(shallow)
+        into.items += deep
+        raise ObjectError("read", f"route {route}: every row was rejected ({into.summary()}); nothing of it "
+                          "is committed", route)
+    rest = RowRejects()
+    try:
+        clean = json_line_pass(shallow, {k: v for k, v in options.items() if k != "compression"}, rest,
+                               route=route, memory_limit=memory_limit, limit=limit, hints=hints)
+    except BaseException:
+        remove(shallow)
+        raise
+    for r in rest.items:
+        if r.line is not None:
+            r.line = _physical([r.line], lines)[0]
+    into.items += sorted(deep + rest.items, key=lambda r: (r.line is None, r.line or 0))
+    into.good_lines = rest.good_lines
+    if clean is None:
+        return shallow
+    remove(shallow)
+    return clean
+
+
+def _without_lines(path: str, compression: str | None, drop: set[int]) -> tuple[str, dict[int, str], int]:
+    """A copy of the object (decompressed) without the lines ``drop`` (numbers from 1): its
+    path, the dropped lines' text, how many lines it kept."""
+    copy = path + ".shallow.jsonl"
+    texts: dict[int, str] = {}
+    kept = 0
+    try:
+        with open_stream(path, compression) as src, open(copy, "wb") as out:
+            for n, line in enumerate(src, start=1):
+                if n in drop:
+                    texts[n] = line.rstrip(b"\r\n").decode("utf-8", "replace")
+                else:
+                    out.write(line)
+                    kept += 1
+    except BaseException:
+        remove(copy)
+        raise
+    return copy, texts, kept
 
 
 def json_line_pass(path: str, options: dict[str, Any], into: RowRejects, *, route: str,
