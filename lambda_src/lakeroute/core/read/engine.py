@@ -37,7 +37,7 @@ from .alarms import Alarms
 from .crash import CrashGuard
 from .depth import refuse_deep_json
 from .hints import hinted_view
-from .rejects import RowRejects, collect_csv, csv_options, json_rows, remove
+from .rejects import RowRejects, collect_csv, csv_options, json_rows, long_line_message, long_line_options, remove
 from .streams import compression_of, start_check
 
 if TYPE_CHECKING:
@@ -212,13 +212,22 @@ class Engine:
             raise
         watchdog = Watchdog(con, limit, by_deadline)
         watchdog.scrub = (read.path, f"{obj.bucket}/{obj.key}") if read.path != obj.uri else None
+        watchdog.lines = (read.path, kind) if fmt == "csv" else None
         check = start_check(obj.path, kind) if kind and fmt in ("csv", "json") else None
         after = (lambda: collect_csv(con, rejects)) if rows and fmt == "csv" and rejects is not None else None
         try:
             check_single_select(con, route)
             try:
-                con.execute("CREATE TEMP VIEW source AS " + hinted_view(con, fmt, options, read.path,
-                                                                       route.source.columns))
+                try:
+                    con.execute("CREATE TEMP VIEW source AS " + hinted_view(con, fmt, options, read.path,
+                                                                           route.source.columns))
+                except duckdb.Error as e:  # rows mode: a line too long for the sniffer (core.read.rejects)
+                    again = long_line_options(con, e, read.path, options, route.source.columns) if (
+                        rows and fmt == "csv") else None
+                    if again is None:
+                        raise
+                    con.execute("CREATE TEMP VIEW source AS " + hinted_view(con, fmt, again, read.path,
+                                                                           route.source.columns))
                 rel = con.sql(route.sql)
                 check_result_names(route, rel.columns)
                 check_result_types(route, rel.columns, [str(x) for x in rel.types])
@@ -247,6 +256,7 @@ class Watchdog:
         self.seconds = seconds
         self.by_deadline = by_deadline  # the limit is the batch's deadline, not the object's
         self.scrub: tuple[str, str] | None = None  # (scratch path, object) in error messages
+        self.lines: tuple[str, str | None] | None = None  # a CSV's (path, compression): long lines named
         self.fired = False
         self.cancelled = False
         self._con: duckdb.DuckDBPyConnection | None = con
@@ -275,7 +285,7 @@ class Watchdog:
         if isinstance(e, ObjectError):
             return e
         stage = _stage(e) if type(e).__module__.startswith(("duckdb", "_duckdb")) else "read"
-        message = _one_line(e)
+        message = long_line_message(str(e), *(self.lines or (None, None))) or _one_line(e)
         if self.scrub is not None:  # the reader names lakeroute's scratch copy; say which object
             message = message.replace(*self.scrub)
         return ObjectError(stage, f"route {route.name}: {message}", route.name)
