@@ -182,5 +182,8 @@ def _walk(brackets: bytes, carry: int, line: int, limit: int, per_line: bool, fo
             elif depth:
                 depth -= 1
         if top > limit:
-            found.deep.append((line + i, top))
+            if found.deep and found.deep[-1][0] == line + i:  # a line cut across pieces: found once
+                found.deep[-1] = (line + i, max(top, found.deep[-1][1]))
+            else:
+                found.deep.append((line + i, top))
     return depth
