@@ -9,7 +9,10 @@ from __future__ import annotations
 import gc
 import json
 import logging
+import os
 import sqlite3
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -19,6 +22,7 @@ from lakeroute.local.ledger import SqliteLedger
 from lakeroute.local.sqlite_file import STATE_LOGGER, SqliteFile
 
 from tests.integration.test_cli import run
+from tests.support.patience import patience
 from tests.support.workspace import Workspace, orders
 
 KEYS = [f"in/{i}.parquet" for i in range(4)]
@@ -130,3 +134,22 @@ def test_a_ledger_that_cannot_be_opened_is_a_config_error_exit_2(ws: Workspace) 
     [line] = err.splitlines()
     assert line.startswith(f"error: ledger {ws.paths.home / 'ledger.db'}: unable to open database file; ")
     assert (ws.paths.home / "ledger.db").is_dir() and not _set_aside(ws.paths.home), "left as it is"
+
+
+def test_a_damaged_catalog_is_one_line_naming_it_and_the_fix(ws: Workspace) -> None:
+    """The catalog is the tables' registry, not an index: it is never set aside, the user is told."""
+    _setup(ws)
+    assert ws.ingest(("bkt", KEYS[0])).count("committed") == 1
+    gc.collect()
+    (ws.paths.home / "catalog.db").write_bytes(b"\x00garbage, not SQLite\xff" * 4096)
+    p = ws.paths
+    env = {**os.environ, "LAKEROUTE_ROUTES": str(p.routes), "LAKEROUTE_HOME": str(p.home),
+           "LAKEROUTE_LANDING": str(p.landing)}
+    for command in (["tables"], ["ingest", str(p.landing / "bkt")]):
+        done = subprocess.run([sys.executable, "-m", "lakeroute.cli", *command], env=env, capture_output=True,
+                              text=True, timeout=patience(120))
+        print(done.stderr)
+        assert done.returncode == 2 and done.stdout == ""
+        [line] = done.stderr.splitlines()
+        assert line.startswith(f"error: catalog {p.home / 'catalog.db'}: file is not a database; ")
+        assert "restore it from a backup" in line

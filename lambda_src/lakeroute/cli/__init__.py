@@ -10,7 +10,7 @@ from __future__ import annotations
 import os
 import sys
 
-from ..core.errors import one_line
+from ..core.errors import ConfigError, one_line
 from . import backfill, ingest, maintain, recovery, setup, warehouse  # noqa: F401  (registers the commands, in help order)
 from .app import app
 
@@ -25,6 +25,9 @@ def main() -> None:
     except KeyboardInterrupt:
         sys.stderr.write("interrupted\n")
         sys.exit(130)
+    except ConfigError as e:  # something to change (a file, a setting) that no command caught
+        sys.stderr.write(f"error: {one_line(e)}\n")
+        sys.exit(2)
     except Exception as e:  # a library error no command foresaw: say what, not where
         text = one_line(e)
         sys.stderr.write(f"error: {type(e).__name__}: {text}\n")
