@@ -169,8 +169,11 @@ def test_markers_count_dead_readers_only_and_two_deaths_quarantine_without_a_rea
                                                  "being read")
     assert by_key["fine.csv"].status == "committed"
     assert sorted(r["id"] for r in ws.rows("ns.c")) == [1, 3]
-    left = [json.loads(p.read_text())["object"] for p in (ws.paths.home / "tmp" / "crash").glob("*.json")]
+    crash = ws.paths.home / "tmp" / "crash"
+    left = [json.loads(p.read_text())["object"] for p in crash.glob("*.json") if ".crashed." not in p.name]
     assert left == ["bkt/live.csv"], "only the killed reader of live.csv left its marker (counted next time)"
+    [remembered] = [json.loads(p.read_text())["object"] for p in crash.glob("*.crashed.json")]
+    assert remembered == "bkt/dies.csv", "when it comes back, it is read in a child first"
 
 
 @pytest.mark.parametrize("receives", ["1", "3"])

@@ -123,21 +123,18 @@ class CrashGuard:
             deaths, crashed = 0, False
         try:
             if deaths >= self.quarantine_after:
+                self._remember(name, obj, route.name)
                 raise ObjectError("read", f"route {route.name}: the process ended {deaths} times while this "
-                                  "object was being read (a crash, or a kill: out of memory, a time limit), "
-                                  "even after a separate read of it went through; nothing of it is "
-                                  "committed: check the file and the route, then replay it", route.name)
+                                  "object was being read (a crash, or a kill: out of memory, a time limit); "
+                                  "it is not read again, nothing of it is committed: check the file and the "
+                                  "route, then replay it", route.name)
             if deaths or crashed or (obj.bucket, obj.key) in self.suspects:
                 try:
                     probe(route, obj, engine, until, rows, "a process ended while reading it before" if deaths
                           else "it crashed the reader before" if crashed
                           else f"its message was delivered {ISOLATE_RECEIVES} times or more")
                 except ReaderCrashed:
-                    # Remembered: the object is read in a child each time it comes back (a fixed
-                    # route may read it), never in process.
-                    with contextlib.suppress(OSError):
-                        self._write(self._crashed(name), {"object": f"{obj.bucket}/{obj.key}",
-                                                          "route": route.name, "at": time.time()})
+                    self._remember(name, obj, route.name)
                     raise
                 if crashed:
                     with contextlib.suppress(OSError):
@@ -146,6 +143,13 @@ class CrashGuard:
         finally:
             with contextlib.suppress(OSError):
                 os.remove(self._path(name, os.getpid()))
+
+    def _remember(self, name: str, obj: SourceObject, route: str) -> None:
+        """The object is read in a child each time it comes back (a fixed route may read it),
+        never in process first."""
+        with contextlib.suppress(OSError):
+            self._write(self._crashed(name), {"object": f"{obj.bucket}/{obj.key}", "route": route,
+                                              "at": time.time()})
 
     def _path(self, name: str, pid: int) -> str:
         return os.path.join(self.folder, f"{name}.{pid}.json")
