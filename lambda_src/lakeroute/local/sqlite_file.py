@@ -40,7 +40,7 @@ log = logging.getLogger(STATE_LOGGER)
 T = TypeVar("T")
 
 # SQLite primary result codes (sqlite3.Error.sqlite_errorcode & 0xff).
-_DAMAGED = {11: "malformed", 26: "not a database"}  # SQLITE_CORRUPT, SQLITE_NOTADB
+_DAMAGED = {11, 26}  # SQLITE_CORRUPT ("malformed"), SQLITE_NOTADB ("not a database")
 _BUSY = {5, 6}  # SQLITE_BUSY, SQLITE_LOCKED
 _FIX = {
     3: "make it and its folder readable and writable by this user, or use another --home",  # PERM
