@@ -186,3 +186,17 @@ def test_sqs_receive_count_reaches_the_object_ref(receives: str) -> None:
                           "attributes": {"ApproximateReceiveCount": receives}}]}
     [ref] = parse_event(event).refs
     assert ref.receives == int(receives)
+
+
+@pytest.mark.parametrize("rows", [False, True])
+def test_a_cut_json_gz_is_still_reported_as_truncated(ws: Workspace, rows: bool) -> None:
+    """The nesting scan decompresses first: a stream that breaks is the stream check's to name."""
+    source = {"bucket": "bkt", **({"on_error": "rows"} if rows else {})}
+    ws.route("j", source, {"table": "ns.j"}, "SELECT id FROM source")
+    whole = gzip.compress("".join(f'{{"id": {i}, "a": [[{i}]]}}\n' for i in range(5000)).encode())
+    ws.put("bkt", "x.jsonl.gz", whole[: len(whole) // 2])
+    [o] = ws.ingest(("bkt", "x.jsonl.gz")).outcomes
+    print(o.status, o.stage, o.message)
+    assert (o.status, o.stage) == ("quarantined", "read")
+    assert o.message == ("route j: truncated gzip stream: it ends before its last member does; nothing of it "
+                         "is committed")

@@ -28,8 +28,8 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 
-from ..errors import ObjectError
-from .streams import open_stream
+from ..errors import ObjectError, shortened
+from .streams import check_stream, open_stream
 
 MAX_DEPTH = 1000
 PIECE = 4 * 1024 * 1024
@@ -97,9 +97,23 @@ def scan(path: str, compression: str | None, limit: int = MAX_DEPTH, *, per_line
     return found
 
 
+def checked_scan(path: str, compression: str | None, route: str, *, per_line: bool = False,
+                 first_only: bool = True) -> Depth:
+    """``scan``, with a cut or corrupt ``.gz``/``.zst`` reported as the stream check reports
+    it (``core.read.streams``): such an object is quarantined whole anyway, and a scan that
+    stopped at the break could not vouch for what DuckDB would read before it."""
+    try:
+        return scan(path, compression, per_line=per_line, first_only=first_only)
+    except Exception as e:
+        if compression is None or isinstance(e, MemoryError):
+            raise
+        problem = check_stream(path, compression) or f"corrupt {compression} stream: {shortened(str(e), 200)}"
+        raise ObjectError("read", f"route {route}: {problem}; nothing of it is committed", route) from e
+
+
 def refuse_deep_json(path: str, compression: str | None, route: str) -> None:
     """An ObjectError naming the first line that nests deeper than ``MAX_DEPTH``, if any."""
-    found = scan(path, compression)
+    found = checked_scan(path, compression, route)
     if found.deep:
         raise ObjectError("read", f"route {route}: {found.describe()}; DuckDB would crash reading it (a "
                           "crash ends the whole batch), so nothing of it is committed: fix what writes it, "

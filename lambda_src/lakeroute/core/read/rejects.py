@@ -211,7 +211,7 @@ def json_rows(path: str, compression: str | None, options: dict[str, Any], into:
     if path.startswith("s3://"):
         return json_line_pass(path, options, into, route=route, memory_limit=memory_limit, limit=limit,
                               hints=hints)
-    found = depth.scan(path, compression, per_line=True, first_only=False)
+    found = depth.checked_scan(path, compression, route, per_line=True, first_only=False)
     if not found.deep:
         return json_line_pass(path, options, into, route=route, memory_limit=memory_limit, limit=limit,
                               hints=hints)
