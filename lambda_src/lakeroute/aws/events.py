@@ -25,10 +25,11 @@ from __future__ import annotations
 
 import json
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 from urllib.parse import unquote_plus
 
+from ..core.errors import shortened
 from ..core.pipeline import ObjectRef
 
 # S3 documents the form-style encoding for notifications; EventBridge events are assumed to
@@ -104,10 +105,13 @@ def _parse_sqs_record(record: Mapping[str, Any], parsed: ParsedEvent) -> None:
     try:
         document = json.loads(body)
         _parse_document(document, msg_id, parsed, depth=0)
+        receives = _receives(record)
+        if receives > 1:  # a redelivery (core.read.crash reads it in a child past a few)
+            parsed.refs[before[0]:] = [replace(r, receives=receives) for r in parsed.refs[before[0]:]]
     except (ValueError, RecursionError, TypeError, AttributeError) as e:
         # Not JSON, or JSON nested beyond what the parser's stack holds: the message is bad.
         del parsed.refs[before[0]:], parsed.ignored[before[1]:], parsed.malformed[before[2]:]
-        kind = "nested too deeply" if isinstance(e, RecursionError) else f"not JSON: {body[:80]!r}"
+        kind = "nested too deeply" if isinstance(e, RecursionError) else f"not JSON: {shortened(body, 80)!r}"
         parsed.malformed.append((msg_id, f"SQS body is {kind}"))
 
 
@@ -195,6 +199,15 @@ def _add(parsed: ParsedEvent, item_id: str, bucket: str, key: str, size: Any,
         return
     parsed.refs.append(ObjectRef(bucket=bucket, key=key, version=version, id=item_id, size=_size(size),
                                  replay=replay))
+
+
+def _receives(record: Mapping[str, Any]) -> int:
+    attributes = record.get("attributes")
+    count = attributes.get("ApproximateReceiveCount") if isinstance(attributes, Mapping) else None
+    try:
+        return max(1, int(count)) if count is not None else 1
+    except (TypeError, ValueError):
+        return 1
 
 
 def _size(size: Any) -> int | None:

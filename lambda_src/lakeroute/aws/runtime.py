@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING
 
 from ..core.errors import TransientError
 from ..core.pipeline.budget import Budget
+from ..core.read.crash import ISOLATE_RECEIVES, CrashGuard
 from ..core.read.engine import Engine
 from ..core.routes import RouteTable
 from .catalog import make_catalog
@@ -61,7 +62,8 @@ class AwsRuntime:
             quarantine=S3Quarantine(config.quarantine, s3),
             engine=Engine(memory_limit=config.duckdb_memory, temp_directory=spill,
                           timeout_seconds=config.object_timeout_seconds,
-                          s3_setup=duckdb_s3_setup(session)),
+                          s3_setup=duckdb_s3_setup(session),
+                          crash_guard=CrashGuard(os.path.join(config.tmp_dir, "lakeroute-crash"))),
         )
         tier_config = TierConfig.from_env()
         tier = LargeObjectTier(tier_config, aws_client("ecs", session)) if tier_config else None
@@ -80,6 +82,9 @@ class AwsRuntime:
         self.pipeline.deadline = deadline
         # Staging order across invocations: a later batch's objects are the later ones.
         self.pipeline.order_base = time.time_ns()
+        guard = self.pipeline.engine.crash_guard
+        if guard is not None:  # failed twice, maybe on another execution environment: a child reads it
+            guard.suspects = {(r.bucket, r.key) for r in refs if r.receives >= ISOLATE_RECEIVES}
         if deadline is None:
             self.pipeline.budget = None
         else:

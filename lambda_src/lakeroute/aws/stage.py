@@ -15,7 +15,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from ..core.errors import ConfigError
+from ..core.errors import ConfigError, shortened
 from .clients import aws_client, aws_errors, error_code
 
 STAGE_VARIABLES = ("LAKEROUTE_ROUTES_TABLE", "LAKEROUTE_LEDGER_TABLE", "LAKEROUTE_WAREHOUSE",
@@ -70,7 +70,7 @@ def _json_map(value: str | None, what: str, stack: str) -> dict[str, str]:
     try:
         data = json.loads(value)
     except ValueError:
-        raise ConfigError(f"stack {stack}: output {what} is not JSON: {value[:80]!r}") from None
+        raise ConfigError(f"stack {stack}: output {what} is not JSON: {shortened(value, 80)!r}") from None
     if not isinstance(data, dict):
         raise ConfigError(f"stack {stack}: output {what} is not a JSON object")
     return {str(k): str(v) for k, v in data.items()}
@@ -102,7 +102,7 @@ def resolve_stage(stage: str, cloudformation: Any = None) -> Stage:
             raise ConfigError(f"stage {stage!r}: stack {name} not found (deploy it with "
                               f"`npx cdk deploy -c stage={stage}`)") from None
         raise ConfigError(f"stage {stage!r}: DescribeStacks {name}: {code or type(e).__name__}: "
-                          f"{' '.join(message.split())[:200]}") from None
+                          f"{shortened(message, 200)}") from None
     if not stacks:
         raise ConfigError(f"stage {stage!r}: stack {name} not found (deploy it with "
                           f"`npx cdk deploy -c stage={stage}`)")

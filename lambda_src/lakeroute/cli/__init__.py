@@ -11,6 +11,7 @@ from __future__ import annotations
 import os
 import sys
 
+from ..core.errors import ConfigError, one_line
 from . import backfill, ingest, maintain, quarantine, recovery, setup, warehouse  # noqa: F401  (registers the commands, in help order)
 from .app import app
 from .connect import connect  # noqa: F401  (registers `connect`, after the commands above in help)
@@ -26,7 +27,10 @@ def main() -> None:
     except KeyboardInterrupt:
         sys.stderr.write("interrupted\n")
         sys.exit(130)
+    except ConfigError as e:  # something to change (a file, a setting) that no command caught
+        sys.stderr.write(f"error: {one_line(e)}\n")
+        sys.exit(2)
     except Exception as e:  # a library error no command foresaw: say what, not where
-        text = " ".join(str(e).split())[:400]
+        text = one_line(e)
         sys.stderr.write(f"error: {type(e).__name__}: {text}\n")
         sys.exit(1)

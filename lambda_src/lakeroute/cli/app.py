@@ -98,3 +98,16 @@ def main_options(
     ctx.obj = Ctx(routes, home, landing)
     # Outcomes are printed by the commands; the library's warnings would print them twice.
     logging.getLogger("lakeroute").addHandler(logging.NullHandler())
+    # ...but what happened to lakeroute's own files (a damaged ledger.db set aside) is news.
+    from ..local.sqlite_file import STATE_LOGGER
+
+    state = logging.getLogger(STATE_LOGGER)
+    if not any(isinstance(h, _StderrWarnings) for h in state.handlers):
+        state.addHandler(_StderrWarnings(logging.WARNING))
+
+
+class _StderrWarnings(logging.Handler):
+    """``warning: <message>`` on the stderr of the moment (tests swap it per invocation)."""
+
+    def emit(self, record: logging.LogRecord) -> None:
+        typer.echo(f"warning: {record.getMessage()}", err=True)

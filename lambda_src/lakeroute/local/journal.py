@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import datetime as dt
+import sqlite3
 from typing import Any
 
 from ..core.ledger.journal import ROW_COUNTS, Attempt
+from .sqlite_file import SqliteFile
 
 _COLUMNS = ("at", "table_name", "route", "bucket", "key", "version", "status", "rows", "stage", "message",
             "rejected", "rescued", *ROW_COUNTS)
@@ -13,34 +15,25 @@ _ADDED_LATER = ("rejected", "rescued", *ROW_COUNTS)  # journals written before t
 
 
 class SqliteJournal:
-    def __init__(self, path: str) -> None:
-        import sqlite3
+    """Attempts in ``ledger.db`` beside the ledger; a damaged file is set aside and started
+    afresh (its history stays in the set-aside file), ``local.sqlite_file``."""
 
-        self._con = sqlite3.connect(path, timeout=60, isolation_level=None)
-        self._con.execute("PRAGMA journal_mode=WAL")
-        self._con.execute(
-            "CREATE TABLE IF NOT EXISTS lakeroute_attempts (at TEXT NOT NULL, table_name TEXT, route TEXT, "
-            "bucket TEXT, key TEXT, version TEXT, status TEXT, rows INTEGER, stage TEXT, message TEXT, "
-            "rejected INTEGER DEFAULT 0, rescued INTEGER DEFAULT 0)")
-        have = {r[1] for r in self._con.execute("PRAGMA table_info(lakeroute_attempts)")}
-        for column in _ADDED_LATER:
-            if column not in have:
-                try:
-                    self._con.execute(f"ALTER TABLE lakeroute_attempts ADD COLUMN {column} INTEGER DEFAULT 0")
-                except sqlite3.OperationalError as e:  # another process added it meanwhile
-                    if "duplicate column" not in str(e):
-                        raise
-        self._con.execute("CREATE INDEX IF NOT EXISTS lakeroute_attempts_table ON lakeroute_attempts "
-                          "(table_name, at)")
+    def __init__(self, path: str, timeout: float = 60.0) -> None:
+        self._db = SqliteFile(path, "journal", _setup, timeout)
 
     def record(self, attempts: list[Attempt]) -> None:
         if not attempts:
             return
-        with self._con:
-            self._con.executemany(
-                f"INSERT INTO lakeroute_attempts ({', '.join(_COLUMNS)}) VALUES ({', '.join('?' * len(_COLUMNS))})",  # noqa: S608 - constant names
-                [(a.at, a.table, a.route, a.bucket, a.key, a.version, a.status, a.rows, a.stage, a.message,
-                  a.rejected, a.rescued, *(getattr(a, c) for c in ROW_COUNTS)) for a in attempts])
+        rows = [(a.at, a.table, a.route, a.bucket, a.key, a.version, a.status, a.rows, a.stage, a.message,
+                 a.rejected, a.rescued, *(getattr(a, c) for c in ROW_COUNTS)) for a in attempts]
+
+        def insert(con: sqlite3.Connection) -> None:
+            with con:
+                con.executemany(
+                    f"INSERT INTO lakeroute_attempts ({', '.join(_COLUMNS)}) VALUES ({', '.join('?' * len(_COLUMNS))})",  # noqa: S608 - constant names
+                    rows)
+
+        self._db.run(insert)
 
     def read(self, table: str, since: dt.datetime | None = None, status: str | None = None) -> list[dict[str, Any]]:
         """Attempts for one table (and those that never reached a table, e.g. no route)."""
@@ -53,5 +46,21 @@ class SqliteJournal:
             query += " AND status = ?"
             args.append(status)
         query = query.replace("SELECT *", f"SELECT {', '.join(_COLUMNS)}", 1)
-        rows = self._con.execute(query + " ORDER BY at", args).fetchall()
+        rows = self._db.run(lambda con: con.execute(query + " ORDER BY at", args).fetchall())
         return [dict(zip(("at", "table", *_COLUMNS[2:]), r, strict=True)) for r in rows]
+
+
+def _setup(con: sqlite3.Connection) -> None:
+    con.execute(
+        "CREATE TABLE IF NOT EXISTS lakeroute_attempts (at TEXT NOT NULL, table_name TEXT, route TEXT, "
+        "bucket TEXT, key TEXT, version TEXT, status TEXT, rows INTEGER, stage TEXT, message TEXT, "
+        "rejected INTEGER DEFAULT 0, rescued INTEGER DEFAULT 0)")
+    have = {r[1] for r in con.execute("PRAGMA table_info(lakeroute_attempts)")}
+    for column in _ADDED_LATER:
+        if column not in have:
+            try:
+                con.execute(f"ALTER TABLE lakeroute_attempts ADD COLUMN {column} INTEGER DEFAULT 0")
+            except sqlite3.OperationalError as e:  # another process added it meanwhile
+                if "duplicate column" not in str(e):
+                    raise
+    con.execute("CREATE INDEX IF NOT EXISTS lakeroute_attempts_table ON lakeroute_attempts (table_name, at)")

@@ -9,8 +9,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from ..core.errors import ConfigError
+from ..core.errors import ConfigError, one_line
 from ..core.pipeline import Pipeline
+from ..core.read.crash import CrashGuard
 from ..core.read.engine import DEFAULT_TIMEOUT_SECONDS, Engine
 from ..core.routes import RouteTable, load_routes
 from .journal import SqliteJournal
@@ -58,8 +59,24 @@ def local_catalog(home: Path) -> SqlCatalog:
         return make()
     except Exception as e:  # two processes creating the catalog tables of a fresh home at once
         if "already exists" not in str(e):
-            raise
+            raise _catalog_error(home / "catalog.db", e) from e
         return make()
+
+
+def _catalog_error(path: Path, e: Exception) -> Exception:
+    """SQLite's complaint about catalog.db as one line naming the file and the fix."""
+    import sqlite3
+
+    from .sqlite_file import blocked_message, damaged
+
+    cause = getattr(e, "orig", None)  # SQLAlchemy keeps the driver's error there
+    if not isinstance(cause, sqlite3.Error):
+        return e
+    if damaged(cause):
+        return ConfigError(f"catalog {path}: {one_line(cause, 120)}; it is the tables' registry, not an index "
+                           "lakeroute can rebuild: restore it from a backup (the tables' files are under "
+                           f"{path.parent / 'warehouse'})")
+    return ConfigError(f"catalog {blocked_message(str(path), cause, 5.0)}")
 
 
 _MEMORY_RE = re.compile(r"^\d+(\.\d+)?\s*(B|KB|MB|GB|TB|KIB|MIB|GIB|TIB|%)$", re.IGNORECASE)
@@ -106,5 +123,5 @@ def local_pipeline(paths: LocalPaths) -> Pipeline:
         journal=SqliteJournal(str(paths.home / "ledger.db")),
         quarantine=LocalQuarantine(paths.quarantine),
         engine=Engine(memory_limit=duckdb_memory_limit(), temp_directory=str(spill),
-                      timeout_seconds=seconds),
+                      timeout_seconds=seconds, crash_guard=CrashGuard(str(paths.home / "tmp" / "crash"))),
     )

@@ -35,7 +35,7 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
-from ..errors import LakerouteError
+from ..errors import LakerouteError, one_line
 from ..ledger.archive import consolidate, write_for_expiry
 from ..ledger.rule import Ledger, reconcile
 from ..shape.features import WRITABLE_FORMAT_VERSIONS, unsupported
@@ -295,7 +295,7 @@ def maintain_tables(catalog: Catalog, ledger: Ledger, lister: Lister, settings: 
             raise
         except Exception as e:  # one table's failure (catalog, storage) is not the others'
             log.error("maintenance of %s failed: %s: %s", name, type(e).__name__, e)
-            report = MaintenanceReport(name, apply, error=f"{type(e).__name__}: {' '.join(str(e).split())[:300]}")
+            report = MaintenanceReport(name, apply, error=f"{type(e).__name__}: {one_line(e, 300)}")
         reports.append(report)
         if done is not None:
             done(report)

@@ -14,7 +14,7 @@ from __future__ import annotations
 import re
 from typing import TYPE_CHECKING
 
-from ..errors import ObjectError
+from ..errors import ObjectError, shortened
 from ..objects import SourceObject
 from ..read.engine import DEFAULT_TIMEOUT_SECONDS, Engine, Watchdog, check_result_names, check_single_select
 from ..read.hints import hinted_view
@@ -93,7 +93,7 @@ def hint_problems(route: Route, sample: SourceObject) -> list[Finding]:
                 example = rel.limit(HINT_SAMPLE_ROWS).filter(
                     f"{q} IS NOT NULL AND TRY_CAST({q} AS {duck_type(text)}) IS NULL").project(
                     f"{q}::VARCHAR").limit(1).fetchone()
-                shown = str(example[0])[:60] if example else "?"
+                shown = shortened(str(example[0]), 60) if example else "?"
                 problems.append((f"source.columns.{hint}", f"hinted {text}, but the sample has values that "
                                  f"are not (e.g. {shown!r}); at ingest such a file is quarantined (or, with "
                                  "on_error: rows, such rows rejected): fix the hint"))

@@ -22,7 +22,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
-from ..errors import ObjectError, TransientError
+from ..errors import ObjectError, TransientError, one_line
 from ..ledger.journal import Journal
 from ..ledger.rule import Ledger, held
 from ..maintain.maintenance import expire_if_due
@@ -269,7 +269,7 @@ class Pipeline:
         except Exception as q:  # not quarantined: let the caller retry the object, never drop it
             log.error("quarantine of %s/%s failed: %s", ref.bucket, ref.key, q)
             return Outcome(ref, "failed", f"{e.message}; quarantine failed: {type(q).__name__}: "
-                           f"{_one_line(q)}", e.route, table,
+                           f"{one_line(q)}", e.route, table,
                            source_id=obj.source_id if obj else None, stage=e.stage)
         log.warning("quarantined %s/%s (%s): %s", ref.bucket, ref.key, e.stage, e.message)
         return Outcome(ref, "quarantined", e.message, e.route, table, quarantined_to=where,
@@ -285,7 +285,7 @@ class Pipeline:
             self.handoff.hand_off(name, plan)
         except Exception as e:  # nothing handed off: the objects are retried, their files deleted
             discard(plan.home, staged)
-            message = f"hand-off to the commit lane of {name} failed: {type(e).__name__}: {_one_line(e)}"
+            message = f"hand-off to the commit lane of {name} failed: {type(e).__name__}: {one_line(e)}"
             log.warning("%s", message)
             return [Outcome(ref, "failed", message, s.route, name, source_id=s.source_id, stage="handoff")
                     for ref, s in plan.staged]
@@ -309,7 +309,7 @@ class Pipeline:
             keep = keep_files or isinstance(e, CommitError) and e.outcome_unknown or not isinstance(e, TransientError)
             if not keep:
                 discard(plan.home, staged)
-            message = str(e) if isinstance(e, TransientError) else f"commit: {type(e).__name__}: {_one_line(e)}"
+            message = str(e) if isinstance(e, TransientError) else f"commit: {type(e).__name__}: {one_line(e)}"
             log.warning("commit to %s failed: %s", name, message)
             return [Outcome(ref, "failed", message, s.route, name, source_id=s.source_id, stage="commit")
                     for ref, s in group]
@@ -342,7 +342,3 @@ class Pipeline:
                 outcomes.append(Outcome(ref, "skipped", f"{ref.bucket}/{ref.key}: already ingested",
                                         s.route, name, source_id=s.source_id))
         return outcomes
-
-
-def _one_line(e: BaseException) -> str:
-    return " ".join(str(e).split())[:400] or type(e).__name__

@@ -6,6 +6,7 @@ from __future__ import annotations
 import datetime as dt
 from dataclasses import dataclass, field
 
+from ..errors import shortened
 from ..ledger.journal import ROW_COUNTS, Attempt
 
 
@@ -19,6 +20,7 @@ class ObjectRef:
     id: str = ""  # the caller's handle (e.g. an SQS message id), echoed in outcomes
     size: int | None = None  # bytes, when the event tells (sizes the time budget)
     replay: bool = False  # re-ingested from the quarantine: resolve its record when it lands
+    receives: int = 1  # how many times its message was delivered (SQS ApproximateReceiveCount)
 
 
 @dataclass
@@ -67,6 +69,6 @@ def attempts_of(report: IngestReport, how: str = "") -> list[Attempt]:
         replayed = how == "replay" or o.ref.replay
         status = "replayed" if replayed and o.status == "committed" else o.status
         out.append(Attempt(now, o.table or "", o.route or "", o.ref.bucket, o.ref.key, version, status,
-                           o.rows, o.stage or "", o.message[:500], o.rejected, o.rescued,
+                           o.rows, o.stage or "", shortened(o.message, 500), o.rejected, o.rescued,
                            **{c: o.counts.get(c, 0) for c in ROW_COUNTS}))
     return out

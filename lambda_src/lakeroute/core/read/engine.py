@@ -34,11 +34,13 @@ from ..errors import LakerouteError, ObjectError, TransientError, shortened
 from ..objects import SourceObject
 from ..routes import Route
 from .alarms import Alarms
+from .crash import CrashGuard
+from .depth import refuse_deep_json
 from .hints import hinted_view
 from .json_columns import JSON_COLUMNS_KEY, json_shapes
 from .messages import empty_file_message, reader_message
 from .nanos import check_nanoseconds
-from .rejects import RowRejects, collect_csv, csv_options, json_line_pass, remove
+from .rejects import RowRejects, collect_csv, csv_options, json_rows, long_line_message, long_line_options, remove
 from .streams import compression_of, start_check
 
 if TYPE_CHECKING:
@@ -88,6 +90,7 @@ class Engine:
     small_object_threads: int = 1
     prepare_next: bool = True  # keep a pristine database ready for the next object
     timeout_seconds: float = DEFAULT_TIMEOUT_SECONDS  # per object, unless the route sets one
+    crash_guard: CrashGuard | None = None  # markers, and a child read after a crash (core.read.crash)
     _spare: Any = field(default=None, init=False, repr=False, compare=False)
     _spare_pool: Any = field(default=None, init=False, repr=False, compare=False)
     _spare_pid: int = field(default=0, init=False, repr=False, compare=False)
@@ -163,7 +166,25 @@ class Engine:
         """Stream the route's result over ``obj`` as Arrow record batches, within its time
         limit, and, with ``until`` (a time.monotonic() value: the batch's deadline), no later.
         ``rejects``: under ``source.on_error: rows``, bad CSV/JSON lines are set aside there
-        (``core.rejects``) instead of failing the object."""
+        (``core.rejects``) instead of failing the object. With a ``crash_guard``, an object
+        that crashed an earlier process is read in a child first (``core.read.crash``)."""
+        guard = self.crash_guard
+        watch = (guard.watch(route, obj, self.settings(), until, rejects is not None) if guard is not None
+                 else contextlib.nullcontext())
+        with watch, self._read(route, obj, until, rejects) as reader:
+            yield reader
+
+    def settings(self) -> dict[str, Any]:
+        """What a child process needs to read an object as this engine would (JSON)."""
+        return {"memory_limit": self.memory_limit, "threads": self.threads,
+                "temp_directory": self.temp_directory, "batch_rows": self.batch_rows,
+                "s3_setup": [[stmt, list(params)] for stmt, params in self.s3_setup],
+                "small_object_bytes": self.small_object_bytes,
+                "small_object_threads": self.small_object_threads, "timeout_seconds": self.timeout_seconds}
+
+    @contextmanager
+    def _read(self, route: Route, obj: SourceObject, until: float | None,
+              rejects: RowRejects | None) -> Iterator[pa.RecordBatchReader]:
         import duckdb
 
         fmt = route.file_format(obj.key)
@@ -175,10 +196,13 @@ class Engine:
         if is_empty(obj):
             raise ObjectError("read", f"route {route.name}: {empty_file_message()}", route.name)
         rows = rejects is not None and route.source.on_error == "rows"
+        kind = None if obj.path.startswith("s3://") else compression_of(obj.key, route.source.options)
+        if fmt == "json" and not rows and not obj.path.startswith("s3://"):
+            refuse_deep_json(obj.path, kind, route.name)  # before DuckDB: it would crash on it
         if rows and fmt == "json":
             assert rejects is not None
-            clean = json_line_pass(obj.path, options, rejects, route=route.name,
-                                   memory_limit=self.memory_limit, limit=limit, hints=route.source.columns)
+            clean = json_rows(obj.path, kind, options, rejects, route=route.name,
+                              memory_limit=self.memory_limit, limit=limit, hints=route.source.columns)
             if clean is not None:  # DuckDB reads the good lines (uncompressed), allowed alone
                 read = replace(obj, path=clean)
                 options = {k: v for k, v in options.items() if k not in ("compression", "ignore_errors")}
@@ -192,7 +216,7 @@ class Engine:
             raise
         watchdog = Watchdog(con, limit, by_deadline)
         watchdog.scrub = (read.path, f"{obj.bucket}/{obj.key}") if read.path != obj.uri else None
-        kind = None if obj.path.startswith("s3://") else compression_of(obj.key, route.source.options)
+        watchdog.lines = (read.path, kind) if fmt == "csv" else None
         check = start_check(obj.path, kind) if kind and fmt in ("csv", "json") else None
         after = (lambda: collect_csv(con, rejects)) if rows and fmt == "csv" and rejects is not None else None
         try:
@@ -200,8 +224,16 @@ class Engine:
             try:
                 if fmt == "parquet":  # sub-microsecond values DuckDB would drop
                     check_nanoseconds(con, route, read.path)
-                con.execute("CREATE TEMP VIEW source AS " + hinted_view(con, fmt, options, read.path,
-                                                                       route.source.columns))
+                try:
+                    con.execute("CREATE TEMP VIEW source AS " + hinted_view(con, fmt, options, read.path,
+                                                                           route.source.columns))
+                except duckdb.Error as e:  # rows mode: a line too long for the sniffer (core.read.rejects)
+                    again = long_line_options(con, e, read.path, options, route.source.columns) if (
+                        rows and fmt == "csv") else None
+                    if again is None:
+                        raise
+                    con.execute("CREATE TEMP VIEW source AS " + hinted_view(con, fmt, again, read.path,
+                                                                           route.source.columns))
                 rel = con.sql(route.sql)
                 check_result_names(route, rel.columns)
                 check_result_types(route, rel.columns, [str(x) for x in rel.types])
@@ -243,6 +275,7 @@ class Watchdog:
         self.seconds = seconds
         self.by_deadline = by_deadline  # the limit is the batch's deadline, not the object's
         self.scrub: tuple[str, str] | None = None  # (scratch path, object) in error messages
+        self.lines: tuple[str, str | None] | None = None  # a CSV's (path, compression): long lines named
         self.fired = False
         self.cancelled = False
         self._con: duckdb.DuckDBPyConnection | None = con
@@ -271,7 +304,7 @@ class Watchdog:
         if isinstance(e, ObjectError):
             return e
         stage = _stage(e) if type(e).__module__.startswith(("duckdb", "_duckdb")) else "read"
-        message = reader_message(str(e)) or _one_line(e)
+        message = long_line_message(str(e), *(self.lines or (None, None))) or reader_message(str(e)) or _one_line(e)
         if self.scrub is not None:  # the reader names lakeroute's scratch copy; say which object
             message = message.replace(*self.scrub)
         return ObjectError(stage, f"route {route.name}: {message}", route.name)

@@ -21,7 +21,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from ..errors import ObjectError
+from ..errors import ObjectError, shortened
 from ..routes.column_types import duck_type
 from ..sql_text import quote_ident
 from .source_view import reader_sql
@@ -63,7 +63,7 @@ def hinted_view(con: duckdb.DuckDBPyConnection, fmt: str, options: dict[str, Any
     if fmt == "csv" and not any(present.values()):
         # A sniffer that found other columns than any hint names (one column "a;b;c") is far
         # likelier than a file lacking every hinted column: fail instead of reading NULLs.
-        shown = ", ".join(names[:5])[:200]
+        shown = shortened(", ".join(names[:5]), 200)
         raise ObjectError("read", f"none of the hinted columns ({', '.join(hints)}) is among the CSV's "
                           f"columns ({shown}); check options (delim, header) or source.columns")
     if fmt == "csv" and "types" not in options and "columns" not in options:

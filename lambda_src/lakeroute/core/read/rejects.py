@@ -26,13 +26,16 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import re
 import threading
 from dataclasses import asdict, dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from ..errors import ObjectError, TransientError
-from ..routes.column_types import parse_type
+from ..errors import ObjectError, TransientError, one_line
+from ..routes.column_types import duck_type, parse_type
 from ..sql_text import sql_literal
+from . import depth
+from .streams import open_stream
 
 if TYPE_CHECKING:
     import duckdb
@@ -85,6 +88,71 @@ def csv_options(options: dict[str, Any]) -> dict[str, Any]:
     return {**{k: v for k, v in options.items() if k != "ignore_errors"}, "store_rejects": True}
 
 
+# Room for the lines of the sniff sample when one of them is over max_line_size (below).
+SNIFF_LINE = 256 * 1024 * 1024
+# Options the sniff has settled (names as DuckDB spells them, and their aliases).
+_SNIFFED = {"auto_detect", "delim", "sep", "delimiter", "quote", "escape", "new_line", "skip", "comment",
+            "header", "columns", "names", "column_names", "types", "dtypes", "column_types", "all_varchar",
+            "auto_type_candidates", "sample_size", "normalize_names", "dateformat", "date_format",
+            "timestampformat", "timestamp_format", "store_rejects", "max_line_size"}
+_LINE_SIZE = re.compile(r"Maximum line size of (\d+) bytes exceeded\. Actual Size:\s*(\d+) bytes")
+
+
+def long_line_options(con: duckdb.DuckDBPyConnection, error: BaseException, path: str, options: dict[str, Any],
+                      hints: dict[str, str] | None) -> dict[str, Any] | None:
+    """Under ``on_error: rows``, a CSV whose sniff sample (its first lines) holds a line over
+    ``max_line_size``: DuckDB's sniffer fails the whole file ("CSV Error on Line: 1", the
+    wrong line), while its reader would record that line as a reject. So the dialect and
+    column types are sniffed again with room for long lines, and handed to the reader
+    (auto-detection off, the limit as it was, hints as column types): the long line becomes a
+    reject with its own number. None when ``error`` is something else."""
+    if path.startswith("s3://") or not _LINE_SIZE.search(str(error)):
+        return None
+    sniff = {k: v for k, v in options.items() if k not in ("store_rejects", "max_line_size")}
+    opts = "".join(f", {name} := {sql_literal(v)}" for name, v in sniff.items())
+    room = max(int(options.get("max_line_size", 2_000_000)), min(SNIFF_LINE, os.path.getsize(path) + 1))
+    found = con.execute(
+        f"SELECT Delimiter, Quote, Escape, NewLineDelimiter, Comment, SkipRows, HasHeader, Columns, "  # noqa: S608
+        f"DateFormat, TimestampFormat FROM sniff_csv({sql_literal(path)}{opts}, max_line_size := {room})").fetchone()
+    assert found is not None
+    delim, quote, escape, new_line, comment, skip, header, columns, date_format, timestamp_format = found
+    types = {c["name"]: c["type"] for c in columns}
+    for hint, text in (hints or {}).items():
+        name = hint if hint in types else next((n for n in types if n.lower() == hint.lower()), None)
+        if name is not None:  # typed by the reader: a value that does not cast is a reject
+            types[name] = duck_type(text)
+    plain = {"(empty)": ""}
+    out = {k: v for k, v in options.items() if k not in _SNIFFED}
+    out.update(auto_detect=False, delim=delim, quote=plain.get(quote, quote), escape=plain.get(escape, escape),
+               new_line=new_line, skip=int(skip), comment=plain.get(comment, comment), header=bool(header),
+               columns=types, store_rejects=True)
+    if "max_line_size" in options:
+        out["max_line_size"] = options["max_line_size"]
+    if date_format:
+        out["dateformat"] = date_format
+    if timestamp_format:
+        out["timestampformat"] = timestamp_format
+    return out
+
+
+def long_line_message(message: str, path: str | None = None, compression: str | None = None) -> str | None:
+    """DuckDB's "Maximum line size" error as one sentence with the fix, naming the line (the
+    first one that long in ``path``, when given: DuckDB's sniffer says "Line: 1" whatever it is)."""
+    m = _LINE_SIZE.search(message)
+    if m is None:
+        return None
+    limit, size = int(m.group(1)), int(m.group(2))
+    where = "a line"
+    if path is not None and not path.startswith("s3://"):
+        with contextlib.suppress(OSError, EOFError, ValueError), open_stream(path, compression) as f:
+            for n, line in enumerate(f, start=1):
+                if len(line.rstrip(b"\r\n")) > limit:
+                    where, size = f"line {n}", len(line.rstrip(b"\r\n"))
+                    break
+    return (f"{where} of {size:,} bytes is longer than options.max_line_size ({limit:,} bytes); raise "
+            "max_line_size, or set source.on_error: rows to set such lines aside")
+
+
 def collect_csv(con: duckdb.DuckDBPyConnection, into: RowRejects) -> None:
     """DuckDB's reject table after the read: one Reject per bad line (its errors joined)."""
     rows = _reject_rows(con, "SELECT line, column_name, error_type, csv_line, error_message "
@@ -94,6 +162,10 @@ def collect_csv(con: duckdb.DuckDBPyConnection, into: RowRejects) -> None:
     for line, column, kind, text, message in rows:
         errors.setdefault(int(line), []).append((str(kind or ""), str(message)))
         reason = f"{kind}: {message}" if kind else str(message)
+        if kind == "LINE SIZE OVER MAXIMUM":
+            reason = (long_line_message(str(message)) or reason).split(";")[0]
+            if text is not None:  # DuckDB keeps the start of such a line only
+                reason += f"; the text is its first {len(text):,} characters"
         got = by_line.get(int(line))
         if got is None:
             by_line[int(line)] = Reject(int(line), reason, text, column, "cast" if kind == "CAST" else "parse")
@@ -158,6 +230,68 @@ def _physical(numbers: list[int], skipped: list[int]) -> list[int]:
     return out
 
 
+def json_rows(path: str, compression: str | None, options: dict[str, Any], into: RowRejects, *, route: str,
+              memory_limit: str | None = None, limit: float | None = None,
+              hints: dict[str, str] | None = None) -> str | None:
+    """The rejects of a newline-delimited JSON object: lines nesting deeper than DuckDB can
+    read (``core.read.depth``), then the line pass (``json_line_pass``). Returns the path of
+    what ``read_json`` reads instead of the object (a copy of the good lines), or None."""
+    if path.startswith("s3://"):
+        return json_line_pass(path, options, into, route=route, memory_limit=memory_limit, limit=limit,
+                              hints=hints)
+    found = depth.checked_scan(path, compression, route, per_line=True, first_only=False)
+    if not found.deep:
+        return json_line_pass(path, options, into, route=route, memory_limit=memory_limit, limit=limit,
+                              hints=hints)
+    # DuckDB never sees the deep lines: the line pass reads a copy without them, and its line
+    # numbers are mapped back to the object's.
+    lines = [line for line, _ in found.deep]
+    shallow, texts, kept = _without_lines(path, compression, set(lines))
+    why = f"nests deeper than the {found.limit} levels lakeroute reads (DuckDB would crash on it)"
+    deep = [Reject(line, f"{why}: {levels} levels", texts.get(line)) for line, levels in found.deep]
+    if kept == 0:
+        remove(shallow)
+        into.items += deep
+        raise ObjectError("read", f"route {route}: every row was rejected ({into.summary()}); nothing of it "
+                          "is committed", route)
+    rest = RowRejects()
+    try:
+        clean = json_line_pass(shallow, {k: v for k, v in options.items() if k != "compression"}, rest,
+                               route=route, memory_limit=memory_limit, limit=limit, hints=hints)
+    except BaseException:
+        remove(shallow)
+        raise
+    for r in rest.items:
+        if r.line is not None:
+            r.line = _physical([r.line], lines)[0]
+    into.items += sorted(deep + rest.items, key=lambda r: (r.line is None, r.line or 0))
+    into.good_lines = rest.good_lines
+    if clean is None:
+        return shallow
+    remove(shallow)
+    return clean
+
+
+def _without_lines(path: str, compression: str | None, drop: set[int]) -> tuple[str, dict[int, str], int]:
+    """A copy of the object (decompressed) without the lines ``drop`` (numbers from 1): its
+    path, the dropped lines' text, how many lines it kept."""
+    copy = path + ".shallow.jsonl"
+    texts: dict[int, str] = {}
+    kept = 0
+    try:
+        with open_stream(path, compression) as src, open(copy, "wb") as out:
+            for n, line in enumerate(src, start=1):
+                if n in drop:
+                    texts[n] = line.rstrip(b"\r\n").decode("utf-8", "replace")
+                else:
+                    out.write(line)
+                    kept += 1
+    except BaseException:
+        remove(copy)
+        raise
+    return copy, texts, kept
+
+
 def json_line_pass(path: str, options: dict[str, Any], into: RowRejects, *, route: str,
                    memory_limit: str | None = None, limit: float | None = None,
                    hints: dict[str, str] | None = None) -> str | None:
@@ -196,7 +330,10 @@ def json_line_pass(path: str, options: dict[str, Any], into: RowRejects, *, rout
         ).fetchall()[0]  # fetchall: the rejects are stored when the query ends
         for line, text, kinds in _reject_rows(con, "SELECT line, any_value(csv_line), list(DISTINCT error_type) "
                                                    "FROM reject_errors GROUP BY line ORDER BY line"):
-            into.items.append(Reject(int(line), _json_reason(kinds), text.strip("\r\n")))
+            reason = _json_reason(kinds)
+            if "LINE SIZE OVER MAXIMUM" in kinds:  # DuckDB keeps the start of such a line only
+                reason += f"; the text is its first {len(text):,} characters"
+            into.items.append(Reject(int(line), reason, text.strip("\r\n")))
         if others:  # valid JSON but not an object (an array, a number): no line number from the pass
             for (text,) in con.execute(f"SELECT line::VARCHAR FROM {lines} "  # noqa: S608
                                        "WHERE NOT starts_with(ltrim(line::VARCHAR), '{')").fetchall():
@@ -232,7 +369,7 @@ def json_line_pass(path: str, options: dict[str, Any], into: RowRejects, *, rout
             raise ObjectError("timeout", f"route {route}: timed out after {limit:g} s in the line pass of "
                               "on_error: rows (source.timeout_seconds)", route) from e
         raise ObjectError("read", f"route {route}: reading it line by line (on_error: rows): "
-                          f"{' '.join(str(e).split())[:400]}", route) from e
+                          f"{one_line(e)}", route) from e
     finally:
         if timer is not None:
             timer.cancel()
@@ -280,7 +417,7 @@ def put_rejects(quarantine: Any, bucket: str, key: str, obj: Any, route: str, ta
         where: str = put(bucket, key, obj, route, table, rejects.jsonl(), len(rejects))
     except Exception as e:
         raise TransientError(f"rejects of {bucket}/{key} could not be written: {type(e).__name__}: "
-                             f"{' '.join(str(e).split())[:300]}; it is retried") from e
+                             f"{one_line(e, 300)}; it is retried") from e
     logging.getLogger("lakeroute.pipeline").warning("%s/%s: %d row(s) rejected -> %s", bucket, key,
                                                     len(rejects), where)
     return where

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import zlib
 from concurrent.futures import Future, ThreadPoolExecutor
-from typing import Any
+from typing import IO, Any, cast
 
 CHUNK = 256 * 1024
 _pool: ThreadPoolExecutor | None = None
@@ -41,6 +41,21 @@ def _decompressor(kind: str) -> Any:
     import zstandard
 
     return zstandard.ZstdDecompressor().decompressobj()
+
+
+def open_stream(path: str, kind: str | None) -> IO[bytes]:
+    """The object's bytes as a file, decompressed when ``kind`` is gzip or zstd (every
+    member / frame). A cut or corrupt stream raises where it breaks (``check_stream`` says
+    so for the object)."""
+    if kind == "gzip":
+        import gzip
+
+        return cast("IO[bytes]", gzip.open(path, "rb"))
+    if kind == "zstd":
+        import zstandard
+
+        return zstandard.ZstdDecompressor().stream_reader(open(path, "rb"), read_across_frames=True)  # noqa: SIM115 - closed with the reader
+    return open(path, "rb")  # noqa: SIM115 - the caller closes it
 
 
 def check_stream(path: str, kind: str) -> str | None:

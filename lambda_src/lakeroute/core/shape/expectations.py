@@ -15,7 +15,7 @@ import json
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from ..errors import ObjectError
+from ..errors import ObjectError, shortened
 from ..routes.target import Expect
 
 if TYPE_CHECKING:
@@ -107,7 +107,7 @@ class Checker:
         if self.failures:
             parts = []
             for f in self.failures.values():
-                shown = json.dumps(f.examples, ensure_ascii=False, default=str)[:1200]
+                shown = shortened(json.dumps(f.examples, ensure_ascii=False, default=str), 1200)
                 unit = "rows" if not f.what.startswith(("unique", "min_rows")) else (
                     "duplicated keys" if f.what.startswith("unique") else "file")
                 parts.append(f"{f.what} failed ({f.count} {unit}; e.g. {shown})" if unit != "file"

@@ -16,7 +16,7 @@ from __future__ import annotations
 import uuid
 from typing import TYPE_CHECKING
 
-from ..errors import ObjectError
+from ..errors import ObjectError, shortened
 from ..read.nanos import shown_value
 
 if TYPE_CHECKING:
@@ -206,7 +206,7 @@ def _uuid_from_strings(col: pa.Array, target: pa.DataType, route: str, column: s
         try:
             parsed = uuid.UUID(v)
         except (ValueError, AttributeError, TypeError):
-            raise _fail(route, column, f"{str(v)[:60]!r} is not a UUID") from None
+            raise _fail(route, column, f"{shortened(str(v), 60)!r} is not a UUID") from None
         values.append(parsed.bytes)
     storage = pa.array(values, pa.binary(16))
     return pa.ExtensionArray.from_storage(target, storage)

@@ -27,7 +27,7 @@ import uuid
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
-from ..errors import TransientError
+from ..errors import TransientError, one_line
 from ..ledger.rule import Ledger, reconcile, recorded
 from ..ledger.summary import ROUTES_PROP, SOURCES_PROP, snapshot_order
 from ..shape.features import refuse_unsupported
@@ -262,7 +262,7 @@ def _write_tails(txn: Transaction, io: FileIO, todo: list[Staged], changes: Chan
                 _delete(txn, new)
                 raise
             except Exception as e:
-                changes.rejected.append((s, f"write: {type(e).__name__}: {' '.join(str(e).split())[:300]}"))
+                changes.rejected.append((s, f"write: {type(e).__name__}: {one_line(e, 300)}"))
     changes.written += new
     changes.added += new
 

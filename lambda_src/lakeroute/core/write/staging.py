@@ -12,7 +12,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
-from ..errors import ObjectError
+from ..errors import ObjectError, one_line
 from ..routes import OBJECT_COLUMN
 from ..shape.types import cast_column
 from .bounds import write_data_files
@@ -221,7 +221,7 @@ def check_writable(tbl: pa.Table, schema: Schema, route: str) -> None:
                     to_bytes(f.field_type, value)
         except (ValueError, OverflowError, TypeError) as e:
             raise ObjectError("write", f"route {route}: column {f.name}: a value cannot be written as "
-                              f"{f.field_type}: {' '.join(str(e).split())[:200]}", route) from e
+                              f"{f.field_type}: {one_line(e, 200)}", route) from e
         except NotImplementedError:  # min/max not defined for this Arrow type: the writer tells
             continue
 
