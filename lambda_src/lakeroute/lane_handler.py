@@ -91,9 +91,9 @@ def retry_soon(records: list[dict[str, Any]]) -> None:
     for r in records:
         arn = str(r.get("eventSourceARN", ""))
         try:
-            if arn not in urls:
+            if arn not in urls:  # arn:aws:sqs:REGION:ACCOUNT:NAME -> ENDPOINT/ACCOUNT/NAME (no extra call)
                 parts = arn.split(":")
-                urls[arn] = sqs.get_queue_url(QueueName=parts[5], QueueOwnerAWSAccountId=parts[4])["QueueUrl"]
+                urls[arn] = f"{sqs.meta.endpoint_url.rstrip('/')}/{parts[4]}/{parts[5]}"
             sqs.change_message_visibility(QueueUrl=urls[arn], ReceiptHandle=r["receiptHandle"],
                                           VisibilityTimeout=RETRY_SECONDS)
         except Exception as e:  # the message still comes back, after the queue's visibility timeout

@@ -257,6 +257,7 @@ def test_same_event_to_8_workers_at_once(lake: Lake) -> None:
     results = run_workers(lake, [event] * 8)
     statuses = sorted(s for r in results for s in r["statuses"])
     commits = [c for r in results for c in r["commits"]]
+    print([m for r in results for m in r.get("messages", [])])
     print(f"\n[AWS: 8 workers, one event] statuses={statuses} commit attempts="
           f"{sorted(c['attempts'] for c in commits)} rows={len(lake.rows())} "
           f"snapshots={len(list(lake.table().snapshots()))}")

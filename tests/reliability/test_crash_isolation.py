@@ -95,13 +95,13 @@ def test_a_file_that_crashes_the_reader_is_quarantined_alone_on_the_next_run(ws:
     ws.put("bkt", "c-good.parquet", pa.table({"id": [3], "payload": ['{"c": [1]}']}))
     folder = str(ws.paths.landing / "bkt")
 
-    first = cli(ws, "ingest", folder)
+    first = cli(ws, "ingest", "--workers", "1", folder)
     assert first.returncode == -signal.SIGSEGV, "the crash takes the whole process (and batch) down"
     assert ws.rows("ns.p") == []
     [marker] = (ws.paths.home / "tmp" / "crash").glob("*.json")
     assert json.loads(marker.read_text())["object"] == "bkt/b-bad.parquet", "the marker names the object"
 
-    second = cli(ws, "ingest", folder)
+    second = cli(ws, "ingest", "--workers", "1", folder)
     assert second.returncode == 1, "the retry does not crash"
     assert "quarantined bkt/b-bad.parquet: route p: it crashed the reader (SIGSEGV) when read in a separate " \
            "process" in second.stderr
@@ -110,9 +110,26 @@ def test_a_file_that_crashes_the_reader_is_quarantined_alone_on_the_next_run(ws:
     record = ws.record("bkt", "b-bad.parquet")
     assert record["stage"] == "read" and "crashed the reader" in record["message"]
 
-    third = cli(ws, "ingest", folder)  # it comes back: read in a child again, never in process
+    third = cli(ws, "ingest", "--workers", "1", folder)  # it comes back: read in a child again, never in process
     assert third.returncode == 1 and "crashed the reader (SIGSEGV)" in third.stderr
     assert "2 skipped" in third.stdout + third.stderr and len(ws.rows("ns.p")) == 2
+
+
+def test_with_parallel_workers_a_crash_takes_only_its_worker_and_the_next_run_isolates_it(ws: Workspace) -> None:
+    """--workers 2: the stager that crashes dies, the other stager's objects commit at once, and
+    the next run quarantines the crasher alone."""
+    ws.route("p", {"bucket": "bkt"}, {"table": "ns.p"}, SHAPE_SQL)
+    ws.put("bkt", "a-good.parquet", pa.table({"id": [1], "payload": ['{"a": 1}']}))
+    ws.put("bkt", "b-bad.parquet", CRASHER)
+    ws.put("bkt", "c-good.parquet", pa.table({"id": [3], "payload": ['{"c": [1]}']}))
+    ws.put("bkt", "d-good.parquet", pa.table({"id": [4], "payload": ['{"d": 2}']}))
+    folder = str(ws.paths.landing / "bkt")
+    first = cli(ws, "ingest", "--workers", "2", folder)
+    assert first.returncode == 1 and "a staging worker died" in first.stdout + first.stderr
+    assert sorted(r["id"] for r in ws.rows("ns.p")) == [3, 4], "the other worker's objects committed"
+    second = cli(ws, "ingest", "--workers", "2", folder)
+    assert second.returncode == 1 and "crashed the reader (SIGSEGV)" in second.stderr
+    assert sorted(r["id"] for r in ws.rows("ns.p")) == [1, 3, 4]
 
 
 def test_a_redelivered_object_is_read_in_a_child_with_no_marker(ws: Workspace) -> None:

@@ -12,15 +12,18 @@ from __future__ import annotations
 
 import os
 from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
 from pathlib import Path
 
 from ..core.lane.committer import commit_lane
 from ..core.lane.handoff import LaneHandOff
-from ..core.pipeline import IngestReport, ObjectRef, Pipeline
+from ..core.pipeline import IngestReport, ObjectRef, Outcome, Pipeline
 from ..core.pipeline.outcomes import attempts_of
 from .lane import FolderLane
 from .runtime import LocalPaths, local_pipeline
 
+WORKER_DIED = ("a staging worker died ({e}): a native crash on one of its objects takes its process down; "
+               "run again: the object it was reading is then read in a separate process and quarantined alone")
 ORDER_STRIDE = 10**15  # staging order: worker i's objects after worker i-1's (core.write.staging.Staged.order)
 
 
@@ -46,8 +49,12 @@ def ingest_parallel(paths: LocalPaths, refs: list[ObjectRef], workers: int, *, f
     elif chunks:
         with ProcessPoolExecutor(len(chunks)) as pool:
             futures = [pool.submit(_stage, paths, chunk, i, force, overrides) for i, chunk in enumerate(chunks)]
-            for f in futures:
-                report.outcomes += f.result().outcomes
+            for f, chunk in zip(futures, chunks, strict=True):
+                try:
+                    report.outcomes += f.result().outcomes
+                except BrokenProcessPool as e:  # a native crash in a stager takes the pool down
+                    report.outcomes += [Outcome(ref, "failed", WORKER_DIED.format(e=e), stage="worker")
+                                        for ref in chunk]
     # The committer's catalog and ledger connections are opened only now: nothing of them
     # is inherited by the workers (forked on Linux).
     return commit_all(_pipeline(paths, force, overrides), lane_of(paths), report)
@@ -67,8 +74,10 @@ def commit_all(pipe: Pipeline, lane: FolderLane, staged: IngestReport) -> Ingest
     for o in staged.outcomes:
         landed = done.pop((o.ref.bucket, o.ref.key, o.table), None) if o.status == "staged" else None
         final.outcomes += landed if landed else [o]
-    for rest in done.values():  # hand-offs of an earlier, interrupted run
+    for rest in done.values():  # hand-offs of an earlier, interrupted run (or of a broken pool)
         final.outcomes += rest
+    reached = {(o.ref.bucket, o.ref.key) for o in final.outcomes if o.stage != "worker"}
+    final.outcomes = [o for o in final.outcomes if o.stage != "worker" or (o.ref.bucket, o.ref.key) not in reached]
     return final
 
 

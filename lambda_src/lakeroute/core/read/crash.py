@@ -73,7 +73,16 @@ def _start_time(pid: int) -> str | None:
     return stat.rsplit(b")", 1)[-1].split()[19].decode()  # field 22: starttime
 
 
-_STARTED = _start_time(os.getpid()) or f"t{time.time_ns()}"
+_STARTED: dict[int, str] = {}
+
+
+def _started() -> str:
+    """This process's start time, computed in this process: a forked child (``--workers``,
+    a test harness) must not write its parent's, or its live markers would look dead."""
+    pid = os.getpid()
+    if pid not in _STARTED:
+        _STARTED[pid] = _start_time(pid) or f"t{time.time_ns()}"
+    return _STARTED[pid]
 
 
 def _alive(info: dict[str, Any]) -> bool:
@@ -82,7 +91,7 @@ def _alive(info: dict[str, Any]) -> bool:
         return True  # another machine's (a shared home): never taken for a crash
     pid = int(info.get("pid", -1))
     if pid == os.getpid():
-        return info.get("started") == _STARTED
+        return info.get("started") == _started()
     started = _start_time(pid)
     if started is None:
         return False
@@ -186,12 +195,16 @@ class CrashGuard:
                 info = {"deaths": 0}
             if "pid" in info and _alive(info):
                 continue  # another process reads it right now
-            deaths += int(info.get("deaths", 0)) + 1
-            with contextlib.suppress(OSError):
+            try:  # claimed by removing it: a reader that finished meanwhile removed its own first
                 os.remove(path)
+            except FileNotFoundError:
+                continue
+            except OSError:
+                pass
+            deaths += int(info.get("deaths", 0)) + 1
         self._write(self._path(name, os.getpid()), {
             "object": f"{obj.bucket}/{obj.key}", "version": obj.version, "route": route, "table": target,
-            "host": _HOST, "pid": os.getpid(), "started": _STARTED, "deaths": deaths, "at": time.time()})
+            "host": _HOST, "pid": os.getpid(), "started": _started(), "deaths": deaths, "at": time.time()})
         return deaths, crashed
 
 

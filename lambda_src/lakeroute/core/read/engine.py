@@ -30,7 +30,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any
 
-from ..errors import LakerouteError, ObjectError, TransientError, shortened
+from ..errors import LakerouteError, ObjectError, TransientError
 from ..objects import SourceObject
 from ..routes import Route
 from .alarms import Alarms
@@ -38,9 +38,10 @@ from .crash import CrashGuard
 from .depth import refuse_deep_json
 from .hints import hinted_view
 from .json_columns import JSON_COLUMNS_KEY, json_shapes
-from .messages import empty_file_message, reader_message
+from .long_lines import long_line_message, long_line_options
+from .messages import duckdb_text, empty_file_message, error_stage, reader_message
 from .nanos import check_nanoseconds
-from .rejects import RowRejects, collect_csv, csv_options, json_rows, long_line_message, long_line_options, remove
+from .rejects import RowRejects, collect_csv, csv_options, json_rows, remove
 from .streams import compression_of, start_check
 
 if TYPE_CHECKING:
@@ -51,7 +52,6 @@ if TYPE_CHECKING:
 
 LINEAGE_VARIABLES = ("source_bucket", "source_key", "source_uri", "source_etag", "ingested_at")
 DEFAULT_TIMEOUT_SECONDS = 900.0
-_SQL_CONTEXT = re.compile(r"\n\s*LINE \d+:")
 
 
 def set_variables(con: duckdb.DuckDBPyConnection, obj: SourceObject) -> None:
@@ -303,8 +303,8 @@ class Watchdog:
                                "(source.timeout_seconds)", route.name)
         if isinstance(e, ObjectError):
             return e
-        stage = _stage(e) if type(e).__module__.startswith(("duckdb", "_duckdb")) else "read"
-        message = long_line_message(str(e), *(self.lines or (None, None))) or reader_message(str(e)) or _one_line(e)
+        stage = error_stage(e) if type(e).__module__.startswith(("duckdb", "_duckdb")) else "read"
+        message = long_line_message(str(e), *(self.lines or (None, None))) or reader_message(str(e)) or duckdb_text(e)
         if self.scrub is not None:  # the reader names lakeroute's scratch copy; say which object
             message = message.replace(*self.scrub)
         return ObjectError(stage, f"route {route.name}: {message}", route.name)
@@ -342,7 +342,7 @@ def check_single_select(con: duckdb.DuckDBPyConnection, route: Route) -> None:
     try:
         statements = con.extract_statements(route.sql)
     except duckdb.Error as e:
-        raise ObjectError("sql", f"route {route.name}: {_one_line(e)}", route.name) from e
+        raise ObjectError("sql", f"route {route.name}: {duckdb_text(e)}", route.name) from e
     select = duckdb.StatementType.SELECT  # type: ignore[attr-defined]
     if len(statements) != 1 or statements[0].type != select:
         kinds = ", ".join(s.type.name for s in statements) or "nothing"
@@ -351,22 +351,6 @@ def check_single_select(con: duckdb.DuckDBPyConnection, route: Route) -> None:
             f"route {route.name}: sql must be exactly one SELECT over `source` (found {kinds})",
             route.name,
         )
-
-
-def _stage(e: BaseException) -> str:
-    text = str(e)
-    if "Permission Error" in text:
-        return "sql"
-    if any(s in text for s in ("Invalid Input Error", "IO Error", "Conversion Error: CSV",
-                               "Error reading", "No magic bytes", "not a parquet file",
-                               "Malformed JSON", "sniff")):
-        return "read"
-    return "sql"
-
-
-def _one_line(e: BaseException) -> str:
-    text = _SQL_CONTEXT.split(str(e), 1)[0]  # DuckDB appends "LINE 1: <query> ^": noise here
-    return shortened(text, 600)
 
 
 def _guarded(reader: pa.RecordBatchReader, route: Route, watchdog: Watchdog,

@@ -84,3 +84,24 @@ def _said(text: str) -> str | None:
 def empty_file_message() -> str:
     return ("empty file (0 bytes): nothing to ingest; if the producer writes such files on "
             "purpose, leave them out with source.exclude")
+
+
+_SQL_CONTEXT = re.compile(r"\n\s*LINE \d+:")
+
+
+def error_stage(e: BaseException) -> str:
+    """Where a DuckDB error stopped an object: ``read`` (the file) or ``sql`` (the route's query)."""
+    text = str(e)
+    if "Permission Error" in text:
+        return "sql"
+    if any(s in text for s in ("Invalid Input Error", "IO Error", "Conversion Error: CSV",
+                               "Error reading", "No magic bytes", "not a parquet file",
+                               "Malformed JSON", "sniff")):
+        return "read"
+    return "sql"
+
+
+def duckdb_text(e: BaseException) -> str:
+    """A DuckDB error's text on one line, without the query DuckDB appends."""
+    text = _SQL_CONTEXT.split(str(e), 1)[0]  # DuckDB appends "LINE 1: <query> ^": noise here
+    return shortened(text, 600)

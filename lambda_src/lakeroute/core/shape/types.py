@@ -101,7 +101,7 @@ def cast_column(col: pa.Array, target: pa.DataType, route: str, column: str, *,
     try:
         return _value_cast(col, target)
     except (pa.ArrowInvalid, pa.ArrowNotImplementedError, pa.ArrowTypeError) as e:
-        why = " ".join(str(e).split())[:200]
+        why = shortened(str(e), 200)
         if name_value:
             value = _first_misfit(col, target)
             if value is not None:
