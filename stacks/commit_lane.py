@@ -105,7 +105,8 @@ class CommitLane(Construct):
         self.role = image_fn.role
         self.log_group = image_fn.log_group
         # The mapping itself (as the ingest function's): SqsEventSource would also grant
-        # sqs:ChangeMessageVisibility and sqs:GetQueueUrl, which the Lambda poller never calls.
+        # sqs:GetQueueUrl, which nothing calls. sqs:ChangeMessageVisibility is the handler's own:
+        # a failed table's messages come back after 30 s, not the 6x visibility timeout.
         self.event_source = self.function.add_event_source_mapping(
             "FifoEventSource",
             event_source_arn=self.queue.queue_arn,
@@ -113,7 +114,8 @@ class CommitLane(Construct):
             report_batch_item_failures=True,
         )
         self.role.add_to_principal_policy(iam.PolicyStatement(
-            sid="CommitLaneConsume", actions=list(SQS_CONSUME_ACTIONS), resources=[self.queue.queue_arn],
+            sid="CommitLaneConsume", actions=[*SQS_CONSUME_ACTIONS, "sqs:ChangeMessageVisibility"],
+            resources=[self.queue.queue_arn],
         ))
 
     def grant_send(self, role: iam.Role) -> None:

@@ -156,7 +156,8 @@ def test_commit_role_has_exactly_what_committing_calls(stage: str, request: Any)
     assert granted(s, COMMIT_CMD) == {
         "logs": ["logs:CreateLogStream", "logs:PutLogEvents"],
         "xray": ["xray:PutTelemetryRecords", "xray:PutTraceSegments"],
-        "CommitLaneConsume": ["sqs:DeleteMessage", "sqs:GetQueueAttributes", "sqs:ReceiveMessage"],
+        "CommitLaneConsume": ["sqs:ChangeMessageVisibility", "sqs:DeleteMessage", "sqs:GetQueueAttributes",
+                              "sqs:ReceiveMessage"],
         # What ingest calls: it commits, re-reads objects whose staged files no longer fit the
         # table (landing), quarantines objects whose rows cannot be written, creates a table on
         # its first commit; routes Scan: the routes' maintenance settings.
