@@ -41,6 +41,7 @@ class Options:
     profile: bool
     reference_large: bool
     cold_table: bool
+    lane_max_seconds: float | None = None  # lane: the commit function's LAKEROUTE_COMMIT_DEFAULTS max_seconds
 
 
 # ---------------------------------------------------------------- child processes
