@@ -114,6 +114,19 @@ def run_lakeroute(spec: dict[str, Any]) -> dict[str, Any]:
     }
 
 
+def _timed_stage(*args: Any) -> Any:
+    """``lakeroute.local.parallel._stage`` in a worker process, its wall and CPU time logged."""
+    wall, cpu = time.perf_counter(), time.process_time()
+    report = _REAL_STAGE[0](*args)
+    with open(os.environ["BENCH_STAGERS_LOG"], "a") as f:
+        f.write(json.dumps({"objects": len(args[1]), "wall": round(time.perf_counter() - wall, 3),
+                            "cpu": round(time.process_time() - cpu, 3), "pid": os.getpid()}) + "\n")
+    return report
+
+
+_REAL_STAGE: list[Any] = []
+
+
 def run_cli_ingest(spec: dict[str, Any]) -> dict[str, Any]:
     """``lakeroute ingest PATH --workers N`` in this process (imports done first, as for the
     ``lakeroute`` kind; a forked worker inherits them). Phases: the commit (``commit_all``,
@@ -125,6 +138,7 @@ def run_cli_ingest(spec: dict[str, Any]) -> dict[str, Any]:
     import lakeroute.local.parallel as parallel
     from lakeroute.cli import app
 
+    _REAL_STAGE.append(parallel._stage)
     phases: dict[str, float] = {}
     real_commit_all = parallel.commit_all
 
@@ -136,11 +150,16 @@ def run_cli_ingest(spec: dict[str, Any]) -> dict[str, Any]:
             phases["commit_all"] = phases.get("commit_all", 0.0) + time.perf_counter() - t
 
     parallel.commit_all = commit_all  # type: ignore[assignment]
+    stagers = Path(spec["home"]).parent / f"{Path(spec['home']).name}.stagers.jsonl"
+    stagers.unlink(missing_ok=True)
+    os.environ["BENCH_STAGERS_LOG"] = str(stagers)
+    parallel._stage = _timed_stage  # type: ignore[assignment]  (forked workers find it in __main__)
     argv = ["--routes", spec["routes"], "--home", spec["home"], "--landing", spec["landing"],
             "ingest", spec["path"], "--workers", str(spec["workers"])]
     out = io.StringIO()
     imported = time.perf_counter()
     start = _mark_start(spec)
+    cpu_start = time.process_time()
     code = 0
     os.environ.setdefault("PYICEBERG_DOWNCAST_NS_TIMESTAMP_TO_US_ON_WRITE", "true")  # as the console script
     with _profiled(spec.get("profile")), contextlib.redirect_stdout(out), contextlib.redirect_stderr(out):
@@ -151,7 +170,10 @@ def run_cli_ingest(spec: dict[str, Any]) -> dict[str, Any]:
             code = int(e.code or 0)
     end = time.perf_counter()
     lines = out.getvalue().splitlines()
+    workers = [json.loads(ln) for ln in stagers.read_text().splitlines()] if stagers.exists() else []
+    cpu = time.process_time() - cpu_start  # this process: setup, waiting, the committer
     return {"seconds": end - start, "import_seconds": imported - T0, "exit_code": code,
+            "stagers": workers, "parent_cpu_seconds": round(cpu, 3),
             "summary": next((ln for ln in reversed(lines) if " ingested (" in ln), ""),
             "phases": {"commit_all": round(phases.get("commit_all", 0.0), 3),
                        "staging_and_setup": round(end - start - phases.get("commit_all", 0.0), 3)}}

@@ -55,6 +55,7 @@ def test_workers_stage_in_parallel_and_each_table_commits_once(ws: Workspace) ->
         assert len(ws.rows(table)) == 24
         assert len(ws.snapshots(table)) == 1, "one snapshot per table for everything staged"
     assert lane_of(ws.paths).tables() == [], "nothing left waiting"
+    assert report.seconds > 0, "the summary line's time is the run's, not 0.00s"
     again = ingest_parallel(ws.paths, refs, 2)
     assert again.count("skipped") == 16 and len(ws.rows("ns.a")) == 24
 

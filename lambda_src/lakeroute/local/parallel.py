@@ -11,6 +11,7 @@ Hand-offs left by an earlier run that was killed are found and committed too.
 from __future__ import annotations
 
 import os
+import time
 from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
@@ -35,6 +36,7 @@ def lane_of(paths: LocalPaths) -> FolderLane:
 def ingest_parallel(paths: LocalPaths, refs: list[ObjectRef], workers: int, *, force: bool = False,
                     overrides: dict[tuple[str, str], Path] | None = None) -> IngestReport:
     """Stage ``refs`` in ``workers`` processes, then commit every table's lane here."""
+    started = time.monotonic()
     workers = max(1, min(workers, len(refs)))
     if workers == 1 and not lane_of(paths).tables():
         return _pipeline(paths, force, overrides).ingest(refs)
@@ -50,7 +52,9 @@ def ingest_parallel(paths: LocalPaths, refs: list[ObjectRef], workers: int, *, f
                 report.outcomes += f.result().outcomes
     # The committer's catalog and ledger connections are opened only now: nothing of them
     # is inherited by the workers (forked on Linux).
-    return commit_all(_pipeline(paths, force, overrides), lane_of(paths), report)
+    final = commit_all(_pipeline(paths, force, overrides), lane_of(paths), report)
+    final.seconds = time.monotonic() - started  # the run's, as one process reports its own
+    return final
 
 
 def commit_all(pipe: Pipeline, lane: FolderLane, staged: IngestReport) -> IngestReport:
