@@ -42,6 +42,7 @@ class Options:
     reference_large: bool
     cold_table: bool
     lane_max_seconds: float | None = None  # lane: the commit function's LAKEROUTE_COMMIT_DEFAULTS max_seconds
+    lane_batch: int | None = None  # lane: messages per ingest call (default 10)
 
 
 # ---------------------------------------------------------------- child processes

@@ -207,7 +207,8 @@ def ingest_worker(spec: dict[str, Any], run: Path, log: Log, stop: Path) -> None
         failed = {f["itemIdentifier"] for f in response.get("batchItemFailures", [])}
         end = time.time()
         settle(sqs, url, got, failed, spec["retry_after"])
-        log("call", start=start, end=end, messages=len(got), failed=len(failed))
+        log("call", start=start, end=end, messages=len(got), failed=len(failed),
+            keys=[object_key(m["Body"]) for m in got if m["MessageId"] not in failed])
 
 
 def committer(spec: dict[str, Any], run: Path, log: Log, stop: Path) -> None:

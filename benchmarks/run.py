@@ -95,12 +95,13 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--lane-workers", default=None,
                     help="lane: comma-separated ingest process counts (default 1,2,4,8,16)")
     ap.add_argument("--lane-baseline", default=None,
-                    help="lane: process counts also run without the lane (default 1,16)")
+                    help="lane: process counts also run without the lane (default 1,16; - for none)")
     ap.add_argument("--lane-rows", default=None, help="lane: rows per object, comma-separated (default 10,1000)")
     ap.add_argument("--lane-objects", type=int, default=None, help="lane: objects per run (default 200)")
     ap.add_argument("--lane-max-seconds", type=float, default=None,
                     help="lane: the commit function's max_seconds trigger (LAKEROUTE_COMMIT_DEFAULTS; "
                          "default: the code's)")
+    ap.add_argument("--lane-batch", type=int, default=None, help="lane: messages per ingest call (default 10)")
     ap.add_argument("--out", type=Path, default=None,
                     help="results file (default benchmarks/results.json; --quick: .work/results-quick.json)")
     args = ap.parse_args(argv)
@@ -109,7 +110,7 @@ def main(argv: list[str] | None = None) -> int:
     if unknown:
         ap.error(f"unknown scenario(s) {', '.join(unknown)}; choose from {', '.join(SCENARIOS)}")
     sizes = data.Sizes.quick() if args.quick else data.Sizes()
-    lane_sizes = {f: tuple(int(x) for x in v.split(",")) for f, v in (
+    lane_sizes = {f: tuple(int(x) for x in v.split(",") if x.strip() not in ("", "-")) for f, v in (
         ("lane_workers", args.lane_workers), ("lane_baseline_workers", args.lane_baseline),
         ("lane_rows", args.lane_rows)) if v}
     if args.lane_objects:
@@ -118,7 +119,7 @@ def main(argv: list[str] | None = None) -> int:
     repeat = args.repeat if args.repeat is not None else (1 if args.quick else 3)
     opt = Options(sizes=sizes, repeat=max(1, repeat), profile=args.profile,
                   reference_large=not args.no_reference_large, cold_table=args.cold_table,
-                  lane_max_seconds=args.lane_max_seconds)
+                  lane_max_seconds=args.lane_max_seconds, lane_batch=args.lane_batch)
     out_path = args.out or (WORK / "results-quick.json" if args.quick else HERE / "results.json")
     WORK.mkdir(parents=True, exist_ok=True)
 
@@ -159,7 +160,7 @@ def main(argv: list[str] | None = None) -> int:
     write_results(out_path, results, now=now, started=started, keep_previous=set(only) != set(SCENARIOS),
                   options={"only": only, "quick": args.quick, "repeat": opt.repeat, "profile": args.profile,
                            "reference_large": opt.reference_large, "cold_table": opt.cold_table,
-                           "lane_max_seconds": opt.lane_max_seconds},
+                           "lane_max_seconds": opt.lane_max_seconds, "lane_batch": opt.lane_batch},
                   sizes=asdict(sizes))
     log(f"wrote {out_path} ({time.monotonic() - started:.0f} s in all)")
     bad = [n for n, sc in results.items() if not sc.get("correct", True)]

@@ -180,7 +180,7 @@ def _visible(events: list[dict[str, Any]]) -> dict[str, float]:
 
 
 def one_run(world: World, mode: str, workers: int, rows: int, files: list[Path], run: Path,
-            commit_defaults: dict[str, float] | None, profile: bool = False) -> dict[str, Any]:
+            commit_defaults: dict[str, float] | None, profile: bool = False, batch: int = BATCH) -> dict[str, Any]:
     n = len(files)
     with _environ(world.env):
         urls = world.setup(run)
@@ -191,7 +191,7 @@ def one_run(world: World, mode: str, workers: int, rows: int, files: list[Path],
         commit_env["LAKEROUTE_COMMIT_DEFAULTS"] = json.dumps(commit_defaults)
     ingest_env = {**env, **lane_env, "LAKEROUTE_LANE_QUEUE": urls["lane_url"]} if mode == "lane" else env
     spec = {"run": str(run), "workers": workers, "committer": mode == "lane", **urls,
-            "batch": BATCH, "window": WINDOW, "visibility": LAMBDA_SECONDS + 60, "retry_after": 5,
+            "batch": batch, "window": WINDOW, "visibility": LAMBDA_SECONDS + 60, "retry_after": 5,
             "lambda_seconds": LAMBDA_SECONDS, "profile": profile,
             "glue_seconds": GLUE_SECONDS, "update_table_seconds": UPDATE_TABLE_SECONDS,
             "env": {"ingest": ingest_env, "commit": commit_env}}
@@ -253,6 +253,15 @@ def one_run(world: World, mode: str, workers: int, rows: int, files: list[Path],
         if e["kind"] == "receive" and e.get("key"):
             pickup[e["key"]] = min(pickup.get(e["key"], e["t"]), e["t"])
     latency = [visible[k] - pickup[k] for k in visible if k in pickup]
+    # Where the latency goes: pick-up to the end of the ingest call that staged (or, without
+    # the lane, committed) the object, and from there to visible (the lane's own share).
+    called: dict[str, float] = {}
+    for e in events:
+        if e["kind"] == "call" and e["who"].startswith("ingest"):
+            for k in e.get("keys", []):
+                called[k] = min(called.get(k, e["end"]), e["end"])
+    in_call = [called[k] - pickup[k] for k in visible if k in pickup and k in called]
+    after_call = [max(0.0, visible[k] - called[k]) for k in visible if k in called]
     end = max(visible.values()) if visible else detected
     seconds = end - t0
     window = detected - t0
@@ -273,17 +282,26 @@ def one_run(world: World, mode: str, workers: int, rows: int, files: list[Path],
         return round(used / (window * NPROC), 3)
 
     ours = sum(cpu1[w] - cpu0[w] for w in pids) / ticks + (driver1 - driver0)
+
+    def per_object(prefix: str) -> float:
+        used = sum(cpu1[w] - cpu0[w] for w in pids if w.startswith(prefix)) / ticks
+        return round(used / max(1, len(visible)) * 1000, 1)
+
     out: dict[str, Any] = {
-        "mode": mode, "workers": workers, "rows_per_object": rows, "objects": n,
+        "mode": mode, "workers": workers, "rows_per_object": rows, "objects": n, "batch": batch,
         "seconds": round(seconds, 2), "objects_per_second": round(len(visible) / seconds, 2) if seconds > 0 else 0.0,
         "put_seconds": round(put_seconds, 2),
         "commits": len(commits), "retries": retries,
         "retries_per_commit": round(retries / len(commits), 2) if commits else None,
         "failed_commits": len(errors), "objects_per_commit": round(len(visible) / len(commits), 1) if commits else None,
         "latency_p50": _pct(latency, 0.5), "latency_p99": _pct(latency, 0.99), "latency_max": _pct(latency, 1.0),
+        "pickup_to_call_end_p50": _pct(in_call, 0.5), "pickup_to_call_end_p99": _pct(in_call, 0.99),
+        "call_end_to_visible_p50": _pct(after_call, 0.5), "call_end_to_visible_p99": _pct(after_call, 0.99),
         "cpu_share": {"ingest_workers": share("ingest"), "committer": share("commit"), "moto": share("moto"),
                       "driver": round((driver1 - driver0) / (window * NPROC), 3),
                       "others": round(max(0.0, busy1 - busy0 - ours) / (window * NPROC), 3)},
+        "cpu_ms_per_object": {"ingest_workers": per_object("ingest"), "committer": per_object("commit"),
+                              "moto": per_object("moto")},
         "ingest_calls": len(calls["ingest"]),
         "ingest_call_p50": _pct([c["end"] - c["start"] for c in calls["ingest"]], 0.5),
         "ingest_call_p99": _pct([c["end"] - c["start"] for c in calls["ingest"]], 0.99),
@@ -330,7 +348,8 @@ def _line(r: dict[str, Any]) -> str:
     c = r["cpu_share"]
     return (f"{r['mode']:<8} N={r['workers']:<2} {r['rows_per_object']:>5} rows: {r['objects_per_second']:6.2f} obj/s "
             f"in {r['seconds']:6.1f} s, {r['commits']:3d} commits, {r['retries_per_commit']} retries/commit, "
-            f"p50/p99 {r['latency_p50']}/{r['latency_p99']} s, lost {r['lost_objects']}, "
+            f"p50/p99 {r['latency_p50']}/{r['latency_p99']} s (in the ingest call p99 {r['pickup_to_call_end_p99']}, "
+            f"after it {r['call_end_to_visible_p99']}), lost {r['lost_objects']}, "
             f"dup {r['duplicated_objects']}; CPU ingest {c['ingest_workers']:.0%} committer {c['committer']:.0%} "
             f"moto {c['moto']:.0%} others {c['others']:.0%}")
 
@@ -361,7 +380,7 @@ def scenario_lane(opt: Options) -> dict[str, Any]:
             files = data.small_files(n, rows, name="lane")
             run = reset(work / f"{i:02d}-{mode}-{w}-{rows}")
             with contextlib.redirect_stdout(io.StringIO()):
-                r = one_run(world, mode, w, rows, files, run, commit_defaults, opt.profile)
+                r = one_run(world, mode, w, rows, files, run, commit_defaults, opt.profile, opt.lane_batch or BATCH)
             r["load_before"] = round(os.getloadavg()[0], 1)
             log("lane: " + _line(r))
             runs.append(r)
@@ -411,9 +430,11 @@ def summarize(runs: list[dict[str, Any]], n: int, fifo: dict[str, Any], load_bef
     return {
         "description": f"{n} objects per run into one table on moto's server (VersionId-enforcing Glue, "
                        f"+{GLUE_SECONDS * 1000:.0f} ms per Glue call, +{UPDATE_TABLE_SECONDS * 1000:.0f} ms per "
-                       f"UpdateTable), N warm ingest processes pulling batches of {BATCH}; lane: one commit process "
+                       f"UpdateTable), N warm ingest processes pulling batches of up to "
+                       f"{runs[0]['batch'] if runs else BATCH}; lane: one commit process "
                        "on the FIFO lane queue; baseline: each ingest call commits",
-        "fifo_check": fifo, "commit_defaults": commit_defaults or "code defaults (core.lane.triggers)",
+        "ingest_batch": runs[0]["batch"] if runs else BATCH, "fifo_check": fifo,
+        "commit_defaults": commit_defaults or "code defaults (core.lane.triggers)",
         "load_average_before": [round(x, 1) for x in load_before],
         "load_average_after": [round(x, 1) for x in load_after],
         "contenders": contenders, "metrics": metrics, "targets": targets,
