@@ -128,11 +128,11 @@ _REAL_STAGE: list[Any] = []
 
 
 def run_cli_ingest(spec: dict[str, Any]) -> dict[str, Any]:
-    """``lakeroute ingest PATH --workers N`` in this process (imports done first, as for the
-    ``lakeroute`` kind; a forked worker inherits them). Phases: the commit (``commit_all``,
-    the committer's reading of the hand-offs and its commit) and the rest (process pool start
-    and staging)."""
-    _preimport()
+    """``lakeroute ingest PATH --workers N`` in this process, as the console script runs it: the
+    command imports DuckDB, PyArrow and PyIceberg when it needs them, inside the timed work
+    (here only ``lakeroute.cli`` is imported first). Phases: the commit (``commit_all``, the
+    committer's reading of the hand-offs and its commit) and the rest (process pool start and
+    staging); each stager's wall and CPU time."""
     import io
 
     import lakeroute.local.parallel as parallel

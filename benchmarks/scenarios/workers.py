@@ -1,7 +1,8 @@
 """workers: ``lakeroute ingest --workers 1`` vs ``--workers 2`` of 300 small Parquet files into one
 table (the local commit lane: 2 processes stage, one committer commits), fresh home each run,
-medians of ``--repeat``. Timed inside the child after its imports (the forked workers inherit
-them); the process's whole life (interpreter start, imports, exit) is recorded beside it.
+medians of ``--repeat``. Timed inside the child from the command's start (after importing
+``lakeroute.cli`` only: DuckDB, PyArrow and PyIceberg are imported by the command as it runs,
+as for a user); the process's whole life (interpreter start, exit) is recorded beside it.
 Target: >= 1.6x faster with 2 workers (on 2 cores)."""
 
 from __future__ import annotations
