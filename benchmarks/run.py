@@ -150,7 +150,10 @@ def main(argv: list[str] | None = None) -> int:
         elif name == "workers":
             results["workers"] = scenario_workers(opt, small_set)
         elif name == "lane":
-            results["lane"] = scenario_lane(opt)
+            # A run with tuned settings is kept beside the default one, not over it.
+            tuned = [f"{k}={v}" for k, v in (("max_seconds", opt.lane_max_seconds), ("batch", opt.lane_batch))
+                     if v is not None]
+            results["lane" + (f" ({', '.join(tuned)})" if tuned else "")] = scenario_lane(opt)
         log(f"{name}: done in {time.monotonic() - t:.0f} s")
     now = dt.datetime.now(dt.UTC).isoformat(timespec="seconds")
     for sc in results.values():
