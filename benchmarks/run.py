@@ -34,6 +34,16 @@ times are measured inside the child after its imports, except for cold start):
                365-day table vs dynamic_partition_overwrite; a new version of one object in a
                replace table of 1,000 objects vs of 100. Every run checked against DuckDB.
                targets: upsert >= 10x, RSS <= 1 GB; overwrite <= 1.2x; replace 1,000 <= 1.2x 100
+  workers      lakeroute ingest --workers 1 vs --workers 2 of the same 300 small files (the local
+               commit lane: two staging processes, one committer), fresh home each run.
+                                                                     target: >= 1.6x faster
+  lane         the commit lane on moto's server (VersionId-enforcing Glue, latency injected):
+               N = 1, 2, 4, 8, 16 warm ingest processes pulling batches of 10 from the ingest
+               queue and one commit process on the FIFO lane queue, 200 objects of 10 and of
+               1,000 rows into one table; the same topology without the lane (each ingest call
+               commits) at N = 1 and 16. objects/s, commits, retries, CPU, pick-up to visible
+               p50/p99, lost and duplicated objects. targets: objects/s grows with N, N = 16 >= 3x
+               N = 1; <= 0.1 retries per commit; p99 <= 15 s; 0 lost, 0 duplicated
 
 lakeroute and the floor run --repeat times (default 3; the reference, which is slow, once) and
 ratios use medians. This machine may be shared: each run records the CPU that *other*
