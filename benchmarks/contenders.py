@@ -6,6 +6,7 @@ where they are the point). Only the standard library is imported at module level
 
 Kinds:
   lakeroute   one ``Pipeline.ingest`` call via ``local_pipeline`` over ``refs``
+  cli_ingest  ``lakeroute ingest PATH --workers N`` (the CLI in-process, after the imports)
   reference   the reference handler (reference.py) once per ref, in sequence
   floor       pyarrow only: read the input, write the same rows once as zstd Parquet
   coldstart   a fresh process: import, set up, ingest one small file; phases timed
@@ -25,6 +26,7 @@ T0 = time.perf_counter()
 
 import contextlib  # noqa: E402  (T0 first: the cold-start kind times every import)
 import json  # noqa: E402
+import os  # noqa: E402
 import sys  # noqa: E402
 from pathlib import Path  # noqa: E402
 from typing import Any  # noqa: E402
@@ -110,6 +112,71 @@ def run_lakeroute(spec: dict[str, Any]) -> dict[str, Any]:
         "commits": report.commits,
         "failures": [f"{o.ref.bucket}/{o.ref.key}: {o.message}" for o in report.failed][:10],
     }
+
+
+def _timed_stage(*args: Any) -> Any:
+    """``lakeroute.local.parallel._stage`` in a worker process, its wall and CPU time logged."""
+    wall, cpu = time.perf_counter(), time.process_time()
+    report = _REAL_STAGE[0](*args)
+    with open(os.environ["BENCH_STAGERS_LOG"], "a") as f:
+        f.write(json.dumps({"objects": len(args[1]), "wall": round(time.perf_counter() - wall, 3),
+                            "cpu": round(time.process_time() - cpu, 3), "pid": os.getpid()}) + "\n")
+    return report
+
+
+_REAL_STAGE: list[Any] = []
+
+
+def run_cli_ingest(spec: dict[str, Any]) -> dict[str, Any]:
+    """``lakeroute ingest PATH --workers N`` in this process, as the console script runs it: the
+    command imports DuckDB, PyArrow and PyIceberg when it needs them, inside the timed work
+    (here only ``lakeroute.cli`` is imported first). Phases: the commit (``commit_all``, the
+    committer's reading of the hand-offs and its commit) and the rest (process pool start and
+    staging); each stager's wall and CPU time."""
+    import io
+
+    import lakeroute.local.parallel as parallel
+    from lakeroute.cli import app
+
+    _REAL_STAGE.append(parallel._stage)
+    phases: dict[str, float] = {}
+    real_commit_all = parallel.commit_all
+
+    def commit_all(*args: Any, **kwargs: Any) -> Any:
+        t = time.perf_counter()
+        try:
+            return real_commit_all(*args, **kwargs)
+        finally:
+            phases["commit_all"] = phases.get("commit_all", 0.0) + time.perf_counter() - t
+
+    parallel.commit_all = commit_all  # type: ignore[assignment]
+    stagers = Path(spec["home"]).parent / f"{Path(spec['home']).name}.stagers.jsonl"
+    stagers.unlink(missing_ok=True)
+    os.environ["BENCH_STAGERS_LOG"] = str(stagers)
+    parallel._stage = _timed_stage  # type: ignore[assignment]  (forked workers find it in __main__)
+    argv = ["--routes", spec["routes"], "--home", spec["home"], "--landing", spec["landing"],
+            "ingest", spec["path"], "--workers", str(spec["workers"])]
+    out = io.StringIO()
+    imported = time.perf_counter()
+    start = _mark_start(spec)
+    cpu_start = time.process_time()
+    code = 0
+    os.environ.setdefault("PYICEBERG_DOWNCAST_NS_TIMESTAMP_TO_US_ON_WRITE", "true")  # as the console script
+    with _profiled(spec.get("profile")), contextlib.redirect_stdout(out), contextlib.redirect_stderr(out):
+        try:
+            rv = app(argv, standalone_mode=False)
+            code = rv if isinstance(rv, int) else 0
+        except SystemExit as e:
+            code = int(e.code or 0)
+    end = time.perf_counter()
+    lines = out.getvalue().splitlines()
+    workers = [json.loads(ln) for ln in stagers.read_text().splitlines()] if stagers.exists() else []
+    cpu = time.process_time() - cpu_start  # this process: setup, waiting, the committer
+    return {"seconds": end - start, "import_seconds": imported - T0, "exit_code": code,
+            "stagers": workers, "parent_cpu_seconds": round(cpu, 3),
+            "summary": next((ln for ln in reversed(lines) if " ingested (" in ln), ""),
+            "phases": {"commit_all": round(phases.get("commit_all", 0.0), 3),
+                       "staging_and_setup": round(end - start - phases.get("commit_all", 0.0), 3)}}
 
 
 def run_reference(spec: dict[str, Any]) -> dict[str, Any]:
@@ -276,7 +343,8 @@ def run_pyiceberg_write(spec: dict[str, Any], how: str) -> dict[str, Any]:
     return {"seconds": end - start, "import_seconds": imported - T0, "rows": df.num_rows, **extra}
 
 
-KINDS = {"lakeroute": run_lakeroute, "reference": run_reference, "floor": run_floor, "floor_many": run_floor_many,
+KINDS = {"lakeroute": run_lakeroute, "cli_ingest": run_cli_ingest, "reference": run_reference, "floor": run_floor,
+         "floor_many": run_floor_many,
          "coldstart": run_coldstart, "maintenance": run_maintenance,
          "pyiceberg_upsert": lambda spec: run_pyiceberg_write(spec, "upsert"),
          "pyiceberg_overwrite": lambda spec: run_pyiceberg_write(spec, "overwrite")}

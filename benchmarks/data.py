@@ -116,6 +116,11 @@ class Sizes:
     overwrite_day_rows: int = 5_000
     replace_objects: tuple[int, ...] = (100, 1_000)
     replace_rows: int = 1_000
+    # lane (scenarios/lane.py): objects per run; ingest processes with the lane; the baseline's
+    lane_objects: int = 200
+    lane_workers: tuple[int, ...] = (1, 2, 4, 8, 16)
+    lane_baseline_workers: tuple[int, ...] = (1, 16)
+    lane_rows: tuple[int, ...] = (10, 1_000)
 
     @classmethod
     def quick(cls) -> Sizes:
@@ -125,7 +130,8 @@ class Sizes:
                    upsert_table_rows=(50_000, 200_000), upsert_objects=10, upsert_batch_rows=2_500,
                    pyiceberg_timeout_seconds=30.0, lakeroute_timeout_seconds=60.0,
                    overwrite_days=30, overwrite_day_rows=500,
-                   replace_objects=(10, 100), replace_rows=100)
+                   replace_objects=(10, 100), replace_rows=100,
+                   lane_objects=30, lane_workers=(1, 4), lane_baseline_workers=(1, 4), lane_rows=(10,))
 
 
 def _manifest_ok(folder: Path, params: dict) -> bool:

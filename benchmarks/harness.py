@@ -41,6 +41,8 @@ class Options:
     profile: bool
     reference_large: bool
     cold_table: bool
+    lane_max_seconds: float | None = None  # lane: the commit function's LAKEROUTE_COMMIT_DEFAULTS max_seconds
+    lane_batch: int | None = None  # lane: messages per ingest call (default 10)
 
 
 # ---------------------------------------------------------------- child processes

@@ -34,6 +34,16 @@ times are measured inside the child after its imports, except for cold start):
                365-day table vs dynamic_partition_overwrite; a new version of one object in a
                replace table of 1,000 objects vs of 100. Every run checked against DuckDB.
                targets: upsert >= 10x, RSS <= 1 GB; overwrite <= 1.2x; replace 1,000 <= 1.2x 100
+  workers      lakeroute ingest --workers 1 vs --workers 2 of the same 300 small files (the local
+               commit lane: two staging processes, one committer), fresh home each run.
+                                                                     target: >= 1.6x faster
+  lane         the commit lane on moto's server (VersionId-enforcing Glue, latency injected):
+               N = 1, 2, 4, 8, 16 warm ingest processes pulling batches of 10 from the ingest
+               queue and one commit process on the FIFO lane queue, 200 objects of 10 and of
+               1,000 rows into one table; the same topology without the lane (each ingest call
+               commits) at N = 1 and 16. objects/s, commits, retries, CPU, pick-up to visible
+               p50/p99, lost and duplicated objects. targets: objects/s grows with N, N = 16 >= 3x
+               N = 1; <= 0.1 retries per commit; p99 <= 15 s; 0 lost, 0 duplicated
 
 lakeroute and the floor run --repeat times (default 3; the reference, which is slow, once) and
 ratios use medians. This machine may be shared: each run records the CPU that *other*
@@ -58,7 +68,7 @@ import argparse
 import datetime as dt
 import sys
 import time
-from dataclasses import asdict
+from dataclasses import asdict, replace
 from pathlib import Path
 from typing import Any
 
@@ -68,12 +78,14 @@ from report import print_table, write_results
 from scenarios.coldstart import scenario_coldstart
 from scenarios.concurrency import scenario_concurrency
 from scenarios.csv import scenario_csv
+from scenarios.lane import scenario_lane
 from scenarios.large import scenario_large
 from scenarios.maintenance import scenario_maintenance
 from scenarios.small import scenario_small
+from scenarios.workers import scenario_workers
 from scenarios.write_modes import scenario_write_modes
 
-SCENARIOS = ("small", "large", "csv", "concurrency", "coldstart", "maintenance", "write_modes")
+SCENARIOS = ("small", "large", "csv", "concurrency", "coldstart", "maintenance", "write_modes", "workers", "lane")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -90,6 +102,16 @@ def main(argv: list[str] | None = None) -> int:
                     help="skip the reference in the large and csv scenarios (no target there)")
     ap.add_argument("--cold-table", action="store_true",
                     help="concurrency: let the racing processes create the table (no provisioning)")
+    ap.add_argument("--lane-workers", default=None,
+                    help="lane: comma-separated ingest process counts (default 1,2,4,8,16)")
+    ap.add_argument("--lane-baseline", default=None,
+                    help="lane: process counts also run without the lane (default 1,16; - for none)")
+    ap.add_argument("--lane-rows", default=None, help="lane: rows per object, comma-separated (default 10,1000)")
+    ap.add_argument("--lane-objects", type=int, default=None, help="lane: objects per run (default 200)")
+    ap.add_argument("--lane-max-seconds", type=float, default=None,
+                    help="lane: the commit function's max_seconds trigger (LAKEROUTE_COMMIT_DEFAULTS; "
+                         "default: the code's)")
+    ap.add_argument("--lane-batch", type=int, default=None, help="lane: messages per ingest call (default 10)")
     ap.add_argument("--out", type=Path, default=None,
                     help="results file (default benchmarks/results.json; --quick: .work/results-quick.json)")
     args = ap.parse_args(argv)
@@ -98,15 +120,22 @@ def main(argv: list[str] | None = None) -> int:
     if unknown:
         ap.error(f"unknown scenario(s) {', '.join(unknown)}; choose from {', '.join(SCENARIOS)}")
     sizes = data.Sizes.quick() if args.quick else data.Sizes()
+    lane_sizes = {f: tuple(int(x) for x in v.split(",") if x.strip() not in ("", "-")) for f, v in (
+        ("lane_workers", args.lane_workers), ("lane_baseline_workers", args.lane_baseline),
+        ("lane_rows", args.lane_rows)) if v}
+    if args.lane_objects:
+        lane_sizes["lane_objects"] = args.lane_objects  # type: ignore[assignment]
+    sizes = replace(sizes, **lane_sizes)  # type: ignore[arg-type]
     repeat = args.repeat if args.repeat is not None else (1 if args.quick else 3)
     opt = Options(sizes=sizes, repeat=max(1, repeat), profile=args.profile,
-                  reference_large=not args.no_reference_large, cold_table=args.cold_table)
+                  reference_large=not args.no_reference_large, cold_table=args.cold_table,
+                  lane_max_seconds=args.lane_max_seconds, lane_batch=args.lane_batch)
     out_path = args.out or (WORK / "results-quick.json" if args.quick else HERE / "results.json")
     WORK.mkdir(parents=True, exist_ok=True)
 
     started = time.monotonic()
     small_set: list[Path] = []
-    if any(s in only for s in ("small", "concurrency", "coldstart")):
+    if any(s in only for s in ("small", "concurrency", "coldstart", "workers")):
         small_set = data.small_files(max(sizes.small_files, sizes.concurrency_procs * sizes.concurrency_files),
                                      sizes.small_rows)
     results: dict[str, Any] = {}
@@ -128,6 +157,13 @@ def main(argv: list[str] | None = None) -> int:
             results["maintenance"] = scenario_maintenance(opt)
         elif name == "write_modes":
             results.update(scenario_write_modes(opt))
+        elif name == "workers":
+            results["workers"] = scenario_workers(opt, small_set)
+        elif name == "lane":
+            # A run with tuned settings is kept beside the default one, not over it.
+            tuned = [f"{k}={v}" for k, v in (("max_seconds", opt.lane_max_seconds), ("batch", opt.lane_batch))
+                     if v is not None]
+            results["lane" + (f" ({', '.join(tuned)})" if tuned else "")] = scenario_lane(opt)
         log(f"{name}: done in {time.monotonic() - t:.0f} s")
     now = dt.datetime.now(dt.UTC).isoformat(timespec="seconds")
     for sc in results.values():
@@ -136,7 +172,8 @@ def main(argv: list[str] | None = None) -> int:
     print_table(results)
     write_results(out_path, results, now=now, started=started, keep_previous=set(only) != set(SCENARIOS),
                   options={"only": only, "quick": args.quick, "repeat": opt.repeat, "profile": args.profile,
-                           "reference_large": opt.reference_large, "cold_table": opt.cold_table},
+                           "reference_large": opt.reference_large, "cold_table": opt.cold_table,
+                           "lane_max_seconds": opt.lane_max_seconds, "lane_batch": opt.lane_batch},
                   sizes=asdict(sizes))
     log(f"wrote {out_path} ({time.monotonic() - started:.0f} s in all)")
     bad = [n for n, sc in results.items() if not sc.get("correct", True)]

@@ -11,6 +11,7 @@ Hand-offs left by an earlier run that was killed are found and committed too.
 from __future__ import annotations
 
 import os
+import time
 from concurrent.futures import ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from pathlib import Path
@@ -38,6 +39,7 @@ def lane_of(paths: LocalPaths) -> FolderLane:
 def ingest_parallel(paths: LocalPaths, refs: list[ObjectRef], workers: int, *, force: bool = False,
                     overrides: dict[tuple[str, str], Path] | None = None) -> IngestReport:
     """Stage ``refs`` in ``workers`` processes, then commit every table's lane here."""
+    started = time.monotonic()
     workers = max(1, min(workers, len(refs)))
     if workers == 1 and not lane_of(paths).tables():
         return _pipeline(paths, force, overrides).ingest(refs)
@@ -47,6 +49,7 @@ def ingest_parallel(paths: LocalPaths, refs: list[ObjectRef], workers: int, *, f
     if len(chunks) == 1:
         report.outcomes += _stage(paths, chunks[0], 0, force, overrides).outcomes
     elif chunks:
+        _warm()
         with ProcessPoolExecutor(len(chunks)) as pool:
             futures = [pool.submit(_stage, paths, chunk, i, force, overrides) for i, chunk in enumerate(chunks)]
             for f, chunk in zip(futures, chunks, strict=True):
@@ -57,7 +60,19 @@ def ingest_parallel(paths: LocalPaths, refs: list[ObjectRef], workers: int, *, f
                                         for ref in chunk]
     # The committer's catalog and ledger connections are opened only now: nothing of them
     # is inherited by the workers (forked on Linux).
-    return commit_all(_pipeline(paths, force, overrides), lane_of(paths), report)
+    final = commit_all(_pipeline(paths, force, overrides), lane_of(paths), report)
+    final.seconds = time.monotonic() - started  # the run's, as one process reports its own
+    return final
+
+
+def _warm() -> None:
+    """Import what the workers and the committer need before the workers fork: they inherit it
+    instead of each importing it again (about half a second of CPU per process)."""
+    import duckdb  # noqa: F401
+    import pyarrow.parquet  # noqa: F401
+    import pyiceberg.catalog.sql  # noqa: F401
+    import pyiceberg.io.pyarrow  # noqa: F401
+    import pyiceberg.table  # noqa: F401
 
 
 def commit_all(pipe: Pipeline, lane: FolderLane, staged: IngestReport) -> IngestReport:

@@ -24,6 +24,7 @@ import json
 import logging
 import time
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
@@ -43,6 +44,7 @@ if TYPE_CHECKING:
     from .store import LaneStore
 
 log = logging.getLogger("lakeroute.lane")
+IO_THREADS = 8  # concurrent reads and deletes of hand-offs (each a few small objects)
 
 
 @dataclass
@@ -67,45 +69,92 @@ def commit_lane(pipeline: Pipeline, store: LaneStore, table: str, *, defaults: T
     ``pipeline.ingest``, which must then know their routes)."""
     out = LaneReport(table)
     triggers = defaults or Triggers()
-    while True:
-        ids = store.pending(table)
-        loaded = pipeline.catalog.load_table(table) if ids and pipeline.catalog.table_exists(table) else None
-        done = _committed_handoffs(loaded) if loaded is not None else set()
-        for hid in (i for i in ids if i in done):  # committed by a committer killed before removing it
-            body = store.load(table, hid)
-            if body is not None:
-                _remove(pipeline, store, table, hid, records.blobs_of(body))
-            out.handoffs += 1
-        ids = [i for i in ids if i not in done]
-        if not ids:
-            return out
-        batch: list[records.Record] = []
-        for hid in ids:
-            body = store.load(table, hid)
-            if body is None:  # removed since the listing
+    io = file_io(pipeline)  # one FileIO (and its S3 connections) for every record of this run
+    held: dict[str, records.Record] = {}  # read before a linger: a published record never changes
+    try:
+        while True:
+            ids = store.pending(table)
+            loaded = _load(pipeline, table) if ids else None
+            done = _committed_handoffs(loaded) if loaded is not None else set()
+            for hid in (i for i in ids if i in done):  # committed by a committer killed before removing it
+                body = store.load(table, hid)
+                if body is not None:
+                    _remove(store, table, hid, records.blobs_of(body), io)
+                out.handoffs += 1
+            ids = [i for i in ids if i not in done]
+            if not ids:
+                return out
+            batch, triggers = _read_batch(store, table, ids, held, io, defaults or Triggers(), triggers)
+            _release(list(held.values()))  # held, but no longer waiting
+            held = {}
+            if not batch:
+                return out
+            now = clock()
+            oldest = min(records.created_at(r.id) for r in batch)
+            wait = triggers.wait(len(_objects(batch)), sum(r.mb for r in batch), now - oldest)
+            if wait > 0 and linger and (until is None or now + wait < until):
+                held = {r.id: r for r in batch}
+                sleep(wait)
                 continue
-            batch.append(records.read(file_io(pipeline), body))
-            triggers = (defaults or Triggers()).for_target(batch[-1].target)
-            if len(_objects(batch)) >= triggers.max_files or sum(r.mb for r in batch) >= triggers.max_mb:
-                break
-        if not batch:
-            return out
-        now = clock()
-        oldest = min(records.created_at(r.id) for r in batch)
-        wait = triggers.wait(len(_objects(batch)), sum(r.mb for r in batch), now - oldest)
-        if wait > 0 and linger and (until is None or now + wait < until):
-            _release(batch)
-            sleep(wait)
-            continue
-        _commit_round(pipeline, store, table, loaded, batch, out, clock, reingest or pipeline.ingest)
-        if until is not None and clock() >= until:
-            out.waiting = len(store.pending(table))
-            return out
+            _commit_round(pipeline, store, table, loaded, batch, out, clock, reingest or pipeline.ingest, io)
+            if until is not None and clock() >= until:
+                out.waiting = len(store.pending(table))
+                return out
+    finally:
+        _release(list(held.values()))
+
+
+def _load(pipeline: Pipeline, table: str) -> Table | None:
+    """The table, or None before its first commit (one catalog call, not an exists check first)."""
+    from pyiceberg.exceptions import NoSuchTableError
+
+    try:
+        return pipeline.catalog.load_table(table)
+    except NoSuchTableError:
+        return None
+
+
+def _read_batch(store: LaneStore, table: str, ids: list[str], held: dict[str, records.Record], io: FileIO,
+                defaults: Triggers, triggers: Triggers) -> tuple[list[records.Record], Triggers]:
+    """This round's records, oldest first, up to the count or size trigger (held ones as they
+    are; a hand-off removed since the listing is left out). Read a few at a time in parallel
+    threads: each is a record, a manifest and a rows file, whose time is the store's round
+    trips. Records read past the cut are released (read again next round)."""
+    def one(hid: str) -> records.Record | None:
+        if hid in held:
+            return held.pop(hid)
+        body = store.load(table, hid)
+        return None if body is None else records.read(io, body)
+
+    batch: list[records.Record] = []
+    extra: list[records.Record] = []
+    try:
+        with ThreadPoolExecutor(IO_THREADS) as pool:
+            for start in range(0, len(ids), IO_THREADS):
+                for record in pool.map(one, ids[start:start + IO_THREADS]):
+                    if record is None:
+                        continue
+                    if extra or _full(batch, triggers):
+                        extra.append(record)
+                        continue
+                    batch.append(record)
+                    triggers = defaults.for_target(record.target)
+                if extra or _full(batch, triggers):
+                    break
+    except BaseException:
+        _release(batch + extra)
+        raise
+    _release(extra)
+    return batch, triggers
+
+
+def _full(batch: list[records.Record], triggers: Triggers) -> bool:
+    return bool(batch) and (len(_objects(batch)) >= triggers.max_files or sum(r.mb for r in batch) >= triggers.max_mb)
 
 
 def _commit_round(pipeline: Pipeline, store: LaneStore, table: str, loaded: Table | None,
                   todo: list[records.Record], out: LaneReport, clock: Callable[[], float],
-                  reingest: Callable[[list[ObjectRef]], IngestReport]) -> None:
+                  reingest: Callable[[list[ObjectRef]], IngestReport], io: FileIO) -> None:
     seen: set[str] = set()
     plan = TablePlan(todo[-1].target, handoffs=[r.id for r in todo])
     duplicates: list[tuple[ObjectRef, Staged]] = []
@@ -154,9 +203,11 @@ def _commit_round(pipeline: Pipeline, store: LaneStore, table: str, loaded: Tabl
     out.report.outcomes += outcomes
     out.report.commits += report.commits
     out.commits += sum(1 for c in report.commits if c.get("snapshot_id") is not None)
-    for r in todo:
-        _remove(pipeline, store, table, r.id, r.blobs)
-        out.handoffs += 1
+    # Committed: each record, then its blobs. In parallel threads: the next round (and every
+    # object waiting for it) waits for these deletes, which are round trips to the store.
+    with ThreadPoolExecutor(IO_THREADS) as pool:
+        for _ in pool.map(lambda r: _remove(store, table, r.id, r.blobs, io), todo):
+            out.handoffs += 1
 
 
 def _committed_handoffs(table: Table) -> set[str]:
@@ -178,11 +229,11 @@ def _release(batch: list[records.Record]) -> None:
     discard(None, [s for r in batch for _, s, _ in r.objects])
 
 
-def _remove(pipeline: Pipeline, store: LaneStore, table: str, handoff_id: str, blobs: list[str]) -> None:
+def _remove(store: LaneStore, table: str, handoff_id: str, blobs: list[str], io: FileIO) -> None:
     """The record first (from then on the hand-off is gone), then its blobs; the store is
     told again so that a folder store drops the emptied folder."""
     store.remove(table, handoff_id)
-    delete_files(file_io(pipeline), blobs)
+    delete_files(io, blobs)
     store.remove(table, handoff_id)
 
 
