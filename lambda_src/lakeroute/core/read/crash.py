@@ -49,6 +49,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from ..errors import ObjectError, TransientError, shortened
+from .scratch import pid_alive
 
 if TYPE_CHECKING:
     from ..objects import SourceObject
@@ -97,13 +98,7 @@ def _alive(info: dict[str, Any]) -> bool:
         return False
     if started:
         return started == info.get("started")
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
+    return pid_alive(pid)
 
 
 @dataclass

@@ -72,11 +72,12 @@ def _remove_stale_folders(root: str) -> None:
     except FileNotFoundError:
         return
     for name in names:
-        if name.isdigit() and not _alive(int(name)):
+        if name.isdigit() and not pid_alive(int(name)):
             shutil.rmtree(os.path.join(root, name), ignore_errors=True)
 
 
-def _alive(pid: int) -> bool:
+def pid_alive(pid: int) -> bool:
+    """Whether a process with this pid runs (one we may not signal counts as running)."""
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
