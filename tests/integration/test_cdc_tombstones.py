@@ -43,6 +43,7 @@ def properties(ws: Workspace) -> dict[str, str]:
     return dict(ws.catalog().load_table("crm.contacts").properties)
 
 
+@pytest.mark.slow
 def test_a_late_older_change_never_brings_a_deleted_key_back(ws: Workspace) -> None:
     ws.route("cdc", {"bucket": "land", "prefix": "cdc/"}, CDC)
     ws.ingest(changes(ws, "cdc/1.parquet", [(1, 1, "I", "a"), (2, 1, "I", "b")]))
@@ -100,6 +101,7 @@ def cdc_history(rnd: random.Random, keys: int) -> list[tuple[int, int, str, str 
 
 
 @pytest.mark.parametrize("seed", [19, 288])
+@pytest.mark.slow
 def test_cdc_in_random_arrival_order_equals_the_truth(ws: Workspace, seed: int) -> None:
     """A CRM's CDC export (288 customers), cut into files by log position, arriving shuffled in
     batches of 1-4 files: the table is per key the latest change, deleted keys absent, as
@@ -182,6 +184,7 @@ def test_tombstones_are_never_rows_nor_data_files(ws: Workspace) -> None:
     assert data_files and not any(f.endswith(Path(path).name) for f in data_files)
 
 
+@pytest.mark.slow
 def test_a_delete_committed_between_plan_and_commit_is_not_lost(ws: Workspace, monkeypatch: pytest.MonkeyPatch) -> None:
     """Another writer's delete (with its tombstone) lands after our plan: ours is rejected,
     planned again on the fresh set, and both tombstones hold."""

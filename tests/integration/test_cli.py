@@ -86,6 +86,7 @@ def test_bad_config_exit_2(ws: Workspace) -> None:
     assert code == 2 and "not under the landing folder" in err and "--bucket" in err
 
 
+@pytest.mark.slow
 def test_ingest_exit_codes_query_tables_history(ws: Workspace) -> None:
     ws.route("o", {"bucket": "bkt"}, {"table": "ns.o"})
     ws.put("bkt", "d/1.parquet", orders(2))

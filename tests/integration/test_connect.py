@@ -60,6 +60,7 @@ def connect(ws: Workspace, engine: str) -> str:
 # ---------------------------------------------------------------- local
 
 
+@pytest.mark.slow
 def test_local_pyiceberg_snippet_reads_the_table(lake: Workspace, tmp_path: Path) -> None:
     out = run_snippet(connect(lake, "pyiceberg"), tmp_path)
     assert "('sales', 'orders')" in out and "id: int64" in out and "[[41,42,43]]" in out
@@ -73,6 +74,7 @@ def test_local_duckdb_snippet_reads_the_table_offline(lake: Workspace, tmp_path:
     assert "[(126,)]" in out, "41 + 42 + 43, through iceberg_scan over the catalog's metadata file"
 
 
+@pytest.mark.slow
 def test_local_polars_snippet(lake: Workspace, tmp_path: Path) -> None:
     code = connect(lake, "polars")
     head, polars_part = code.split("import polars as pl")

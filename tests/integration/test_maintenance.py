@@ -95,6 +95,7 @@ def tree(ws: Workspace) -> dict[str, float]:
     return {str(p): p.stat().st_mtime for p in root.rglob("*") if p.is_file()}
 
 
+@pytest.mark.slow
 def test_compaction_keeps_rows_bounds_and_properties(ws: Workspace) -> None:
     setup(ws, 6)
     before_rows, before_duck = sorted_rows(ws), duckdb_rows(ws)
@@ -215,6 +216,7 @@ def test_exactly_once_after_compaction_and_expiry(ws: Workspace) -> None:
     assert sorted_rows(ws) == rows
 
 
+@pytest.mark.slow
 def test_a_rebuilt_ledger_learns_the_expired_snapshots_from_the_archive(ws: Workspace) -> None:
     """Expiry removes the summaries that named the objects; it archives them first
     (core.archive), so a ledger rebuilt from the table (ledger.db deleted) still skips every
@@ -249,6 +251,7 @@ def test_a_rebuilt_ledger_learns_the_expired_snapshots_from_the_archive(ws: Work
     assert not leftovers, "merged-away archive files are removed once past the grace period"
 
 
+@pytest.mark.slow
 def test_automatic_expiry_after_ingest_commits(ws: Workspace) -> None:
     setup(ws, 12, {"keep_snapshots": 3})
     table = ws.catalog().load_table(TABLE)

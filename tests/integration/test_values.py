@@ -131,6 +131,7 @@ EDGE_TEXT = {
 }
 
 
+@pytest.mark.slow
 def test_string_bounds_never_break_on_valid_text_and_pruning_still_finds_the_rows(ws: Workspace) -> None:
     from lakeroute.core.maintain.maintenance import maintain_table
     from lakeroute.core.routes import Maintenance

@@ -132,6 +132,7 @@ def test_upsert_prunes_by_key_bounds(ws: Workspace) -> None:
     assert len(rows) == 1001 and sum(r["v"] for r in rows) == 2
 
 
+@pytest.mark.slow
 def test_replace_swaps_exactly_the_previous_version_of_the_key(ws: Workspace) -> None:
     ws.route("exp", {"bucket": "land", "prefix": "exp/"}, {"table": "erp.items", "mode": "replace"})
     keys = [parquet(ws, f"exp/{i}.parquet", [{"id": i * 10 + j, "v": "v1"} for j in range(10)])
@@ -357,6 +358,7 @@ def test_a_declared_operation_column_is_written(ws: Workspace) -> None:
 # ---------------------------------------------------------------- shared data files (append)
 
 
+@pytest.mark.slow
 def test_a_batch_of_small_objects_shares_data_files(ws: Workspace) -> None:
     ws.route("ev", {"bucket": "land", "prefix": "ev/"}, {"table": "ev.plain"})
     ws.route("evp", {"bucket": "land", "prefix": "evp/"}, {"table": "ev.parted", "partition_by": ["bucket(4, id)"]})
@@ -471,6 +473,7 @@ def _jsonl(rows: list[dict[str, Any]]) -> bytes:
 
 
 @pytest.mark.parametrize("kind", [*KEY_TYPES, "composite"])
+@pytest.mark.slow
 def test_upsert_works_with_every_documented_key_type(ws: Workspace, kind: str) -> None:
     """Two batches: the second updates one key and adds one; every later file keeps working."""
     if kind == "composite":
