@@ -117,10 +117,9 @@ def _commit(runtime: Any, pipeline: Any, lane: Any, table: str, deadline: float 
     from .core.lane.committer import commit_lane
     from .core.lane.triggers import Triggers
 
-    monotonic_deadline = deadline
 
     def reingest(refs: list[Any]) -> Any:
-        return runtime.prepare(refs, monotonic_deadline).ingest(refs)
+        return runtime.prepare(refs, deadline).ingest(refs)
 
     defaults = Triggers(**{k: (int(v) if k == "max_files" else v)
                            for k, v in (runtime.config.commit_defaults or {}).items()})

@@ -7,7 +7,7 @@ import sqlite3
 from typing import Any
 
 from ..core.ledger.journal import ROW_COUNTS, Attempt
-from .sqlite_file import SqliteFile
+from .sqlite_file import SqliteFile, add_columns
 
 _COLUMNS = ("at", "table_name", "route", "bucket", "key", "version", "status", "rows", "stage", "message",
             "rejected", "rescued", *ROW_COUNTS)
@@ -55,12 +55,5 @@ def _setup(con: sqlite3.Connection) -> None:
         "CREATE TABLE IF NOT EXISTS lakeroute_attempts (at TEXT NOT NULL, table_name TEXT, route TEXT, "
         "bucket TEXT, key TEXT, version TEXT, status TEXT, rows INTEGER, stage TEXT, message TEXT, "
         "rejected INTEGER DEFAULT 0, rescued INTEGER DEFAULT 0)")
-    have = {r[1] for r in con.execute("PRAGMA table_info(lakeroute_attempts)")}
-    for column in _ADDED_LATER:
-        if column not in have:
-            try:
-                con.execute(f"ALTER TABLE lakeroute_attempts ADD COLUMN {column} INTEGER DEFAULT 0")
-            except sqlite3.OperationalError as e:  # another process added it meanwhile
-                if "duplicate column" not in str(e):
-                    raise
+    add_columns(con, "lakeroute_attempts", [(c, "INTEGER DEFAULT 0") for c in _ADDED_LATER])
     con.execute("CREATE INDEX IF NOT EXISTS lakeroute_attempts_table ON lakeroute_attempts (table_name, at)")

@@ -8,7 +8,7 @@ import time
 from collections.abc import Iterable
 
 from ..core.ledger import Entry, Mark
-from .sqlite_file import SqliteFile
+from .sqlite_file import SqliteFile, add_columns
 
 
 class SqliteLedger:
@@ -53,17 +53,8 @@ def _setup(con: sqlite3.Connection) -> None:
             table_name TEXT PRIMARY KEY, snapshot_id INTEGER NOT NULL);
         """
     )
-    for table, column, kind in (("lakeroute_ledger", "table_uuid", "TEXT"),
-                                ("lakeroute_ledger", "seq", "INTEGER"),
-                                ("lakeroute_watermark", "table_uuid", "TEXT"),
-                                ("lakeroute_watermark", "rolled_back", "TEXT")):
-        columns = {row[1] for row in con.execute(f"PRAGMA table_info({table})")}
-        if column not in columns:
-            try:
-                con.execute(f"ALTER TABLE {table} ADD COLUMN {column} {kind}")
-            except sqlite3.OperationalError as e:  # a concurrent process migrated first
-                if "duplicate column" not in str(e):
-                    raise
+    add_columns(con, "lakeroute_ledger", [("table_uuid", "TEXT"), ("seq", "INTEGER")])
+    add_columns(con, "lakeroute_watermark", [("table_uuid", "TEXT"), ("rolled_back", "TEXT")])
 
 
 def _committed(con: sqlite3.Connection, table: str, uuid: str, ids: list[str]) -> dict[str, tuple[int, int]]:

@@ -54,6 +54,19 @@ _LOCKS: dict[str, threading.Lock] = {}
 _LOCKS_GUARD = threading.Lock()
 
 
+def add_columns(con: sqlite3.Connection, table: str, columns: list[tuple[str, str]]) -> None:
+    """Columns a file written by an earlier lakeroute lacks (name, SQL type with default),
+    added in place; a concurrent process that migrated first is fine."""
+    have = {row[1] for row in con.execute(f"PRAGMA table_info({table})")}
+    for column, kind in columns:
+        if column not in have:
+            try:
+                con.execute(f"ALTER TABLE {table} ADD COLUMN {column} {kind}")
+            except sqlite3.OperationalError as e:
+                if "duplicate column" not in str(e):
+                    raise
+
+
 def _code(e: sqlite3.Error) -> int | None:
     code = getattr(e, "sqlite_errorcode", None)
     return None if code is None else int(code) & 0xFF
