@@ -1,7 +1,9 @@
-"""`demo` and `sync`: sample data end to end; routes pushed and declared tables created."""
+"""`demo`, `sync` and `schema`: sample data end to end; routes pushed and declared tables created;
+the route files' JSON Schema."""
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Annotated
 
 import typer
@@ -65,3 +67,31 @@ def sync(
         raise fail(str(e)) from None
     for line in lines:
         typer.echo(line)
+
+
+@app.command()
+def schema(
+    output: Annotated[Path | None, typer.Option("--output", "-o",
+                                                help="Write it to this file instead of stdout.")] = None,
+) -> None:
+    """Print the JSON Schema of route files, generated from the route model.
+
+    Editors with the YAML language server complete and check route fields when a route file
+    starts with "# yaml-language-server: $schema=../schemas/route.schema.json" (the sample
+    routes do). It checks the file's shape; lakeroute validate checks the rest (SQL, types,
+    ambiguity). make docs refreshes the committed schemas/route.schema.json.
+
+    Example: lakeroute schema --output schemas/route.schema.json
+    """
+    from ..core.routes.schema import render_route_schema
+
+    text = render_route_schema()
+    if output is None:
+        typer.echo(text, nl=False)
+        return
+    try:
+        output.parent.mkdir(parents=True, exist_ok=True)
+        output.write_text(text, encoding="utf-8")
+    except OSError as e:
+        raise fail(f"{output}: cannot write: {e.strerror}") from None
+    typer.echo(f"wrote {output}", err=True)
