@@ -46,5 +46,10 @@ synth: setup node_modules/.installed  ## offline `cdk synth` (no Docker, no AWS 
 bench: setup  ## benchmarks with baselines measured in the same run
 	$(UV) run --frozen python benchmarks/run.py
 
+.PHONY: docs
+docs: setup  ## regenerate docs/cli.md (from --help) and schemas/route.schema.json (from the route model)
+	$(UV) run --frozen python -m lakeroute.cli.reference docs/cli.md
+	$(UV) run --frozen lakeroute schema --output schemas/route.schema.json
+
 clean:  ## remove local state (.lakeroute, landing, cdk.out; not .spark)
 	rm -rf .lakeroute landing cdk.out
