@@ -231,7 +231,7 @@ class LakerouteStack(Stack):
                 interval=Duration.minutes(config.sweep_interval_minutes),
                 queue=self.queue.queue,
             )
-        # Table maintenance: the same `maintain` as the CLI, on a schedule (README, Maintenance),
+        # Table maintenance: the same `maintain` as the CLI, on a schedule (docs/operations.md, Maintenance),
         # run by the commit function in each table's lane: this function only enqueues it.
         self.maintenance: TableMaintenance | None = None
         if config.maintenance_interval_minutes is not None:

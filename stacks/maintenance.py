@@ -7,7 +7,7 @@ a commit lane (``LAKEROUTE_LANE_QUEUE``), so it maintains nothing itself: it sen
 ``{"maintain": table}`` message per existing routed table to the lane's FIFO queue, in the
 table's message group, and the commit function (stacks/commit_lane.py) runs the same
 ``maintain --apply`` as the CLI between that table's commits: compaction, snapshot expiry and
-orphan removal never race an ingest commit (README, "Maintenance", for why this rather than
+orphan removal never race an ingest commit (docs/operations.md, "Maintenance", for why this rather than
 Glue table optimizers). Its role (granted by the stack): routes ``Scan``; Glue ``GetTable`` and
 warehouse ``GetObject`` (does the table exist: PyIceberg loads its metadata);
 ``sqs:SendMessage`` on the lane's queue; its log group.

@@ -69,7 +69,7 @@ def test_maintenance_role_has_exactly_what_enqueueing_calls(prod: Synth) -> None
     }
     lane = prod.stack.resolve(prod.stack.lane.queue.node.default_child.logical_id)
     assert statements(prod)["CommitLaneSend"][1] == {"Fn::GetAtt": [lane, "Arn"]}
-    # no Glue table optimizers: maintenance is the scheduled function (README, Maintenance)
+    # no Glue table optimizers: maintenance is the scheduled function (docs/operations.md, Maintenance)
     assert not prod.resources("AWS::Glue::TableOptimizer")
 
 

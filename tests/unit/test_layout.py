@@ -2,7 +2,7 @@
 borrowed across modules, no runtime module past the size one reads in a sitting.
 
 Imports are read from the source (module-level, function-level and TYPE_CHECKING alike), so a
-lazy import cannot hide a cycle. The order is the one the README's *Layout* states.
+lazy import cannot hide a cycle. The order is the one docs/layout.md states.
 """
 
 from __future__ import annotations
@@ -69,7 +69,7 @@ def _layer(module: str) -> tuple[int, str]:
     for i, layer in enumerate(LAYERS):
         if top in layer:
             return i, top
-    raise AssertionError(f"{module}: core/{top} is in no layer; add it to LAYERS and the README's Layout")
+    raise AssertionError(f"{module}: core/{top} is in no layer; add it to LAYERS and docs/layout.md")
 
 
 def test_every_core_package_and_module_has_a_layer() -> None:

@@ -12,7 +12,7 @@ good ones committed, nothing dropped silently.
   the cast and is recorded with its number), plus the count of lines that are JSON but not
   an object. Only when some line is bad is a clean copy (the good lines, byte for byte)
   written to scratch for ``read_json``; a clean file costs the pass alone (measured in
-  the README: *Schema drift*).
+  docs/schema-drift.md).
 - Values that do not cast to the *table* (after the SQL, so no line number: the result row
   and its values are recorded) are rejected by ``core.policy`` under the same setting.
 
