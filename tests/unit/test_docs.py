@@ -93,6 +93,9 @@ def test_the_cli_reference_is_the_commands_help() -> None:
     assert committed == render(), STALE
     commands = re.findall(r"^## (lakeroute.*)$", committed, re.M)
     assert "lakeroute quarantine dismiss" in commands and "lakeroute schema" in commands
+    sections = committed.split("\n## lakeroute")[1:]
+    no_example = [s.split("\n", 1)[0] for s in sections if "Example: lakeroute" not in s]
+    assert not no_example, f"the reference promises an example in every --help; none in: {no_example}"
 
 
 def test_the_benchmark_table_sits_between_its_markers() -> None:
