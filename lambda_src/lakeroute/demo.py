@@ -5,7 +5,9 @@ from __future__ import annotations
 import datetime as dt
 import gzip
 import json
+import os
 import random
+import re
 import shutil
 from collections.abc import Callable
 from pathlib import Path
@@ -15,6 +17,30 @@ SAMPLES = Path(__file__).parent / "samples" / "routes"
 
 def sample_route_files() -> list[Path]:
     return sorted(SAMPLES.glob("*.yaml"))
+
+
+def write_sample_routes(routes: Path) -> list[Path]:
+    """The sample routes into ``routes``, and the JSON Schema their first line names
+    (``# yaml-language-server: $schema=../schemas/route.schema.json``) when that file is not
+    there yet, so an editor opening the copies finds it. Returns the files written."""
+    from .core.routes.schema import render_route_schema
+
+    routes.mkdir(parents=True, exist_ok=True)
+    written = []
+    refs = set()
+    for f in sample_route_files():
+        text = f.read_text(encoding="utf-8")
+        if m := re.match(r"# yaml-language-server: \$schema=(\S+)\n", text):
+            refs.add(m.group(1))
+        shutil.copyfile(f, routes / f.name)
+        written.append(routes / f.name)
+    for ref in sorted(refs):
+        schema = Path(os.path.normpath(routes / ref))
+        if not schema.exists():
+            schema.parent.mkdir(parents=True, exist_ok=True)
+            schema.write_text(render_route_schema(), encoding="utf-8")
+            written.append(schema)
+    return written
 
 
 def write_sample_data(landing: Path, seed: int = 7) -> list[Path]:
@@ -93,11 +119,11 @@ def run_demo(routes: Path, home: Path, landing: Path, echo: Callable[[str], None
     from .local.validate import validate_routes
     from .local.warehouse import open_warehouse, render
 
-    routes.mkdir(parents=True, exist_ok=True)
-    if not any(routes.glob("*.y*ml")):
-        for f in sample_route_files():
-            shutil.copyfile(f, routes / f.name)
-        echo(f"wrote {len(sample_route_files())} sample routes to {routes}/")
+    if not routes.is_dir() or not any(routes.glob("*.y*ml")):
+        written = write_sample_routes(routes)
+        schemas = [f for f in written if f.suffix == ".json"]
+        echo(f"wrote {len(sample_route_files())} sample routes to {routes}/"
+             + "".join(f" and {f} (their JSON Schema, for editors)" for f in schemas))
     files = write_sample_data(landing)
     echo(f"wrote {len(files)} sample files under {landing}/")
 

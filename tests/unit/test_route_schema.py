@@ -16,6 +16,7 @@ from lakeroute.cli import app
 from lakeroute.core.errors import ConfigError
 from lakeroute.core.routes import parse_route
 from lakeroute.core.routes.schema import SCHEMA_PATH, render_route_schema
+from lakeroute.demo import write_sample_routes
 from typer.testing import CliRunner
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -132,3 +133,19 @@ def test_the_unchanged_route_is_accepted_by_both() -> None:
     data = with_change("description", "unchanged otherwise")
     parse_route(data, "ok.yaml")
     validator().validate(data)
+
+
+def test_the_demo_writes_the_schema_its_sample_routes_name(tmp_path: Path) -> None:
+    routes = tmp_path / "project" / "routes"
+    written = write_sample_routes(routes)
+    copies = sorted(routes.glob("*.yaml"))
+    assert [p.name for p in copies] == sorted(p.name for p in (ROOT / "routes").glob("*.yaml"))
+    for copy_ in copies:
+        m = COMMENT.search(copy_.read_text())
+        assert m, f"{copy_.name}: no yaml-language-server comment"
+        assert (routes / m.group("target")).read_text() == render_route_schema()
+    assert tmp_path / "project" / "schemas" / "route.schema.json" in written
+    # A schema already there is the project's: left alone, not written over.
+    (tmp_path / "project" / "schemas" / "route.schema.json").write_text("{}\n")
+    assert tmp_path / "project" / "schemas" / "route.schema.json" not in write_sample_routes(routes)
+    assert (tmp_path / "project" / "schemas" / "route.schema.json").read_text() == "{}\n"
