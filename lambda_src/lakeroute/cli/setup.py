@@ -16,7 +16,8 @@ from .app import app, fail, get_ctx
 def demo(ctx: typer.Context) -> None:
     """Sample routes and data, ingested end to end on the embedded default, results shown.
 
-    Writes the sample routes into --routes (when it has none), sample files into
+    Writes the sample routes into --routes (when it has none; and the JSON Schema they
+    name, ../schemas/route.schema.json from there, when it is missing), sample files into
     --landing, validates, ingests, then prints the tables and a query.
 
     Example: lakeroute --home /tmp/lr demo
