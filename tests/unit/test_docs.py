@@ -104,3 +104,11 @@ def test_the_benchmark_table_sits_between_its_markers() -> None:
     table = text.split("<!-- bench-table:begin -->")[1].split("<!-- bench-table:end -->")[0]
     rows = [line for line in table.strip().splitlines() if line.startswith("|")]
     assert len(rows) >= 3 and rows[1].startswith("|---"), "a Markdown table (header, rule, rows)"
+
+
+def test_no_text_in_angle_brackets_that_github_would_take_for_html() -> None:
+    """`landing/<bucket>/<key>` outside code renders as landing// on GitHub: the tag is dropped."""
+    found = [f"{md.relative_to(ROOT)}: {line.strip()[:100]}" for md in [README, *PAGES]
+             for line in prose_lines(md.read_text())
+             if re.search(r"<(?!!--|https?:)[A-Za-z/][^>]*>", line)]
+    assert not found, "wrap these in backticks (or escape <):\n" + "\n".join(found)

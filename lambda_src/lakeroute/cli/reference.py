@@ -68,13 +68,20 @@ def _anchor(path: str) -> str:
     return path.replace(" ", "-")  # the paths are lower-case words: GitHub's anchor is this
 
 
+def _inline(text: str) -> str:
+    """Help text as Markdown prose: <bucket> would be an HTML tag, *x* emphasis."""
+    for ch, escaped in (("&", "&amp;"), ("<", "&lt;"), (">", "&gt;"), ("*", "\\*"), ("_", "\\_")):
+        text = text.replace(ch, escaped)
+    return text
+
+
 def render() -> str:
     root = typer.main.get_command(app)
     assert isinstance(root, typer.core.TyperGroup)
     ctx = typer.Context(root, info_name="lakeroute", terminal_width=WIDTH, max_content_width=WIDTH)
     entries = list(_walk(root, ctx))
     out = [_PREAMBLE, "## Commands", ""]
-    out += [f"- [`{path}`](#{_anchor(path)}): {short}" for path, short, _ in entries[1:]]
+    out += [f"- [`{path}`](#{_anchor(path)}): {_inline(short)}" for path, short, _ in entries[1:]]
     for path, _, text in entries:
         out += ["", f"## {path}", "", "```text", text.rstrip(), "```"]
     return "\n".join(out) + "\n"
