@@ -79,10 +79,20 @@ def provisional_table(catalog: Catalog, target: Target, result_schema: pa.Schema
     ensure_namespace(catalog, target.namespace)
     schema = iceberg_schema(table_schema(result_schema, target.table))
     spec = partition_spec(schema, target.partition_by) if target.partition_by else None
-    create = catalog._create_staged_table  # type: ignore[attr-defined]  # MetastoreCatalog (SQL, Glue)
+    create = getattr(catalog, "_create_staged_table", None)  # MetastoreCatalog (SQL, Glue): no call
+    if create is None:
+        # Other catalogs (REST) describe a table to be created only through the server: a
+        # stage-create request (the REST spec's "stage-create": nothing is committed), which
+        # also gets the location the server assigns and the FileIO settings it vends.
+        from pyiceberg.partitioning import UNPARTITIONED_PARTITION_SPEC
+
+        txn = catalog.create_table_transaction(target.table, schema, None, spec or UNPARTITIONED_PARTITION_SPEC,
+                                               UNSORTED_SORT_ORDER, table_properties(target))
+        staged: StagedTable = txn._table  # noqa: SLF001 - the StagedTable the transaction commits
+        return staged
     if spec is None:
-        return create(target.table, schema, None, properties=table_properties(target))
-    return create(target.table, schema, None, spec, UNSORTED_SORT_ORDER,
+        return create(target.table, schema, None, properties=table_properties(target))  # type: ignore[no-any-return]
+    return create(target.table, schema, None, spec, UNSORTED_SORT_ORDER,  # type: ignore[no-any-return]
                   table_properties(target))
 
 

@@ -1,0 +1,258 @@
+"""The local CLI on another PyIceberg catalog (``--catalog NAME`` / ``LAKEROUTE_CATALOG``).
+
+The catalog is a real Iceberg REST server, SeaweedFS's (``tests/support/rest_catalog.py``),
+with its S3 API as the warehouse: PyIceberg's ``RestCatalog`` end to end (OAuth2 token,
+namespaces, create/load, commits with requirements, 409 on a stale base). The catalog is
+configured the PyIceberg way only: a ``.pyiceberg.yaml`` in ``PYICEBERG_HOME``, or
+``PYICEBERG_CATALOG__<NAME>__*`` variables. Each test has its own namespace on the one server.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import subprocess
+import sys
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+import yaml
+from lakeroute.cli import app
+from lakeroute.core.pipeline import ObjectRef
+from lakeroute.local import LocalPaths, local_pipeline
+from pyiceberg.catalog import Catalog, load_catalog
+from typer.testing import CliRunner
+
+from tests.support.rest_catalog import RestCatalogServer, start_rest_catalog
+from tests.support.workspace import Workspace
+
+pytestmark = pytest.mark.slow
+runner = CliRunner()
+NAME = "lakehouse"
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RestCatalogServer]:
+    with start_rest_catalog(tmp_path_factory.mktemp("rest")) as s:
+        yield s
+
+
+@pytest.fixture
+def config_home(tmp_path: Path, server: RestCatalogServer, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """``.pyiceberg.yaml`` naming catalog ``lakehouse``, found through ``PYICEBERG_HOME``."""
+    folder = tmp_path / "pyiceberg"
+    folder.mkdir()
+    (folder / ".pyiceberg.yaml").write_text(yaml.safe_dump({"catalog": {NAME: server.properties()}}))
+    monkeypatch.setenv("PYICEBERG_HOME", str(folder))
+    monkeypatch.delenv("LAKEROUTE_CATALOG", raising=False)
+    return folder
+
+
+@pytest.fixture
+def ns() -> str:
+    return "t_" + uuid.uuid4().hex[:10]
+
+
+@pytest.fixture
+def ws(tmp_path: Path) -> Workspace:
+    return Workspace(tmp_path)
+
+
+def rest(server: RestCatalogServer) -> Catalog:
+    return load_catalog("check", **server.properties())
+
+
+def cli(ws: Workspace, *args: str, catalog: str | None = NAME) -> tuple[int, str, str]:
+    p = ws.paths
+    head = ["--routes", str(p.routes), "--home", str(p.home), "--landing", str(p.landing)]
+    result = runner.invoke(app, [*head, *(["--catalog", catalog] if catalog else []), *args])
+    return result.exit_code, result.stdout, result.stderr
+
+
+def parquet(rows: list[dict[str, Any]]) -> pa.Table:
+    return pa.Table.from_pylist(rows)
+
+
+def table_rows(server: RestCatalogServer, name: str) -> list[dict[str, Any]]:
+    return sorted(rest(server).load_table(name).scan().to_arrow().to_pylist(), key=lambda r: json.dumps(r))
+
+
+def test_each_write_mode_lands_through_the_rest_catalog(ws: Workspace, server: RestCatalogServer,
+                                                        config_home: Path, ns: str) -> None:
+    ws.route("events", {"bucket": "land", "prefix": "events/"}, {"table": f"{ns}.events"})
+    ws.route("deals", {"bucket": "land", "prefix": "deals/"}, {"table": f"{ns}.deals", "mode": "upsert",
+                                                               "key": ["id"], "order_by": "ts"})
+    ws.route("exports", {"bucket": "land", "prefix": "exports/"}, {"table": f"{ns}.exports", "mode": "replace"})
+    ws.route("daily", {"bucket": "land", "prefix": "daily/"}, {"table": f"{ns}.daily", "mode": "overwrite",
+                                                               "overwrite": "table"})
+    ws.put("land", "events/a.parquet", parquet([{"id": 1, "v": "a"}, {"id": 2, "v": "a"}]))
+    ws.put("land", "deals/1.parquet", parquet([{"id": 1, "ts": 1, "v": "one"}, {"id": 2, "ts": 1, "v": "one"}]))
+    ws.put("land", "exports/x.parquet", parquet([{"id": 1, "v": "x1"}, {"id": 2, "v": "x1"}]))
+    ws.put("land", "daily/d1.parquet", parquet([{"id": 1, "v": "d1"}]))
+    code, out, err = cli(ws, "ingest", str(ws.paths.landing), "--workers", "1")
+    assert code == 0, out + err
+    ws.put("land", "events/b.parquet", parquet([{"id": 3, "v": "b"}]))
+    ws.put("land", "deals/2.parquet", parquet([{"id": 2, "ts": 2, "v": "two"}, {"id": 3, "ts": 2, "v": "two"}]))
+    ws.put("land", "exports/x.parquet", parquet([{"id": 9, "v": "x2"}]))  # a corrected re-export, same key
+    ws.put("land", "daily/d2.parquet", parquet([{"id": 5, "v": "d2"}, {"id": 6, "v": "d2"}]))
+    code, out, err = cli(ws, "ingest", str(ws.paths.landing), "--workers", "1")
+    assert code == 0, out + err
+    assert "4 ingested" in err + out, out + err
+
+    assert [(r["id"], r["v"]) for r in table_rows(server, f"{ns}.events")] == [(1, "a"), (2, "a"), (3, "b")]
+    assert [(r["id"], r["v"]) for r in table_rows(server, f"{ns}.deals")] == [(1, "one"), (2, "two"), (3, "two")]
+    assert [(r["id"], r["v"]) for r in table_rows(server, f"{ns}.exports")] == [(9, "x2")]
+    assert [(r["id"], r["v"]) for r in table_rows(server, f"{ns}.daily")] == [(5, "d2"), (6, "d2")]
+    locations = {rest(server).load_table(f"{ns}.{t}").location() for t in ("events", "deals", "exports", "daily")}
+    assert all(loc.startswith("s3://") for loc in locations), locations
+    assert not (ws.paths.home / "catalog.db").exists(), "the SQLite catalog is not opened with --catalog"
+    assert (ws.paths.home / "ledger.db").is_file(), "the ledger stays in the home folder"
+
+
+def test_a_redelivered_object_commits_once(ws: Workspace, server: RestCatalogServer, config_home: Path,
+                                           ns: str) -> None:
+    ws.route("events", {"bucket": "land", "prefix": "events/"}, {"table": f"{ns}.events"})
+    path = ws.put("land", "events/a.parquet", parquet([{"id": 1}, {"id": 2}]))
+    assert cli(ws, "ingest", str(path))[0] == 0
+    code, out, err = cli(ws, "ingest", str(path))
+    assert code == 0 and "1 skipped" in out + err, out + err
+    table = rest(server).load_table(f"{ns}.events")
+    assert len(table.snapshots()) == 1 and table.scan().to_arrow().num_rows == 2
+
+
+def test_a_second_home_on_the_same_catalog_skips_what_the_first_committed(
+        tmp_path: Path, server: RestCatalogServer, config_home: Path, ns: str) -> None:
+    """The snapshot summaries are the ledger's truth: a home whose own ledger is empty still
+    reads them (reconcile) before it commits, so it does not land the object again."""
+    first, second = Workspace(tmp_path / "a"), Workspace(tmp_path / "b")
+    for w in (first, second):
+        w.route("events", {"bucket": "land", "prefix": "events/"}, {"table": f"{ns}.events"})
+        w.put("land", "events/a.parquet", parquet([{"id": 1}, {"id": 2}]))
+    assert cli(first, "ingest", str(first.paths.landing))[0] == 0
+    code, out, err = cli(second, "ingest", str(second.paths.landing))
+    assert code == 0 and "1 skipped" in out + err, out + err
+    assert rest(server).load_table(f"{ns}.events").scan().to_arrow().num_rows == 2
+
+
+def test_a_conflicting_commit_is_planned_again_and_retried(ws: Workspace, server: RestCatalogServer,
+                                                           config_home: Path, ns: str,
+                                                           monkeypatch: pytest.MonkeyPatch) -> None:
+    """Another writer commits between our plan and our commit: the REST server refuses ours
+    (its base is stale, HTTP 409), lakeroute plans again on the fresh table and commits."""
+    from lakeroute.core.write import commit as commit_mod
+
+    ws.route("deals", {"bucket": "land", "prefix": "deals/"},
+             {"table": f"{ns}.deals", "mode": "upsert", "key": ["id"], "order_by": "ts"})
+    paths = LocalPaths(ws.paths.routes, ws.paths.home, ws.paths.landing, NAME)
+    ws.put("land", "deals/base.parquet", parquet([{"id": i, "ts": 0, "v": "base"} for i in range(4)]))
+    assert local_pipeline(paths).ingest([ObjectRef("land", "deals/base.parquet")]).count("committed") == 1
+    ws.put("land", "deals/ours.parquet", parquet([{"id": 1, "ts": 5, "v": "ours"}, {"id": 2, "ts": 5, "v": "ours"}]))
+    ws.put("land", "deals/theirs.parquet",
+           parquet([{"id": 2, "ts": 9, "v": "theirs"}, {"id": 3, "ts": 9, "v": "theirs"}]))
+    plan, calls = commit_mod.plan_changes, []
+
+    def plan_then_someone_commits(*args: Any, **kwargs: Any) -> Any:
+        result = plan(*args, **kwargs)
+        calls.append(1)
+        if len(calls) == 1:
+            monkeypatch.setattr(commit_mod, "plan_changes", plan)
+            other = local_pipeline(paths).ingest([ObjectRef("land", "deals/theirs.parquet")])
+            assert other.count("committed") == 1
+            monkeypatch.setattr(commit_mod, "plan_changes", plan_then_someone_commits)
+        return result
+
+    monkeypatch.setattr(commit_mod, "plan_changes", plan_then_someone_commits)
+    report = local_pipeline(paths).ingest([ObjectRef("land", "deals/ours.parquet")])
+    assert report.count("committed") == 1 and report.commits[0]["attempts"] == 2, report.commits
+    got = {r["id"]: r["v"] for r in table_rows(server, f"{ns}.deals")}
+    assert got == {0: "base", 1: "ours", 2: "theirs", 3: "theirs"}
+
+
+def test_tables_history_and_query_read_the_rest_catalog(ws: Workspace, server: RestCatalogServer,
+                                                        config_home: Path, ns: str) -> None:
+    ws.route("events", {"bucket": "land", "prefix": "events/"}, {"table": f"{ns}.events"})
+    ws.put("land", "events/a.parquet", parquet([{"id": 1, "v": "x"}, {"id": 2, "v": "y"}]))
+    assert cli(ws, "ingest", str(ws.paths.landing))[0] == 0
+    code, out, err = cli(ws, "tables", "--format", "json")
+    assert code == 0, err
+    [row] = [r for r in json.loads(out) if r["table"] == f"{ns}.events"]
+    assert row["rows"] == 2 and row["snapshots"] == 1, row
+    code, out, err = cli(ws, "history", f"{ns}.events", "--format", "json")
+    assert code == 0, err
+    assert "events/a.parquet" in out and "committed" in out, out
+    code, out, err = cli(ws, "query", f"SELECT sum(id) AS s, count(*) AS n FROM {ns}.events", "--format", "json")
+    assert code == 0, err
+    assert json.loads(out) == [{"s": 3, "n": 2}]
+
+
+def test_workers_open_the_same_catalog_from_environment_variables(
+        ws: Workspace, server: RestCatalogServer, tmp_path: Path, ns: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The env-var form (no .pyiceberg.yaml, LAKEROUTE_CATALOG instead of --catalog), with
+    staging processes: each opens the catalog from the same variables."""
+    monkeypatch.setenv("PYICEBERG_HOME", str(tmp_path / "nothing-here"))
+    for key, value in server.properties().items():  # PyIceberg's spelling: s3.access-key-id -> S3__ACCESS_KEY_ID
+        monkeypatch.setenv(f"PYICEBERG_CATALOG__ENVCAT__{key.upper().replace('.', '__').replace('-', '_')}", value)
+    monkeypatch.setenv("LAKEROUTE_CATALOG", "envcat")
+    ws.route("events", {"bucket": "land", "prefix": "events/"}, {"table": f"{ns}.events"})
+    for i in range(4):
+        ws.put("land", f"events/{i}.parquet", parquet([{"id": i}]))
+    code, out, err = cli(ws, "ingest", str(ws.paths.landing), "--workers", "2", catalog=None)
+    assert code == 0 and "4 ingested" in out + err, out + err
+    table = rest(server).load_table(f"{ns}.events")
+    assert sorted(r["id"] for r in table.scan().to_arrow().to_pylist()) == [0, 1, 2, 3]
+    assert len(table.snapshots()) == 1, "one committer, one snapshot for the staged objects"
+    assert not (ws.paths.home / "catalog.db").exists()
+
+
+def test_maintain_lists_and_removes_orphans_in_the_catalogs_storage(
+        ws: Workspace, server: RestCatalogServer, config_home: Path, ns: str) -> None:
+    ws.route("events", {"bucket": "land", "prefix": "events/"},
+             {"table": f"{ns}.events", "maintenance": {"orphan_days": 0}})
+    ws.put("land", "events/a.parquet", parquet([{"id": 1}]))
+    assert cli(ws, "ingest", str(ws.paths.landing))[0] == 0
+    table = rest(server).load_table(f"{ns}.events")
+    stray = f"{table.location()}/data/stray-orphan.parquet"
+    buf = io.BytesIO()
+    pq.write_table(parquet([{"id": 99}]), buf)
+    with table.io.new_output(stray).create() as f:
+        f.write(buf.getvalue())
+    code, out, err = cli(ws, "maintain", f"{ns}.events", "--apply")
+    assert code == 0, out + err
+    assert not table.io.new_input(stray).exists(), out
+    assert rest(server).load_table(f"{ns}.events").scan().to_arrow().num_rows == 1
+
+
+def test_connect_prints_code_that_opens_the_named_catalog(ws: Workspace, server: RestCatalogServer,
+                                                          config_home: Path, ns: str) -> None:
+    ws.route("events", {"bucket": "land", "prefix": "events/"}, {"table": f"{ns}.events"})
+    ws.put("land", "events/a.parquet", parquet([{"id": 1}, {"id": 2}]))
+    assert cli(ws, "ingest", str(ws.paths.landing))[0] == 0
+    code, out, err = cli(ws, "connect", "--engine", "duckdb")
+    assert code == 0, err
+    assert "load_catalog('lakehouse')" in out and "lakeroute-secret" not in out
+    script = ws.root / "open.py"
+    script.write_text(out.replace("LIMIT 10", "ORDER BY 1 LIMIT 10").replace(
+        "print(con.sql(", f"print(con.sql('SELECT count(*) FROM {ns}.events').fetchone()[0]) or print(con.sql(", 1))
+    ran = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, check=False)
+    assert ran.returncode == 0, ran.stderr[-2000:]
+    assert ran.stdout.splitlines()[0] == "2", ran.stdout
+    code, out, err = cli(ws, "connect", "--engine", "spark")
+    assert code == 0 and "spark.sql.catalog.lakehouse.type=rest" in out and "lakeroute-secret" not in out, out + err
+
+
+def test_an_unconfigured_catalog_is_one_error_line_exit_2(ws: Workspace, tmp_path: Path,
+                                                         monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("PYICEBERG_HOME", str(tmp_path))
+    ws.route("events", {"bucket": "land", "prefix": "events/"}, {"table": "ns.events"})
+    for args in (["tables"], ["ingest", str(ws.put("land", "events/a.parquet", parquet([{"id": 1}])))]):
+        code, out, err = cli(ws, *args, catalog="nowhere")
+        lines = err.strip().splitlines()
+        assert code == 2 and len(lines) == 1, (code, out, err)
+        assert lines[0].startswith("error: catalog nowhere is not configured: PyIceberg looked in ")
+        assert "PYICEBERG_CATALOG__NOWHERE__URI" in lines[0] and str(tmp_path) in lines[0], lines[0]
+    assert not (ws.paths.home / "catalog.db").exists()
