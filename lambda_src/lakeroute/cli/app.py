@@ -43,9 +43,14 @@ class Ctx:
         return LocalPaths(self.routes, self.home, self.landing, self.catalog)
 
     def open_catalog(self) -> Catalog:
+        """The local catalog; a configuration problem ends the command (one ``error:`` line, exit 2)."""
+        from ..core.errors import ConfigError
         from ..local import local_catalog
 
-        return local_catalog(self.home, self.catalog)
+        try:
+            return local_catalog(self.home, self.catalog)
+        except ConfigError as e:
+            raise fail(str(e)) from None
 
     def where(self) -> str:
         """The tables' place in messages: the home folder, or the named catalog."""
