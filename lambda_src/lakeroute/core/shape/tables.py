@@ -74,6 +74,7 @@ def provisional_table(catalog: Catalog, target: Target, result_schema: pa.Schema
     Nothing is written to the catalog (only the namespace is made sure of): an object that
     is quarantined before the commit leaves no table behind.
     """
+    from pyiceberg.table import StagedTable
     from pyiceberg.table.sorting import UNSORTED_SORT_ORDER
 
     ensure_namespace(catalog, target.namespace)
@@ -88,12 +89,12 @@ def provisional_table(catalog: Catalog, target: Target, result_schema: pa.Schema
 
         txn = catalog.create_table_transaction(target.table, schema, None, spec or UNPARTITIONED_PARTITION_SPEC,
                                                UNSORTED_SORT_ORDER, table_properties(target))
-        staged: StagedTable = txn._table  # noqa: SLF001 - the StagedTable the transaction commits
+        staged = txn._table  # the StagedTable the transaction was made for (no public accessor)
+        assert isinstance(staged, StagedTable)
         return staged
     if spec is None:
-        return create(target.table, schema, None, properties=table_properties(target))  # type: ignore[no-any-return]
-    return create(target.table, schema, None, spec, UNSORTED_SORT_ORDER,  # type: ignore[no-any-return]
-                  table_properties(target))
+        return create(target.table, schema, None, properties=table_properties(target))
+    return create(target.table, schema, None, spec, UNSORTED_SORT_ORDER, table_properties(target))
 
 
 def with_new_columns(table: Table, metadata: TableMetadata, result_schema: pa.Schema) -> TableMetadata | None:
