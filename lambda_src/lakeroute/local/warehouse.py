@@ -6,6 +6,7 @@ import datetime as dt
 import decimal
 import json
 from collections.abc import Mapping
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlparse
 
@@ -52,8 +53,9 @@ def _s3(location: str) -> str:
     return location
 
 
-def open_warehouse(catalog: Catalog) -> duckdb.DuckDBPyConnection:
-    """A DuckDB connection with a view `namespace.table` over every Iceberg table of ``catalog``.
+def open_warehouse(catalog: Catalog | Path) -> duckdb.DuckDBPyConnection:
+    """A DuckDB connection with a view `namespace.table` over every Iceberg table of ``catalog``
+    (a home folder: its SQLite catalog).
 
     Each view is ``iceberg_scan`` of the table's current metadata file, so any catalog works
     whose storage DuckDB reads: local files, and S3 (or an S3-compatible store) through httpfs
@@ -62,6 +64,10 @@ def open_warehouse(catalog: Catalog) -> duckdb.DuckDBPyConnection:
     import duckdb
     import duckdb_ext
 
+    if isinstance(catalog, Path):
+        from .runtime import local_catalog
+
+        catalog = local_catalog(catalog)
     con = duckdb.connect()
     duckdb_ext.init(con)
     con.execute("LOAD iceberg")
