@@ -292,6 +292,46 @@ def test_connect_prints_code_that_opens_the_named_catalog(ws: Workspace, server:
     assert code == 0 and "spark.sql.catalog.lakehouse.type=rest" in out and "lakeroute-secret" not in out, out + err
 
 
+def test_sync_validate_preview_replay_and_reset_use_the_rest_catalog(
+        ws: Workspace, server: RestCatalogServer, config_home: Path, ns: str) -> None:
+    table = f"{ns}.orders"
+    declared = {"table": table, "columns": {"id": "long", "amount": "double"}}
+    ws.route("orders", {"bucket": "land", "prefix": "orders/"}, declared, "SELECT id, amount, 1 AS oops FROM source")
+    code, out, err = cli(ws, "sync")
+    assert code == 0 and rest(server).table_exists(table), out + err
+    ws.put("land", "orders/a.parquet", parquet([{"id": 1, "amount": 1.5}, {"id": 2, "amount": 2.5}]))
+    code, out, err = cli(ws, "preview", "orders", str(ws.paths.landing / "land" / "orders" / "a.parquet"))
+    assert code == 1 and f"table {table}" in out and "refused: not in the table" in out, out + err
+    code, _, err = cli(ws, "ingest", str(ws.paths.landing))
+    assert code == 1 and "quarantined land/orders/a.parquet" in err, err  # strict: `oops` is refused
+    ws.route("orders", {"bucket": "land", "prefix": "orders/"}, declared, "SELECT id, amount FROM source")
+    code, out, err = cli(ws, "validate")
+    assert code == 0, out + err
+    code, out, err = cli(ws, "replay")
+    assert code == 0 and "1 resolved" in out, out + err
+    assert [r["id"] for r in table_rows(server, table)] == [1, 2]
+    code, out, err = cli(ws, "reset", table, "--yes")
+    assert code == 0 and "2 rows" in out, out + err
+    assert rest(server).table_exists(table) and rest(server).load_table(table).scan().to_arrow().num_rows == 0
+    code, out, err = cli(ws, "ingest", str(ws.paths.landing))
+    assert code == 0 and "1 ingested" in out + err, out + err
+
+
+def test_a_catalog_that_cannot_be_opened_is_one_error_line_exit_2(
+        ws: Workspace, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import socket
+
+    with socket.socket() as s:  # a loopback port nothing listens on
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    monkeypatch.setenv("PYICEBERG_HOME", str(tmp_path))
+    monkeypatch.setenv("PYICEBERG_CATALOG__DOWN__URI", f"http://127.0.0.1:{port}")
+    code, out, err = cli(ws, "tables", catalog="down")
+    lines = err.strip().splitlines()
+    assert code == 2 and len(lines) == 1, (code, out, err)
+    assert lines[0].startswith(f"error: catalog down (http://127.0.0.1:{port}) cannot be opened: "), lines[0]
+
+
 def test_an_unconfigured_catalog_is_one_error_line_exit_2(ws: Workspace, tmp_path: Path,
                                                          monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("PYICEBERG_HOME", str(tmp_path))
