@@ -11,8 +11,10 @@ from __future__ import annotations
 
 import io
 import json
+import os
 import subprocess
 import sys
+import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -29,6 +31,7 @@ from lakeroute.local import LocalPaths, local_pipeline
 from pyiceberg.catalog import Catalog, load_catalog
 from typer.testing import CliRunner
 
+from tests.support.patience import patience
 from tests.support.rest_catalog import RestCatalogServer, start_rest_catalog
 from tests.support.workspace import Workspace
 
@@ -330,6 +333,33 @@ def test_a_catalog_that_cannot_be_opened_is_one_error_line_exit_2(
     lines = err.strip().splitlines()
     assert code == 2 and len(lines) == 1, (code, out, err)
     assert lines[0].startswith(f"error: catalog down (http://127.0.0.1:{port}) cannot be opened: "), lines[0]
+
+
+def test_watch_in_its_own_process_commits_to_the_rest_catalog(
+        ws: Workspace, server: RestCatalogServer, config_home: Path, ns: str) -> None:
+    """The console script (``python -m lakeroute.cli``) with LAKEROUTE_CATALOG in its environment."""
+    ws.route("events", {"bucket": "land", "prefix": "events/"}, {"table": f"{ns}.events"})
+    ws.paths.landing.mkdir(parents=True)
+    p = ws.paths
+    env = {**os.environ, "LAKEROUTE_ROUTES": str(p.routes), "LAKEROUTE_HOME": str(p.home),
+           "LAKEROUTE_LANDING": str(p.landing), "LAKEROUTE_CATALOG": NAME}
+    proc = subprocess.Popen([sys.executable, "-m", "lakeroute.cli", "watch", "--interval", "0.2", "--settle", "0.5",
+                             "--timeout", "120"], env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        ws.put("land", "events/1.parquet", parquet([{"id": 1}, {"id": 2}, {"id": 3}]))
+        deadline = time.monotonic() + patience(60)
+        landed = 0
+        while time.monotonic() < deadline and landed < 3 and proc.poll() is None:
+            time.sleep(0.3)
+            catalog = rest(server)
+            if catalog.table_exists(f"{ns}.events"):
+                landed = catalog.load_table(f"{ns}.events").scan().to_arrow().num_rows
+        assert landed == 3
+    finally:
+        proc.terminate()
+        out, err = proc.communicate(timeout=patience(20))
+    assert "ingested land/events/1.parquet" in out, (out, err)
+    assert not (p.home / "catalog.db").exists()
 
 
 def test_an_unconfigured_catalog_is_one_error_line_exit_2(ws: Workspace, tmp_path: Path,
