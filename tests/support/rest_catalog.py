@@ -90,17 +90,44 @@ def _ready(uri: str) -> bool:
         body = urllib.parse.urlencode({"grant_type": "client_credentials", "client_id": ACCESS_KEY,
                                        "client_secret": SECRET_KEY, "scope": "catalog"}).encode()
         with urllib.request.urlopen(f"{uri}/v1/oauth/tokens", data=body, timeout=2) as r:  # noqa: S310
-            return bool(json.load(r).get("access_token"))
+            token = json.load(r).get("access_token")
+        if not token:
+            return False
+        # The table bucket (the warehouse) is made at start too: ready once its namespaces list.
+        request = urllib.request.Request(f"{uri}/v1/{WAREHOUSE}/namespaces",
+                                         headers={"Authorization": f"Bearer {token}"})
+        with urllib.request.urlopen(request, timeout=2) as r:  # noqa: S310
+            return r.status == 200
     except (OSError, urllib.error.URLError, ValueError):
         return False
 
 
 @contextmanager
-def start_rest_catalog(workdir: Path) -> Iterator[RestCatalogServer]:
-    """``weed mini`` on free loopback ports with a fresh data folder; stopped on exit."""
+def start_rest_catalog(workdir: Path, attempts: int = 3) -> Iterator[RestCatalogServer]:
+    """``weed mini`` on free loopback ports with a fresh data folder; stopped on exit. A start
+    that dies early (a port taken meanwhile by another suite) is tried again on new ports."""
     weed = weed_binary()
     if weed is None:
         pytest.skip(unavailable_reason())
+    for attempt in range(1, attempts + 1):
+        proc, server = _start_once(weed, workdir / f"try-{attempt}")
+        try:
+            deadline = time.monotonic() + patience(START_SECONDS)
+            while not _ready(server.uri) and proc.poll() is None:
+                if time.monotonic() > deadline:
+                    pytest.fail(f"weed mini not ready within {patience(START_SECONDS):.0f} s; its log: {server.log}")
+                time.sleep(0.2)
+            if proc.poll() is None:
+                yield server
+                return
+            if attempt == attempts:
+                pytest.fail(f"weed mini exited ({proc.returncode}); its log {server.log}:\n"
+                            f"{server.log.read_text(errors='replace')[-3000:]}")
+        finally:
+            _stop(proc)
+
+
+def _start_once(weed: Path, workdir: Path) -> tuple[subprocess.Popen[bytes], RestCatalogServer]:
     names = ["master.port", "master.port.grpc", "volume.port", "volume.port.grpc", "filer.port",
              "filer.port.grpc", "s3.port", "s3.port.grpc", "s3.port.iceberg", "admin.port", "admin.port.grpc"]
     ports = dict(zip(names, _free_ports(len(names)), strict=True))
@@ -114,21 +141,16 @@ def start_rest_catalog(workdir: Path) -> Iterator[RestCatalogServer]:
     with open(log, "wb") as out:
         proc = subprocess.Popen(args, stdout=out, stderr=subprocess.STDOUT, env=env,  # noqa: S603
                                 start_new_session=True)
-    uri = f"http://127.0.0.1:{ports['s3.port.iceberg']}"
-    server = RestCatalogServer(uri, f"http://127.0.0.1:{ports['s3.port']}", log)
+    return proc, RestCatalogServer(f"http://127.0.0.1:{ports['s3.port.iceberg']}",
+                                   f"http://127.0.0.1:{ports['s3.port']}", log)
+
+
+def _stop(proc: subprocess.Popen[bytes]) -> None:
+    if proc.poll() is not None:
+        return
+    proc.terminate()
     try:
-        deadline = time.monotonic() + patience(START_SECONDS)
-        while not _ready(uri):
-            if proc.poll() is not None:
-                pytest.fail(f"weed mini exited ({proc.returncode}); its log {log}:\n{log.read_text()[-3000:]}")
-            if time.monotonic() > deadline:
-                pytest.fail(f"weed mini not ready within {patience(START_SECONDS):.0f} s; its log: {log}")
-            time.sleep(0.2)
-        yield server
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=patience(10))
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
+        proc.wait(timeout=patience(10))
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()
