@@ -373,3 +373,18 @@ def test_an_unconfigured_catalog_is_one_error_line_exit_2(ws: Workspace, tmp_pat
         assert lines[0].startswith("error: catalog nowhere is not configured: PyIceberg looked in ")
         assert "PYICEBERG_CATALOG__NOWHERE__URI" in lines[0] and str(tmp_path) in lines[0], lines[0]
     assert not (ws.paths.home / "catalog.db").exists()
+
+
+def test_no_name_keeps_the_sqlite_catalog_whatever_pyiceberg_is_configured_with(
+        ws: Workspace, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """No --catalog and a blank LAKEROUTE_CATALOG: <home>/catalog.db, even when PyIceberg's own
+    configuration names a default catalog (here one that cannot be reached)."""
+    (tmp_path / ".pyiceberg.yaml").write_text(yaml.safe_dump(
+        {"default-catalog": "elsewhere", "catalog": {"elsewhere": {"uri": "http://127.0.0.1:9"}}}))
+    monkeypatch.setenv("PYICEBERG_HOME", str(tmp_path))
+    monkeypatch.setenv("LAKEROUTE_CATALOG", "")
+    ws.route("events", {"bucket": "land", "prefix": "events/"}, {"table": "ns.events"})
+    ws.put("land", "events/a.parquet", parquet([{"id": 1}]))
+    code, out, err = cli(ws, "ingest", str(ws.paths.landing), catalog=None)
+    assert code == 0 and "1 ingested" in out + err, out + err
+    assert (ws.paths.home / "catalog.db").is_file() and ws.rows("ns.events") == [{"id": 1}]
