@@ -333,6 +333,12 @@ def test_a_catalog_that_cannot_be_opened_is_one_error_line_exit_2(
     lines = err.strip().splitlines()
     assert code == 2 and len(lines) == 1, (code, out, err)
     assert lines[0].startswith(f"error: catalog down (http://127.0.0.1:{port}) cannot be opened: "), lines[0]
+    # validate checks the routes all the same, and says why there is no plan
+    ws.route("events", {"bucket": "land", "prefix": "events/", "columns": {"id": "long"}}, {"table": "ns.events"},
+             "SELECT id FROM source")
+    code, out, err = cli(ws, "validate", catalog="down")
+    assert code == 0 and "ok: 1 route(s) valid" in out, out + err
+    assert f"note: no plan: catalog down (http://127.0.0.1:{port}) cannot be opened" in err, err
 
 
 def test_watch_in_its_own_process_commits_to_the_rest_catalog(

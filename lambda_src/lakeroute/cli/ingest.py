@@ -43,9 +43,16 @@ def validate(ctx: typer.Context) -> None:
         if (c.catalog or (c.home / "catalog.db").is_file()) and not problems:
             from ..core.routes import load_routes
             from ..core.shape.tables import ensure_declared_tables
+            from ..local import local_catalog
+            from ..local.catalogs import CatalogUnreachable
 
             try:
-                plan = ensure_declared_tables(c.open_catalog(), load_routes(c.routes), plan=True)
+                catalog = local_catalog(c.home, c.catalog)
+            except CatalogUnreachable as e:  # the routes are checked all the same; only the plan waits
+                catalog = None
+                notes.append(f"no plan: {e}")
+            try:
+                plan = ensure_declared_tables(catalog, load_routes(c.routes), plan=True) if catalog else []
                 notes += [f"plan: {line}" for line in plan if "up to date" not in line]
             except ConfigError as e:
                 problems += [line for line in str(e).splitlines()[1:]]

@@ -28,6 +28,10 @@ if TYPE_CHECKING:
 CATALOG_ENV = "LAKEROUTE_CATALOG"
 
 
+class CatalogUnreachable(ConfigError):
+    """A configured catalog that cannot be opened now (server down, refused credentials)."""
+
+
 def selected_name(name: str | None) -> str | None:
     """``None`` (the SQLite default under the home folder) for a missing or blank name."""
     name = (name or "").strip()
@@ -77,7 +81,7 @@ def configured_catalog(name: str) -> Catalog:
         return load_catalog(name, **props)
     except Exception as e:
         where = props.get("uri") or props.get("type") or "its entry"
-        raise ConfigError(f"catalog {name} ({where}) cannot be opened: {type(e).__name__}: {one_line(e, 200)}; "
+        raise CatalogUnreachable(f"catalog {name} ({where}) cannot be opened: {type(e).__name__}: {one_line(e, 200)}; "
                           "check that the server is up and the catalog's properties (uri, credential, "
                           "warehouse, s3.*) in .pyiceberg.yaml or PYICEBERG_CATALOG__* variables") from e
 
