@@ -17,6 +17,7 @@ from __future__ import annotations
 import os
 import time
 from collections.abc import Iterator
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 from ..core.errors import ConfigError, one_line
@@ -84,6 +85,22 @@ def configured_catalog(name: str) -> Catalog:
         raise CatalogUnreachable(f"catalog {name} ({where}) cannot be opened: {type(e).__name__}: {one_line(e, 200)}; "
                           "check that the server is up and the catalog's properties (uri, credential, "
                           "warehouse, s3.*) in .pyiceberg.yaml or PYICEBERG_CATALOG__* variables") from e
+
+
+def plan_catalog(home: Path, name: str | None, notes: list[str]) -> Catalog | None:
+    """The catalog ``validate`` plans against, or None: no local catalog yet (nothing to plan
+    against, and none is created), or a named one that cannot be opened now (a note in
+    ``notes`` says why: the route files are checked all the same)."""
+    from .runtime import local_catalog
+
+    chosen = selected_name(name)
+    if chosen is None and not (home / "catalog.db").is_file():
+        return None
+    try:
+        return local_catalog(home, chosen)
+    except CatalogUnreachable as e:
+        notes.append(f"no plan: {e}")
+        return None
 
 
 def catalog_lister(catalog: Catalog) -> Lister:
