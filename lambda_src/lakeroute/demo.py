@@ -151,7 +151,7 @@ def run_demo(routes: Path, home: Path, landing: Path, echo: Callable[[str], None
         echo(f"  {row['table']:<18} {row['rows']:>7} rows  {row['snapshots']} snapshot(s)  "
              f"routes: {row['routes']}")
     echo("\nrevenue by currency (sales.orders):")
-    con = open_warehouse(home)
+    con = open_warehouse(local_catalog(home))
     render(con.sql("SELECT currency, count(*) AS orders, sum(amount) AS revenue "
                    "FROM sales.orders GROUP BY currency ORDER BY currency").fetch_arrow_table(),
            "table")

@@ -16,10 +16,11 @@ from .core.routes import Route
 from .core.shape.tables import ensure_declared_tables
 
 
-def sync_local(routes: list[Route], home: Path, *, plan: bool = False) -> list[str]:
+def sync_local(routes: list[Route], home: Path, *, plan: bool = False, catalog: str | None = None) -> list[str]:
+    """Declared tables in the local catalog: ``<home>/catalog.db``, or the PyIceberg catalog ``catalog``."""
     from .local import local_catalog
 
-    return ensure_declared_tables(local_catalog(home), routes, plan=plan)
+    return ensure_declared_tables(local_catalog(home, catalog), routes, plan=plan)
 
 
 def sync_aws(routes: list[Route], routes_table: str, warehouse: str, *,

@@ -14,6 +14,8 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 
 if TYPE_CHECKING:
+    from pyiceberg.catalog import Catalog
+
     from ..core.pipeline import IngestReport, Outcome
     from ..local import LocalPaths
 
@@ -33,11 +35,26 @@ class Ctx:
     routes: Path
     home: Path
     landing: Path
+    catalog: str | None = None  # a PyIceberg catalog name; None: the SQLite catalog under home
 
     def paths(self) -> LocalPaths:
         from ..local import LocalPaths
 
-        return LocalPaths(self.routes, self.home, self.landing)
+        return LocalPaths(self.routes, self.home, self.landing, self.catalog)
+
+    def open_catalog(self) -> Catalog:
+        """The local catalog; a configuration problem ends the command (one ``error:`` line, exit 2)."""
+        from ..core.errors import ConfigError
+        from ..local import local_catalog
+
+        try:
+            return local_catalog(self.home, self.catalog)
+        except ConfigError as e:
+            raise fail(str(e)) from None
+
+    def where(self) -> str:
+        """The tables' place in messages: the home folder, or the named catalog."""
+        return f"catalog {self.catalog}" if self.catalog else str(self.home)
 
 
 def get_ctx(ctx: typer.Context) -> Ctx:
@@ -90,12 +107,19 @@ def main_options(
     landing: Annotated[Path, typer.Option(envvar="LAKEROUTE_LANDING",
                                           help="Landing folder: landing/<bucket>/<key>.")]
     = Path("landing"),
+    catalog: Annotated[str | None, typer.Option(
+        envvar="LAKEROUTE_CATALOG",
+        help="A PyIceberg catalog by name, configured in .pyiceberg.yaml or PYICEBERG_CATALOG__<NAME>__* "
+             "variables (default: the SQLite catalog in the home folder). Ledger, quarantine and lane "
+             "stay in the home folder.")] = None,
 ) -> None:
     """Land files into Apache Iceberg tables, driven by declarative routes.
 
     Example: lakeroute --routes routes --home .lakeroute validate
     """
-    ctx.obj = Ctx(routes, home, landing)
+    from ..local.catalogs import selected_name
+
+    ctx.obj = Ctx(routes, home, landing, selected_name(catalog))
     # Outcomes are printed by the commands; the library's warnings would print them twice.
     logging.getLogger("lakeroute").addHandler(logging.NullHandler())
     # ...but what happened to lakeroute's own files (a damaged ledger.db set aside) is news.

@@ -138,6 +138,79 @@ def _spark(head: list[str], packages: str, props: dict[str, str], first: str) ->
     return "\n".join(lines) + "\n"
 
 
+# ---------------------------------------------------------------- a named PyIceberg catalog
+
+# A DuckDB S3 secret per table from its FileIO properties, every value bound (lakeroute's
+# own is local.warehouse.storage_secret; this copy keeps the printed code free of lakeroute).
+DUCKDB_S3_SECRET = """def s3_secret(i, table):
+    props, location = table.io.properties, table.location()
+    if not location.startswith(('s3://', 's3a://', 's3n://')):
+        return
+    fields, values = ['TYPE s3', 'SCOPE ?'], ['s3://' + location.split('://', 1)[1]]
+    for prop, field in [('s3.access-key-id', 'KEY_ID'), ('s3.secret-access-key', 'SECRET'),
+                        ('s3.session-token', 'SESSION_TOKEN'), ('s3.region', 'REGION')]:
+        if props.get(prop):
+            fields, values = fields + [field + ' ?'], values + [props[prop]]
+    if props.get('s3.endpoint'):
+        scheme, host = props['s3.endpoint'].split('://', 1)
+        fields += ['ENDPOINT ?', 'URL_STYLE ?', 'USE_SSL ?']
+        values += [host.rstrip('/'), 'path', scheme == 'https']
+    con.execute(f"CREATE SECRET lakeroute_s3_{i} ({', '.join(fields)})", values)"""
+SECRET_PROPS = ("credential", "token", "secret", "password", "session")
+# The Spark catalog implementation per PyIceberg catalog type (Iceberg's own class names).
+SPARK_TYPES = {"rest": "rest", "glue": "glue", "hive": "hive"}
+
+
+def catalog_snippet(engine: str, name: str, props: dict[str, str], tables: list[str]) -> str:
+    """``engine``'s code for the PyIceberg catalog ``name`` (``--catalog``): Python reads the same
+    configuration (``load_catalog(name)``), so nothing is copied out of it; Spark gets the
+    catalog's non-secret properties and is told which secret ones to add."""
+    about = [f"# lakeroute's tables in the PyIceberg catalog {name} (from .pyiceberg.yaml / "
+             f"PYICEBERG_CATALOG__{name.upper()}__* variables, as lakeroute reads them).", _listed(tables)]
+    load = ["from pyiceberg.catalog import load_catalog", "",
+            f"catalog = load_catalog({name!r})  # the same configuration lakeroute uses"]
+    if engine in ("pyiceberg", "polars"):
+        pip = '# pip install "pyiceberg[pyarrow]"' + (" polars" if engine == "polars" else "")
+        return "\n".join([*about, pip, *load, *_python_use(tables, _reader(engine))]) + "\n"
+    if engine == "duckdb":
+        first = _example(tables)
+        query = (f"print(con.sql({_select(first)!r}))" if first
+                 else "print(con.sql('SHOW ALL TABLES'))  # no table yet: run `lakeroute ingest` first")
+        return "\n".join([
+            *about, "# DuckDB reads each table's current metadata file (iceberg_scan); S3 locations with the",
+            "# table's own FileIO properties (those the catalog vends included).",
+            f'# pip install "pyiceberg[pyarrow]" {DUCKDB_PIP} "duckdb-ext-httpfs==1.4.4.*" "duckdb-ext-aws==1.4.4.*"',
+            "import duckdb", "import duckdb_ext", *load, "",
+            "con = duckdb.connect()", "duckdb_ext.init(con)",
+            'con.execute("LOAD httpfs")', 'con.execute("LOAD iceberg")',
+            DUCKDB_S3_SECRET, "", "",
+            "tables = []",
+            "for (namespace, *_) in catalog.list_namespaces():",
+            "    for ident in catalog.list_tables(namespace):",
+            "        table = catalog.load_table(ident)",
+            "        s3_secret(len(tables), table)",
+            "        tables.append((ident[0], ident[-1], table.metadata_location))",
+            "", DUCKDB_VIEWS, query]) + "\n"
+    kind = props.get("type") or ("rest" if props.get("uri", "").startswith("http") else "")
+    if engine == "spark" and kind in SPARK_TYPES:
+        first = _example(tables) or "namespace.table"
+        conf = {k: v for k, v in props.items() if k != "type" and not any(s in k for s in SECRET_PROPS)}
+        hidden = sorted(k for k in props if any(s in k for s in SECRET_PROPS))
+        lines = [*about, f"# Spark 3.5 + Iceberg 1.10, catalog {name} as an Iceberg {kind} catalog.",
+                 *([f"# Add the secret properties yourself: {', '.join(hidden)} (not printed)."] if hidden else []),
+                 "spark-sql \\", f"  --packages {ICEBERG_SPARK},{ICEBERG_AWS} \\",
+                 "  --conf spark.sql.extensions=org.apache.iceberg.spark.extensions.IcebergSparkSessionExtensions \\",
+                 f"  --conf {shlex.quote(f'spark.sql.catalog.{name}=org.apache.iceberg.spark.SparkCatalog')} \\",
+                 f"  --conf {shlex.quote(f'spark.sql.catalog.{name}.type={SPARK_TYPES[kind]}')} \\"]
+        lines += [f"  --conf {shlex.quote(f'spark.sql.catalog.{name}.{k}={v}')} \\" for k, v in conf.items()]
+        lines.append(f"  -e {shlex.quote(_select(first, '`', _quoted(name, '`') + '.'))}")
+        return "\n".join(lines) + "\n"
+    if engine == "spark":
+        raise LakerouteError(f"--engine spark: catalog {name} is of type {kind or 'unknown'}; this prints Spark "
+                             f"settings for {', '.join(SPARK_TYPES)} catalogs only (use pyiceberg, duckdb or polars)")
+    raise LakerouteError(f"--engine {engine}: Athena reads only a deployed stage's Glue catalog; add --stage NAME")
+
+
 # ---------------------------------------------------------------- a deployed stage
 
 
@@ -277,9 +350,15 @@ def connect(
         raise fail(f"--engine {engine!r}: use one of {', '.join(ENGINES)}")
     st = staged.selected(stage)
     try:
-        if st is None:
-            home = get_ctx(ctx).home
-            text = local_snippet(engine, home, _local_tables(home))
+        c = get_ctx(ctx)
+        if st is None and c.catalog:
+            from ..core.ledger.history import all_tables
+            from ..local.catalogs import catalog_properties
+
+            props = catalog_properties(c.catalog)
+            text = catalog_snippet(engine, c.catalog, props, sorted(all_tables(c.open_catalog())))
+        elif st is None:
+            text = local_snippet(engine, c.home, _local_tables(c.home))
         else:
             from ..aws.clients import endpoint_for, region_name
 

@@ -40,13 +40,14 @@ def validate(ctx: typer.Context) -> None:
     try:
         problems, warnings, notes, count = validate_routes(c.routes, c.landing)
         notes = [*notes, *ignored_notes(c.routes, c.landing)]
-        if (c.home / "catalog.db").is_file() and not problems:
+        if not problems:
             from ..core.routes import load_routes
             from ..core.shape.tables import ensure_declared_tables
-            from ..local import local_catalog
+            from ..local.catalogs import plan_catalog
 
+            catalog = plan_catalog(c.home, c.catalog, notes)
             try:
-                plan = ensure_declared_tables(local_catalog(c.home), load_routes(c.routes), plan=True)
+                plan = ensure_declared_tables(catalog, load_routes(c.routes), plan=True) if catalog else []
                 notes += [f"plan: {line}" for line in plan if "up to date" not in line]
             except ConfigError as e:
                 problems += [line for line in str(e).splitlines()[1:]]

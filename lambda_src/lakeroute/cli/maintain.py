@@ -47,12 +47,12 @@ def maintain(
             catalog, ledger, lister, settings = _stage_side(st)
             names = [st.table(t) for t in tables or []]
         else:
-            catalog, ledger, lister, settings = _local_side(c.routes, c.home)
+            catalog, ledger, lister, settings = _local_side(c.routes, c.home, c.catalog)
             names = list(tables or [])
         known = _existing(catalog)
         unknown = [n for n in names if n not in known]
         if unknown:
-            where = f"stage {st.name}" if st else str(c.home)
+            where = f"stage {st.name}" if st else c.where()
             raise fail("\n".join(f"table {n} does not exist in {where}; `lakeroute tables"
                                  f"{' --stage ' + st.name if st else ''}` lists them (known: "
                                  f"{', '.join(sorted(known)) or 'none'})" for n in unknown))
@@ -82,19 +82,20 @@ def _existing(catalog: Catalog) -> set[str]:
     return set(all_tables(catalog))
 
 
-def _local_side(routes_dir: object, home: object) -> tuple[Catalog, Ledger, Lister, dict[str, Maintenance]]:
+def _local_side(routes_dir: object, home: object,
+                catalog_name: str | None) -> tuple[Catalog, Ledger, Lister, dict[str, Maintenance]]:
     from pathlib import Path
 
     from ..core.maintain.maintenance import settings_by_table
     from ..core.routes import load_routes
     from ..local import local_catalog
-    from ..local.files import local_lister
+    from ..local.catalogs import catalog_lister
     from ..local.ledger import SqliteLedger
 
     assert isinstance(routes_dir, Path) and isinstance(home, Path)
     routes = load_routes(routes_dir) if routes_dir.is_dir() else []
-    return (local_catalog(home), SqliteLedger(str(home / "ledger.db")), local_lister,
-            settings_by_table(routes))
+    catalog = local_catalog(home, catalog_name)
+    return catalog, SqliteLedger(str(home / "ledger.db")), catalog_lister(catalog), settings_by_table(routes)
 
 
 def _stage_side(st: object) -> tuple[Catalog, Ledger, Lister, dict[str, Maintenance]]:

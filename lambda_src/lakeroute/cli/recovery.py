@@ -160,12 +160,11 @@ def reset(
     """
     from ..core.routes import load_routes
     from ..core.shape.tables import ensure_declared_tables
-    from ..local import local_catalog
 
     c = get_ctx(ctx)
     try:
         routes = [leg for r in load_routes(c.routes) for leg in r.legs() if leg.target.table == table]
-        catalog = local_catalog(c.home)
+        catalog = c.open_catalog()
         if not catalog.table_exists(table):
             raise ConfigError(f"table {table!r} not found; `lakeroute tables` lists them")
         current = catalog.load_table(table)
@@ -220,7 +219,6 @@ def preview(
     Example: lakeroute preview sales-orders landing/acme-sales-landing/orders/part-1.parquet
     """
     from ..core.pipeline.preview import preview_route
-    from ..local import local_catalog
     from ..local.objects import LocalObjectSource
     from ..local.warehouse import render
 
@@ -240,7 +238,7 @@ def preview(
         obj = source.resolve(bucket, k)
         try:  # a fan-out route: each target in turn, its columns shown before its rows are read
             for leg in found[0].legs():
-                result = preview_route(leg, obj, local_catalog(c.home), rows,
+                result = preview_route(leg, obj, c.open_catalog(), rows,
                                        on_columns=partial(show_columns, leg.target.table))
                 render(result.sample, "table")
                 typer.echo(f"{result.rows} row(s); {result.plan}")

@@ -63,7 +63,7 @@ def sync(
                                   "--routes-table")
             lines = sync_aws(routes, routes_table, warehouse)
         else:
-            lines = sync_local(routes, c.home, plan=plan)
+            lines = sync_local(routes, c.home, plan=plan, catalog=c.catalog)
     except LakerouteError as e:
         raise fail(str(e)) from None
     for line in lines:

@@ -25,7 +25,7 @@ def query(
     if format not in ("table", "csv", "json"):
         raise fail(f"--format {format!r}: use table, csv or json")
     c = get_ctx(ctx)
-    con = open_warehouse(c.home)
+    con = open_warehouse(c.open_catalog())
     import duckdb
 
     try:
@@ -54,13 +54,12 @@ def tables(
     from rich.table import Table as RichTable
 
     from ..core.ledger.history import table_rows
-    from ..local import local_catalog
     from . import stage as staged
 
     if format not in ("table", "json"):
         raise fail(f"--format {format!r}: use table or json")
     st = staged.selected(stage)
-    rows = table_rows(staged.stage_catalog(st) if st else local_catalog(get_ctx(ctx).home))
+    rows = table_rows(staged.stage_catalog(st) if st else get_ctx(ctx).open_catalog())
     if format == "json":
         typer.echo(json.dumps(rows, indent=2, ensure_ascii=False))
         return
@@ -103,7 +102,6 @@ def history(
 
     from ..core.ledger.history import table_history
     from ..core.ledger.journal import collapse_repeats
-    from ..local import local_catalog
     from . import stage as staged
     from .recovery import parse_since
 
@@ -114,7 +112,7 @@ def history(
     try:
         after = parse_since(since)
         name = st.table(table) if st else table
-        catalog = staged.stage_catalog(st) if st else local_catalog(c.home)
+        catalog = staged.stage_catalog(st) if st else c.open_catalog()
         entries = table_history(catalog, name)
         attempts: list[dict] = []
         if not commits:

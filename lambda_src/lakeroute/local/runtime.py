@@ -19,7 +19,7 @@ from .ledger import SqliteLedger
 from .objects import LocalObjectSource, LocalQuarantine
 
 if TYPE_CHECKING:
-    from pyiceberg.catalog.sql import SqlCatalog
+    from pyiceberg.catalog import Catalog
 
 CATALOG_NAME = "lakeroute"
 
@@ -29,6 +29,7 @@ class LocalPaths:
     routes: Path
     home: Path
     landing: Path
+    catalog: str | None = None  # a PyIceberg catalog name (local.catalogs); None: <home>/catalog.db
 
     @property
     def catalog_db(self) -> Path:
@@ -43,9 +44,15 @@ class LocalPaths:
         return self.home / "quarantine"
 
 
-def local_catalog(home: Path) -> SqlCatalog:
+def local_catalog(home: Path, name: str | None = None) -> Catalog:
+    """The catalog ``name`` configured for PyIceberg, or (no name) the SQLite one under ``home``."""
     from pyiceberg.catalog.sql import SqlCatalog
 
+    from .catalogs import configured_catalog, selected_name
+
+    chosen = selected_name(name)
+    if chosen is not None:
+        return configured_catalog(chosen)
     home.mkdir(parents=True, exist_ok=True)
     (home / "warehouse").mkdir(exist_ok=True)
     def make() -> SqlCatalog:
@@ -105,7 +112,7 @@ def duckdb_memory_limit(env: Mapping[str, str] | None = None) -> str:
 
 def local_pipeline(paths: LocalPaths) -> Pipeline:
     routes = RouteTable.of(load_routes(paths.routes))
-    catalog = local_catalog(paths.home)
+    catalog = local_catalog(paths.home, paths.catalog)
     spill = paths.home / "tmp" / "duckdb"
     spill.mkdir(parents=True, exist_ok=True)
     timeout = os.environ.get("LAKEROUTE_OBJECT_TIMEOUT_SECONDS", "").strip()

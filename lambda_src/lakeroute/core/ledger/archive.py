@@ -75,7 +75,7 @@ def write_for_expiry(table: Table, expire: list[int]) -> str | None:
         entries += entries_of(snap, version)
     path = path_for(table, line[first - 1])
     # The oldest expired ancestor links on only when something before it was archived.
-    link = expired[-1] if table.io.new_input(path_for(table, expired[-1])).exists() else None
+    link = expired[-1] if _read(table, path_for(table, expired[-1])) is not None else None
     _write(table, path, entries, link)
     return path
 
@@ -92,7 +92,20 @@ def _read(table: Table, path: str) -> dict[str, Any] | None:
             doc = json.loads(stream.read())
     except FileNotFoundError:
         return None
+    except OSError as e:
+        if not _denied(e):
+            raise
+        # S3 answers 403, not 404, for a missing key to a caller that may not list the bucket,
+        # and table buckets (S3 Tables, and the REST catalogs that mimic them) allow no listing:
+        # there a missing archive file reads as "access denied". The same credentials just read
+        # the table's metadata in this folder, so a denial here means the file is not there.
+        return None
     return doc if isinstance(doc, dict) else None
+
+
+def _denied(e: OSError) -> bool:
+    text = str(e)
+    return "ACCESS_DENIED" in text or "AccessDenied" in text or "Forbidden" in text
 
 
 def chain(table: Table) -> Iterator[tuple[str, dict[str, Any]]]:

@@ -74,16 +74,27 @@ def provisional_table(catalog: Catalog, target: Target, result_schema: pa.Schema
     Nothing is written to the catalog (only the namespace is made sure of): an object that
     is quarantined before the commit leaves no table behind.
     """
+    from pyiceberg.table import StagedTable
     from pyiceberg.table.sorting import UNSORTED_SORT_ORDER
 
     ensure_namespace(catalog, target.namespace)
     schema = iceberg_schema(table_schema(result_schema, target.table))
     spec = partition_spec(schema, target.partition_by) if target.partition_by else None
-    create = catalog._create_staged_table  # type: ignore[attr-defined]  # MetastoreCatalog (SQL, Glue)
+    create = getattr(catalog, "_create_staged_table", None)  # MetastoreCatalog (SQL, Glue): no call
+    if create is None:
+        # Other catalogs (REST) describe a table to be created only through the server: a
+        # stage-create request (the REST spec's "stage-create": nothing is committed), which
+        # also gets the location the server assigns and the FileIO settings it vends.
+        from pyiceberg.partitioning import UNPARTITIONED_PARTITION_SPEC
+
+        txn = catalog.create_table_transaction(target.table, schema, None, spec or UNPARTITIONED_PARTITION_SPEC,
+                                               UNSORTED_SORT_ORDER, table_properties(target))
+        staged = txn._table  # the StagedTable the transaction was made for (no public accessor)
+        assert isinstance(staged, StagedTable)
+        return staged
     if spec is None:
         return create(target.table, schema, None, properties=table_properties(target))
-    return create(target.table, schema, None, spec, UNSORTED_SORT_ORDER,
-                  table_properties(target))
+    return create(target.table, schema, None, spec, UNSORTED_SORT_ORDER, table_properties(target))
 
 
 def with_new_columns(table: Table, metadata: TableMetadata, result_schema: pa.Schema) -> TableMetadata | None:
