@@ -48,6 +48,7 @@ from ..core.routes import Route, RouteTable
 from .clients import aws_errors, transient
 from .dynamo_values import item_values
 from .reference import route_from_item
+from .route_store import ROUTES_VERSION_BUCKET
 from .s3_source import upload_of
 
 if TYPE_CHECKING:
@@ -137,6 +138,8 @@ def scan_routes(ddb: Any, table: str) -> list[Route]:
             page = ddb.scan(**args)
             for raw in page.get("Items", []):
                 item = item_values(raw)
+                if item.get("bucket") == ROUTES_VERSION_BUCKET:
+                    continue  # the sync's routes-version item, not a route
                 origin = f"routing table {table} item ({item.get('bucket')}, {item.get('name')})"
                 try:
                     routes.append(route_from_item(item, origin))
