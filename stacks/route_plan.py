@@ -2,8 +2,9 @@
 
 The stack is derived from the route set: one landing bucket per distinct ``source.bucket``
 (imported when declared ``existing``), the S3 notification filters (the whole bucket when the
-stack creates it; the prefixes that cover every route of it when it is imported), one Glue database per target namespace, and the payload of the deploy-time route
-sync (its hash makes CloudFormation rerun the sync whenever a route file changes).
+stack creates it; the prefixes that cover every route of it when it is imported), one Glue
+database per target namespace, and the payload of the deploy-time route sync (its hash makes
+CloudFormation rerun the sync whenever a route file changes).
 """
 
 from __future__ import annotations

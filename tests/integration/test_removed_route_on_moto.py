@@ -148,7 +148,8 @@ class Lake(MotoLake):
         out = {}
         for o in listing:
             if o["Key"].endswith("/error.json"):
-                record = json.loads(self.s3.get_object(Bucket=DEPLOYMENT.quarantine_bucket, Key=o["Key"])["Body"].read())
+                body = self.s3.get_object(Bucket=DEPLOYMENT.quarantine_bucket, Key=o["Key"])["Body"].read()
+                record = json.loads(body)
                 out[record["key"]] = record
         return out
 
@@ -179,7 +180,9 @@ def test_an_in_flight_object_of_a_removed_route_is_quarantined_once_and_its_tabl
 
     # The route file is deleted and the stage redeployed while a file of it is on its way.
     lake.s3.put_object(Bucket="lr-sales", Key="orders/2.parquet", Body=orders(3))
-    assert "removed route sales-orders (bucket lr-sales)" in lake.sync(refunds=REFUNDS)
+    lines = lake.sync(refunds=REFUNDS)
+    assert "removed route sales-orders (bucket lr-sales)" in lines
+    assert "table sales.orders no longer has a route; kept — `lakeroute reset sales.orders --yes` to drop" in lines
     capsys.readouterr()
     event, response = lake.invoke()
     assert [r for r in event["Records"] if "2.parquet" in r["body"]], "the in-flight object's message"
