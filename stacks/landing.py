@@ -116,7 +116,7 @@ class LandingBuckets(Construct):
                         )
                     ],
                 )
-            for prefix in landing.plan.notification_prefixes:
+            for prefix in landing.notified_prefixes:
                 filters = [s3.NotificationKeyFilter(prefix=prefix)] if prefix else []
                 bucket.add_event_notification(s3.EventType.OBJECT_CREATED, destination, *filters)
             self.buckets[landing.logical] = bucket
@@ -160,7 +160,7 @@ class LandingBuckets(Construct):
         if not self.landing:
             return
         objects = [(b.logical, prefix, self._object_arn(b.physical, prefix))
-                   for b in self.landing for prefix in b.plan.notification_prefixes]
+                   for b in self.landing for prefix in b.notified_prefixes]
         role.add_to_principal_policy(iam.PolicyStatement(
             sid="LandingObjectsRead",
             actions=list(object_actions),

@@ -1,10 +1,9 @@
 """What the route files ask of the infrastructure: pure functions, no CDK.
 
 The stack is derived from the route set: one landing bucket per distinct ``source.bucket``
-(imported when declared ``existing``), the S3 notification filters (the whole bucket when the
-stack creates it; the prefixes that cover every route of it when it is imported), one Glue
-database per target namespace, and the payload of the deploy-time route sync (its hash makes
-CloudFormation rerun the sync whenever a route file changes).
+(imported when declared ``existing``), the S3 notification filters that cover every route of
+that bucket, one Glue database per target namespace, and the payload of the deploy-time route
+sync (its hash makes CloudFormation rerun the sync whenever a route file changes).
 """
 
 from __future__ import annotations
@@ -28,10 +27,9 @@ class LandingBucketPlan:
 
     name: str
     existing: bool
-    # Key prefixes that S3 notifies the queue about; ("",) means the whole bucket: always for
-    # a bucket the stack creates (every key reaches the function, so a misplaced file is
-    # quarantined "no route", never silent); the routes' prefixes for an imported bucket
-    # (it may hold other teams' data, which is not ours to read or to quarantine).
+    # Key prefixes that cover every route of the bucket; ("",) means the whole bucket. What S3
+    # notifies the queue about for an IMPORTED bucket; a bucket the stack creates is notified
+    # of every key whatever its routes (stacks.landing, ``LandingBucket.notified_prefixes``).
     notification_prefixes: tuple[str, ...]
     routes: tuple[str, ...]
 
@@ -67,11 +65,10 @@ def landing_buckets(routes: Sequence[Route]) -> list[LandingBucketPlan]:
                 f"bucket {name!r}: routes disagree on source.existing: {owners}; a bucket is either "
                 "created by the stack or imported, so set the same value in every route of it"
             )
-        existing = flags.pop()
         plans.append(LandingBucketPlan(
             name=name,
-            existing=existing,
-            notification_prefixes=notification_prefixes([r.source.prefix for r in rs]) if existing else ("",),
+            existing=flags.pop(),
+            notification_prefixes=notification_prefixes([r.source.prefix for r in rs]),
             routes=tuple(sorted(r.name for r in rs)),
         ))
     return plans

@@ -49,7 +49,7 @@ def test_landing_buckets_group_routes_by_bucket() -> None:
     ])
     assert [(p.name, p.existing, p.notification_prefixes, p.routes) for p in plans] == [
         ("bucket-a", False, ("",), ("a1",)),
-        ("bucket-b", False, ("",), ("b1", "b2")),  # created by the stack: every key is notified
+        ("bucket-b", False, ("x/", "y/"), ("b1", "b2")),
         ("bucket-c", True, ("in/",), ("c1",)),
     ]
 
