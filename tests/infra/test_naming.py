@@ -118,7 +118,8 @@ def test_created_buckets_are_notified_of_every_key_imported_ones_of_their_route_
     quarantined "no route"); an imported bucket, by its routes or by the stage, keeps prefixes."""
     config = stage("prod", buckets={"b-retained": {"existing": True}})
     result = names(config, route("a", "b-created", prefix="orders/"),
-                   route("b", "b-created", "ns.u", prefix="refunds/"), route("c", "b-retained", prefix="feed/"), route("d", "b-partner", prefix="in/", existing=True))
+                   route("b", "b-created", "ns.u", prefix="refunds/"), route("c", "b-retained", prefix="feed/"),
+                   route("d", "b-partner", prefix="in/", existing=True))
     got = {b.logical: (b.imported, b.notified_prefixes) for b in result.buckets}
     assert got == {"b-created": (False, ("",)), "b-retained": (True, ("feed/",)), "b-partner": (True, ("in/",))}
 
