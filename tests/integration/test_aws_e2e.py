@@ -327,9 +327,11 @@ def test_cli_sync_pushes_routes_and_removes_stale_ones(lake: Lake) -> None:
     lines = lake.sync()
     assert "removed route iot-humidity (bucket lr-iot)" in lines
     assert "4 routes unchanged in lr-routes" in lines
+    assert "table iot.humidity no longer has a route; kept — `lakeroute reset iot.humidity --yes` to drop" in lines
     items = lake.ddb.scan(TableName=ROUTES_TABLE)["Items"]
+    # The routes, and the routes-version item warm functions check (aws.route_store).
     assert sorted(i["name"]["S"] for i in items) == [
-        "iot-temperature", "sales-orders", "sales-refunds", "web-events"]
+        "#version", "iot-temperature", "sales-orders", "sales-refunds", "web-events"]
 
 
 def test_upsert_with_deletes_and_replace_through_the_handler_on_glue_and_s3(lake: Lake) -> None:
