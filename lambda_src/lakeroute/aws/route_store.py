@@ -131,7 +131,9 @@ class DynamoRouteStore:
 
     def _query(self, bucket: str) -> list[dict[str, Any]]:
         items: list[dict[str, Any]] = []
-        args: dict[str, Any] = {"TableName": self.table, "KeyConditionExpression": "#b = :b",
+        # Strongly consistent: read right after a new routes version, an eventually consistent
+        # page could still hold a deleted route, and it would stay cached until the ttl.
+        args: dict[str, Any] = {"TableName": self.table, "ConsistentRead": True, "KeyConditionExpression": "#b = :b",
                                 "ExpressionAttributeNames": {"#b": "bucket"},
                                 "ExpressionAttributeValues": {":b": {"S": bucket}}}
         while True:
