@@ -8,6 +8,10 @@ file an ``uploader`` puts outside every route prefix reaches the queue; the inge
 quarantines it "no route" (HEAD and copy of the original: the landing read grant must cover
 the whole bucket), acknowledges it (not a batch item failure) and counts it. With the grant
 narrowed back to the route prefixes (what the stack granted before), the same run is denied.
+
+The reconcile sweep (prod: it has one) with its deployed role: a misplaced file already in the
+quarantine is not sent again, one whose notification was lost is; without the role's
+quarantine-records read the sweep is denied and fails loudly.
 """
 
 from __future__ import annotations
