@@ -224,7 +224,10 @@ class LakerouteStack(Stack):
                     ephemeral_storage_mb=512,
                     # + the lane: each run signals the tables whose hand-offs wait (lost signals)
                     environment={**environment, **lane,
-                                 "LAKEROUTE_INGEST_QUEUE_URL": self.queue.queue.queue_url},
+                                 "LAKEROUTE_INGEST_QUEUE_URL": self.queue.queue.queue_url,
+                                 # Listed whole, their unrouted keys quarantined (lakeroute.aws.sweep).
+                                 "LAKEROUTE_OWNED_BUCKETS": ",".join(
+                                     b.physical for b in self.names.buckets if not b.imported)},
                     log_retention=config.log_retention,
                     removal_policy=removal,
                 ),
@@ -281,6 +284,7 @@ class LakerouteStack(Stack):
             self.catalog.grant(swept, SWEEP_GLUE_ACTIONS)
             self.storage.grant_warehouse_read(swept)
             self.landing.grant_read(swept, SWEEP_LANDING_OBJECT_ACTIONS)
+            self.storage.grant_quarantine_records_read(swept)
             self.storage.grant_lane_list(swept)
             self.lane.grant_send(swept)
 

@@ -5,6 +5,15 @@ the buckets users upload to. An imported bucket (a route's ``existing: true``, o
 ``buckets.<logical>.existing``) is never created nor deleted; the stack only adds the
 notification to it. Construct (and so logical) ids follow the logical name, so a stage
 override changes the bucket's name, not its place in the template.
+
+A bucket the stack creates notifies the queue of EVERY new object (one notification, no
+filter): a file no route takes is quarantined "no route" and counted, never silent. The
+built-in ignore rules (``_SUCCESS``, ``*.crc``, ``_temporary/``, ``.``-files, a route's
+``exclude``) cannot be expressed as S3 filters (one prefix and one suffix per rule, no
+negation, no overlap on one bucket): those keys reach the function and are ignored there
+before any read. An imported bucket keeps one notification per route prefix: it may hold
+other data, and its notification configuration may have rules of its own that a whole-bucket
+rule would overlap.
 """
 
 from __future__ import annotations
@@ -107,7 +116,7 @@ class LandingBuckets(Construct):
                         )
                     ],
                 )
-            for prefix in landing.plan.notification_prefixes:
+            for prefix in landing.notified_prefixes:
                 filters = [s3.NotificationKeyFilter(prefix=prefix)] if prefix else []
                 bucket.add_event_notification(s3.EventType.OBJECT_CREATED, destination, *filters)
             self.buckets[landing.logical] = bucket
@@ -142,14 +151,16 @@ class LandingBuckets(Construct):
         return Stack.of(self).format_arn(service="s3", region="", account="", resource=bucket)
 
     def grant_read(self, role: iam.Role, object_actions: Sequence[str] = LANDING_READ_ACTIONS) -> None:
-        """Read-only: objects under the notified prefixes, and listing (404 rather than 403).
+        """Read-only: objects under the notified prefixes (the whole bucket the stack creates:
+        an unrouted key is HEADed and copied into the quarantine too), and listing (404 rather
+        than 403).
 
         ``object_actions``: the object actions granted (the reconcile sweep HEADs only:
         ``s3:GetObject``)."""
         if not self.landing:
             return
         objects = [(b.logical, prefix, self._object_arn(b.physical, prefix))
-                   for b in self.landing for prefix in b.plan.notification_prefixes]
+                   for b in self.landing for prefix in b.notified_prefixes]
         role.add_to_principal_policy(iam.PolicyStatement(
             sid="LandingObjectsRead",
             actions=list(object_actions),
@@ -160,8 +171,12 @@ class LandingBuckets(Construct):
             actions=["s3:ListBucket"],
             resources=[self._bucket_arn(b.physical) for b in self.landing],
         ))
+        imported = {b.logical for b in self.landing if b.imported}
         for bucket, prefix, arn in objects:
-            scope = f"the '{prefix}' prefix" if prefix else "the whole bucket (a route has no prefix)"
+            scope = (f"the '{prefix}' prefix" if prefix else
+                     "the whole bucket (a route has no prefix)" if bucket in imported else
+                     "the whole bucket, which the stack creates for this stage's routes only: a key no "
+                     "route takes is read to be quarantined 'no route' (never silently left)")
             acknowledge_wildcard_resource(
                 role, arn,
                 f"Landing bucket {bucket} (logical name): object keys are unknown until files arrive; read-only "

@@ -12,7 +12,8 @@ the topic):
 - ``ingest-errors`` / ``ingest-throttles``: failed or throttled invocations of the ingest
   function (an object that fails is a batch item failure, not an error: errors are the
   function itself: environment, routing table, timeout, memory).
-- ``objects-quarantined``: the handler's EMF metric ``ObjectsQuarantined`` (namespace and
+- ``objects-quarantined``: the handler's EMF metric ``ObjectsQuarantined`` (it includes the
+  objects no route takes, also counted apart as ``ObjectsUnrouted``; namespace and
   ``service`` dimension exactly as the function's Powertools environment sets them; the
   large-object tasks' quarantines are counted into it by metric filters, stacks/large_objects.py).
 
@@ -65,7 +66,7 @@ from constructs import Construct
 
 PERIOD = Duration.minutes(5)
 # The handler's metrics (lakeroute/handler.py `publish`), each a Count per batch.
-OBJECT_METRICS = ("ObjectsCommitted", "ObjectsSkipped", "ObjectsQuarantined", "ObjectsFailed")
+OBJECT_METRICS = ("ObjectsCommitted", "ObjectsSkipped", "ObjectsQuarantined", "ObjectsFailed", "ObjectsUnrouted")
 # Per-route metrics (dimensions service, route, table): dashboard title -> [(metric, statistic)].
 ROUTE_DIMENSIONS = ("service", "route", "table")
 # The commit function's per-table metrics (lakeroute/lane_handler.py `publish`).
@@ -206,8 +207,10 @@ class Monitoring(Construct):
         alarm("ingest-throttles", function.metric_throttles(period=PERIOD, statistic="Sum"), 0,
               "Ingest invocations were throttled: account concurrency exhausted?")
         alarm("objects-quarantined", metrics.metric("ObjectsQuarantined"), 0,
-              "Objects were quarantined (bad file, SQL, schema or expectation): see "
-              "their error.json in the quarantine bucket.")
+              "Objects were quarantined (no route, bad file, SQL, schema or expectation): see "
+              "their error.json in the quarantine bucket (`lakeroute quarantine ls --stage S`). "
+              "A 'no route' entry names the closest route and why it did not match: move the "
+              "file to a routed key or add a route (ObjectsUnrouted counts these).")
         if large_objects is not None:
             alarm("large-object-tasks-failed", metrics.metric("LargeObjectTasksFailed"), 0,
                   "A large-object Fargate task failed its last attempt: the object is "

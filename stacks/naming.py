@@ -77,6 +77,14 @@ class LandingBucket:
     imported: bool
     plan: LandingBucketPlan
 
+    @property
+    def notified_prefixes(self) -> tuple[str, ...]:
+        """What S3 notifies the ingest queue about (and so what the function reads): every key
+        of a bucket the stack creates, so that a file no route takes is quarantined "no route"
+        rather than never seen; the route prefixes of an imported bucket, which may hold
+        other data (and whose own notification rules a whole-bucket rule could overlap)."""
+        return self.plan.notification_prefixes if self.imported else ("",)
+
 
 @dataclass(frozen=True, kw_only=True)
 class StageNames:

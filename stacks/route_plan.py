@@ -27,7 +27,9 @@ class LandingBucketPlan:
 
     name: str
     existing: bool
-    # Key prefixes that S3 notifies the queue about; ("",) means the whole bucket.
+    # Key prefixes that cover every route of the bucket; ("",) means the whole bucket. What S3
+    # notifies the queue about for an IMPORTED bucket; a bucket the stack creates is notified
+    # of every key whatever its routes (stacks.landing, ``LandingBucket.notified_prefixes``).
     notification_prefixes: tuple[str, ...]
     routes: tuple[str, ...]
 

@@ -195,6 +195,22 @@ class DataLakeStorage(Construct):
             "stack's own quarantine bucket.",
         )
 
+    def grant_quarantine_records_read(self, role: iam.Role) -> None:
+        """The reconcile sweep asks whether an unrouted key is quarantined already: HEAD of
+        its entry's ``error.json`` (s3:GetObject on the records only, never the copies), and
+        ListBucket so that a record not there yet is a 404, not a 403."""
+        records = self.quarantine.arn_for_objects(f"{QUARANTINE_PREFIX}/*/error.json")
+        role.add_to_principal_policy(iam.PolicyStatement(
+            sid="QuarantineRecordsRead", actions=["s3:GetObject"], resources=[records]))
+        role.add_to_principal_policy(iam.PolicyStatement(
+            sid="QuarantineList", actions=["s3:ListBucket"], resources=[self.quarantine.bucket_arn]))
+        acknowledge_wildcard_resource(
+            role, records,
+            "Quarantine entries are keyed by the failed object's bucket, key and version, unknown "
+            "in advance; read-only, and only the error.json records under the "
+            f"'{QUARANTINE_PREFIX}/' prefix of the stack's own quarantine bucket.",
+        )
+
     def grant_lane_hand_off(self, role: iam.Role) -> None:
         """An ingest function's hand-off: the record and its blobs (manifest, Arrow rows) are
         written under new keys; nothing is read back or deleted."""

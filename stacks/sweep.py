@@ -7,7 +7,10 @@ sends the objects the ledger does not hold to the ingest queue as S3 notificatio
 ``lakeroute.aws.sweep``. Its role (granted by the stack): routes ``Scan``; ledger
 ``GetItem``/``PutItem``/``BatchGetItem``; Glue ``GetDatabase``/``GetTable``; warehouse
 ``GetObject`` (table metadata); landing ``ListBucket`` and ``GetObject`` (HEAD, for the
-VersionId of versioned buckets); ``sqs:SendMessage`` on the ingest queue; its log group.
+VersionId of versioned buckets); quarantine ``GetObject`` on the ``error.json`` records and
+``ListBucket`` (is an unrouted key of a bucket the stack created quarantined already?);
+``sqs:SendMessage`` on the ingest queue; its log group. Its environment names the buckets the
+stack created (``LAKEROUTE_OWNED_BUCKETS``): those are listed whole.
 """
 
 from __future__ import annotations

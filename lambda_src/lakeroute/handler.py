@@ -10,7 +10,12 @@ Reported back as failures, so SQS redelivers them and, after maxReceiveCount, de
 ``failed`` objects (transient: commit conflicts past their retries, throttling), malformed
 messages, and ``quarantined`` objects (``LAKEROUTE_FAIL_QUARANTINED``, default true): a poison
 object is in the quarantine bucket with its error JSON and its message ends in the DLQ as the
-alert. Redeliveries retry it (a fixed route takes effect) without copying it again. Direct
+alert. Redeliveries retry it (a fixed route takes effect) without copying it again. An object
+no route takes is the exception: quarantined "no route" (with the closest route and why it
+does not match) once, counted (``ObjectsUnrouted``, and in ``ObjectsQuarantined``, which the
+quarantine alarm watches) and never failed back: every redelivery would find the same routes
+(the route cache follows the routing table, ``aws.route_store``), so retrying it would only
+bounce it into the DLQ. Moving the file to a routed key or adding a route ingests it. Direct
 invocations (S3, EventBridge, SNS) raise instead, so Lambda's async retries apply. When the
 batch cannot start at all (bad environment, routing table unreachable with nothing cached),
 the invocation fails and SQS redelivers the whole batch.
@@ -66,7 +71,7 @@ def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
                                value=sum(1 for _, s, _ in handed if s == "handed_off"))
         report = pipeline.ingest(refs)
         retry = {"failed", "quarantined"} if runtime.config.fail_quarantined else {"failed"}
-        failed.update(dict.fromkeys(o.ref.id for o in report.outcomes if o.status in retry))
+        failed.update(dict.fromkeys(o.ref.id for o in report.outcomes if o.status in retry and not o.unrouted))
         try:
             publish(report)
         except Exception:  # logging/metrics must never turn a batch's outcome into an error
@@ -110,7 +115,7 @@ def publish(report: IngestReport) -> None:
             log = logger.warning if o.status in ("failed", "quarantined") else logger.info
             log(o.status, extra={"item": o.ref.id, "bucket": o.ref.bucket, "key": o.ref.key,
                                  "route": o.route, "table": o.table, "reason": o.message,
-                                 "quarantined_to": o.quarantined_to})
+                                 "quarantined_to": o.quarantined_to, "unrouted": o.unrouted})
     counts = {s: report.count(s) for s in ("committed", "skipped", "ignored", "quarantined", "failed")}
     for o in report.outcomes:
         if o.status == "committed" and (o.rejected or o.rescued):
@@ -121,6 +126,8 @@ def publish(report: IngestReport) -> None:
                                           "seconds": round(report.seconds, 3)})
     for status, n in counts.items():
         metrics.add_metric(name=f"Objects{status.capitalize()}", unit=MetricUnit.Count, value=n)
+    # Also in ObjectsQuarantined (the quarantine alarm); apart, so a dashboard shows misplaced files.
+    metrics.add_metric(name="ObjectsUnrouted", unit=MetricUnit.Count, value=sum(o.unrouted for o in report.outcomes))
     metrics.add_metric(name="RowsCommitted", unit=MetricUnit.Count, value=report.rows)
     done = [o for o in report.outcomes if o.status == "committed"]
     metrics.add_metric(name="RowsRejected", unit=MetricUnit.Count, value=sum(o.rejected for o in done))

@@ -5,9 +5,12 @@ Lists every route prefix since its watermark and sends the objects the tables do
 the ingest function's (``LAKEROUTE_ROUTES_TABLE``, ``LAKEROUTE_LEDGER_TABLE``,
 ``LAKEROUTE_WAREHOUSE``, ...) plus ``LAKEROUTE_INGEST_QUEUE_URL``; optional
 ``LAKEROUTE_SWEEP_OVERLAP_SECONDS`` (900), ``LAKEROUTE_SWEEP_SETTLE_SECONDS`` (120),
-``LAKEROUTE_SWEEP_LOOKBACK_SECONDS`` (86400; without a watermark; 0: every object).
-Publishes the EMF metrics ``ObjectsSwept`` (candidates listed) and ``ObjectsEnqueued``
-(sent to the queue) in the handler's namespace and ``service`` dimension.
+``LAKEROUTE_SWEEP_LOOKBACK_SECONDS`` (86400; without a watermark; 0: every object),
+``LAKEROUTE_OWNED_BUCKETS`` (comma-separated: the landing buckets the stack created, listed
+whole; their keys no route takes are sent once, to be quarantined "no route").
+Publishes the EMF metrics ``ObjectsSwept`` (candidates listed), ``ObjectsEnqueued`` (sent to
+the queue) and ``ObjectsSweptUnrouted`` (of those, keys no route takes) in the handler's
+namespace and ``service`` dimension.
 """
 
 from __future__ import annotations
@@ -35,7 +38,8 @@ def handler(event: Any, context: Any) -> dict[str, Any]:
     sweep = build_sweep()
     report = sweep.run(deadline=lambda_deadline(context, MARGIN_SECONDS))
     publish(report)
-    return {"swept": report.swept, "enqueued": report.enqueued, "unfinished": report.unfinished,
+    return {"swept": report.swept, "enqueued": report.enqueued, "unrouted": report.unrouted,
+            "unfinished": report.unfinished,
             "lanes_signalled": signal_waiting_lanes()}
 
 
@@ -92,10 +96,15 @@ def build_sweep(env: dict[str, str] | None = None) -> Sweep:
                              lookback=seconds("LAKEROUTE_SWEEP_LOOKBACK_SECONDS", 86400))
     session = boto3.session.Session()
     ddb = aws_client("dynamodb", session)
-    return Sweep(s3=aws_client("s3", session), ddb=ddb, sqs=aws_client("sqs", session),
+    from .aws.s3_quarantine import S3Quarantine
+
+    s3 = aws_client("s3", session)
+    owned = [b.strip() for b in environ.get("LAKEROUTE_OWNED_BUCKETS", "").split(",") if b.strip()]
+    return Sweep(s3=s3, ddb=ddb, sqs=aws_client("sqs", session),
                  catalog=make_catalog(config), ledger=DynamoLedger(config.ledger_table, ddb=ddb),
                  routes_table=config.routes_table, ledger_table=config.ledger_table,
-                 queue_url=queue_url, settings=settings)
+                 queue_url=queue_url, settings=settings, owned_buckets=owned,
+                 quarantine=S3Quarantine(config.quarantine, s3) if owned else None)
 
 
 
@@ -106,10 +115,14 @@ def publish(report: SweepReport) -> None:
                            extra={"prefix": where, "swept": swept, "enqueued": enqueued})
     for bucket, key in report.sent:
         logger.info("enqueued", extra={"bucket": bucket, "key": key})
+    if report.unrouted:
+        logger.warning("keys no route takes enqueued, to be quarantined 'no route'",
+                       extra={"unrouted": report.unrouted})
     if report.unfinished:
         logger.warning("prefixes left for the next sweep (deadline)", extra={"prefixes": report.unfinished})
     logger.info("sweep done", extra={"swept": report.swept, "enqueued": report.enqueued,
                                      "prefixes": len(report.prefixes)})
     metrics.add_metric(name="ObjectsSwept", unit=MetricUnit.Count, value=report.swept)
     metrics.add_metric(name="ObjectsEnqueued", unit=MetricUnit.Count, value=report.enqueued)
+    metrics.add_metric(name="ObjectsSweptUnrouted", unit=MetricUnit.Count, value=report.unrouted)
     metrics.flush_metrics()

@@ -13,14 +13,16 @@ from pathlib import Path
 from typing import Any
 
 from .core.routes import Route
-from .core.shape.tables import ensure_declared_tables
+from .core.shape.tables import ensure_declared_tables, unrouted_tables
 
 
 def sync_local(routes: list[Route], home: Path, *, plan: bool = False, catalog: str | None = None) -> list[str]:
-    """Declared tables in the local catalog: ``<home>/catalog.db``, or the PyIceberg catalog ``catalog``."""
+    """Declared tables created or evolved in the local catalog (``<home>/catalog.db``, or the
+    PyIceberg catalog ``catalog``); tables no route writes any more are named, kept."""
     from .local import local_catalog
 
-    return ensure_declared_tables(local_catalog(home, catalog), routes, plan=plan)
+    opened = local_catalog(home, catalog)
+    return ensure_declared_tables(opened, routes, plan=plan) + unrouted_tables(opened, routes)
 
 
 def sync_aws(routes: list[Route], routes_table: str, warehouse: str, *,
@@ -34,16 +36,23 @@ def sync_aws(routes: list[Route], routes_table: str, warehouse: str, *,
     from .aws.route_sync import physical_items
 
     items = physical_items([r.to_item() for r in routes], buckets=buckets, namespaces=namespaces)
-    return _sync_items(items, routes_table, warehouse)
+    return _sync_items(items, routes_table, warehouse, unrouted=True)
 
 
-def _sync_items(items: list[dict[str, Any]], routes_table: str, warehouse: str) -> list[str]:
+def _sync_items(items: list[dict[str, Any]], routes_table: str, warehouse: str, *,
+                unrouted: bool = False) -> list[str]:
+    """``unrouted``: also name the tables of the routes' databases that no route writes (the
+    CLI's credentials may list Glue tables; the deploy-time sync's role may not)."""
     from .aws.catalog import glue_catalog
     from .aws.route_sync import sync_route_items
 
     lines = sync_route_items(routes_table, items)
     routes = [Route.from_item(i) for i in items]
-    return lines + ensure_declared_tables(glue_catalog(warehouse), routes)
+    catalog = glue_catalog(warehouse)
+    lines += ensure_declared_tables(catalog, routes)
+    if unrouted:
+        lines += unrouted_tables(catalog, routes, {leg.target.namespace for r in routes for leg in r.legs()})
+    return lines
 
 
 def on_event(event: dict[str, Any], context: Any) -> dict[str, Any]:

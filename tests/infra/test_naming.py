@@ -113,6 +113,17 @@ def test_stage_names_default_override_and_imports() -> None:
     assert result.databases == {"ns": "ns_prod", "x": "x_prod", "y": "y_prod"}
 
 
+def test_created_buckets_are_notified_of_every_key_imported_ones_of_their_route_prefixes() -> None:
+    """Issue 22 (6): a misplaced file in a bucket the stack creates reaches the function (and is
+    quarantined "no route"); an imported bucket, by its routes or by the stage, keeps prefixes."""
+    config = stage("prod", buckets={"b-retained": {"existing": True}})
+    result = names(config, route("a", "b-created", prefix="orders/"),
+                   route("b", "b-created", "ns.u", prefix="refunds/"), route("c", "b-retained", prefix="feed/"),
+                   route("d", "b-partner", prefix="in/", existing=True))
+    got = {b.logical: (b.imported, b.notified_prefixes) for b in result.buckets}
+    assert got == {"b-created": (False, ("",)), "b-retained": (True, ("feed/",)), "b-partner": (True, ("in/",))}
+
+
 def test_a_mapping_no_route_uses_is_an_error() -> None:
     with pytest.raises(RoutePlanError, match=r"buckets: no route uses the bucket\(s\) typo-bucket"):
         names(stage(buckets={"typo-bucket": {"name": "x-y-z"}}), route("a", "b-one"))

@@ -279,10 +279,12 @@ def test_landing_buckets_and_notifications(dev: Synth) -> None:
             out.append(next((r["Value"] for r in rules if r["Name"] == "prefix"), None))
         return sorted(out, key=str)
 
-    # Every route of lr-test-sales has a prefix: one filtered notification per prefix.
-    assert prefixes(sales) == ["orders/", "refunds/"]
-    # A route without prefix: the whole bucket.
+    # Buckets the stack creates notify on every key (one rule, no filter), although every
+    # route of lr-test-sales has a prefix: a misplaced file must reach the function.
+    assert prefixes(sales) == [None]
     assert prefixes(events) == [None]
+    assert [c.get("Filter") for c in notifications[sales]] == [None]
+    # An imported bucket keeps one filtered notification per route prefix.
     assert prefixes("lr-test-partner-drop") == ["feed/"]
 
 
@@ -302,7 +304,7 @@ def test_new_route_file_for_new_bucket_adds_bucket_and_notification(
     assert clicks not in bucket_names(dev) and clicks not in bucket_notifications(dev)
     assert clicks in bucket_names(dev_new_bucket)
     configs = bucket_notifications(dev_new_bucket)[clicks]
-    assert [c["Filter"]["Key"]["FilterRules"] for c in configs] == [[{"Name": "prefix", "Value": "clicks/"}]]
+    assert [c.get("Filter") for c in configs] == [None], "a created bucket: every key, not only clicks/"
     # The rest is untouched; removing the file goes back to exactly the base buckets.
     assert bucket_names(dev_new_bucket) - bucket_names(dev) == {clicks}
     assert set(bucket_notifications(dev_new_bucket)) - set(bucket_notifications(dev)) == {clicks}
@@ -310,7 +312,7 @@ def test_new_route_file_for_new_bucket_adds_bucket_and_notification(
     _, fn = function_by_cmd(dev_new_bucket, INGEST_CMD)
     resources = [rendered(r) for st in role_statements(dev_new_bucket, role_of(fn))
                  if "s3:GetObject" in as_list(st["Action"]) for r in as_list(st["Resource"])]
-    assert f"arn:aws:s3:::{clicks}/clicks/*" in resources
+    assert f"arn:aws:s3:::{clicks}/*" in resources
 
 
 # ---------------------------------------------------------------- route sync
@@ -389,12 +391,12 @@ def test_ingest_role_reads_landing_buckets_only(dev: Synth) -> None:
                 seen |= hits
                 assert set(as_list(st["Action"])) <= read_only, st
     assert landing <= seen
-    # Object reads are limited to the notified prefixes.
+    # Object reads: the whole bucket the stack creates (every key is notified, a key no route
+    # takes is read to be quarantined); the imported bucket only under its route prefix.
     by_sid = {st.get("Sid"): st for st in statements}
     sales, events = physical(dev, "lr-test-sales"), physical(dev, "lr-test-events")
     assert sorted(by_sid["LandingObjectsRead"]["Resource"]) == sorted([
-        f"arn:aws:s3:::{sales}/orders/*", f"arn:aws:s3:::{sales}/refunds/*",
-        f"arn:aws:s3:::{events}/*", "arn:aws:s3:::lr-test-partner-drop/feed/*"])
+        f"arn:aws:s3:::{sales}/*", f"arn:aws:s3:::{events}/*", "arn:aws:s3:::lr-test-partner-drop/feed/*"])
     assert by_sid["LandingObjectsRead"]["Action"] == ["s3:GetObject", "s3:GetObjectVersion"]
 
 

@@ -249,6 +249,8 @@ def test_alarms_watch_the_right_metrics_and_notify_one_topic(stage: str, request
         assert a["TreatMissingData"] == "notBreaching", name
         assert a["AlarmActions"] == [topic] and a["OKActions"] == [topic], name
         assert a["AlarmDescription"], name
+    # Objects no route takes are quarantined and counted in ObjectsQuarantined: this alarm says so.
+    assert "no route" in got[f"lakeroute-{stage}-objects-quarantined"]["AlarmDescription"]
     assert env["POWERTOOLS_METRICS_NAMESPACE"] == "lakeroute"
     assert env["POWERTOOLS_SERVICE_NAME"] == f"lakeroute-{stage}"
     assert config.oldest_message_alarm_seconds == {"dev": 3600, "prod": 1800}[stage]
@@ -287,7 +289,7 @@ def test_dashboard_has_the_stage_widgets(stage: str, request: Any) -> None:
         "Freshness: pick-up to visible (s, max)", "Lane commits and objects by table",
         "Hand-offs waiting, commit retries by table", "Commit function", "Commit lane queue",
         "Commit lane DLQ depth"]
-    for metric in ("ObjectsCommitted", "ObjectsSkipped", "ObjectsQuarantined", "ObjectsFailed",
+    for metric in ("ObjectsCommitted", "ObjectsSkipped", "ObjectsQuarantined", "ObjectsFailed", "ObjectsUnrouted",
                    "RowsCommitted", "Commits", "Duration", "Errors", "Throttles",
                    "ApproximateNumberOfMessagesVisible", "ApproximateAgeOfOldestMessage",
                    "ObjectsHandedOff", "LargeObjectTasksFailed", "Invocations"):

@@ -8,7 +8,7 @@ import pytest
 
 from stacks.config import StageConfig, StageConfigError
 
-from .synth import Synth, cdk_context, function_by_cmd
+from .synth import Synth, cdk_context, function_by_cmd, physical, rendered
 
 SWEEP_CMD = ["lakeroute.sweep.handler"]
 
@@ -70,7 +70,30 @@ def test_sweep_role_has_exactly_what_the_sweep_calls(prod: Synth) -> None:
         # Tables whose commit-lane hand-offs wait get a signal (a lost one is made up).
         "LaneList": ["s3:ListBucket"],
         "CommitLaneSend": ["sqs:SendMessage"],
+        # Is an unrouted key quarantined already? (HEAD of its error.json; 404, not 403)
+        "QuarantineRecordsRead": ["s3:GetObject"],
+        "QuarantineList": ["s3:ListBucket"],
     }
+
+
+def test_sweep_lists_created_buckets_whole_and_reads_only_quarantine_records(prod: Synth) -> None:
+    """Issue 22 (6): the sweep knows the buckets the stack created (it lists them whole and
+    sends their unrouted keys once); it may HEAD the quarantine's error records, nothing else."""
+    _, fn = function_by_cmd(prod, SWEEP_CMD)
+    owned = rendered(fn["Properties"]["Environment"]["Variables"]["LAKEROUTE_OWNED_BUCKETS"])
+    assert sorted(owned.split(",")) == sorted(physical(prod, b) for b in ("lr-test-events", "lr-test-sales"))
+    assert "lr-test-partner-drop" not in owned  # imported: its route prefixes only
+    role = fn["Properties"]["Role"]["Fn::GetAtt"][0]
+    statements = [st for p in prod.resources("AWS::IAM::Policy").values() if {"Ref": role} in p["Properties"]["Roles"]
+                  for st in p["Properties"]["PolicyDocument"]["Statement"]]
+    (records,) = [st for st in statements if st.get("Sid") == "QuarantineRecordsRead"]
+    (resource,) = as_list(records["Resource"])
+    (_, parts) = rendered(resource)["Fn::Join"]  # the quarantine bucket's Arn + the records' keys
+    assert parts[-1] == "/quarantine/*/error.json" and "Fn::GetAtt" in parts[0], parts
+    landing = {rendered(r) for st in statements if st.get("Sid") == "LandingObjectsRead"
+               for r in as_list(st["Resource"])}
+    assert landing == {f"arn:aws:s3:::{physical(prod, 'lr-test-events')}/*",
+                       f"arn:aws:s3:::{physical(prod, 'lr-test-sales')}/*", "arn:aws:s3:::lr-test-partner-drop/feed/*"}
 
 
 def stage(**change: Any) -> dict[str, Any]:

@@ -276,18 +276,22 @@ def test_versioned_bucket_ingests_each_announced_version_once(lake: Lake) -> Non
     assert sorted(sources) == sorted(f"lr-sales/{key}@{p['VersionId']}" for p in puts)
 
 
-def test_unroutable_object_is_quarantined_and_reported(lake: Lake, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_unroutable_object_is_quarantined_once_and_not_failed_back(lake: Lake) -> None:
+    """A poison object is failed back (LAKEROUTE_FAIL_QUARANTINED, the default); an object no
+    route takes is not: every retry would find the same routes, it would only reach the DLQ."""
     lake.sync()
     lake.put("lr-sales", "misc/notes.csv", b"a\n1\n")
+    lake.put("lr-sales", "order/a.parquet", orders(1))  # orders/ misspelt
+    lake.put("lr-sales", "orders/broken.parquet", b"not parquet")
     event = lake.receive()
-    assert lake.invoke(event) == {"batchItemFailures": [{"itemIdentifier": message_for(event, "notes")}]}
-    _, record = lake.records()["misc/notes.csv"]
+    assert lake.invoke(event) == {"batchItemFailures": [{"itemIdentifier": message_for(event, "broken")}]}
+    records = lake.records()
+    _, record = records["misc/notes.csv"]
     assert record["stage"] == "route" and record["message"].startswith("no route for lr-sales/misc/notes.csv; ")
-
-    # with LAKEROUTE_FAIL_QUARANTINED=false the message is acknowledged instead
-    monkeypatch.setenv("LAKEROUTE_FAIL_QUARANTINED", "false")
-    lambda_handler.reset_runtime()
-    assert lake.invoke(event) == {"batchItemFailures": []}
+    _, record = records["order/a.parquet"]
+    assert record["message"].startswith("no route for lr-sales/order/a.parquet; "), record["message"]
+    assert "sales-orders" in record["message"] and "orders/" in record["message"], record["message"]
+    assert (record["attempts"], record["object_copied"]) == (1, True)
 
 
 def test_httpfs_reader(lake: Lake, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -323,9 +327,11 @@ def test_cli_sync_pushes_routes_and_removes_stale_ones(lake: Lake) -> None:
     lines = lake.sync()
     assert "removed route iot-humidity (bucket lr-iot)" in lines
     assert "4 routes unchanged in lr-routes" in lines
+    assert "table iot.humidity no longer has a route; kept — `lakeroute reset iot.humidity --yes` to drop" in lines
     items = lake.ddb.scan(TableName=ROUTES_TABLE)["Items"]
+    # The routes, and the routes-version item warm functions check (aws.route_store).
     assert sorted(i["name"]["S"] for i in items) == [
-        "iot-temperature", "sales-orders", "sales-refunds", "web-events"]
+        "#version", "iot-temperature", "sales-orders", "sales-refunds", "web-events"]
 
 
 def test_upsert_with_deletes_and_replace_through_the_handler_on_glue_and_s3(lake: Lake) -> None:

@@ -647,9 +647,10 @@ REVOCATIONS = {
     # S3, checked by action on the object ARN: the quarantine's writes.
     "quarantine-PutObject": Revocation(
         "ingest", "s3:PutObject", lambda st: f"arn:aws:s3:::{st.quarantine_bucket}/quarantine/*", hits=(POISON_KEY,)),
-    # S3, checked against the resource: GetObject kept, but not on the orders/ prefix.
+    # S3, checked against the resource: GetObject kept, but not on the landing bucket (the
+    # stack grants the whole bucket it creates: unrouted keys are read to be quarantined).
     "landing-prefix": Revocation(
-        "ingest", "s3:GetObject", lambda st: f"arn:aws:s3:::{st.landing[SALES]}/orders/*", narrow=True,
+        "ingest", "s3:GetObject", lambda st: f"arn:aws:s3:::{st.landing[SALES]}/*", narrow=True,
         hits=(GOOD_KEY, POISON_KEY)),
     # Glue, checked by action: the route sync cannot create the declared tables.
     "sync-CreateTable": Revocation("sync", "glue:CreateTable"),

@@ -171,3 +171,36 @@ def test_missing_queue_url_is_named(lake: Lake) -> None:
 
     with pytest.raises(ConfigError, match="LAKEROUTE_INGEST_QUEUE_URL"):
         run_sweep()
+
+
+def test_a_stack_owned_bucket_is_swept_whole_and_an_unrouted_key_sent_once(
+        lake: Lake, sweep_env: None, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Issue 22 (6): a key no route takes in a bucket the stack created is sent once (its
+    notification lost too, here), quarantined "no route" by the handler, and not sent again
+    while the quarantine holds it; ignored and excluded keys are never sent."""
+    monkeypatch.setenv("LAKEROUTE_OWNED_BUCKETS", f" {LANDING} ,")
+    lake.s3.put_object(Bucket=LANDING, Key="orders/a.parquet", Body=parquet(0, 2))
+    lake.s3.put_object(Bucket=LANDING, Key="order/misplaced.parquet", Body=parquet(5, 1))  # no route
+    lake.s3.put_object(Bucket=LANDING, Key="orders/upload.tmp", Body=b"partial")  # excluded
+    lake.s3.put_object(Bucket=LANDING, Key="_temporary/0/x.parquet", Body=b"x")  # built-in ignore
+
+    first = run_sweep()
+    records = lake.drain(lake.queue_url)
+    sent = sorted(json.loads(r["body"])["Records"][0]["s3"]["object"]["key"] for r in records)
+    assert sent == ["order/misplaced.parquet", "orders/a.parquet"]
+    assert (first["swept"], first["enqueued"], first["unrouted"]) == (1, 2, 1)
+    assert lambda_handler.handler({"Records": records}, LambdaContext("req-sqs", 120_000)) == {
+        "batchItemFailures": []}, "the unrouted key is quarantined and acknowledged"
+    quarantined = [o["Key"] for o in lake.s3.list_objects_v2(Bucket=DEPLOYMENT.quarantine_bucket)["Contents"]
+                   if o["Key"].endswith("/error.json")]
+    (record_key,) = quarantined
+    record = json.loads(lake.s3.get_object(Bucket=DEPLOYMENT.quarantine_bucket, Key=record_key)["Body"].read())
+    assert record["key"] == "order/misplaced.parquet" and record["message"].startswith(
+        f"no route for {LANDING}/order/misplaced.parquet; ")
+
+    watermark = lake.ddb.get_item(TableName=DEPLOYMENT.ledger_table,
+                                  Key={"pk": {"S": SWEEP_PK}, "sk": {"S": f"{LANDING}/"}})
+    assert "listed_until" in watermark["Item"], "the whole bucket is listed"
+    second = run_sweep()
+    assert (second["swept"], second["enqueued"], second["unrouted"]) == (1, 0, 0), "held by the quarantine"
+    assert not lake.drain(lake.queue_url)

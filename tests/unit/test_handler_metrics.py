@@ -27,3 +27,18 @@ def test_per_route_metrics_carry_route_and_table(capsys: pytest.CaptureFixture[s
     assert r1["CommitRetries"] == [2.0] and r2["ObjectsQuarantined"] == [1.0]
     dims = r1["_aws"]["CloudWatchMetrics"][0]["Dimensions"][0]
     assert set(dims) == {"service", "route", "table"} and r1["service"] == "lakeroute-dev"
+
+
+def test_unrouted_objects_are_counted_apart_and_among_the_quarantined(capsys: pytest.CaptureFixture[str]) -> None:
+    """ObjectsQuarantined (what the quarantine alarm watches) includes the objects no route
+    takes; ObjectsUnrouted counts them alone."""
+    report = IngestReport(outcomes=[
+        Outcome(ObjectRef("b", "exports/order/a.csv"), "quarantined", "no route for b/exports/order/a.csv",
+                stage="route", unrouted=True),
+        Outcome(ObjectRef("b", "exports/orders/bad.csv"), "quarantined", "route r: bad", route="r", table="ns.t"),
+        Outcome(ObjectRef("b", "exports/orders/ok.csv"), "committed", route="r", table="ns.t", rows=1),
+    ])
+    handler.publish(report)
+    docs = [json.loads(line) for line in capsys.readouterr().out.splitlines() if line.startswith('{"_aws"')]
+    (total,) = [d for d in docs if "route" not in d]
+    assert (total["ObjectsQuarantined"], total["ObjectsUnrouted"], total["ObjectsCommitted"]) == ([2.0], [1.0], [1.0])

@@ -1,4 +1,13 @@
-"""Routes from the DynamoDB routing table, cached in the warm container."""
+"""Routes from the DynamoDB routing table, cached in the warm container.
+
+How long a warm container may use a route the stage no longer has: the route sync
+(``aws.route_sync``) writes a routes-version item (``ROUTES_VERSION_BUCKET``,
+``ROUTES_VERSION_NAME``) after every change of the routing table, and the store reads it
+once per batch (one strongly consistent Query of one item, covered by the ``dynamodb:Query``
+the function already has). A new version drops every cached route, so the first batch that
+starts after a sync has finished uses the new route set. Without the item (a table synced by
+an older release, or the read failing), the cache's ``ttl`` (30 s) is the bound.
+"""
 
 from __future__ import annotations
 
@@ -17,6 +26,10 @@ if TYPE_CHECKING:
     from ..core.pipeline import ObjectRef
 
 log = logging.getLogger("lakeroute.aws")
+
+# The routes-version item: a partition no S3 bucket can have (bucket names have no '#').
+ROUTES_VERSION_BUCKET = "#routes"
+ROUTES_VERSION_NAME = "#version"
 
 
 class DynamoRouteStore:
@@ -39,9 +52,12 @@ class DynamoRouteStore:
         self.clock = clock
         self._buckets: dict[str, tuple[float, tuple[Route, ...]]] = {}
         self._refs: dict[str, tuple[float, dict[str, Any] | None]] = {}
-        self.lookups = 0  # DynamoDB requests made (Query pages + GetItems)
+        self.lookups = 0  # DynamoDB requests made (Query pages + GetItems) for routes
+        self.version: str | None = None  # the routes version the cache holds (None: unknown)
+        self.version_checks = 0  # routes-version reads (one per batch)
 
     def route_table(self, refs: Iterable[ObjectRef]) -> RouteTable:
+        self.check_version()
         routes: dict[tuple[str, str], Route] = {}
         for ref in refs:
             native = self.bucket_routes(ref.bucket)
@@ -51,6 +67,25 @@ class DynamoRouteStore:
                 for r in self.reference_routes(ref.bucket, ref.key):
                     routes.setdefault((r.source.bucket, r.name), r)
         return RouteTable.of(routes.values())
+
+    def check_version(self) -> None:
+        """Drop the cached routes when the sync has written another routes version since
+        they were read. A failed read keeps the cache (``ttl`` still bounds it)."""
+        try:
+            self.version_checks += 1
+            page = self.ddb.query(
+                TableName=self.table, ConsistentRead=True, KeyConditionExpression="#b = :b AND #n = :n",
+                ExpressionAttributeNames={"#b": "bucket", "#n": "name"},
+                ExpressionAttributeValues={":b": {"S": ROUTES_VERSION_BUCKET}, ":n": {"S": ROUTES_VERSION_NAME}})
+        except aws_errors() as e:
+            log.warning("routing table %s: routes version not read (%s); cached routes are used for "
+                        "at most %.0f s", self.table, e, self.ttl)
+            return
+        items = page.get("Items") or []
+        version = str(item_values(items[0]).get("version") or "") if items else None
+        if version != self.version:
+            self._buckets.clear()
+            self.version = version
 
     def bucket_routes(self, bucket: str) -> tuple[Route, ...]:
         cached = self._buckets.get(bucket)
@@ -96,7 +131,9 @@ class DynamoRouteStore:
 
     def _query(self, bucket: str) -> list[dict[str, Any]]:
         items: list[dict[str, Any]] = []
-        args: dict[str, Any] = {"TableName": self.table, "KeyConditionExpression": "#b = :b",
+        # Strongly consistent: read right after a new routes version, an eventually consistent
+        # page could still hold a deleted route, and it would stay cached until the ttl.
+        args: dict[str, Any] = {"TableName": self.table, "ConsistentRead": True, "KeyConditionExpression": "#b = :b",
                                 "ExpressionAttributeNames": {"#b": "bucket"},
                                 "ExpressionAttributeValues": {":b": {"S": bucket}}}
         while True:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
 import json
 from collections.abc import Iterable, Mapping
 from typing import Any
@@ -12,6 +13,7 @@ from ..core.routes import parse_route
 from .clients import aws_client, aws_errors, error_code, transient
 from .dynamo_values import item_values, plain, to_attr
 from .reference import route_from_item
+from .route_store import ROUTES_VERSION_BUCKET, ROUTES_VERSION_NAME
 
 
 def physical_items(items: Iterable[Mapping[str, Any]], *, buckets: Mapping[str, str] | None = None,
@@ -57,8 +59,9 @@ def sync_route_items(table_name: str, items: list[dict[str, Any]], *, ddb: Any =
     """Make the routing table hold exactly ``items`` (``Route.to_item()`` dicts).
 
     Upserts new and changed routes, deletes lakeroute items whose route is gone (items
-    without a ``route`` attribute, e.g. reference-design items, are left alone). Returns one
-    human line per change.
+    without a ``route`` attribute, e.g. reference-design items, are left alone), then writes
+    the routes-version item (a hash of the route set): warm functions drop their cached routes
+    when it changes (``aws.route_store``). Returns one human line per change.
     """
     ddb = ddb if ddb is not None else aws_client("dynamodb")
     wanted: dict[tuple[str, str], dict[str, Any]] = {}
@@ -79,6 +82,8 @@ def sync_route_items(table_name: str, items: list[dict[str, Any]], *, ddb: Any =
             page = ddb.scan(**args)
             for raw in page.get("Items", []):
                 it = item_values(raw)
+                if it.get("bucket") == ROUTES_VERSION_BUCKET:
+                    continue
                 existing[(str(it.get("bucket")), str(it.get("name")))] = it
             if "LastEvaluatedKey" not in page:
                 break
@@ -107,6 +112,10 @@ def sync_route_items(table_name: str, items: list[dict[str, Any]], *, ddb: Any =
             if (bucket, name) not in wanted and "route" in old:
                 ddb.delete_item(TableName=table_name, Key={"bucket": {"S": bucket}, "name": {"S": name}})
                 lines.append(f"removed route {name} (bucket {bucket})")
+        # Last: a function that reads this version reads the routes written above.
+        ddb.put_item(TableName=table_name, Item={
+            "bucket": {"S": ROUTES_VERSION_BUCKET}, "name": {"S": ROUTES_VERSION_NAME},
+            "version": {"S": routes_version(wanted)}, "updated_at": {"S": now}})
     except aws_errors() as e:
         code, _, message = error_code(e)
         if code == "ResourceNotFoundException":
@@ -115,3 +124,9 @@ def sync_route_items(table_name: str, items: list[dict[str, Any]], *, ddb: Any =
     if unchanged:
         lines.append(f"{unchanged} route{'s' if unchanged != 1 else ''} unchanged in {table_name}")
     return lines
+
+
+def routes_version(routes: Mapping[tuple[str, str], Any]) -> str:
+    """A route set's version: the hash of its canonical JSON (the same routes, the same version)."""
+    canonical = json.dumps(sorted([list(k), v] for k, v in routes.items()), sort_keys=True, default=str)
+    return hashlib.sha256(canonical.encode("utf-8")).hexdigest()[:32]

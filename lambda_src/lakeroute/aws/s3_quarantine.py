@@ -70,6 +70,19 @@ class S3Quarantine:
             raise transient(f"quarantine s3://{self.bucket}/{entry}", e) from e
         return f"s3://{self.bucket}/{entry}"
 
+    def holds(self, bucket: str, key: str, version: str) -> bool:
+        """Whether the object version has an entry (its error record): one HEAD. The sweep
+        asks it before sending an unrouted key, so that such a key is quarantined once."""
+        record_key = f"{self.location(bucket, key, version)}/{RECORD_NAME}"
+        try:
+            self.s3.head_object(Bucket=self.bucket, Key=record_key)
+        except aws_errors() as e:
+            code, status, _ = error_code(e)
+            if status == 404 or code in ("404", "NoSuchKey", "NotFound"):
+                return False
+            raise transient(f"quarantine s3://{self.bucket}/{record_key}", e) from e
+        return True
+
     def put_rejects(self, bucket: str, key: str, obj: SourceObject, route: str, table: str, data: bytes,
                     count: int) -> str:
         """The rejected rows of one object version for one table, beside a summary record."""

@@ -13,8 +13,8 @@ shorter one of the same bucket is listed with it):
   ``overlap`` (15 min: S3's LastModified is the upload's start, a notification may take a
   while) and before now minus ``settle`` (2 min: their notification may still be in flight)
   are candidates; without a watermark, the last ``lookback`` (24 h; 0: every object);
-- keys no route takes (no candidate route, the built-in ignore rules, ``source.exclude``)
-  are dropped; a key whose candidate routes depend on metadata is checked against every
+- ignored keys (the built-in ignore rules, ``source.exclude``) are dropped, and so are keys
+  no candidate route takes (except in the stack's own buckets, below); a key whose candidate routes depend on metadata is checked against every
   candidate's table (held in any: held), never dropped;
 - the ledger check is ``core.ledger``'s rule: ``held(ledger, reconcile(table), ...)``
   with the table loaded from the catalog. Source ids are what S3ObjectSource.resolve and the
@@ -25,6 +25,13 @@ shorter one of the same bucket is listed with it):
 - objects not held go to the ingest queue (SendMessageBatch of 10), the watermark item
   (ledger table, pk ``#sweep``, sk ``<bucket>/<prefix>``, ``listed_until``) moves to
   now - settle. A prefix not finished before the deadline keeps its watermark.
+
+Buckets the stack created (``owned_buckets``, the sweep function's ``LAKEROUTE_OWNED_BUCKETS``)
+are listed whole, as they are notified whole: a key no route takes (and no ignore rule skips)
+whose quarantine entry does not exist yet (one HEAD of its ``error.json``) is sent too, so the
+handler quarantines it "no route", once; ``SweepReport.unrouted`` counts them. Imported
+buckets are listed under their route prefixes only and their unrouted keys left alone (they
+may hold other data).
 
 Not covered: older versions of an overwritten key (only current versions are listed), routes
 of a reference-design table (``LAKEROUTE_REFERENCE_TABLE``: only the routing table is scanned).
@@ -48,6 +55,8 @@ from ..core.routes import Route, RouteTable
 from .clients import aws_errors, transient
 from .dynamo_values import item_values
 from .reference import route_from_item
+from .route_store import ROUTES_VERSION_BUCKET
+from .s3_quarantine import S3Quarantine
 from .s3_source import upload_of
 
 if TYPE_CHECKING:
@@ -76,6 +85,7 @@ class SweepReport:
     enqueued: int = 0
     prefixes: dict[str, tuple[int, int]] = field(default_factory=dict)  # "bucket/prefix" -> (swept, enqueued)
     unfinished: list[str] = field(default_factory=list)  # prefixes left for the next run (deadline)
+    unrouted: int = 0  # keys no route takes, not yet quarantined: enqueued (counted in enqueued too)
     sent: list[tuple[str, str]] = field(default_factory=list)  # (bucket, key)
 
 
@@ -137,6 +147,8 @@ def scan_routes(ddb: Any, table: str) -> list[Route]:
             page = ddb.scan(**args)
             for raw in page.get("Items", []):
                 item = item_values(raw)
+                if item.get("bucket") == ROUTES_VERSION_BUCKET:
+                    continue  # the sync's routes-version item, not a route
                 origin = f"routing table {table} item ({item.get('bucket')}, {item.get('name')})"
                 try:
                     routes.append(route_from_item(item, origin))
@@ -149,9 +161,12 @@ def scan_routes(ddb: Any, table: str) -> list[Route]:
         raise transient(f"routing table {table}", e) from e
 
 
-def listing_prefixes(routes: Iterable[Route]) -> list[tuple[str, str]]:
-    """Distinct (bucket, prefix), without the prefixes a shorter one of the bucket covers."""
-    pairs = sorted({(r.source.bucket, r.source.prefix) for r in routes}, key=lambda p: (p[0], len(p[1]), p[1]))
+def listing_prefixes(routes: Iterable[Route], owned: Iterable[str] = ()) -> list[tuple[str, str]]:
+    """Distinct (bucket, prefix), without the prefixes a shorter one of the bucket covers; an
+    ``owned`` bucket (created by the stack) whole."""
+    whole = set(owned)
+    pairs = sorted({(r.source.bucket, "" if r.source.bucket in whole else r.source.prefix) for r in routes},
+                   key=lambda p: (p[0], len(p[1]), p[1]))
     kept: list[tuple[str, str]] = []
     for bucket, prefix in pairs:
         if not any(b == bucket and prefix.startswith(p) for b, p in kept):
@@ -176,8 +191,12 @@ class Sweep:
 
     def __init__(self, *, s3: Any, ddb: Any, sqs: Any, catalog: Catalog, ledger: Ledger,
                  routes_table: str, ledger_table: str, queue_url: str,
-                 settings: SweepSettings | None = None, clock: Callable[[], float] = time.time) -> None:
+                 settings: SweepSettings | None = None, clock: Callable[[], float] = time.time,
+                 owned_buckets: Iterable[str] = (), quarantine: S3Quarantine | None = None) -> None:
         self.s3, self.ddb, self.sqs = s3, ddb, sqs
+        # Without the quarantine (to ask whether a key is in it already), unrouted keys are not sent.
+        self.owned = frozenset(owned_buckets) if quarantine is not None else frozenset()
+        self.quarantine = quarantine
         self.catalog = catalog
         self.ledger = ReadOnlyLedger(ledger)
         self.routes_table, self.ledger_table, self.queue_url = routes_table, ledger_table, queue_url
@@ -189,7 +208,7 @@ class Sweep:
         """``deadline``: time.monotonic() after which no further prefix is started."""
         routes = RouteTable.of(scan_routes(self.ddb, self.routes_table))
         report = SweepReport()
-        for bucket, prefix in listing_prefixes(routes.routes):
+        for bucket, prefix in listing_prefixes(routes.routes, self.owned):
             where = f"{bucket}/{prefix}"
             if deadline is not None and time.monotonic() > deadline:
                 report.unfinished.append(where)
@@ -197,9 +216,13 @@ class Sweep:
             now = self.clock()
             until = now - self.settle_seconds
             since = self._since(where, now)
-            candidates = [c for c in self._list(bucket, prefix, since, until)
-                          if routes.ignored(c.bucket, c.key) is None and routes.candidates(c.bucket, c.key)]
+            listed = [c for c in self._list(bucket, prefix, since, until) if routes.ignored(c.bucket, c.key) is None]
+            candidates = [c for c in listed if routes.candidates(c.bucket, c.key)]
             missing = self._missing(routes, candidates)
+            unrouted = self._unquarantined([c for c in listed if bucket in self.owned
+                                            and not routes.candidates(c.bucket, c.key)])
+            report.unrouted += len(unrouted)
+            missing += unrouted
             self._send(missing)
             self._put_watermark(where, until)
             report.prefixes[where] = (len(candidates), len(missing))
@@ -290,6 +313,13 @@ class Sweep:
         rest = [self._head(c) for c in candidates if c not in by_etag]
         by_version = holding([c for c in rest if c.version_id], lambda c: c.version_id)
         return [c for c in rest if c not in by_version]
+
+    def _unquarantined(self, unrouted: list[Candidate]) -> list[Candidate]:
+        """The keys no route takes whose version the quarantine does not hold yet."""
+        if self.quarantine is None:
+            return []
+        heads = [self._head(c) for c in unrouted]
+        return [c for c in heads if not self.quarantine.holds(c.bucket, c.key, c.version_id or c.etag)]
 
     def _head(self, c: Candidate) -> Candidate:
         """The object's VersionId (versioned buckets), as S3ObjectSource.resolve records it."""

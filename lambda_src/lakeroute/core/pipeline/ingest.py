@@ -22,7 +22,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
-from ..errors import ObjectError, TransientError, one_line
+from ..errors import NoRouteError, ObjectError, TransientError, one_line
 from ..ledger.journal import Journal
 from ..ledger.rule import Ledger, held
 from ..maintain.maintenance import expire_if_due
@@ -157,7 +157,9 @@ class Pipeline:
                     raise
                 raise err from e
         except ObjectError as e:
-            return [self.quarantined(ref, obj, route, e)]
+            outcome = self.quarantined(ref, obj, route, e)
+            outcome.unrouted = isinstance(e, NoRouteError) and outcome.status == "quarantined"
+            return [outcome]
         except TransientError as e:  # throttling, a changed object, the catalog: retry later
             log.warning("will retry %s/%s: %s", ref.bucket, ref.key, e)
             single = route is not None and route.targets is None

@@ -39,6 +39,9 @@ class Outcome:
     rescued: int = 0  # rows with something in _rescued_data (target.schema: rescue)
     rejects_to: str | None = None  # where the rejects file is
     counts: dict[str, int] = field(default_factory=dict)  # added/updated/deleted/stale rows (core.write.attribution)
+    # Quarantined because no route takes it (NoRouteError): terminal, the same on every retry
+    # until someone moves the file or adds a route; never worth a redelivery.
+    unrouted: bool = False
 
 
 @dataclass

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any
 
 from ..errors import ConfigError, ObjectError
@@ -175,3 +176,23 @@ def _summary(changes: list[Any], plan: bool) -> str:
     parts += [f"{'widen' if plan else 'widened'} {c.column} {c.old} -> {c.new}" for c in changes if c.kind == "widen"]
     parts += [f"{'make' if plan else 'made'} {c.column} optional" for c in changes if c.kind == "optional"]
     return "; ".join(parts)
+
+
+def unrouted_tables(catalog: Catalog, routes: list[Route], namespaces: Iterable[str] | None = None) -> list[str]:
+    """One line per table of the catalog that no route writes any more (its route file was
+    deleted or now names another table). Such a table is kept, never dropped by a sync: its
+    rows are data, and dropping is ``lakeroute reset``'s job, asked for by name.
+
+    ``namespaces``: where to look (default: every namespace of the catalog; a stage passes
+    its own databases, the Glue catalog holds other tables too)."""
+    routed = {leg.target.table for r in routes for leg in r.legs()}
+    spaces = [".".join(n) for n in catalog.list_namespaces()] if namespaces is None else sorted(set(namespaces))
+    lines = []
+    for namespace in spaces:
+        if not catalog.namespace_exists(namespace):
+            continue
+        for identifier in catalog.list_tables(namespace):
+            name = ".".join(identifier)
+            if name not in routed:
+                lines.append(f"table {name} no longer has a route; kept — `lakeroute reset {name} --yes` to drop")
+    return sorted(lines)
