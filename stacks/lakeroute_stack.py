@@ -33,6 +33,7 @@ from .maintenance import ROUTES_SCAN_ACTIONS as MAINTAIN_ROUTES_ACTIONS
 from .monitoring import CommitLaneSignals, LargeObjectSignals, MetricsSource, Monitoring
 from .naming import StageNames, output_id, stage_names, stage_tag
 from .network import AZ_COUNT, TaskNetwork
+from .producers import ProducerPolicies
 from .queue import IngestQueue
 from .route_sync import RouteSync
 from .storage import AccessLogsBucket, DataLakeStorage
@@ -122,6 +123,9 @@ class LakerouteStack(Stack):
             removal_policy=removal,
             abort_multipart_days=config.abort_multipart_days,
         )
+        # What producers attach to upload (stack outputs ProducerPolicyArn<Bucket>).
+        self.producers = ProducerPolicies(self, "Producers", landing=self.names.buckets,
+                                          buckets=self.landing.buckets, stage=config.name)
 
         # ---------------------------------------------------------- compute
         # The handler's EMF metrics: Powertools takes the namespace and the `service`
