@@ -26,8 +26,8 @@ from aws_cdk import aws_iam as iam
 from aws_cdk import aws_s3 as s3
 from constructs import Construct
 
-from .naming import LandingBucket, output_id
 from .nag import acknowledge_wildcard_resource
+from .naming import LandingBucket, output_id
 from .route_plan import RoutePlanError
 
 PRODUCER_OBJECT_ACTIONS = ("s3:PutObject", "s3:AbortMultipartUpload")
