@@ -132,3 +132,17 @@ def test_the_region_option(regional_stage: MotoServer, no_region: Path,
     monkeypatch.setenv("AWS_REGION", "us-east-1")
     assert listed("--region", REGION) == ["orders/a.csv"]  # the option wins over the environment
     assert os.environ["AWS_REGION"] == "us-east-1"
+
+
+def test_the_handler_environment_needs_a_region_too(regional_stage: MotoServer, no_region: Path,
+                                                   monkeypatch: pytest.MonkeyPatch) -> None:
+    """Without --stage, the LAKEROUTE_* variables name the stage; its calls need a region as well."""
+    for key, value in {"LAKEROUTE_ROUTES_TABLE": "r", "LAKEROUTE_LEDGER_TABLE": "l",
+                       "LAKEROUTE_WAREHOUSE": "s3://w/warehouse",
+                       "LAKEROUTE_QUARANTINE": f"s3://{QUARANTINE_BUCKET}/quarantine"}.items():
+        monkeypatch.setenv(key, value)
+    result = CliRunner().invoke(app, ["quarantine", "ls", "--all", "-f", "json"])
+    assert (result.exit_code, result.stderr) == (2, NO_REGION_LINE + "\n")
+    monkeypatch.setenv("AWS_REGION", REGION)
+    result = CliRunner().invoke(app, ["quarantine", "ls", "--all", "-f", "json"])
+    assert result.exit_code == 0 and [r["key"] for r in json.loads(result.stdout)] == ["orders/a.csv"]

@@ -44,7 +44,7 @@ def selected(stage: str | None) -> Stage | None:
         return None
     if region_name() is None:
         raise fail(NO_REGION)
-    if found is not None:
+    if stage is None:
         return found
     try:
         return resolve_stage(stage)
