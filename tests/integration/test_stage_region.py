@@ -146,3 +146,18 @@ def test_the_handler_environment_needs_a_region_too(regional_stage: MotoServer, 
     monkeypatch.setenv("AWS_REGION", REGION)
     result = CliRunner().invoke(app, ["quarantine", "ls", "--all", "-f", "json"])
     assert result.exit_code == 0 and [r["key"] for r in json.loads(result.stdout)] == ["orders/a.csv"]
+
+
+def test_any_other_aws_command_without_a_region_says_the_same(no_region: Path, tmp_path: Path) -> None:
+    """Outside the --stage commands (here `sync --routes-table`, what the deploy runs), boto3's
+    NoRegionError reaches the console script: the same line, exit 2, not exit 1."""
+    env = {**os.environ, "AWS_ACCESS_KEY_ID": "x", "AWS_SECRET_ACCESS_KEY": "y",
+           "AWS_ENDPOINT_URL": "http://127.0.0.1:9"}  # never reached: no client without a region
+    routes = tmp_path / "routes"
+    routes.mkdir()
+    (routes / "r.yaml").write_text("name: r\nsource: {bucket: b}\ntarget: {table: ns.t}\n")
+    lakeroute = Path(sys.executable).with_name("lakeroute")
+    proc = subprocess.run([str(lakeroute), "--routes", str(routes), "sync", "--routes-table", "t",
+                           "--warehouse", "s3://w/p"], capture_output=True, text=True, env=env,
+                          timeout=patience(60))
+    assert (proc.returncode, proc.stderr) == (2, NO_REGION_LINE + "\n"), proc.stderr
