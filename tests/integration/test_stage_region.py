@@ -155,7 +155,7 @@ def test_any_other_aws_command_without_a_region_says_the_same(no_region: Path, t
            "AWS_ENDPOINT_URL": "http://127.0.0.1:9"}  # never reached: no client without a region
     routes = tmp_path / "routes"
     routes.mkdir()
-    (routes / "r.yaml").write_text("name: r\nsource: {bucket: b}\ntarget: {table: ns.t}\n")
+    (routes / "r.yaml").write_text("name: r\nsource: {bucket: drop}\ntarget: {table: ns.t}\n")
     lakeroute = Path(sys.executable).with_name("lakeroute")
     proc = subprocess.run([str(lakeroute), "--routes", str(routes), "sync", "--routes-table", "t",
                            "--warehouse", "s3://w/p"], capture_output=True, text=True, env=env,
