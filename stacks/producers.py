@@ -1,7 +1,8 @@
 """Producer policies: one IAM managed policy per landing bucket that lets a producer upload.
 
-A team that sends files attaches ``ProducerPolicyArn<Bucket>`` (a stack output, exported as
-``<stack>-ProducerPolicyArn<Bucket>``) to its role or user. The policy allows ``s3:PutObject``
+A team that sends files attaches the policy whose ARN is the stack output
+``ProducerPolicyArn<Bucket>`` (exported as ``<stack>-ProducerPolicyArn<Bucket>``) to its role
+or user. The policy allows ``s3:PutObject``
 (which covers multipart create, upload part and complete) and ``s3:AbortMultipartUpload`` on
 the keys under the prefixes the bucket's routes read, the same prefixes S3 notifies the queue
 about (``route_plan.notification_prefixes``): a route without a prefix opens the whole bucket.
@@ -21,14 +22,13 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 
-from aws_cdk import CfnOutput, Stack
+from aws_cdk import Stack
 from aws_cdk import aws_iam as iam
 from aws_cdk import aws_s3 as s3
 from constructs import Construct
 
 from .nag import acknowledge_wildcard_resource
 from .naming import LandingBucket, output_id
-from .route_plan import RoutePlanError
 
 PRODUCER_OBJECT_ACTIONS = ("s3:PutObject", "s3:AbortMultipartUpload")
 PRODUCER_KMS_ACTIONS = ("kms:GenerateDataKey", "kms:Decrypt")
@@ -41,7 +41,8 @@ def producer_output_id(logical: str) -> str:
 
 
 class ProducerPolicies(Construct):
-    """A managed policy per landing bucket (upload into its routed prefixes) and its ARN output."""
+    """A managed policy per landing bucket: upload into its routed prefixes. The stack publishes
+    each ARN as the output ``producer_output_id(logical)`` (``LakerouteStack._outputs``)."""
 
     def __init__(
         self,
@@ -53,13 +54,8 @@ class ProducerPolicies(Construct):
         stage: str,
     ) -> None:
         super().__init__(scope, id)
-        stack = Stack.of(self)
         self.policies: dict[str, iam.ManagedPolicy] = {}
         for b in landing:
-            out = producer_output_id(b.logical)
-            if stack.node.try_find_child(out) is not None:
-                raise RoutePlanError(f"two logical bucket names give the stack output id {out}: "
-                                     f"rename one of them ({b.logical})")
             objects = [self._object_arn(b.physical, prefix) for prefix in b.plan.notification_prefixes]
             statements = [iam.PolicyStatement(
                 sid="UploadToRoutedPrefixes", actions=list(PRODUCER_OBJECT_ACTIONS), resources=objects)]
@@ -68,8 +64,9 @@ class ProducerPolicies(Construct):
                 statements.append(iam.PolicyStatement(
                     sid="EncryptWithTheBucketKey", actions=list(PRODUCER_KMS_ACTIONS),
                     resources=[key.key_arn]))
+            # Construct (and logical) id from the logical name as is, like the bucket's own.
             policy = iam.ManagedPolicy(
-                self, output_id("Policy", b.logical),
+                self, "Policy-" + b.logical,
                 description=(f"lakeroute {stage}: upload files to landing bucket {b.logical} "
                              f"(routes {', '.join(b.plan.routes)})")[:1000],
                 statements=statements,
@@ -82,10 +79,6 @@ class ProducerPolicies(Construct):
                     f"producers write are not known in advance; write-only (PutObject, "
                     f"AbortMultipartUpload) on {where}, exactly what its routes read.")
             self.policies[b.logical] = policy
-            CfnOutput(stack, out, value=policy.managed_policy_arn,
-                      description=f"IAM managed policy for producers of landing bucket {b.logical}: "
-                                  "attach it to the role or user that uploads",
-                      export_name=f"{stack.stack_name}-{out}")
 
     def _object_arn(self, bucket: str, prefix: str) -> str:
         return Stack.of(self).format_arn(

@@ -106,18 +106,17 @@ def test_a_bucket_with_a_kms_key_adds_the_key_and_nothing_else() -> None:
     encrypted = s3.Bucket(stack, "Encrypted", bucket_name="enc-landing", encryption_key=key)
     plain = s3.Bucket(stack, "Plain", bucket_name="plain-landing")
     plan = LandingBucketPlan(name="x", existing=False, notification_prefixes=("in/",), routes=("r",))
-    ProducerPolicies(stack, "Producers", stage="dev", landing=[
+    producers = ProducerPolicies(stack, "Producers", stage="dev", landing=[
         LandingBucket(logical="enc", physical="enc-landing", imported=False, plan=plan),
         LandingBucket(logical="plain", physical="plain-landing", imported=False, plan=plan),
     ], buckets={"enc": encrypted, "plain": plain})
     template = Template.from_stack(stack).to_json()
-    policies = {k: v for k, v in template["Resources"].items() if v["Type"] == "AWS::IAM::ManagedPolicy"}
-    by_output = {o: policies[template["Outputs"][o]["Value"]["Ref"]]["Properties"]["PolicyDocument"]["Statement"]
-                 for o in ("ProducerPolicyArnEnc", "ProducerPolicyArnPlain")}
+    by_bucket = {name: template["Resources"][stack.resolve(policy.node.default_child.logical_id)]
+                 ["Properties"]["PolicyDocument"]["Statement"] for name, policy in producers.policies.items()}
     key_id = next(k for k, v in template["Resources"].items() if v["Type"] == "AWS::KMS::Key")
-    upload, kms_statement = by_output["ProducerPolicyArnEnc"]
+    upload, kms_statement = by_bucket["enc"]
     assert sorted(upload["Action"]) == UPLOAD
     assert sorted(kms_statement["Action"]) == ["kms:Decrypt", "kms:GenerateDataKey"]
     assert kms_statement["Resource"] == {"Fn::GetAtt": [key_id, "Arn"]}
-    (only,) = by_output["ProducerPolicyArnPlain"]
+    (only,) = by_bucket["plain"]
     assert sorted(only["Action"]) == UPLOAD
