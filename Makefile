@@ -6,8 +6,14 @@ export UV_PYTHON_DOWNLOADS := never
 export UV_PYTHON := $(PYTHON)
 export JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION := 20
 STAGE ?= dev
+# Another routes folder for synth/deploy (empty: the repository's routes/); CDK_OUT: where the
+# cloud assembly goes; CDK_ARGS: more `cdk deploy` options (e.g. --require-approval never).
+ROUTES ?=
+CDK_OUT ?= cdk.out
+CDK_ARGS ?=
+CDK_CONTEXT = -c stage=$(STAGE)$(if $(ROUTES), -c "routes=$(ROUTES)")
 
-.PHONY: help setup spark rest demo test test-fast lint synth bench clean
+.PHONY: help setup spark rest demo test test-fast lint synth deploy bench clean
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*##' $(MAKEFILE_LIST) | sed 's/:.*##/\t/'
@@ -42,9 +48,12 @@ lint: setup  ## ruff + mypy
 	$(UV) run --frozen ruff check .
 	$(UV) run --frozen mypy
 
-synth: setup node_modules/.installed  ## offline `cdk synth` (no Docker, no AWS credentials) + cfn-lint
-	npx cdk synth -q -c stage=$(STAGE)
-	$(UV) run --frozen cfn-lint cdk.out/*.template.json
+synth: setup node_modules/.installed  ## offline `cdk synth` of STAGE [ROUTES=DIR] (no Docker, no AWS credentials) + cfn-lint of its template
+	npx cdk synth -q $(CDK_CONTEXT) -o "$(CDK_OUT)"
+	$(UV) run --frozen python stacks/lint_templates.py "$(CDK_OUT)"
+
+deploy: setup node_modules/.installed  ## `cdk deploy` of STAGE [ROUTES=DIR] (AWS credentials and Docker needed)
+	npx cdk deploy $(CDK_CONTEXT) -o "$(CDK_OUT)" $(CDK_ARGS)
 
 bench: setup  ## benchmarks with baselines measured in the same run
 	$(UV) run --frozen python benchmarks/run.py

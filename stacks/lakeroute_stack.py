@@ -33,6 +33,7 @@ from .maintenance import ROUTES_SCAN_ACTIONS as MAINTAIN_ROUTES_ACTIONS
 from .monitoring import CommitLaneSignals, LargeObjectSignals, MetricsSource, Monitoring
 from .naming import StageNames, output_id, stage_names, stage_tag
 from .network import AZ_COUNT, TaskNetwork
+from .producers import ProducerPolicies, producer_output_id
 from .queue import IngestQueue
 from .route_sync import RouteSync
 from .storage import AccessLogsBucket, DataLakeStorage
@@ -122,6 +123,9 @@ class LakerouteStack(Stack):
             removal_policy=removal,
             abort_multipart_days=config.abort_multipart_days,
         )
+        # What producers attach to upload (stack outputs ProducerPolicyArn<Bucket>).
+        self.producers = ProducerPolicies(self, "Producers", landing=self.names.buckets,
+                                          buckets=self.landing.buckets, stage=config.name)
 
         # ---------------------------------------------------------- compute
         # The handler's EMF metrics: Powertools takes the namespace and the `service`
@@ -368,6 +372,9 @@ class LakerouteStack(Stack):
         for b in names.buckets:
             output(output_id("LandingBucket", b.logical), b.physical,
                    f"landing bucket {b.logical}" + (" (imported)" if b.imported else ""))
+            output(producer_output_id(b.logical), self.producers.policies[b.logical].managed_policy_arn,
+                   f"IAM managed policy for producers of landing bucket {b.logical}: attach it to the "
+                   "role or user that uploads")
         output("GlueDatabases", self.to_json_string(dict(names.databases)),
                "JSON: Iceberg namespace (route files) -> Glue database")
         for ns, db in names.databases.items():

@@ -37,6 +37,7 @@ SYNTH_MODULES = frozenset({
     "tests/infra/test_large_objects.py", "tests/infra/test_stack.py", "tests/infra/test_stages.py",
     "tests/infra/test_sweep.py", "tests/infra/test_maintenance.py", "tests/integration/test_iam_on_moto.py",
     "tests/integration/test_stages_on_moto.py", "tests/infra/test_commit_lane.py",
+    "tests/infra/test_producers.py", "tests/integration/test_producers_on_moto.py",
 })
 # The longest work units (CPU seconds in a run on 2 busy cores: ~830, ~620, ~450, ~150, ~120,
 # ~115, ~50), handed out first so that none of them starts last while the other worker idles.

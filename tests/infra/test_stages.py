@@ -127,6 +127,7 @@ OUTPUT_IDS = {
     "WarehouseUri", "QuarantineUri", "IngestFunctionName", "AlarmTopicArn", "DashboardName",
     "CommitLaneQueueUrl", "CommitLaneDeadLetterQueueUrl", "CommitLaneUri", "CommitFunctionName",
     "LargeObjectClusterName", "LargeObjectTaskFamily", "StoppedTaskFunctionName",
+    "ProducerPolicyArnLrTestEvents", "ProducerPolicyArnLrTestPartnerDrop", "ProducerPolicyArnLrTestSales",
 }
 
 

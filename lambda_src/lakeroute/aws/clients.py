@@ -15,13 +15,19 @@ if TYPE_CHECKING:
 MiB = 1024 * 1024
 
 
+# What a `--stage` command says when boto3 finds no region (the CLI's global --region sets one).
+NO_REGION = ("no AWS region: set AWS_REGION (or AWS_DEFAULT_REGION, or region in ~/.aws/config) "
+             "or pass --region")
+
+
 def aws_client(service: str, session: boto3.session.Session | None = None) -> Any:
-    """A boto3 client with standard retries; endpoint from AWS_ENDPOINT_URL[_SERVICE]."""
+    """A boto3 client with standard retries; endpoint from AWS_ENDPOINT_URL[_SERVICE]; region
+    from ``region_name`` (boto3 alone ignores ``AWS_REGION``)."""
     import boto3
     from botocore.config import Config
 
     session = session or boto3.session.Session()
-    return session.client(service, config=Config(
+    return session.client(service, region_name=region_name(session), config=Config(
         retries={"mode": "standard", "max_attempts": 5},
         max_pool_connections=16, connect_timeout=5, read_timeout=60))
 
@@ -32,6 +38,8 @@ def endpoint_for(service: str) -> str | None:
 
 
 def region_name(session: boto3.session.Session | None = None) -> str | None:
+    """``AWS_REGION`` (what Lambda sets and the SDKs read first), ``AWS_DEFAULT_REGION``, then
+    the profile's ``region`` (boto3's own resolution: ``AWS_PROFILE``, ``AWS_CONFIG_FILE``)."""
     region = os.environ.get("AWS_REGION") or os.environ.get("AWS_DEFAULT_REGION")
     if region:
         return region

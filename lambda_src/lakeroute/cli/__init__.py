@@ -31,6 +31,13 @@ def main() -> None:
         sys.stderr.write(f"error: {one_line(e)}\n")
         sys.exit(2)
     except Exception as e:  # a library error no command foresaw: say what, not where
+        from botocore.exceptions import NoRegionError
+
+        if isinstance(e, NoRegionError):  # a client no --stage check guarded: the same fix
+            from ..aws.clients import NO_REGION
+
+            sys.stderr.write(f"error: {NO_REGION}\n")
+            sys.exit(2)
         text = one_line(e)
         sys.stderr.write(f"error: {type(e).__name__}: {text}\n")
         sys.exit(1)

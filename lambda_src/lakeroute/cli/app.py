@@ -7,6 +7,7 @@ or configuration error.
 from __future__ import annotations
 
 import logging
+import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
@@ -112,6 +113,9 @@ def main_options(
         help="A PyIceberg catalog by name, configured in .pyiceberg.yaml or PYICEBERG_CATALOG__<NAME>__* "
              "variables (default: the SQLite catalog in the home folder). Ledger, quarantine and lane "
              "stay in the home folder.")] = None,
+    region: Annotated[str | None, typer.Option(
+        help="AWS region of the --stage commands (default: AWS_REGION, AWS_DEFAULT_REGION, "
+             "the profile's region in ~/.aws/config).")] = None,
 ) -> None:
     """Land files into Apache Iceberg tables, driven by declarative routes.
 
@@ -120,6 +124,8 @@ def main_options(
     from ..local.catalogs import selected_name
 
     ctx.obj = Ctx(routes, home, landing, selected_name(catalog))
+    if region:
+        _use_region(ctx, region)
     # Outcomes are printed by the commands; the library's warnings would print them twice.
     logging.getLogger("lakeroute").addHandler(logging.NullHandler())
     # ...but what happened to lakeroute's own files (a damaged ledger.db set aside) is news.
@@ -128,6 +134,21 @@ def main_options(
     state = logging.getLogger(STATE_LOGGER)
     if not any(isinstance(h, _StderrWarnings) for h in state.handlers):
         state.addHandler(_StderrWarnings(logging.WARNING))
+
+
+def _use_region(ctx: typer.Context, region: str) -> None:
+    """``--region``: as ``AWS_REGION`` for this command, so that every client (boto3, DuckDB's S3,
+    PyIceberg's Glue and S3) uses it; the previous value comes back when the command ends."""
+    before = os.environ.get("AWS_REGION")
+    os.environ["AWS_REGION"] = region
+
+    def restore() -> None:
+        if before is None:
+            os.environ.pop("AWS_REGION", None)
+        else:
+            os.environ["AWS_REGION"] = before
+
+    ctx.call_on_close(restore)
 
 
 class _StderrWarnings(logging.Handler):

@@ -32,11 +32,20 @@ BATCH = 10  # SendMessageBatch's limit
 
 
 def selected(stage: str | None) -> Stage | None:
-    """The stage named by ``--stage``, else the one the environment names, else None (local)."""
+    """The stage named by ``--stage``, else the one the environment names, else None (local).
+
+    A stage needs an AWS region (``aws.clients.region_name``): without one, one ``error:`` line
+    saying where to set it, exit 2, before any AWS call."""
+    from ..aws.clients import NO_REGION, region_name
     from ..aws.stage import resolve_stage, stage_from_env
 
+    found = stage_from_env() if stage is None else None
+    if stage is None and found is None:
+        return None
+    if region_name() is None:
+        raise fail(NO_REGION)
     if stage is None:
-        return stage_from_env()
+        return found
     try:
         return resolve_stage(stage)
     except LakerouteError as e:
