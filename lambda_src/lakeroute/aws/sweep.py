@@ -14,8 +14,9 @@ shorter one of the same bucket is listed with it):
   while) and before now minus ``settle`` (2 min: their notification may still be in flight)
   are candidates; without a watermark, the last ``lookback`` (24 h; 0: every object);
 - ignored keys (the built-in ignore rules, ``source.exclude``) are dropped, and so are keys
-  no candidate route takes (except in the stack's own buckets, below); a key whose candidate routes depend on metadata is checked against every
-  candidate's table (held in any: held), never dropped;
+  no candidate route takes (except in the stack's own buckets, below); a key whose candidate
+  routes depend on metadata is checked against every candidate's table (held in any: held),
+  never dropped;
 - the ledger check is ``core.ledger``'s rule: ``held(ledger, reconcile(table), ...)``
   with the table loaded from the catalog. Source ids are what S3ObjectSource.resolve and the
   table's mode would record: ``bucket/key@<ETag>`` (append) or ``@<ETag>#<LastModified>``
