@@ -7,7 +7,7 @@ export UV_PYTHON := $(PYTHON)
 export JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION := 20
 STAGE ?= dev
 
-.PHONY: help setup spark demo test test-fast lint synth bench clean
+.PHONY: help setup spark demo test test-fast lint synth bench bench-report clean
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*##' $(MAKEFILE_LIST) | sed 's/:.*##/\t/'
@@ -45,6 +45,10 @@ synth: setup node_modules/.installed  ## offline `cdk synth` (no Docker, no AWS 
 
 bench: setup  ## benchmarks with baselines measured in the same run
 	$(UV) run --frozen python benchmarks/run.py
+	$(UV) run --frozen python benchmarks/report.py
+
+bench-report: setup  ## docs/benchmarks.md's table regenerated from benchmarks/results.json
+	$(UV) run --frozen python benchmarks/report.py
 
 clean:  ## remove local state (.lakeroute, landing, cdk.out; not .spark)
 	rm -rf .lakeroute landing cdk.out
