@@ -1,0 +1,194 @@
+"""Key-clustered data files for key-oriented (``mode: upsert``) tables.
+
+An upsert finds the files that may hold a batch's keys by the key columns' bounds in the
+manifests. Files that each hold the whole key range are all read, whatever the batch; files
+sorted by key and cut into key ranges are read only where the batch's keys fall. So every
+file an upsert (or the compaction of an upsert table) writes holds rows sorted by the key,
+and the rows of one write are cut into files of contiguous key ranges: their bounds are
+disjoint, and a narrow batch reads only the files whose ranges hold its keys. The table's
+Iceberg sort order is set to the key (ascending) so that other engines see it too.
+
+Files of an unpartitioned table are cut at ``CLUSTER_FILE_BYTES`` of Arrow data (a
+partitioned table's rows are sorted, then split by partition as before: each partition's
+files hold sorted, contiguous rows). The files of one write are encoded in parallel
+(PyIceberg's executor), and ``Background`` overlaps that with reading the next files.
+"""
+
+from __future__ import annotations
+
+import itertools
+import uuid
+from collections.abc import Callable
+from concurrent.futures import Future, ThreadPoolExecutor
+from typing import TYPE_CHECKING, Any
+
+from .bounds import safe_metrics, write_data_files
+from .modes import REWRITE_GROUP_BYTES, Changes, bounds, groups, read_files
+
+if TYPE_CHECKING:
+    import pyarrow as pa
+    from pyiceberg.io import FileIO
+    from pyiceberg.manifest import DataFile
+    from pyiceberg.table import Transaction
+    from pyiceberg.table.metadata import TableMetadata
+
+    from .deletes import LiveFiles
+
+# Arrow bytes per clustered file (~10-25 MB of Parquet): small enough that a narrow batch
+# rewrites little, big enough that a table of millions of rows stays a few dozen files.
+CLUSTER_FILE_BYTES = 64 * 1024 * 1024
+
+
+def ensure_key_order(txn: Transaction, keys: list[str]) -> None:
+    """Make the table's default sort order the key, ascending, in this transaction (once)."""
+    from pyiceberg.table.sorting import SortDirection
+    from pyiceberg.transforms import IdentityTransform
+
+    metadata = txn.table_metadata
+    schema = metadata.schema()
+    want = [schema.find_field(k).field_id for k in keys]
+    order = metadata.sort_order()
+    if [f.source_id for f in order.fields] == want and all(
+            f.direction == SortDirection.ASC and isinstance(f.transform, IdentityTransform) for f in order.fields):
+        return
+    with txn.update_sort_order() as update:
+        for k in keys:
+            update.asc(k, IdentityTransform())
+
+
+def sort_rows(rows: pa.Table, keys: list[str]) -> pa.Table:
+    """``rows`` ordered by the key columns (an extension type such as uuid by its storage:
+    equal bytes order as the values do)."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    if rows.num_rows < 2:
+        return rows
+    cols = {}
+    for k in keys:
+        col = rows.column(k)
+        if isinstance(col.type, pa.BaseExtensionType):
+            col = pa.chunked_array([c.storage for c in col.chunks], type=col.type.storage_type)
+        cols[k] = col
+    order = pc.sort_indices(pa.table(cols), sort_keys=[(k, "ascending") for k in keys])
+    return rows.take(order)
+
+
+def by_lower_bound(metadata: TableMetadata, files: list[DataFile], key: str) -> list[DataFile]:
+    """Files in the order of their lower bound of ``key`` (files without bounds first)."""
+    def lower(f: DataFile) -> tuple[int, Any]:
+        rng = bounds(metadata, f, key)
+        return (0, 0) if rng is None else (1, rng[0])
+
+    try:
+        return sorted(files, key=lower)
+    except TypeError:  # bounds of mixed types (a column re-typed by another writer): any order
+        return list(files)
+
+
+def first_key_below(metadata: TableMetadata, data_file: DataFile, column: pa.ChunkedArray,
+                    key: str) -> pa.ChunkedArray | None:
+    """A mask of ``column``'s values below ``data_file``'s lower bound of ``key`` (None when
+    the bound is missing or not comparable with the column)."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    rng = bounds(metadata, data_file, key)
+    if rng is None or isinstance(column.type, pa.BaseExtensionType):
+        return None
+    try:
+        scalar = pa.scalar(rng[0], type=column.type)
+        return pc.fill_null(pc.less(column, scalar), False)
+    except (pa.ArrowInvalid, pa.ArrowNotImplementedError, pa.ArrowTypeError, TypeError, OverflowError):
+        return None
+
+
+def write_clustered(txn: Transaction, io: FileIO, rows: pa.Table, keys: list[str], write_uuid: uuid.UUID,
+                    counter: itertools.count[int]) -> list[DataFile]:
+    """``rows`` sorted by the key and written as files of contiguous key ranges."""
+    from pyiceberg.io.pyarrow import write_file
+    from pyiceberg.table import WriteTask
+
+    if rows.num_rows == 0:
+        return []
+    metadata = txn.table_metadata
+    rows = sort_rows(rows, keys).combine_chunks()
+    if not metadata.spec().is_unpartitioned():
+        return write_data_files(metadata, rows, io, write_uuid, counter)
+    per_file = max(1, int(rows.num_rows * CLUSTER_FILE_BYTES / max(1, rows.nbytes)))
+    pieces = max(1, -(-rows.num_rows // per_file))
+    size = -(-rows.num_rows // pieces)  # equal pieces: no small last file
+    schema = metadata.schema()
+    tasks = [WriteTask(write_uuid=write_uuid, task_id=next(counter), schema=schema,
+                       record_batches=rows.slice(i, size).to_batches())
+             for i in range(0, rows.num_rows, size)]
+    return list(write_file(io=io, table_metadata=safe_metrics(metadata, rows), tasks=iter(tasks)))
+
+
+class Background:
+    """Writes one table of rows at a time on a thread while the caller reads the next files:
+    at most one write in flight (memory: the rows being written and the rows being gathered)."""
+
+    def __init__(self, txn: Transaction, io: FileIO, keys: list[str], changes: Changes) -> None:
+        self.txn, self.io, self.keys, self.changes = txn, io, keys, changes
+        self.write_uuid, self.counter = uuid.uuid4(), itertools.count()
+        self.pool: ThreadPoolExecutor | None = None
+        self.pending: Future[list[DataFile]] | None = None
+
+    def submit(self, rows: pa.Table) -> None:
+        self.wait()
+        if rows.num_rows == 0:
+            return
+        if self.pool is None:
+            self.pool = ThreadPoolExecutor(1, thread_name_prefix="lakeroute-upsert-write")
+        self.pending = self.pool.submit(write_clustered, self.txn, self.io, rows, self.keys,
+                                        self.write_uuid, self.counter)
+
+    def wait(self) -> None:
+        """The write in flight finished; its files are the attempt's (deleted if it fails)."""
+        if self.pending is not None:
+            done, self.pending = self.pending, None
+            new = done.result()
+            self.changes.written += new
+            self.changes.added += new
+
+    def close(self) -> None:
+        try:
+            self.wait()
+        finally:
+            if self.pool is not None:
+                self.pool.shutdown(wait=True)
+
+
+def rewrite_clustered(txn: Transaction, io: FileIO, live: LiveFiles, files: list[DataFile], changes: Changes,
+                      drop: Callable[[list[pa.Table]], list[pa.Array]], writer: Background,
+                      settled: Callable[[DataFile | None], pa.Table]) -> int:
+    """``modes.rewrite_without`` for an upsert table: ``files`` (in lower-bound order) read a
+    group at a time, the survivors of the files that lose rows written in the background,
+    sorted and cut by key range, each time with the new rows whose place is known by then
+    (``settled``: keys below the next file's lower bound, whose fate no later file can
+    change), so that new keys land in the files of their range. Returns the rows dropped."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    dropped = 0
+    held: list[pa.Table] = []
+    held_bytes = 0
+    grouped = list(groups(files))
+    for i, group in enumerate(grouped):
+        tables = read_files(txn, io, live, group)
+        for data_file, tbl, mask in zip(group, tables, drop(tables), strict=True):
+            n = pc.sum(mask).as_py() or 0
+            if n == 0:
+                continue
+            dropped += n
+            changes.deleted.append(data_file)
+            kept = tbl.filter(pc.invert(mask))
+            held.append(kept)
+            held_bytes += kept.nbytes
+        del tables
+        if held_bytes >= REWRITE_GROUP_BYTES and i + 1 < len(grouped):
+            writer.submit(pa.concat_tables([*held, settled(grouped[i + 1][0])]))
+            held, held_bytes = [], 0
+    writer.submit(pa.concat_tables([*held, settled(None)]))
+    return dropped
