@@ -8,7 +8,8 @@ and the rows of one write are cut into files of contiguous key ranges: their bou
 disjoint, and a narrow batch reads only the files whose ranges hold its keys. The table's
 Iceberg sort order is set to the key (ascending) so that other engines see it too.
 
-Files of an unpartitioned table are cut at ``CLUSTER_FILE_BYTES`` of Arrow data (a
+Files of an unpartitioned table are cut at ``CLUSTER_FILE_BYTES`` of Arrow data, or the
+table's ``write.target-file-size-bytes`` when smaller (PyIceberg's measure: Arrow bytes) (a
 partitioned table's rows are sorted, then split by partition as before: each partition's
 files hold sorted, contiguous rows). The files of one write are encoded in parallel
 (PyIceberg's executor), and ``Background`` overlaps that with reading the next files.
@@ -37,6 +38,7 @@ if TYPE_CHECKING:
 # Arrow bytes per clustered file (~10-25 MB of Parquet): small enough that a narrow batch
 # rewrites little, big enough that a table of millions of rows stays a few dozen files.
 CLUSTER_FILE_BYTES = 64 * 1024 * 1024
+MAX_CUTS = 256  # staying files' bounds a write is cut at, at most (each costs a pass over the key)
 
 
 def ensure_key_order(txn: Transaction, keys: list[str]) -> None:
@@ -86,10 +88,10 @@ def by_lower_bound(metadata: TableMetadata, files: list[DataFile], key: str) -> 
         return list(files)
 
 
-def first_key_below(metadata: TableMetadata, data_file: DataFile, column: pa.ChunkedArray,
-                    key: str) -> pa.ChunkedArray | None:
-    """A mask of ``column``'s values below ``data_file``'s lower bound of ``key`` (None when
-    the bound is missing or not comparable with the column)."""
+def in_range(metadata: TableMetadata, data_file: DataFile, column: pa.ChunkedArray, key: str, *,
+             below: bool = False) -> pa.ChunkedArray | None:
+    """A mask of ``column``'s values within ``data_file``'s bounds of ``key`` (``below``: under
+    its lower bound); None when the bounds are missing or not comparable with the column."""
     import pyarrow as pa
     import pyarrow.compute as pc
 
@@ -97,17 +99,41 @@ def first_key_below(metadata: TableMetadata, data_file: DataFile, column: pa.Chu
     if rng is None or isinstance(column.type, pa.BaseExtensionType):
         return None
     try:
-        scalar = pa.scalar(rng[0], type=column.type)
-        return pc.fill_null(pc.less(column, scalar), False)
+        lo, hi = pa.scalar(rng[0], type=column.type), pa.scalar(rng[1], type=column.type)
+        mask = pc.less(column, lo) if below else pc.and_(pc.greater_equal(column, lo), pc.less_equal(column, hi))
+        return pc.fill_null(mask, False)
     except (pa.ArrowInvalid, pa.ArrowNotImplementedError, pa.ArrowTypeError, TypeError, OverflowError):
         return None
 
 
+def segments(rows: pa.Table, key: str, cuts: list[Any]) -> list[tuple[int, int]]:
+    """(offset, length) of the runs of sorted ``rows`` between the ``cuts`` (the lower bounds
+    of files that stay: a new file never spans one of them)."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    col = rows.column(key)
+    if not cuts or rows.num_rows == 0 or isinstance(col.type, pa.BaseExtensionType):
+        return [(0, rows.num_rows)]
+    lo, hi = pc.min_max(col).values()
+    at = {0, rows.num_rows}
+    inside = [c for c in cuts if lo.as_py() < c <= hi.as_py()][:MAX_CUTS]
+    for c in inside:
+        try:
+            at.add(int(pc.sum(pc.less(col, pa.scalar(c, type=col.type))).as_py() or 0))
+        except (pa.ArrowInvalid, pa.ArrowNotImplementedError, pa.ArrowTypeError, TypeError, OverflowError):
+            continue
+    edges = sorted(at)
+    return [(a, b - a) for a, b in zip(edges, edges[1:], strict=False) if b > a]
+
+
 def write_clustered(txn: Transaction, io: FileIO, rows: pa.Table, keys: list[str], write_uuid: uuid.UUID,
-                    counter: itertools.count[int]) -> list[DataFile]:
-    """``rows`` sorted by the key and written as files of contiguous key ranges."""
+                    counter: itertools.count[int], cuts: list[Any] | None = None) -> list[DataFile]:
+    """``rows`` sorted by the key and written as files of contiguous key ranges, none
+    spanning one of ``cuts``."""
     from pyiceberg.io.pyarrow import write_file
-    from pyiceberg.table import WriteTask
+    from pyiceberg.table import TableProperties, WriteTask
+    from pyiceberg.utils.properties import property_as_int
 
     if rows.num_rows == 0:
         return []
@@ -115,13 +141,17 @@ def write_clustered(txn: Transaction, io: FileIO, rows: pa.Table, keys: list[str
     rows = sort_rows(rows, keys).combine_chunks()
     if not metadata.spec().is_unpartitioned():
         return write_data_files(metadata, rows, io, write_uuid, counter)
-    per_file = max(1, int(rows.num_rows * CLUSTER_FILE_BYTES / max(1, rows.nbytes)))
-    pieces = max(1, -(-rows.num_rows // per_file))
-    size = -(-rows.num_rows // pieces)  # equal pieces: no small last file
+    target = min(CLUSTER_FILE_BYTES, property_as_int(metadata.properties, TableProperties.WRITE_TARGET_FILE_SIZE_BYTES,
+                                                     TableProperties.WRITE_TARGET_FILE_SIZE_BYTES_DEFAULT) or 1)
+    per_file = max(1, int(rows.num_rows * target / max(1, rows.nbytes)))
     schema = metadata.schema()
-    tasks = [WriteTask(write_uuid=write_uuid, task_id=next(counter), schema=schema,
-                       record_batches=rows.slice(i, size).to_batches())
-             for i in range(0, rows.num_rows, size)]
+    tasks = []
+    for offset, length in segments(rows, keys[0], cuts or []):
+        pieces = max(1, -(-length // per_file))
+        size = -(-length // pieces)  # equal pieces: no small last file
+        tasks += [WriteTask(write_uuid=write_uuid, task_id=next(counter), schema=schema,
+                            record_batches=rows.slice(offset + i, min(size, length - i)).to_batches())
+                  for i in range(0, length, size)]
     return list(write_file(io=io, table_metadata=safe_metrics(metadata, rows), tasks=iter(tasks)))
 
 
@@ -135,14 +165,14 @@ class Background:
         self.pool: ThreadPoolExecutor | None = None
         self.pending: Future[list[DataFile]] | None = None
 
-    def submit(self, rows: pa.Table) -> None:
+    def submit(self, rows: pa.Table, cuts: list[Any]) -> None:
         self.wait()
         if rows.num_rows == 0:
             return
         if self.pool is None:
             self.pool = ThreadPoolExecutor(1, thread_name_prefix="lakeroute-upsert-write")
         self.pending = self.pool.submit(write_clustered, self.txn, self.io, rows, self.keys,
-                                        self.write_uuid, self.counter)
+                                        self.write_uuid, self.counter, cuts)
 
     def wait(self) -> None:
         """The write in flight finished; its files are the attempt's (deleted if it fails)."""
@@ -162,12 +192,14 @@ class Background:
 
 def rewrite_clustered(txn: Transaction, io: FileIO, live: LiveFiles, files: list[DataFile], changes: Changes,
                       drop: Callable[[list[pa.Table]], list[pa.Array]], writer: Background,
-                      settled: Callable[[DataFile | None], pa.Table]) -> int:
+                      settled: Callable[[DataFile | None], pa.Table], lands_in: Callable[[DataFile], bool]) -> int:
     """``modes.rewrite_without`` for an upsert table: ``files`` (in lower-bound order) read a
     group at a time, the survivors of the files that lose rows written in the background,
     sorted and cut by key range, each time with the new rows whose place is known by then
     (``settled``: keys below the next file's lower bound, whose fate no later file can
-    change), so that new keys land in the files of their range. Returns the rows dropped."""
+    change), so that new keys land in the files of their range. A file that loses no row is
+    rewritten too when a new key falls in its range (``lands_in``): files keep disjoint
+    ranges, and the next batch reads only the files of its keys. Returns the rows dropped."""
     import pyarrow as pa
     import pyarrow.compute as pc
 
@@ -175,11 +207,27 @@ def rewrite_clustered(txn: Transaction, io: FileIO, live: LiveFiles, files: list
     held: list[pa.Table] = []
     held_bytes = 0
     grouped = list(groups(files))
+    key = writer.keys[0]
+    metadata = txn.table_metadata
+
+    def cuts() -> list[Any]:
+        """The lower bounds of the live files that stay (so far)."""
+        gone = {f.file_path for f in changes.deleted}
+        out = []
+        for f in live.data:
+            rng = None if f.file_path in gone else bounds(metadata, f, key)
+            if rng is not None:
+                out.append(rng[0])
+        try:
+            return sorted(out)
+        except TypeError:
+            return []
+
     for i, group in enumerate(grouped):
         tables = read_files(txn, io, live, group)
         for data_file, tbl, mask in zip(group, tables, drop(tables), strict=True):
             n = pc.sum(mask).as_py() or 0
-            if n == 0:
+            if n == 0 and not lands_in(data_file):
                 continue
             dropped += n
             changes.deleted.append(data_file)
@@ -188,7 +236,7 @@ def rewrite_clustered(txn: Transaction, io: FileIO, live: LiveFiles, files: list
             held_bytes += kept.nbytes
         del tables
         if held_bytes >= REWRITE_GROUP_BYTES and i + 1 < len(grouped):
-            writer.submit(pa.concat_tables([*held, settled(grouped[i + 1][0])]))
+            writer.submit(pa.concat_tables([*held, settled(grouped[i + 1][0])]), cuts())
             held, held_bytes = [], 0
-    writer.submit(pa.concat_tables([*held, settled(None)]))
+    writer.submit(pa.concat_tables([*held, settled(None)]), cuts())
     return dropped

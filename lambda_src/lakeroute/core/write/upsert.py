@@ -33,7 +33,7 @@ from typing import TYPE_CHECKING, Any
 from ..sql_text import quote_ident
 from . import tombstones
 from .attribution import COUNTS, KEEP, ORDER, props, upsert_counts
-from .cluster import Background, by_lower_bound, ensure_key_order, first_key_below, rewrite_clustered
+from .cluster import Background, by_lower_bound, ensure_key_order, in_range, rewrite_clustered
 from .deletes import live_files
 from .modes import Changes, bounds, drop_dangling, may_hold
 from .staging import DELETE_FLAG, align
@@ -124,23 +124,32 @@ def plan_upsert(txn: Transaction, io: FileIO, todo: list[Staged], target: Target
         not_delete = pc.invert(is_delete)
         taken = pa.chunked_array([pa.nulls(rows.num_rows, pa.bool_()).fill_null(False)])
 
-        def settled(upto: DataFile | None) -> pa.Table:
-            """The winners to add whose fate is known: not beaten, not deletes, not written yet,
-            and (with ``upto``) keyed below that file's lower bound."""
-            nonlocal taken
+        def pending() -> pa.ChunkedArray:
+            """The winners still to add: not beaten so far, not deletes, not written yet."""
             stale = pa.concat_arrays(beaten) if beaten else pa.array([], pa.int64())
-            keep = pc.and_(pc.and_(not_delete, pc.invert(pc.is_in(win, value_set=stale))), pc.invert(taken))
+            return pc.and_(pc.and_(not_delete, pc.invert(pc.is_in(win, value_set=stale))), pc.invert(taken))
+
+        def settled(upto: DataFile | None) -> pa.Table:
+            """The winners to add whose fate is known: pending, and (with ``upto``) keyed below
+            that file's lower bound (no later file can hold them)."""
+            nonlocal taken
+            keep = pending()
             if upto is not None:
-                below = first_key_below(metadata, upto, rows.column(keys[0]), keys[0])
+                below = in_range(metadata, upto, rows.column(keys[0]), keys[0], below=True)
                 if below is None:
                     return rows.schema.empty_table()
                 keep = pc.and_(keep, below)
             taken = pc.or_(taken, keep)
             return rows.filter(keep)
 
+        def lands_in(f: DataFile) -> bool:
+            """Whether a new key falls within the file's range (after its group's join)."""
+            within = in_range(metadata, f, rows.column(keys[0]), keys[0])
+            return within is not None and bool(pc.any(pc.and_(pending(), within)).as_py())
+
         writer = Background(txn, io, keys, changes)
         try:
-            replaced = rewrite_clustered(txn, io, live, files, changes, drop, writer, settled)
+            replaced = rewrite_clustered(txn, io, live, files, changes, drop, writer, settled, lands_in)
         finally:
             writer.close()
         stale = pa.concat_arrays(beaten) if beaten else pa.array([], pa.int64())
