@@ -166,7 +166,8 @@ def commit(catalog: Catalog, table_name: str, staged: list[Staged], ledger: Ledg
                     props[prop] = str(count)
             snapshot = txn.update_snapshot(snapshot_properties=props)
             if changes.deleted:
-                with overwrite_files(snapshot) as overwrite:  # data and delete files out, data files in
+                # data and delete files out, data files in (manifests read by the plan not read again)
+                with overwrite_files(snapshot, changes.entries) as overwrite:
                     for df in changes.deleted:
                         overwrite.delete_data_file(df)
                     for df in changes.added:

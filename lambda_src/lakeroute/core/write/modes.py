@@ -33,7 +33,7 @@ from .deletes import LiveFiles, live_files, read_tables
 if TYPE_CHECKING:
     import pyarrow as pa
     from pyiceberg.io import FileIO
-    from pyiceberg.manifest import DataFile
+    from pyiceberg.manifest import DataFile, ManifestEntry
     from pyiceberg.table import Transaction
     from pyiceberg.table.metadata import TableMetadata
 
@@ -55,6 +55,8 @@ class Changes:
     stats: dict[str, str] = field(default_factory=dict)  # snapshot summary additions
     planned: bool = False  # complete: the commit may be sent
     rejected: list[tuple[Staged, str]] = field(default_factory=list)  # objects whose rows cannot be written
+    # Manifest entries the plan read, by manifest path: the snapshot's file removal reuses them.
+    entries: dict[str, list[ManifestEntry]] = field(default_factory=dict)
 
 
 def table_result(target: Target, result: pa.Schema) -> pa.Schema:
@@ -191,7 +193,7 @@ def plan_replace(txn: Transaction, io: FileIO, todo: list[Staged], changes: Chan
     metadata = txn.table_metadata
     whole: list[DataFile] = []
     partial: list[DataFile] = []
-    live = live_files(metadata, io)
+    live = live_files(metadata, io, changes.entries)
     if OBJECT_COLUMN in {f.name for f in metadata.schema().fields}:
         fid = metadata.schema().find_field(OBJECT_COLUMN).field_id
         for f in live.data:
@@ -234,7 +236,7 @@ def plan_replace(txn: Transaction, io: FileIO, todo: list[Staged], changes: Chan
 def plan_overwrite(txn: Transaction, io: FileIO, todo: list[Staged], changes: Changes, *,
                    whole_table: bool) -> None:
     ordered = sorted(todo, key=lambda s: s.order)
-    live = live_files(txn.table_metadata, io)
+    live = live_files(txn.table_metadata, io, changes.entries)
     if whole_table:
         last = ordered[-1]
         for s in ordered[:-1]:

@@ -133,11 +133,12 @@ def file_changes(txn: Transaction, io: FileIO, operation: Any, props: dict[str, 
     return FileChanges(operation=operation, transaction=txn, io=io, snapshot_properties=props)
 
 
-def overwrite(update: UpdateSnapshot) -> _OverwriteFiles:
-    """``update.overwrite()``, able to remove the delete files in ``delete_data_file`` too."""
+def overwrite(update: UpdateSnapshot, entries: dict[str, list[ManifestEntry]] | None = None) -> _OverwriteFiles:
+    """``update.overwrite()``, able to remove the delete files in ``delete_data_file`` too
+    (``entries``: manifests the plan already read, by path)."""
     from pyiceberg.table.snapshots import Operation
 
     txn = update._transaction
     operation = (Operation.OVERWRITE if txn.table_metadata.snapshot_by_name(name=update._branch) is not None
                  else Operation.APPEND)
-    return file_changes(txn, update._io, operation, update._snapshot_properties)
+    return file_changes(txn, update._io, operation, update._snapshot_properties, entries=entries)

@@ -119,7 +119,7 @@ def plan_upsert(txn: Transaction, io: FileIO, todo: list[Staged], target: Target
             return out
 
         ensure_key_order(txn, keys)
-        live = live_files(metadata, io)
+        live = live_files(metadata, io, changes.entries)
         files = by_lower_bound(metadata, candidates(metadata, live.data, rows, keys), keys[0])
         not_delete = pc.invert(is_delete)
         taken = pa.chunked_array([pa.nulls(rows.num_rows, pa.bool_()).fill_null(False)])
