@@ -19,7 +19,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from ..write.modes import bounds
+from ..write.modes import bounds_reader
 
 if TYPE_CHECKING:
     import pyarrow as pa
@@ -49,8 +49,9 @@ def range_bins(metadata: TableMetadata, files: list[DataFile], key: str, target:
     """One partition's files in bins whose rewrite leaves disjoint ranges of ``key``; None
     when a file has no bounds of it (then bin-packing applies)."""
     ranged: list[tuple[Any, Any, DataFile]] = []
+    read = bounds_reader(metadata, key)
     for f in files:
-        rng = bounds(metadata, f, key)
+        rng = read(f)
         if rng is None:
             return None
         ranged.append((rng[0], rng[1], f))

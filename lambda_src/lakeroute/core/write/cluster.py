@@ -24,7 +24,7 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from typing import TYPE_CHECKING, Any
 
 from .bounds import safe_metrics, write_data_files
-from .modes import REWRITE_GROUP_BYTES, Changes, bounds, groups, read_files
+from .modes import REWRITE_GROUP_BYTES, Changes, bounds, bounds_reader, groups, read_files
 
 if TYPE_CHECKING:
     import pyarrow as pa
@@ -85,8 +85,10 @@ def sort_rows(rows: pa.Table, keys: list[str]) -> pa.Table:
 
 def by_lower_bound(metadata: TableMetadata, files: list[DataFile], key: str) -> list[DataFile]:
     """Files in the order of their lower bound of ``key`` (files without bounds first)."""
+    read = bounds_reader(metadata, key)
+
     def lower(f: DataFile) -> tuple[int, Any]:
-        rng = bounds(metadata, f, key)
+        rng = read(f)
         return (0, 0) if rng is None else (1, rng[0])
 
     try:
@@ -220,9 +222,10 @@ def rewrite_clustered(txn: Transaction, io: FileIO, live: LiveFiles, files: list
     def cuts() -> list[Any]:
         """The lower bounds of the live files that stay (so far)."""
         gone = {f.file_path for f in changes.deleted}
+        read = bounds_reader(metadata, key)
         out = []
         for f in live.data:
-            rng = None if f.file_path in gone else bounds(metadata, f, key)
+            rng = None if f.file_path in gone else read(f)
             if rng is not None:
                 out.append(rng[0])
         try:

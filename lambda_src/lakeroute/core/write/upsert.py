@@ -35,7 +35,7 @@ from . import tombstones
 from .attribution import COUNTS, KEEP, ORDER, props, upsert_counts
 from .cluster import Background, by_lower_bound, ensure_key_order, in_range, rewrite_clustered
 from .deletes import live_files
-from .modes import Changes, bounds, drop_dangling, may_hold
+from .modes import Changes, bounds_reader, drop_dangling, may_hold
 from .staging import DELETE_FLAG, align
 
 if TYPE_CHECKING:
@@ -286,11 +286,12 @@ def candidates(metadata: TableMetadata, files: list[DataFile], rows: pa.Table,
         decoded = bound_values(schema.find_field(k).field_type, rows.column(k))
         if decoded is not None:
             values[k] = decoded
+    readers = {k: bounds_reader(metadata, k) for k in values}
     out = []
     for f in files:
         if in_partitions is not None and f.spec_id == spec.spec_id and f.partition not in in_partitions:
             continue
-        if all(may_hold(v, bounds(metadata, f, k)) for k, v in values.items()):
+        if all(may_hold(v, readers[k](f)) for k, v in values.items()):
             out.append(f)
     return out
 
