@@ -126,12 +126,18 @@ def segments(rows: pa.Table, key: str, cuts: list[Any]) -> list[tuple[int, int]]
         return [(0, rows.num_rows)]
     lo, hi = pc.min_max(col).values()
     at = {0, rows.num_rows}
-    inside = [c for c in cuts if lo.as_py() < c <= hi.as_py()][:MAX_CUTS]
-    for c in inside:
+    used = 0
+    for c in cuts:  # manifest bounds (days, microseconds) as the column's own type
         try:
-            at.add(int(pc.sum(pc.less(col, pa.scalar(c, type=col.type))).as_py() or 0))
+            cut_at = pa.scalar(c, type=col.type)
+            if not (pc.less(lo, cut_at).as_py() and pc.less_equal(cut_at, hi).as_py()):
+                continue
+            at.add(int(pc.sum(pc.less(col, cut_at)).as_py() or 0))
         except (pa.ArrowInvalid, pa.ArrowNotImplementedError, pa.ArrowTypeError, TypeError, OverflowError):
             continue
+        used += 1
+        if used >= MAX_CUTS:
+            break
     edges = sorted(at)
     return [(a, b - a) for a, b in zip(edges, edges[1:], strict=False) if b > a]
 
