@@ -13,7 +13,7 @@ CDK_OUT ?= cdk.out
 CDK_ARGS ?=
 CDK_CONTEXT = -c stage=$(STAGE)$(if $(ROUTES), -c "routes=$(ROUTES)")
 
-.PHONY: help setup spark rest demo test test-fast lint synth deploy bench clean
+.PHONY: help setup spark rest demo test test-fast lint synth deploy bench bench-report clean
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*##' $(MAKEFILE_LIST) | sed 's/:.*##/\t/'
@@ -57,6 +57,10 @@ deploy: setup node_modules/.installed  ## `cdk deploy` of STAGE [ROUTES=DIR] (AW
 
 bench: setup  ## benchmarks with baselines measured in the same run
 	$(UV) run --frozen python benchmarks/run.py
+	$(UV) run --frozen python benchmarks/report.py
+
+bench-report: setup  ## docs/benchmarks.md's table regenerated from benchmarks/results.json
+	$(UV) run --frozen python benchmarks/report.py
 
 .PHONY: docs
 docs: setup  ## regenerate docs/cli.md (from --help) and schemas/route.schema.json (from the route model)

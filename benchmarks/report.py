@@ -1,15 +1,30 @@
-"""The report: the table printed on stdout, and results.json (machine, versions, options, sizes,
-every scenario's results; a run of a subset keeps the other scenarios' previous results)."""
+"""The report: the table printed on stdout, results.json (machine, versions, options, sizes,
+every scenario's results; a run of a subset keeps the other scenarios' previous results), and
+the Markdown table of ``docs/benchmarks.md``, generated from results.json only.
+
+    python benchmarks/report.py            # rewrite the table in docs/benchmarks.md
+    python benchmarks/report.py --check    # exit 1 when the committed table is not the generated one
+
+Each scenario row says when it ran, on what machine and under what load (the load average
+before and after, and the share of the CPU other processes used during its runs), as far as
+its result recorded them: "not recorded" otherwise, never the machine of another run.
+"""
 
 from __future__ import annotations
 
+import argparse
 import json
+import os
 import platform
+import sys
 import time
 from pathlib import Path
 from typing import Any
 
-from harness import NPROC
+HERE = Path(__file__).resolve().parent
+RESULTS = HERE / "results.json"
+DOC = HERE.parent / "docs" / "benchmarks.md"
+BEGIN, END = "<!-- bench-table:begin -->", "<!-- bench-table:end -->"
 
 
 def machine() -> dict[str, Any]:
@@ -26,7 +41,7 @@ def machine() -> dict[str, Any]:
                 break
     except OSError:
         pass
-    return {"nproc": NPROC, "ram_gib": round(ram, 1), "cpu_model": cpu,
+    return {"nproc": len(os.sched_getaffinity(0)), "ram_gib": round(ram, 1), "cpu_model": cpu,
             "platform": platform.platform(), "python": platform.python_version()}
 
 
@@ -104,5 +119,111 @@ def write_results(out_path: Path, results: dict[str, Any], *, now: str, started:
         "sizes": sizes, "total_seconds": round(time.monotonic() - started, 1),
         "scenarios": {**previous, **results},
     }
+    for sc in results.values():  # the machine each scenario ran on stays with it
+        sc.setdefault("machine", doc["machine"])
     out_path.parent.mkdir(parents=True, exist_ok=True)
     out_path.write_text(json.dumps(doc, indent=2, default=str) + "\n")
+
+
+# ---------------------------------------------------------------- docs/benchmarks.md
+
+
+def _num(v: Any) -> str:
+    if isinstance(v, bool):
+        return "yes" if v else "no"
+    if isinstance(v, float):
+        return f"{v:,.3f}".rstrip("0").rstrip(".") if abs(v) < 100 else f"{v:,.1f}"
+    if isinstance(v, int):
+        return f"{v:,}"
+    if isinstance(v, dict):
+        return ", ".join(f"{k}: {_num(x)}" for k, x in v.items())
+    return str(v)
+
+
+def _cell(text: str) -> str:
+    return text.replace("|", "\\|").replace("\n", " ")
+
+
+def _contender(name: str, c: dict[str, Any]) -> str:
+    seconds = c.get("spawn_to_done_seconds", c.get("seconds"))
+    text = f"{name} {'?' if seconds is None else _num(round(float(seconds), 2))} s"
+    if c.get("stopped"):
+        text = f"{name} > {_num(round(float(seconds or 0), 0))} s (stopped)"
+    if c.get("peak_rss_mb"):
+        text += f", {c['peak_rss_mb']:.0f} MB"
+    return text
+
+
+def _run(sc: dict[str, Any]) -> str:
+    parts = [str(sc.get("date", "date not recorded")).replace("+00:00", "Z")]
+    m = sc.get("machine")
+    parts.append(f"{m.get('nproc')} cores, {m.get('cpu_model')}, {m.get('ram_gib')} GiB" if m
+                 else "machine not recorded")
+    before, after = sc.get("load_average_before"), sc.get("load_average_after")
+    if before is not None and after is not None:
+        parts.append(f"load {'/'.join(_num(x) for x in before)} → {'/'.join(_num(x) for x in after)}")
+    else:
+        parts.append("load average not recorded")
+    shares = [c["background_cpu_share"] for c in sc.get("contenders", {}).values()
+              if isinstance(c, dict) and isinstance(c.get("background_cpu_share"), (int, float))]
+    if shares:
+        parts.append(f"other processes used up to {max(shares) * 100:.0f} % of the CPU")
+    return "; ".join(parts)
+
+
+def _targets(sc: dict[str, Any]) -> str:
+    metrics = sc.get("metrics", {})
+    out = []
+    for t, ok in sc.get("targets", {}).items():
+        name = t.split()[0]
+        value = f" = {_num(metrics[name])}" if name in metrics else ""
+        out.append(f"{name}{value} (target {t[len(name):].strip() or 'true'}): {'met' if ok else '**missed**'}")
+    return "; ".join(out) or "-"
+
+
+def markdown_table(doc: dict[str, Any]) -> str:
+    """The benchmark table, one row per scenario of results.json, every figure from the file."""
+    lines = ["| scenario | what | contenders (median seconds, peak RSS) | targets | run: date (UTC), machine, load |",
+             "|---|---|---|---|---|"]
+    for name, sc in doc.get("scenarios", {}).items():
+        contenders = "; ".join(_contender(c, v) for c, v in sc.get("contenders", {}).items())
+        lines.append("| " + " | ".join(_cell(x) for x in (
+            name, str(sc.get("description", "")), contenders, _targets(sc), _run(sc))) + " |")
+    v = doc.get("versions", {})
+    lines += ["", "Generated by `make bench-report` from `benchmarks/results.json` "
+              f"(lakeroute {v.get('lakeroute', '?')}, pyiceberg {v.get('pyiceberg', '?')}, "
+              f"duckdb {v.get('duckdb', '?')}, pyarrow {v.get('pyarrow', '?')}); "
+              "load: the 1/5/15-minute load averages before → after the scenario."]
+    return "\n".join(lines)
+
+
+def splice(text: str, table: str) -> str:
+    """``text`` with what lies between the markers replaced by ``table``."""
+    if BEGIN not in text or END not in text or text.index(BEGIN) > text.index(END):
+        raise SystemExit(f"{DOC}: the markers {BEGIN} and {END} are missing; add them where the table goes")
+    head, rest = text.split(BEGIN, 1)
+    _, tail = rest.split(END, 1)
+    return f"{head}{BEGIN}\n{table}\n{END}{tail}"
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description="docs/benchmarks.md's table from benchmarks/results.json")
+    ap.add_argument("--results", type=Path, default=RESULTS)
+    ap.add_argument("--doc", type=Path, default=DOC)
+    ap.add_argument("--check", action="store_true", help="exit 1 when the committed table differs")
+    args = ap.parse_args(argv)
+    text = args.doc.read_text()
+    new = splice(text, markdown_table(json.loads(args.results.read_text())))
+    if args.check:
+        if new != text:
+            print(f"{args.doc}: the benchmark table is not the one {args.results} gives; run make bench-report",
+                  file=sys.stderr)
+            return 1
+        return 0
+    if new != text:
+        args.doc.write_text(new)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -21,9 +21,12 @@ def parquet(ws: Workspace, key: str, rows: list[dict[str, Any]], schema: pa.Sche
 
 def table_rows(ws: Workspace, table: str, *, by: str = "id") -> list[dict[str, Any]]:
     """The rows as PyIceberg reads them, checked against DuckDB's iceberg_scan."""
-    ours = sorted(ws.rows(table), key=lambda r: r[by])
+    def order(r: dict[str, Any]) -> tuple[Any, str]:  # total: rows may share ``by`` (mode replace)
+        return r[by], repr(sorted(r.items()))
+
+    ours = sorted(ws.rows(table), key=order)
     con = open_warehouse(ws.paths.home)
-    theirs = con.execute(f"SELECT * FROM {table} ORDER BY {by}").fetch_arrow_table().to_pylist()  # noqa: S608 (test tables)
+    theirs = sorted(con.execute(f"SELECT * FROM {table}").fetch_arrow_table().to_pylist(), key=order)  # noqa: S608 (test tables)
     assert theirs == ours, "DuckDB iceberg_scan disagrees with PyIceberg"
     return ours
 

@@ -39,6 +39,7 @@ from ..shape.features import equality_message, unsupported
 from ..write.bounds import safe_metrics
 from ..write.deletes import LiveFiles
 from ..write.staging import delete_files
+from .clustering import cut, range_bins, sort_columns
 from .replace_files import MANIFEST_TARGET_DEFAULT, commit_replace
 
 if TYPE_CHECKING:
@@ -63,6 +64,12 @@ class Bin:
 
     partition: str
     files: list[DataFile]
+    sort: list[str] = field(default_factory=list)  # a sorted table's: rows sorted, cut by range
+    target: int = 0  # Parquet bytes per output file of a sorted bin
+
+    @property
+    def outputs(self) -> int:
+        return max(1, -(-self.bytes // self.target)) if self.sort and self.target else 1
 
     @property
     def bytes(self) -> int:
@@ -93,7 +100,7 @@ class CompactionPlan:
 
     @property
     def files_after(self) -> int:
-        return self.files - self.rewritten + len(self.bins)
+        return self.files - self.rewritten + sum(b.outputs for b in self.bins)
 
     @property
     def rewrite_manifests(self) -> bool:
@@ -163,9 +170,14 @@ def plan_compaction(table: Table, target_bytes: int, max_bytes: int = MAX_REWRIT
         plan.skipped = equality_message(name, len(plan.live.equality), "compact it")
         return plan
     small_limit = int(target_bytes * SMALL_FRACTION)
+    keys = sort_columns(meta)
     for (spec_id, partition), files in groups.items():
         if spec_id != meta.default_spec_id:
             continue  # older specs' files stay as they are (rewriting would re-partition them)
+        ranged = range_bins(meta, files, keys[0], target_bytes, small_limit) if keys else None
+        if ranged is not None:  # a sorted (upsert) table: files of disjoint key ranges
+            plan.bins += [Bin(partition, members, keys, target_bytes) for members in ranged]
+            continue
         small = [f for f in files if int(f.file_size_in_bytes) < small_limit]
         plan.bins += [Bin(partition, members) for members in pack(small, target_bytes)]
     # Most files removed per byte rewritten first, up to the run's budget.
@@ -206,9 +218,11 @@ def _rewrite_bin(table: Table, b: Bin, live: LiveFiles) -> list[DataFile]:
     if not meta.spec().is_unpartitioned():
         key = PartitionKey(field_values=[], partition_spec=meta.spec(), schema=meta.schema())
         key.__dict__["partition"] = b.files[0].partition  # the bin's partition (a cached_property)
-    task = WriteTask(write_uuid=uuid.uuid4(), task_id=0, schema=meta.schema(),
-                     record_batches=rows.to_batches(), partition_key=key)
-    return list(write_file(io=table.io, table_metadata=safe_metrics(meta, rows), tasks=iter([task])))
+    pieces = cut(rows, b.sort, b.bytes, b.target) if b.sort else [rows]
+    write_uuid = uuid.uuid4()
+    tasks = [WriteTask(write_uuid=write_uuid, task_id=i, schema=meta.schema(),
+                       record_batches=piece.to_batches(), partition_key=key) for i, piece in enumerate(pieces)]
+    return list(write_file(io=table.io, table_metadata=safe_metrics(meta, rows), tasks=iter(tasks)))
 
 
 def _read(table: Table, files: list[DataFile], live: LiveFiles) -> pa.Table:

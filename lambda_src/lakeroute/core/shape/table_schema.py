@@ -92,10 +92,16 @@ def partition_spec(schema: Schema, partition_by: list[str]) -> PartitionSpec:
     return PartitionSpec(*fields)
 
 
+REPLACE_MANIFEST_BYTES = 32 * 1024
+
+
 def table_properties(target: Target) -> dict[str, str]:
     managed = {}
     if target.mode == "replace":  # exact bounds: a file holding one object's rows is found by them
         managed[f"write.metadata.metrics.column.{OBJECT_COLUMN}"] = "full"
+        # Merged manifests stay small (~100 entries): replacing an object rewrites the one
+        # that lists its file (core.write.snapshot_files.object_files).
+        managed["commit.manifest.target-size-bytes"] = str(REPLACE_MANIFEST_BYTES)
     return {**DEFAULT_PROPERTIES, **managed, **target.properties, **OWN_RETRY_PROPERTIES}
 
 

@@ -34,6 +34,7 @@ from ..shape.features import refuse_unsupported
 from ..shape.renames import renamed_columns
 from ..shape.table_schema import OWN_RETRY_PROPERTIES, same_field_ids
 from .modes import Changes, plan_overwrite, plan_replace, qualified_name, write_rows
+from .snapshot_files import object_files
 from .snapshot_files import overwrite as overwrite_files
 from .staging import Staged, align, delete_files, discard
 from .upsert import plan_upsert
@@ -165,8 +166,15 @@ def commit(catalog: Catalog, table_name: str, staged: list[Staged], ledger: Ledg
                 if count:  # rows set aside (rejects file) or landed with _rescued_data
                     props[prop] = str(count)
             snapshot = txn.update_snapshot(snapshot_properties=props)
-            if changes.deleted:
-                with overwrite_files(snapshot) as overwrite:  # data and delete files out, data files in
+            if target is not None and target.mode == "replace":  # small manifests: see object_files
+                with object_files(snapshot, changes.entries, removes=bool(changes.deleted)) as producer:
+                    for df in changes.deleted:
+                        producer.delete_data_file(df)
+                    for df in changes.added:
+                        producer.append_data_file(df)
+            elif changes.deleted:
+                # data and delete files out, data files in (manifests read by the plan not read again)
+                with overwrite_files(snapshot, changes.entries) as overwrite:
                     for df in changes.deleted:
                         overwrite.delete_data_file(df)
                     for df in changes.added:

@@ -115,17 +115,26 @@ class LiveFiles:
         return [d for d, _ in self.positional if d.file_path not in still]
 
 
-def live_files(metadata: TableMetadata, io: FileIO) -> LiveFiles:
-    """The current snapshot's data files and delete files (manifests read in parallel)."""
+def live_files(metadata: TableMetadata, io: FileIO,
+               cache: dict[str, list[ManifestEntry]] | None = None) -> LiveFiles:
+    """The current snapshot's data files and delete files (manifests read in parallel).
+
+    ``cache``: manifest entries by manifest path, filled here (manifests never change): the
+    snapshot that removes files then reads no manifest a second time.
+    """
     from pyiceberg.utils.concurrent import ExecutorFactory
 
     live = LiveFiles()
     snapshot = metadata.current_snapshot()
     if snapshot is None:
         return live
+    known = {} if cache is None else cache
 
     def entries(manifest: Any) -> list[ManifestEntry]:
-        return manifest.fetch_manifest_entry(io, discard_deleted=True)
+        rows = known.get(manifest.manifest_path)
+        if rows is None:
+            rows = known[manifest.manifest_path] = manifest.fetch_manifest_entry(io, discard_deleted=True)
+        return rows
 
     for e in itertools.chain.from_iterable(ExecutorFactory.get_or_create().map(entries, snapshot.manifests(io))):
         live.add(e)

@@ -33,7 +33,7 @@ from .deletes import LiveFiles, live_files, read_tables
 if TYPE_CHECKING:
     import pyarrow as pa
     from pyiceberg.io import FileIO
-    from pyiceberg.manifest import DataFile
+    from pyiceberg.manifest import DataFile, ManifestEntry
     from pyiceberg.table import Transaction
     from pyiceberg.table.metadata import TableMetadata
 
@@ -55,6 +55,8 @@ class Changes:
     stats: dict[str, str] = field(default_factory=dict)  # snapshot summary additions
     planned: bool = False  # complete: the commit may be sent
     rejected: list[tuple[Staged, str]] = field(default_factory=list)  # objects whose rows cannot be written
+    # Manifest entries the plan read, by manifest path: the snapshot's file removal reuses them.
+    entries: dict[str, list[ManifestEntry]] = field(default_factory=dict)
 
 
 def table_result(target: Target, result: pa.Schema) -> pa.Schema:
@@ -71,14 +73,25 @@ def table_result(target: Target, result: pa.Schema) -> pa.Schema:
 
 def bounds(metadata: TableMetadata, data_file: DataFile, column: str) -> tuple[Any, Any] | None:
     """A column's (lower, upper) bounds in a data file's metrics, or None when not recorded."""
+    return bounds_reader(metadata, column)(data_file)
+
+
+def bounds_reader(metadata: TableMetadata, column: str) -> Callable[[DataFile], tuple[Any, Any] | None]:
+    """``bounds`` of one column for many files: the field looked up once (a schema lookup
+    costs more than decoding the bounds)."""
     from pyiceberg.conversions import from_bytes
     from pyiceberg.types import PrimitiveType
 
     f = metadata.schema().find_field(column)
-    lo, hi = data_file.lower_bounds or {}, data_file.upper_bounds or {}
-    if not isinstance(f.field_type, PrimitiveType) or f.field_id not in lo or f.field_id not in hi:
-        return None
-    return from_bytes(f.field_type, lo[f.field_id]), from_bytes(f.field_type, hi[f.field_id])
+    fid, kind = f.field_id, f.field_type
+
+    def read(data_file: DataFile) -> tuple[Any, Any] | None:
+        lo, hi = data_file.lower_bounds or {}, data_file.upper_bounds or {}
+        if not isinstance(kind, PrimitiveType) or fid not in lo or fid not in hi:
+            return None
+        return from_bytes(kind, lo[fid]), from_bytes(kind, hi[fid])
+
+    return read
 
 
 def may_hold(sorted_values: list[Any], rng: tuple[Any, Any] | None) -> bool:
@@ -191,11 +204,12 @@ def plan_replace(txn: Transaction, io: FileIO, todo: list[Staged], changes: Chan
     metadata = txn.table_metadata
     whole: list[DataFile] = []
     partial: list[DataFile] = []
-    live = live_files(metadata, io)
+    live = live_files(metadata, io, changes.entries)
     if OBJECT_COLUMN in {f.name for f in metadata.schema().fields}:
         fid = metadata.schema().find_field(OBJECT_COLUMN).field_id
+        object_bounds = bounds_reader(metadata, OBJECT_COLUMN)
         for f in live.data:
-            rng = bounds(metadata, f, OBJECT_COLUMN)
+            rng = object_bounds(f)
             only_nulls = (f.null_value_counts or {}).get(fid, 0) == f.record_count
             if only_nulls or not may_hold(names, rng):
                 continue
@@ -207,7 +221,7 @@ def plan_replace(txn: Transaction, io: FileIO, todo: list[Staged], changes: Chan
     values = pa.array(names, pa.string())
     by_object: dict[str, int] = defaultdict(int)  # rows of each key's previous version, deleted
     for f in whole:
-        rng = bounds(metadata, f, OBJECT_COLUMN)
+        rng = bounds_reader(metadata, OBJECT_COLUMN)(f)
         if rng is not None:
             by_object[str(rng[0])] += f.record_count
 
@@ -234,7 +248,7 @@ def plan_replace(txn: Transaction, io: FileIO, todo: list[Staged], changes: Chan
 def plan_overwrite(txn: Transaction, io: FileIO, todo: list[Staged], changes: Changes, *,
                    whole_table: bool) -> None:
     ordered = sorted(todo, key=lambda s: s.order)
-    live = live_files(txn.table_metadata, io)
+    live = live_files(txn.table_metadata, io, changes.entries)
     if whole_table:
         last = ordered[-1]
         for s in ordered[:-1]:

@@ -23,15 +23,20 @@ if TYPE_CHECKING:
     from pyiceberg.table.update.snapshot import UpdateSnapshot, _OverwriteFiles
 
 MANIFEST_ENTRIES = 20_000  # entries per rewritten manifest (~10-20 MB of Avro with column stats)
+# A replace table's manifests hold this many entries at most: replacing one object rewrites
+# the manifest that lists its file, so that work stays the same whatever the table's size.
+REPLACE_MANIFEST_ENTRIES = 64
 
 
 def file_changes(txn: Transaction, io: FileIO, operation: Any, props: dict[str, str], *, merge: bool = False,
                  entries: dict[str, list[ManifestEntry]] | None = None,
-                 base: type[_OverwriteFiles] | None = None) -> _OverwriteFiles:
+                 base: type[Any] | None = None, per_manifest: int = MANIFEST_ENTRIES) -> _OverwriteFiles:
     """A producer of one snapshot of ``operation`` (see the module docstring).
 
     ``entries``: manifests already read, by path (manifests never change). ``base``: the
-    producer class to extend (default PyIceberg's ``_OverwriteFiles``).
+    producer class to extend (default PyIceberg's ``_OverwriteFiles``). ``per_manifest``:
+    entries per manifest this snapshot writes (added files, and the survivors of a manifest
+    that loses files).
     """
     from pyiceberg.exceptions import ValidationException
     from pyiceberg.manifest import (
@@ -70,6 +75,9 @@ def file_changes(txn: Transaction, io: FileIO, operation: Any, props: dict[str, 
             meta = self._transaction.table_metadata
             parent = meta.snapshot_by_id(self._parent_snapshot_id) if self._parent_snapshot_id is not None else None
             manifests = parent.manifests(self._io) if parent else []
+            if not self._deleted_data_files and not merge:  # nothing removed: every manifest stays
+                self._kept = list(manifests)
+                return []
             todo = [m for m in manifests if m.manifest_path not in cache]
             fetched = ExecutorFactory.get_or_create().map(
                 lambda m: m.fetch_manifest_entry(self._io, discard_deleted=True), todo)
@@ -101,9 +109,9 @@ def file_changes(txn: Transaction, io: FileIO, operation: Any, props: dict[str, 
         def _existing_manifests(self) -> list[ManifestFile]:
             out = list(self._kept)
             for (spec_id, content), rows in self._survivors.items():
-                for i in range(0, len(rows), MANIFEST_ENTRIES):
+                for i in range(0, len(rows), per_manifest):
                     with self._writer(self.spec(spec_id), content) as writer:
-                        for e in rows[i:i + MANIFEST_ENTRIES]:
+                        for e in rows[i:i + per_manifest]:
                             writer.existing(e)
                     out.append(writer.to_manifest_file())
             return out
@@ -111,9 +119,10 @@ def file_changes(txn: Transaction, io: FileIO, operation: Any, props: dict[str, 
         def _manifests(self) -> list[ManifestFile]:
             deleted = self._deleted_entries()  # first: a validation failure leaves no manifest behind
             out: list[ManifestFile] = []
-            if self._added_data_files:
+            added = self._added_data_files
+            for i in range(0, len(added), per_manifest):
                 with self.new_manifest_writer(self._transaction.table_metadata.spec()) as writer:
-                    for f in self._added_data_files:
+                    for f in added[i:i + per_manifest]:
                         writer.add(ManifestEntry.from_args(status=ManifestEntryStatus.ADDED,
                                                            snapshot_id=self._snapshot_id, sequence_number=None,
                                                            file_sequence_number=None, data_file=f))
@@ -133,11 +142,29 @@ def file_changes(txn: Transaction, io: FileIO, operation: Any, props: dict[str, 
     return FileChanges(operation=operation, transaction=txn, io=io, snapshot_properties=props)
 
 
-def overwrite(update: UpdateSnapshot) -> _OverwriteFiles:
-    """``update.overwrite()``, able to remove the delete files in ``delete_data_file`` too."""
+def overwrite(update: UpdateSnapshot, entries: dict[str, list[ManifestEntry]] | None = None) -> _OverwriteFiles:
+    """``update.overwrite()``, able to remove the delete files in ``delete_data_file`` too
+    (``entries``: manifests the plan already read, by path)."""
     from pyiceberg.table.snapshots import Operation
 
     txn = update._transaction
     operation = (Operation.OVERWRITE if txn.table_metadata.snapshot_by_name(name=update._branch) is not None
                  else Operation.APPEND)
-    return file_changes(txn, update._io, operation, update._snapshot_properties)
+    return file_changes(txn, update._io, operation, update._snapshot_properties, entries=entries)
+
+
+def object_files(update: UpdateSnapshot, entries: dict[str, list[ManifestEntry]], *,
+                 removes: bool) -> _OverwriteFiles:
+    """The producer of a ``replace`` table's snapshots (with files removed or not): manifests
+    of at most ``REPLACE_MANIFEST_ENTRIES`` entries, merged as a merge-append merges them
+    (``commit.manifest-merge.*``, up to the table's manifest target size, which replace tables
+    keep small). Replacing one object then rewrites one small manifest, however many files
+    the table has."""
+    from pyiceberg.table.snapshots import Operation
+    from pyiceberg.table.update.snapshot import _MergeAppendFiles
+
+    txn = update._transaction
+    has_parent = txn.table_metadata.snapshot_by_name(name=update._branch) is not None
+    operation = Operation.OVERWRITE if removes and has_parent else Operation.APPEND
+    return file_changes(txn, update._io, operation, update._snapshot_properties, entries=entries,
+                        base=_MergeAppendFiles, per_manifest=REPLACE_MANIFEST_ENTRIES)
