@@ -12,19 +12,22 @@ for-iceberg``) does, over boto3's ``s3tables`` client:
 - a commit writes the next metadata file and moves the pointer with the version token read
   before it: a concurrent commit changed the token, S3 Tables rejects the update
   (``ConflictException``) and PyIceberg's ``CommitFailedException`` follows (PyIceberg and
-  lakeroute's commit retry it). The rejected metadata file is removed: it is referenced by
-  nothing (as ``aws.catalog``'s Glue subclass does for Glue).
+  lakeroute's commit retry it).
+
+S3 Tables storage answers neither ListObjects nor DeleteObject (moto neither): files nothing
+references (a rejected commit's metadata, staged files of a commit that did not happen, the
+files of expired snapshots) are removed by S3 Tables' unreferenced file removal, never by
+lakeroute. The tables' FileIO (``TableStorageIO``) therefore deletes nothing: the deletes
+lakeroute makes elsewhere (best effort) would each be refused.
 
 A table created for a first commit that never happened (lakeroute stages the first rows of an
 undeclared table before its first commit, and the staged files need the table's storage) has
 no metadata location: it counts as absent until a commit gives it one.
-S3 Tables storage does not answer ListObjects: metadata is written without the existence
-check PyIceberg's default writer makes.
+Metadata is written without the existence check PyIceberg's default writer makes (it lists).
 """
 
 from __future__ import annotations
 
-import contextlib
 import re
 from typing import TYPE_CHECKING, Any
 
@@ -37,7 +40,8 @@ from pyiceberg.exceptions import (
     NoSuchTableError,
     TableAlreadyExistsError,
 )
-from pyiceberg.io import load_file_io
+from pyiceberg.io import PY_IO_IMPL, load_file_io
+from pyiceberg.io.pyarrow import PyArrowFile, PyArrowFileIO
 from pyiceberg.partitioning import UNPARTITIONED_PARTITION_SPEC, PartitionSpec
 from pyiceberg.serializers import FromInputFile, ToOutputFile
 from pyiceberg.table import CommitTableResponse, Table
@@ -71,6 +75,35 @@ def check_name(kind: str, name: str) -> str:
     return name
 
 
+class StorageFile(PyArrowFile):
+    def exists(self) -> bool:
+        # PyArrow's check lists the "directory" after a 404 (refused here); a read is a HEAD + GET.
+        try:
+            with self.open(seekable=False):
+                return True
+        except FileNotFoundError:
+            return False
+
+
+class TableStorageIO(PyArrowFileIO):
+    """PyArrow's FileIO for S3 Tables storage: deletes are left to S3 Tables (see above), and
+    existence is checked without listing."""
+
+    def new_input(self, location: str) -> PyArrowFile:
+        return self._storage_file(location)
+
+    def new_output(self, location: str) -> PyArrowFile:
+        return self._storage_file(location)
+
+    def _storage_file(self, location: str) -> StorageFile:
+        plain = super().new_input(location)
+        return StorageFile(location=location, path=plain._path, fs=plain._filesystem,
+                           buffer_size=plain._buffer_size)
+
+    def delete(self, location: Any) -> None:
+        return None
+
+
 class S3TablesCatalog(MetastoreCatalog):
     """Iceberg tables in one S3 table bucket (``warehouse``: the table bucket's ARN).
 
@@ -80,6 +113,7 @@ class S3TablesCatalog(MetastoreCatalog):
     """
 
     def __init__(self, name: str, client: Any = None, **properties: str) -> None:
+        properties = {PY_IO_IMPL: f"{TableStorageIO.__module__}.{TableStorageIO.__name__}", **properties}
         super().__init__(name, **properties)
         arn = properties.get("warehouse", "")
         if not ARN.match(arn):
@@ -159,10 +193,7 @@ class S3TablesCatalog(MetastoreCatalog):
                 tableBucketARN=self.bucket_arn, namespace=namespace, name=table,
                 versionToken=token, metadataLocation=location)
         except Exception as e:
-            # Rejected: nothing references the file. (Another error may have landed: keep it.)
-            if _code(e) in ("ConflictException", "NotFoundException"):
-                with contextlib.suppress(Exception):
-                    io.delete(location)
+            # Rejected, the file stays unreferenced: S3 Tables' unreferenced file removal takes it.
             if _code(e) == "ConflictException":
                 raise CommitFailedException(f"{namespace}.{table} was changed by a concurrent commit "
                                             "(S3 Tables version token)") from e
