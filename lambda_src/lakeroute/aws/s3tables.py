@@ -17,8 +17,9 @@ for-iceberg``) does, over boto3's ``s3tables`` client:
 S3 Tables storage answers neither ListObjects nor DeleteObject (moto neither): files nothing
 references (a rejected commit's metadata, staged files of a commit that did not happen, the
 files of expired snapshots) are removed by S3 Tables' unreferenced file removal, never by
-lakeroute. The tables' FileIO (``TableStorageIO``) therefore deletes nothing: the deletes
-lakeroute makes elsewhere (best effort) would each be refused.
+lakeroute. The tables' FileIO (``TableStorageIO``) therefore deletes nothing there (the deletes
+lakeroute makes, best effort, would each be refused); elsewhere (the commit lane's hand-offs)
+it deletes as usual.
 
 A table created for a first commit that never happened (lakeroute stages the first rows of an
 undeclared table before its first commit, and the staged files need the table's storage) has
@@ -61,6 +62,7 @@ if TYPE_CHECKING:
 # S3 Tables names: lowercase letters, digits and underscores, starting with a letter or digit
 # (namespaces and tables; 1-255 characters).
 NAME = re.compile(r"^[a-z0-9][a-z0-9_]{0,254}$")
+TABLE_STORAGE_SUFFIX = "--table-s3"
 ARN = re.compile(r"^arn:aws[a-z-]*:s3tables:[a-z0-9-]+:\d{12}:bucket/[a-z0-9][a-z0-9-]{1,61}[a-z0-9]$")
 
 
@@ -101,7 +103,14 @@ class TableStorageIO(PyArrowFileIO):
                            buffer_size=plain._buffer_size)
 
     def delete(self, location: Any) -> None:
-        return None
+        path = location if isinstance(location, str) else location.location
+        if not in_table_storage(path):  # e.g. the commit lane's hand-offs in a general-purpose bucket
+            super().delete(location)
+
+
+def in_table_storage(path: str) -> bool:
+    """S3 Tables storage: a table's ``warehouseLocation``, a bucket whose name ends in ``--table-s3``."""
+    return path.startswith("s3://") and path[5:].split("/", 1)[0].endswith(TABLE_STORAGE_SUFFIX)
 
 
 class S3TablesCatalog(MetastoreCatalog):

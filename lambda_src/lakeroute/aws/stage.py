@@ -39,7 +39,7 @@ class Stage:
     routes_table: str = ""
     ledger_table: str = ""
     buckets: Mapping[str, str] = field(default_factory=dict)  # logical -> physical
-    databases: Mapping[str, str] = field(default_factory=dict)  # namespace -> Glue database
+    databases: Mapping[str, str] = field(default_factory=dict)  # namespace -> Glue database / S3 Tables namespace
     catalog: str = "glue"  # glue | s3tables (the stage's cdk.json setting)
     table_bucket: str = ""  # catalog s3tables: the table bucket's ARN
 
@@ -87,7 +87,8 @@ def stage_from_outputs(stage: str, outputs: Mapping[str, str], source: str) -> S
         routes_table=outputs.get("RoutesTableName", ""),
         ledger_table=outputs.get("LedgerTableName", ""),
         buckets=_json_map(outputs.get("LandingBuckets"), "LandingBuckets", source),
-        databases=_json_map(outputs.get("GlueDatabases"), "GlueDatabases", source),
+        databases=(_json_map(outputs.get("GlueDatabases"), "GlueDatabases", source)
+                   or _json_map(outputs.get("Namespaces"), "Namespaces", source)),
         catalog=outputs.get("Catalog", "") or "glue",
         table_bucket=outputs.get("TableBucketArn", ""),
     )
