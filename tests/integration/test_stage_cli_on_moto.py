@@ -1,6 +1,6 @@
 """`--stage NAME` on a moto server: the CLI finds a deployed stage through its stack's outputs
 (CloudFormation DescribeStacks) and works on its S3 quarantine, ingest queue and catalog (Glue, or
-S3 Tables: the outputs ``Catalog`` and ``TableBucketArn``)."""
+S3 Tables: the outputs ``StageCatalog``, ``TableBucketArn`` and ``Namespaces``)."""
 
 from __future__ import annotations
 
@@ -49,7 +49,7 @@ CATALOGS = pytest.mark.parametrize("catalog_kind", ["glue", "s3tables"], indirec
 def template(queue: str, deployment: Deployment = DEPLOYMENT) -> str:
     """A stack with the ingest queue and, as literal values, the outputs `--stage` reads."""
     catalog = ({"GlueDatabases": json.dumps({"sales": DATABASE})} if deployment.catalog == "glue" else
-               {"Catalog": deployment.catalog, "TableBucketArn": deployment.table_bucket_arn,
+               {"StageCatalog": deployment.catalog, "TableBucketArn": deployment.table_bucket_arn,
                 "Namespaces": json.dumps({"sales": DATABASE})})
     outputs = {
         "Stage": STAGE,

@@ -89,7 +89,7 @@ def stage_from_outputs(stage: str, outputs: Mapping[str, str], source: str) -> S
         buckets=_json_map(outputs.get("LandingBuckets"), "LandingBuckets", source),
         databases=(_json_map(outputs.get("GlueDatabases"), "GlueDatabases", source)
                    or _json_map(outputs.get("Namespaces"), "Namespaces", source)),
-        catalog=outputs.get("Catalog", "") or "glue",
+        catalog=outputs.get("StageCatalog", "") or "glue",
         table_bucket=outputs.get("TableBucketArn", ""),
     )
 
