@@ -110,11 +110,6 @@ def test_outputs_tell_the_stage_commands_the_catalog(s3t: Synth) -> None:
     assert "Namespaces" in outputs and "GlueDatabases" not in outputs
 
 
-def test_nag_findings_on_the_table_bucket_grants_are_acknowledged_with_reasons(s3t: Synth) -> None:
-    text = str(s3t.report)
-    assert "table bucket are created by the route sync" in text or "/table/*" in text
-
-
 def test_the_catalog_setting_is_glue_or_s3tables(dev: Synth) -> None:
     assert dev.resources("AWS::Glue::Database") and not dev.resources("AWS::S3Tables::TableBucket")
     ingest = [f for f in dev.resources("AWS::Lambda::Function").values()
