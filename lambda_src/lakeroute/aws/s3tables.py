@@ -49,6 +49,7 @@ from pyiceberg.table import CommitTableResponse, Table
 from pyiceberg.table.sorting import UNSORTED_SORT_ORDER, SortOrder
 from pyiceberg.typedef import EMPTY_DICT, Identifier, Properties
 
+from ..core.errors import ConfigError
 from .clients import aws_client
 
 if TYPE_CHECKING:
@@ -72,8 +73,9 @@ def _code(e: Exception) -> str:
 
 def check_name(kind: str, name: str) -> str:
     if not NAME.match(name):
-        raise ValueError(f"S3 Tables {kind} name {name!r} is not valid: use lowercase letters, digits "
-                         "and underscores (no dots or hyphens), starting with a letter or digit")
+        raise ConfigError(f"S3 Tables {kind} name {name!r} is not valid: rename it in the route's "
+                          "target.table with lowercase letters, digits and underscores (no hyphens), "
+                          "starting with a letter or digit")
     return name
 
 
