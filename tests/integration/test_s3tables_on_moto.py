@@ -235,10 +235,10 @@ def test_sync_of_a_name_s3_tables_refuse_is_a_config_error(lake: Lake) -> None:
     (lake.routes_dir / "bad.yaml").write_text(textwrap.dedent("""
         name: bad
         source: {bucket: s3t-landing, prefix: bad/}
-        target: {table: shop.order-lines, columns: {id: long}}
+        target: {table: shop.OrderLines, columns: {id: long}}
         sql: SELECT id FROM source
         """), encoding="utf-8")
-    with pytest.raises(ConfigError, match="table name 'order-lines' is not valid: rename it"):
+    with pytest.raises(ConfigError, match="table name 'OrderLines' is not valid: rename it"):
         lake.sync()
 
 
