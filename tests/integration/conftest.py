@@ -4,6 +4,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.support.catalogs import catalog_kind  # noqa: F401 - fixture of the moto tests
 from tests.support.workspace import Workspace
 
 
@@ -11,9 +12,3 @@ from tests.support.workspace import Workspace
 def ws(tmp_path: Path) -> Workspace:
     return Workspace(tmp_path)
 
-
-@pytest.fixture
-def catalog_kind(request: pytest.FixtureRequest) -> str:
-    """The stage catalog a moto test's deployment uses: ``glue`` unless a test parametrises it
-    (``@pytest.mark.parametrize("catalog_kind", CATALOGS, indirect=True)``)."""
-    return str(getattr(request, "param", "glue"))

@@ -27,6 +27,7 @@ from lakeroute.core.routes import load_routes
 from lakeroute.sync import sync_aws
 
 from tests.support.aws_lake import Deployment, LambdaContext, MotoLake, handler_environment, s3_notification
+from tests.support.catalogs import CATALOGS
 from tests.support.moto_server import MotoServer
 from tests.support.patience import patience
 
@@ -83,10 +84,6 @@ ROUTES = {
 
 # ---------------------------------------------------------------- fixtures
 
-
-# The stage catalogs: the tests marked with it run on both (S3 Tables: aws.s3tables on moto's
-# S3 Tables API, the table storage in moto's S3).
-CATALOGS = pytest.mark.parametrize("catalog_kind", ["glue", "s3tables"], indirect=True)
 
 
 @pytest.fixture

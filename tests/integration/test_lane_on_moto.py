@@ -19,6 +19,7 @@ from lakeroute.core.routes import load_routes
 from lakeroute.sync import sync_aws
 
 from tests.support.aws_lake import Deployment, LambdaContext, MotoLake, handler_environment
+from tests.support.catalogs import CATALOGS
 from tests.support.moto_server import MotoServer
 
 LANDING = ("lr-lane-land",)
@@ -40,9 +41,6 @@ ROUTES = {
         """,
 }
 
-
-# The stage catalogs: the tests marked with it run on both.
-CATALOGS = pytest.mark.parametrize("catalog_kind", ["glue", "s3tables"], indirect=True)
 
 
 class Lake(MotoLake):

@@ -25,6 +25,7 @@ from lakeroute.sync import sync_aws
 from typer.testing import CliRunner
 
 from tests.support.aws_lake import Deployment, LambdaContext, MotoLake, handler_environment
+from tests.support.catalogs import CATALOGS
 from tests.support.moto_server import MotoServer
 
 pytestmark = pytest.mark.slow
@@ -41,9 +42,6 @@ ROUTE = """
     sql: SELECT id, name FROM source
     """
 
-
-# The stage catalogs: the tests marked with it run on both.
-CATALOGS = pytest.mark.parametrize("catalog_kind", ["glue", "s3tables"], indirect=True)
 
 
 def template(queue: str, deployment: Deployment = DEPLOYMENT) -> str:

@@ -21,6 +21,7 @@ from lakeroute.core.routes import load_routes
 from lakeroute.sync import sync_aws
 
 from tests.support.aws_lake import Deployment, LambdaContext, MotoLake, handler_environment, s3_notification
+from tests.support.catalogs import CATALOGS
 from tests.support.moto_server import MotoServer
 
 pytestmark = pytest.mark.slow
@@ -41,9 +42,6 @@ def parquet(start: int, rows: int) -> bytes:
     pq.write_table(pa.table({"id": pa.array(range(start, start + rows), pa.int64())}), buf)
     return buf.getvalue()
 
-
-# The stage catalogs: the tests marked with it run on both.
-CATALOGS = pytest.mark.parametrize("catalog_kind", ["glue", "s3tables"], indirect=True)
 
 
 class Lake(MotoLake):

@@ -74,7 +74,7 @@ def _code(e: Exception) -> str:
 def check_name(kind: str, name: str) -> str:
     if not NAME.match(name):
         raise ConfigError(f"S3 Tables {kind} name {name!r} is not valid: rename it in the route's "
-                          "target.table with lowercase letters, digits and underscores (no hyphens), "
+                          "target.table with lowercase letters, digits and underscores, "
                           "starting with a letter or digit")
     return name
 
