@@ -15,6 +15,7 @@ from aws_cdk import aws_iam as iam
 from constructs import Construct
 
 from .nag import acknowledge_wildcard_resource
+from .naming import output_id
 
 # Exactly what PyIceberg 0.12's GlueCatalog calls for lakeroute (pyiceberg/catalog/glue.py):
 # load_table / table_exists -> GetTable; namespace_exists and the S3 Tables check in
@@ -63,6 +64,18 @@ class GlueCatalog(Construct):
             )
             db.apply_removal_policy(removal_policy)
             self.databases[ns] = db
+
+    @property
+    def environment(self) -> dict[str, str]:
+        """What the functions read (``lakeroute.aws.config``)."""
+        return {"LAKEROUTE_CATALOG": "glue"}
+
+    def add_outputs(self, output: Callable[[str, str, str], None], databases_json: str) -> None:
+        """``GlueDatabases`` (JSON: namespace -> database, what ``--stage`` reads) and one output
+        per database."""
+        output("GlueDatabases", databases_json, "JSON: Iceberg namespace (route files) -> Glue database")
+        for ns, db in self.names.items():
+            output(output_id("GlueDatabase", ns), db, f"Glue database of namespace {ns}")
 
     def resource_arns(self) -> list[str]:
         """The catalog, each namespace's database, and the tables inside it."""

@@ -72,6 +72,9 @@ LARGE_OBJECT_THROUGHPUT_MB_S = 20
 LARGE_OBJECT_TIMEOUT_SHARE = 0.5
 
 
+CATALOGS = ("glue", "s3tables")
+
+
 class StageConfigError(ValueError):
     """A stage in cdk.json context is missing, incomplete or out of range."""
 
@@ -181,6 +184,9 @@ class StageConfig:
     # runs `lakeroute maintain --apply` over the routed tables. null: no function, no schedule
     # (the automatic expiry after ingest commits still bounds the metadata).
     maintenance_interval_minutes: int | None = None
+    # Where the stage's Iceberg tables live: glue (Glue databases over the warehouse bucket) or
+    # s3tables (an S3 table bucket and its namespaces, stacks/table_bucket.py). Optional.
+    catalog: str = "glue"
     # Optional pinning of the target account/region; otherwise CDK_DEFAULT_ACCOUNT/REGION.
     account: str | None = None
     region: str | None = None
@@ -260,6 +266,8 @@ class StageConfig:
               "sweep_interval_minutes", "null (no sweep) or 5..1440 minutes")
         check(self.maintenance_interval_minutes is None or 15 <= self.maintenance_interval_minutes <= 10080,
               "maintenance_interval_minutes", "null (no scheduled maintenance) or 15..10080 minutes")
+        check(self.catalog in CATALOGS, "catalog", "use 'glue' (Glue Data Catalog over the warehouse "
+              "bucket) or 's3tables' (an S3 table bucket)")
 
     # ------------------------------------------------------------------ derived values
 
@@ -308,7 +316,7 @@ class StageConfig:
         # Keys whose value may be null: CDK drops null context values on the way in, so they
         # are written in cdk.json (as null) but cannot be required here.
         optional = {"account", "region", "alarm_email", "large_object_bytes", "sweep_interval_minutes",
-                    "maintenance_interval_minutes"}
+                    "maintenance_interval_minutes", "catalog"}
         where = f"cdk.json context {STAGES_CONTEXT_KEY}.{name}"
         unknown = sorted(set(raw) - known)
         missing = sorted(known - optional - set(raw))

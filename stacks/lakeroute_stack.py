@@ -45,6 +45,7 @@ from .sweep import (
     SWEEP_LANDING_OBJECT_ACTIONS,
     ReconcileSweep,
 )
+from .table_bucket import TableBucketCatalog
 from .tables import ROUTES_READ_ACTIONS, RoutingTables
 
 METRICS_NAMESPACE = "lakeroute"
@@ -104,12 +105,12 @@ class LakerouteStack(Stack):
         self.tables = RoutingTables(
             self, "Tables", removal_policy=removal, deletion_protection=config.retain,
         )
-        self.catalog = GlueCatalog(
-            self, "Catalog",
-            databases=self.names.databases,
-            location_for=self.storage.namespace_location,
-            removal_policy=removal,
-        )
+        self.catalog: GlueCatalog | TableBucketCatalog = GlueCatalog(
+            self, "Catalog", databases=self.names.databases,
+            location_for=self.storage.namespace_location, removal_policy=removal,
+        ) if config.catalog == "glue" else TableBucketCatalog(  # cdk.json `catalog: s3tables`
+            self, "TableBucketCatalog", bucket_name=f"lakeroute-{stage_tag(config)}-tables",
+            databases=self.names.databases, removal_policy=removal)
         self.queue = IngestQueue(
             self, "IngestQueue",
             visibility_timeout=Duration.seconds(config.queue_visibility_timeout_seconds),
@@ -137,7 +138,7 @@ class LakerouteStack(Stack):
             "LAKEROUTE_LEDGER_TABLE": self.tables.ledger.table_name,
             "LAKEROUTE_WAREHOUSE": self.storage.warehouse_uri,
             "LAKEROUTE_QUARANTINE": self.storage.quarantine_uri,
-            "LAKEROUTE_CATALOG": "glue",
+            **self.catalog.environment,
             "LAKEROUTE_STAGE": config.name,
             "POWERTOOLS_SERVICE_NAME": metrics.service,
             "POWERTOOLS_METRICS_NAMESPACE": metrics.namespace,
@@ -375,10 +376,7 @@ class LakerouteStack(Stack):
             output(producer_output_id(b.logical), self.producers.policies[b.logical].managed_policy_arn,
                    f"IAM managed policy for producers of landing bucket {b.logical}: attach it to the "
                    "role or user that uploads")
-        output("GlueDatabases", self.to_json_string(dict(names.databases)),
-               "JSON: Iceberg namespace (route files) -> Glue database")
-        for ns, db in names.databases.items():
-            output(output_id("GlueDatabase", ns), db, f"Glue database of namespace {ns}")
+        self.catalog.add_outputs(output, self.to_json_string(dict(names.databases)))
         output("IngestQueueUrl", self.queue.queue.queue_url, "SQS queue of the S3 notifications")
         output("DeadLetterQueueUrl", self.queue.dead_letter_queue.queue_url,
                "DLQ: messages that failed maxReceiveCount times")

@@ -48,13 +48,25 @@ class MaintenanceJob:
     lister: Lister
     settings: dict[str, Maintenance]
 
+    @property
+    def managed(self) -> bool:
+        """S3 Tables compact and remove unreferenced files themselves (``aws.s3tables_maintenance``)."""
+        from .aws.s3tables import S3TablesCatalog
+
+        return isinstance(self.catalog, S3TablesCatalog)
+
     def run(self, deadline: float | None = None) -> tuple[list[MaintenanceReport], list[str]]:
         from .core.maintain.maintenance import maintain_tables
 
+        if self.managed:  # also the tables created by a first commit since the last sync
+            from .aws.s3tables_maintenance import configure_tables
+
+            for line in configure_tables(self.catalog, self.settings):  # type: ignore[arg-type]
+                logger.info(line)
         tables = [t for t in self.settings if self.catalog.table_exists(t)]
         random.shuffle(tables)  # a table left over by a deadline is not always the same one
         return maintain_tables(self.catalog, self.ledger, self.lister, self.settings, tables,
-                               apply=True, deadline=deadline)
+                               apply=True, deadline=deadline, managed=self.managed)
 
 
 def build_job(env: dict[str, str] | None = None) -> MaintenanceJob:

@@ -43,16 +43,29 @@ def _sync_items(items: list[dict[str, Any]], routes_table: str, warehouse: str, 
                 unrouted: bool = False) -> list[str]:
     """``unrouted``: also name the tables of the routes' databases that no route writes (the
     CLI's credentials may list Glue tables; the deploy-time sync's role may not)."""
-    from .aws.catalog import glue_catalog
+    from .aws.catalog import catalog_from_env
     from .aws.route_sync import sync_route_items
 
     lines = sync_route_items(routes_table, items)
     routes = [Route.from_item(i) for i in items]
-    catalog = glue_catalog(warehouse)
+    catalog = catalog_from_env(warehouse)  # LAKEROUTE_CATALOG: the stage's Glue or S3 Tables
     lines += ensure_declared_tables(catalog, routes)
     if unrouted:
         lines += unrouted_tables(catalog, routes, {leg.target.namespace for r in routes for leg in r.legs()})
-    return lines
+    return lines + configure_table_maintenance(catalog, routes)
+
+
+def configure_table_maintenance(catalog: Any, routes: list[Route]) -> list[str]:
+    """S3 Tables: each existing table's own compaction and snapshot management, from its
+    routes' ``target.maintenance`` (``aws.s3tables_maintenance``). Nothing for other catalogs."""
+    from .aws.s3tables import S3TablesCatalog
+
+    if not isinstance(catalog, S3TablesCatalog):
+        return []
+    from .aws.s3tables_maintenance import configure_tables
+    from .core.maintain.maintenance import settings_by_table
+
+    return configure_tables(catalog, settings_by_table(routes))
 
 
 def on_event(event: dict[str, Any], context: Any) -> dict[str, Any]:

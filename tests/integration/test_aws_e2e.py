@@ -27,6 +27,7 @@ from lakeroute.core.routes import load_routes
 from lakeroute.sync import sync_aws
 
 from tests.support.aws_lake import Deployment, LambdaContext, MotoLake, handler_environment, s3_notification
+from tests.support.catalogs import CATALOGS
 from tests.support.moto_server import MotoServer
 from tests.support.patience import patience
 
@@ -84,17 +85,19 @@ ROUTES = {
 # ---------------------------------------------------------------- fixtures
 
 
+
 @pytest.fixture
-def lake(clean_aws: MotoServer, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Lake]:
-    with handler_environment(DEPLOYMENT, clean_aws, tmp_path, monkeypatch) as env:
-        yield Lake(tmp_path, env)
+def lake(clean_aws: MotoServer, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, catalog_kind: str) -> Iterator[Lake]:
+    deployment = DEPLOYMENT.with_catalog(catalog_kind)
+    with handler_environment(deployment, clean_aws, tmp_path, monkeypatch) as env:
+        yield Lake(tmp_path, env, deployment)
 
 
 class Lake(MotoLake):
     """The AWS side of one test: buckets, tables, queue, and helpers to drive the handler."""
 
-    def __init__(self, tmp: Path, env: dict[str, str]) -> None:
-        super().__init__(tmp, DEPLOYMENT, LANDING)
+    def __init__(self, tmp: Path, env: dict[str, str], deployment: Deployment = DEPLOYMENT) -> None:
+        super().__init__(tmp, deployment, LANDING)
         self.env = env
         self.queue_url, self.queue_arn = self.queue("lr-ingest")
         for bucket in LANDING:
@@ -169,6 +172,7 @@ def message_for(event: dict[str, Any], key_fragment: str) -> str:
 QUOTED_KEY = "orders/2026 11/it's \"here\".parquet"
 
 
+@CATALOGS
 def test_sqs_batch_end_to_end(lake: Lake) -> None:
     lines = lake.sync()
     assert "added route sales-orders (s3://lr-sales/orders/ -> sales.orders)" in lines
@@ -243,6 +247,7 @@ def test_sqs_batch_end_to_end(lake: Lake) -> None:
     assert lake.records()["orders/broken.parquet"][1]["attempts"] == 2
 
 
+@CATALOGS
 def test_new_version_is_ingested_and_duplicates_within_a_batch_are_not(lake: Lake) -> None:
     lake.sync()
     lake.put("lr-sales", "orders/a.parquet", orders(1))
@@ -276,6 +281,7 @@ def test_versioned_bucket_ingests_each_announced_version_once(lake: Lake) -> Non
     assert sorted(sources) == sorted(f"lr-sales/{key}@{p['VersionId']}" for p in puts)
 
 
+@CATALOGS
 def test_unroutable_object_is_quarantined_once_and_not_failed_back(lake: Lake) -> None:
     """A poison object is failed back (LAKEROUTE_FAIL_QUARANTINED, the default); an object no
     route takes is not: every retry would find the same routes, it would only reach the DLQ."""
@@ -334,6 +340,7 @@ def test_cli_sync_pushes_routes_and_removes_stale_ones(lake: Lake) -> None:
         "#version", "iot-temperature", "sales-orders", "sales-refunds", "web-events"]
 
 
+@CATALOGS
 def test_upsert_with_deletes_and_replace_through_the_handler_on_glue_and_s3(lake: Lake) -> None:
     """The write modes on the AWS adapters: files planned and rewritten through S3 FileIO,
     commits on Glue, the DynamoDB ledger skipping a redelivery."""
@@ -367,9 +374,12 @@ def test_upsert_with_deletes_and_replace_through_the_handler_on_glue_and_s3(lake
     assert [(r["n"], r["_lakeroute_object"]) for r in lake.rows("web.items")] == [(9, "lr-events/exp/a.parquet")]
     assert len(lake.snapshots("web.contacts")) == 2 and len(lake.snapshots("web.items")) == 2
     # id 2's update of ts 1 arrives after its delete (ts 2): the tombstone, a file in the
-    # warehouse bucket named by a table property on Glue, keeps it out; ts 3 brings it back
-    tombstones = lake.table("web.contacts").properties["lakeroute.tombstones"]
-    assert tombstones.startswith("s3://lr-warehouse/") and tombstones.endswith(".parquet")
+    # table's storage named by a table property, keeps it out; ts 3 brings it back
+    contacts = lake.table("web.contacts")
+    tombstones = contacts.properties["lakeroute.tombstones"]
+    assert tombstones.startswith(contacts.location() + "/metadata/") and tombstones.endswith(".parquet")
+    if lake.deployment.catalog == "glue":
+        assert tombstones.startswith("s3://lr-warehouse/")
     bucket, _, key = tombstones.removeprefix("s3://").partition("/")
     assert pq.read_table(io.BytesIO(lake.s3.get_object(Bucket=bucket, Key=key)["Body"].read())).num_rows == 1
     lake.put("lr-events", "cdc/3.parquet", cdc([(2, 1, "U", "late")]))
@@ -381,6 +391,7 @@ def test_upsert_with_deletes_and_replace_through_the_handler_on_glue_and_s3(lake
     assert "lakeroute.tombstones" not in lake.table("web.contacts").properties
 
 
+@CATALOGS
 def test_the_latest_upload_of_a_key_wins_and_a_redelivered_event_is_skipped(lake: Lake) -> None:
     """Unversioned bucket: v1 -> v2 -> v1 (the same bytes, so the same ETag) in mode replace
     lands v1 again, named by its LastModified; the same event delivered again, or an older

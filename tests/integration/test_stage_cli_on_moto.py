@@ -1,5 +1,6 @@
 """`--stage NAME` on a moto server: the CLI finds a deployed stage through its stack's outputs
-(CloudFormation DescribeStacks) and works on its S3 quarantine, ingest queue and Glue catalog."""
+(CloudFormation DescribeStacks) and works on its S3 quarantine, ingest queue and catalog (Glue, or
+S3 Tables: the outputs ``StageCatalog``, ``TableBucketArn`` and ``Namespaces``)."""
 
 from __future__ import annotations
 
@@ -24,6 +25,7 @@ from lakeroute.sync import sync_aws
 from typer.testing import CliRunner
 
 from tests.support.aws_lake import Deployment, LambdaContext, MotoLake, handler_environment
+from tests.support.catalogs import CATALOGS
 from tests.support.moto_server import MotoServer
 
 pytestmark = pytest.mark.slow
@@ -41,12 +43,16 @@ ROUTE = """
     """
 
 
-def template(queue: str) -> str:
+
+def template(queue: str, deployment: Deployment = DEPLOYMENT) -> str:
     """A stack with the ingest queue and, as literal values, the outputs `--stage` reads."""
+    catalog = ({"GlueDatabases": json.dumps({"sales": DATABASE})} if deployment.catalog == "glue" else
+               {"StageCatalog": deployment.catalog, "TableBucketArn": deployment.table_bucket_arn,
+                "Namespaces": json.dumps({"sales": DATABASE})})
     outputs = {
         "Stage": STAGE,
         "LandingBuckets": json.dumps({"landing": LANDING}),
-        "GlueDatabases": json.dumps({"sales": DATABASE}),
+        **catalog,
         "RoutesTableName": DEPLOYMENT.routes_table,
         "LedgerTableName": DEPLOYMENT.ledger_table,
         "WarehouseUri": DEPLOYMENT.warehouse,
@@ -60,10 +66,10 @@ def template(queue: str) -> str:
 
 
 class Stage(MotoLake):
-    def __init__(self, tmp: Path) -> None:
-        super().__init__(tmp, DEPLOYMENT, [LANDING])
+    def __init__(self, tmp: Path, deployment: Deployment = DEPLOYMENT) -> None:
+        super().__init__(tmp, deployment, [LANDING])
         cfn = boto3.client("cloudformation")
-        cfn.create_stack(StackName=f"lakeroute-{STAGE}", TemplateBody=template("qa-ingest"))
+        cfn.create_stack(StackName=f"lakeroute-{STAGE}", TemplateBody=template("qa-ingest", deployment))
         outputs = cfn.describe_stacks(StackName=f"lakeroute-{STAGE}")["Stacks"][0]["Outputs"]
         self.queue_url = next(o["OutputValue"] for o in outputs if o["OutputKey"] == "IngestQueueUrl")
         routes = tmp / "routes"
@@ -102,9 +108,10 @@ class Stage(MotoLake):
 
 
 @pytest.fixture
-def stage(clean_aws: MotoServer, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Stage]:
-    with handler_environment(DEPLOYMENT, clean_aws, tmp_path, monkeypatch):
-        yield Stage(tmp_path)
+def stage(clean_aws: MotoServer, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, catalog_kind: str) -> Iterator[Stage]:
+    deployment = DEPLOYMENT.with_catalog(catalog_kind)
+    with handler_environment(deployment, clean_aws, tmp_path, monkeypatch):
+        yield Stage(tmp_path, deployment)
 
 
 def parquet(ids: list[int]) -> bytes:
@@ -119,6 +126,7 @@ def cli(*args: str) -> Any:
     return result
 
 
+@CATALOGS
 def test_quarantine_ls_show_and_replay_send_the_unresolved_originals(stage: Stage) -> None:
     put = stage.put("orders/broken.parquet", b"not a parquet file")
     stage.ingest("orders/broken.parquet")  # the handler quarantines it in S3
@@ -202,6 +210,7 @@ def test_a_newer_version_and_dismiss_close_the_stage_quarantine(stage: Stage) ->
     assert json.loads(cli("quarantine", "ls", "--stage", STAGE, "--all", "-f", "json").stdout) == []
 
 
+@CATALOGS
 def test_backfill_enqueues_the_filtered_objects_and_the_handler_lands_them_once(stage: Stage) -> None:
     stage.put("orders/a.parquet", parquet([1, 2]))
     stage.ingest("orders/a.parquet")
@@ -236,7 +245,8 @@ def test_backfill_enqueues_the_filtered_objects_and_the_handler_lands_them_once(
     assert ids == [1, 2, 10, 11]
 
 
-def test_tables_and_history_read_the_stage_glue_catalog(stage: Stage) -> None:
+@CATALOGS
+def test_tables_and_history_read_the_stage_catalog(stage: Stage) -> None:
     stage.put("orders/a.parquet", parquet([1, 2, 3]))
     assert stage.ingest("orders/a.parquet") == {"batchItemFailures": []}
     listed = cli("tables", "--stage", STAGE)
@@ -262,6 +272,7 @@ def test_a_stage_without_a_stack_is_one_error_line_exit_2(clean_aws: MotoServer,
     assert lines[0].startswith("error: ") and "lakeroute-nope" in lines[0] and "cdk deploy -c stage=nope" in lines[0]
 
 
+@CATALOGS
 def test_without_stage_the_handler_environment_names_the_stage(stage: Stage,
                                                                monkeypatch: pytest.MonkeyPatch) -> None:
     stage.put("orders/a.parquet", parquet([7]))

@@ -21,6 +21,7 @@ from lakeroute.core.routes import load_routes
 from lakeroute.sync import sync_aws
 
 from tests.support.aws_lake import Deployment, LambdaContext, MotoLake, handler_environment, s3_notification
+from tests.support.catalogs import CATALOGS
 from tests.support.moto_server import MotoServer
 
 pytestmark = pytest.mark.slow
@@ -42,9 +43,10 @@ def parquet(start: int, rows: int) -> bytes:
     return buf.getvalue()
 
 
+
 class Lake(MotoLake):
-    def __init__(self, tmp: Path) -> None:
-        super().__init__(tmp, DEPLOYMENT, [LANDING])
+    def __init__(self, tmp: Path, deployment: Deployment = DEPLOYMENT) -> None:
+        super().__init__(tmp, deployment, [LANDING])
         self.queue_url, _ = self.queue("sweep-ingest")
         routes_dir = tmp / "routes"
         routes_dir.mkdir()
@@ -56,9 +58,10 @@ class Lake(MotoLake):
 
 
 @pytest.fixture
-def lake(clean_aws: MotoServer, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Lake]:
-    with handler_environment(DEPLOYMENT, clean_aws, tmp_path, monkeypatch):
-        yield Lake(tmp_path)
+def lake(clean_aws: MotoServer, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, catalog_kind: str) -> Iterator[Lake]:
+    deployment = DEPLOYMENT.with_catalog(catalog_kind)
+    with handler_environment(deployment, clean_aws, tmp_path, monkeypatch):
+        yield Lake(tmp_path, deployment)
 
 
 @pytest.fixture
@@ -72,6 +75,7 @@ def run_sweep() -> dict[str, Any]:
                                 LambdaContext("req-sweep", 120_000))
 
 
+@CATALOGS
 def test_dropped_notification_is_swept_in_once(lake: Lake, sweep_env: None,
                                                capsys: pytest.CaptureFixture[str]) -> None:
     keys = [f"orders/part-{i}.parquet" for i in range(3)]

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.support.catalogs import catalog_kind  # noqa: F401 - fixture of the moto tests
 from tests.support.patience import patience
 from tests.support.workspace import Workspace
 

@@ -8,6 +8,7 @@ creates the resources and turns SQS messages into the records Lambda hands the f
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -16,7 +17,7 @@ from urllib.parse import quote_plus
 
 import boto3
 from lakeroute import handler as lambda_handler
-from lakeroute.aws.catalog import glue_catalog
+from lakeroute.aws.catalog import catalog_for
 
 from tests.support.moto_server import REGION, MotoServer, aws_env
 
@@ -55,10 +56,25 @@ class Deployment:
     metrics_namespace: str
     reference_table: str | None = None
     extra_env: Mapping[str, str] = field(default_factory=dict)
+    catalog: str = "glue"  # or s3tables: the tables in the S3 table bucket ``table_bucket``
+    table_bucket: str = "lr-tables"
 
     @property
     def warehouse(self) -> str:
         return f"s3://{self.warehouse_bucket}/wh"
+
+    @property
+    def table_bucket_arn(self) -> str:
+        return f"arn:aws:s3tables:{REGION}:{ACCOUNT}:bucket/{self.table_bucket}"
+
+    def catalog_env(self) -> dict[str, str]:
+        """What the functions of a stage with this catalog get (``stacks``: LAKEROUTE_CATALOG...)."""
+        if self.catalog == "glue":
+            return {}
+        return {"LAKEROUTE_CATALOG": self.catalog, "LAKEROUTE_TABLE_BUCKET_ARN": self.table_bucket_arn}
+
+    def with_catalog(self, catalog: str) -> Deployment:
+        return dataclasses.replace(self, catalog=catalog)
 
     def env(self, endpoint: str, tmp: Path) -> dict[str, str]:
         """``aws_env`` plus the handler's variables; its scratch folder is ``tmp/lambda-tmp``."""
@@ -72,6 +88,7 @@ class Deployment:
             "LAKEROUTE_QUARANTINE": f"s3://{self.quarantine_bucket}/quarantine",
             "LAKEROUTE_TMP": str(tmp / "lambda-tmp"),
             "POWERTOOLS_METRICS_NAMESPACE": self.metrics_namespace,
+            **self.catalog_env(),
             **self.extra_env,
         }
 
@@ -138,6 +155,9 @@ class MotoLake:
             tables.append((deployment.reference_table, ("PartitionKey",)))
         for name, keys in tables:
             dynamodb_table(name, *keys, client=self.ddb)
+        if deployment.catalog == "s3tables":
+            arn = boto3.client("s3tables").create_table_bucket(name=deployment.table_bucket)["arn"]
+            assert arn == deployment.table_bucket_arn, arn
 
     def queue(self, name: str, **attributes: str) -> tuple[str, str]:
         """A new queue: (URL, ARN)."""
@@ -172,6 +192,11 @@ class MotoLake:
             records += batch
         return records
 
+    def catalog(self) -> Any:
+        """The deployment's catalog (Glue, or S3 Tables)."""
+        d = self.deployment
+        return catalog_for(d.catalog, d.warehouse, d.table_bucket_arn)
+
     def table(self, name: str) -> Any:
-        """The Iceberg table, through the Glue catalog."""
-        return glue_catalog(self.deployment.warehouse).load_table(name)
+        """The Iceberg table, through the deployment's catalog."""
+        return self.catalog().load_table(name)

@@ -127,6 +127,64 @@ def patch_ecs_awsvpc_tasks() -> None:
             lambda self: f"ip-{str(self.private_ip_address).replace('.', '-')}.ec2.internal")
 
 
+_S3TABLES_LOCK = threading.Lock()
+
+
+def patch_s3tables() -> None:
+    """Two gaps of moto 5.2's S3 Tables that lakeroute's S3 Tables catalog meets:
+
+    - ``UpdateTableMetadataLocation`` compares the version token and replaces it in two steps
+      on a threaded server: two concurrent commits with one token could both pass. Real S3
+      Tables apply it atomically; a lock makes moto do the same.
+    - ``Get/PutTableMaintenanceConfiguration`` are not implemented. They are stored and
+      returned as sent (the service's validation of the values is not emulated: the 64-512 MB
+      range is checked by ``aws.s3tables_maintenance`` itself), so the sync's configuration can
+      be read back.
+    """
+    import json
+    from urllib.parse import unquote
+
+    from moto.s3tables import models, urls
+    from moto.s3tables.responses import S3TablesResponse
+
+    if getattr(models.Table, "_lakeroute_patched", False):
+        return
+    update = models.Table.update_metadata_location
+
+    def update_metadata_location(self: Any, metadata_location: str, version_token: str) -> None:
+        with _S3TABLES_LOCK:
+            update(self, metadata_location, version_token)
+
+    models.Table.update_metadata_location = update_metadata_location  # type: ignore[method-assign]
+    models.Table._lakeroute_patched = True  # type: ignore[attr-defined]
+
+    def _table(self: Any) -> Any:
+        parts = self.raw_path.lstrip("/").split("/")
+        i = parts.index("maintenance")
+        arn = unquote("/".join(parts[1:i - 2]))
+        return self.s3tables_backend.get_table(table_bucket_arn=arn, namespace=parts[i - 2], name=parts[i - 1])
+
+    def put_table_maintenance_configuration(self: Any) -> Any:
+        table = _table(self)
+        kind = self.raw_path.rstrip("/").rsplit("/", 1)[-1]
+        config = getattr(table, "maintenance", {})
+        config[kind] = json.loads(self.body)["value"]
+        table.maintenance = config
+        return 204, {}, ""
+
+    def get_table_maintenance_configuration(self: Any) -> Any:
+        table = _table(self)
+        return 200, self.default_response_headers, json.dumps(
+            {"tableARN": table.arn, "configuration": getattr(table, "maintenance", {})})
+
+    S3TablesResponse.put_table_maintenance_configuration = put_table_maintenance_configuration  # type: ignore[attr-defined]
+    S3TablesResponse.get_table_maintenance_configuration = get_table_maintenance_configuration  # type: ignore[attr-defined]
+    for arn in ("(?P<tableBucketARN>[^/]+)", "(?P<tableBucketARN_pt_1>[^/]+)/(?P<tableBucketARN_pt_2>[^/]+)"):
+        base = "{0}/tables/" + arn + "/(?P<namespace>[^/]+)/(?P<name>[^/]+)/maintenance"
+        urls.url_paths[base + "$"] = S3TablesResponse.dispatch
+        urls.url_paths[base + "/(?P<type>[^/]+)$"] = S3TablesResponse.dispatch
+
+
 def _parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--host", default="127.0.0.1", help="bind address (default 127.0.0.1)")
@@ -149,6 +207,7 @@ def main(argv: list[str] | None = None) -> int:
 
     patch_glue_update_table_locking()
     patch_ecs_awsvpc_tasks()
+    patch_s3tables()
 
     from moto.moto_server.threaded_moto_server import ThreadedMotoServer
 

@@ -1,4 +1,5 @@
-"""PyIceberg's Glue catalog (or another catalog type), configured from the environment."""
+"""The stage's PyIceberg catalog, configured from the environment: Glue (default), S3 Tables
+(``aws.s3tables``), or any other PyIceberg catalog type by its own configuration."""
 
 from __future__ import annotations
 
@@ -6,6 +7,7 @@ import contextlib
 import os
 from typing import TYPE_CHECKING, Any
 
+from ..core.errors import ConfigError
 from .clients import endpoint_for, region_name
 from .config import AwsConfig
 
@@ -61,11 +63,36 @@ def glue_catalog(warehouse: str, name: str = "lakeroute") -> Catalog:
     return _GlueCatalog(name, **catalog_properties(warehouse))
 
 
-def make_catalog(config: AwsConfig) -> Catalog:
-    if config.catalog == "glue":
-        return glue_catalog(config.warehouse)
+def s3tables_catalog(table_bucket_arn: str, name: str = "lakeroute") -> Catalog:
+    """The tables of one S3 table bucket (``aws.s3tables``); its storage read and written with
+    the same S3 properties as Glue's warehouse."""
+    from .s3tables import S3TablesCatalog
+
+    return S3TablesCatalog(name, **catalog_properties(table_bucket_arn))
+
+
+def catalog_for(kind: str, warehouse: str, table_bucket: str | None = None) -> Catalog:
+    """``glue`` over ``warehouse``, ``s3tables`` over ``table_bucket`` (its ARN), or another
+    PyIceberg catalog type."""
+    if kind == "glue":
+        return glue_catalog(warehouse)
+    if kind == "s3tables":
+        if not table_bucket:
+            raise ConfigError("catalog s3tables needs the table bucket's ARN (LAKEROUTE_TABLE_BUCKET_ARN, "
+                              "or the stack output TableBucketArn)")
+        return s3tables_catalog(table_bucket)
     from pyiceberg.catalog import load_catalog
 
-    # Other catalogs (e.g. `rest` for S3 Tables) are configuration: PyIceberg merges
-    # PYICEBERG_CATALOG__LAKEROUTE__* variables into these properties.
-    return load_catalog("lakeroute", **{"type": config.catalog, "warehouse": config.warehouse})
+    # Other catalogs (e.g. `rest` for S3 Tables' Iceberg REST endpoint) are configuration:
+    # PyIceberg merges PYICEBERG_CATALOG__LAKEROUTE__* variables into these properties.
+    return load_catalog("lakeroute", **{"type": kind, "warehouse": warehouse})
+
+
+def make_catalog(config: AwsConfig) -> Catalog:
+    return catalog_for(config.catalog, config.warehouse, config.table_bucket)
+
+
+def catalog_from_env(warehouse: str) -> Catalog:
+    """The catalog ``LAKEROUTE_CATALOG`` names (glue by default) over ``warehouse``."""
+    kind = os.environ.get("LAKEROUTE_CATALOG", "").strip() or "glue"
+    return catalog_for(kind, warehouse, os.environ.get("LAKEROUTE_TABLE_BUCKET_ARN", "").strip() or None)

@@ -24,9 +24,11 @@ READERS = ("auto", "download", "httpfs")
 class AwsConfig:
     """The handler's environment, read and checked once per container (cold start).
 
-    Optional: ``LAKEROUTE_CATALOG`` (``glue``, default; any other value is a PyIceberg catalog
-    type whose properties come from PyIceberg's own ``PYICEBERG_CATALOG__LAKEROUTE__*``
-    variables, e.g. ``rest`` for S3 Tables), ``LAKEROUTE_REFERENCE_TABLE`` (a reference-design
+    Optional: ``LAKEROUTE_CATALOG`` (``glue``, default; ``s3tables``: the tables of the S3 table
+    bucket ``LAKEROUTE_TABLE_BUCKET_ARN``, through ``aws.s3tables``; any other value is a
+    PyIceberg catalog type whose properties come from PyIceberg's own
+    ``PYICEBERG_CATALOG__LAKEROUTE__*`` variables, e.g. ``rest`` for S3 Tables' REST endpoint),
+    ``LAKEROUTE_REFERENCE_TABLE`` (a reference-design
     routing table keyed by ``PartitionKey``; the reference's own ``ROUTING_TABLE`` variable is
     honoured too), ``LAKEROUTE_ROUTES_TTL_SECONDS`` (route cache, 30), ``LAKEROUTE_READER``
     (auto | download | httpfs), ``LAKEROUTE_TMP`` (/tmp), ``LAKEROUTE_FAIL_QUARANTINED``
@@ -46,6 +48,7 @@ class AwsConfig:
     warehouse: str
     quarantine: str
     catalog: str = "glue"
+    table_bucket: str | None = None  # LAKEROUTE_TABLE_BUCKET_ARN (catalog s3tables)
     reference_table: str | None = None
     routes_ttl: float = 30.0
     reader: str = "auto"
@@ -99,6 +102,10 @@ class AwsConfig:
         catalog = env.get("LAKEROUTE_CATALOG", "").strip() or "glue"
         if catalog == "glue" and warehouse and not _is_s3_uri(warehouse):
             problems.append(f"LAKEROUTE_WAREHOUSE={warehouse!r} must be s3://bucket/prefix")
+        table_bucket = env.get("LAKEROUTE_TABLE_BUCKET_ARN", "").strip() or None
+        if catalog == "s3tables" and not (table_bucket or "").startswith("arn:"):
+            problems.append("LAKEROUTE_CATALOG=s3tables needs LAKEROUTE_TABLE_BUCKET_ARN, the table "
+                            f"bucket's ARN (arn:aws:s3tables:REGION:ACCOUNT:bucket/NAME), not {table_bucket!r}")
         if quarantine and not _is_s3_uri(quarantine):
             problems.append(f"LAKEROUTE_QUARANTINE={quarantine!r} must be s3://bucket/prefix")
         reader = env.get("LAKEROUTE_READER", "").strip().lower() or "auto"
@@ -112,7 +119,7 @@ class AwsConfig:
             memory = f"{int(lambda_mb) // 2}MB"
         config = cls(
             routes_table=routes_table, ledger_table=ledger_table, warehouse=warehouse,
-            quarantine=quarantine, catalog=catalog,
+            quarantine=quarantine, catalog=catalog, table_bucket=table_bucket,
             reference_table=(env.get("LAKEROUTE_REFERENCE_TABLE", "").strip()
                              or env.get("ROUTING_TABLE", "").strip() or None),
             routes_ttl=number("LAKEROUTE_ROUTES_TTL_SECONDS", 30.0),

@@ -39,7 +39,9 @@ class Stage:
     routes_table: str = ""
     ledger_table: str = ""
     buckets: Mapping[str, str] = field(default_factory=dict)  # logical -> physical
-    databases: Mapping[str, str] = field(default_factory=dict)  # namespace -> Glue database
+    databases: Mapping[str, str] = field(default_factory=dict)  # namespace -> Glue database / S3 Tables namespace
+    catalog: str = "glue"  # glue | s3tables (the stage's cdk.json setting)
+    table_bucket: str = ""  # catalog s3tables: the table bucket's ARN
 
     def need(self, what: str) -> str:
         value = str(getattr(self, what))
@@ -85,7 +87,10 @@ def stage_from_outputs(stage: str, outputs: Mapping[str, str], source: str) -> S
         routes_table=outputs.get("RoutesTableName", ""),
         ledger_table=outputs.get("LedgerTableName", ""),
         buckets=_json_map(outputs.get("LandingBuckets"), "LandingBuckets", source),
-        databases=_json_map(outputs.get("GlueDatabases"), "GlueDatabases", source),
+        databases=(_json_map(outputs.get("GlueDatabases"), "GlueDatabases", source)
+                   or _json_map(outputs.get("Namespaces"), "Namespaces", source)),
+        catalog=outputs.get("StageCatalog", "") or "glue",
+        table_bucket=outputs.get("TableBucketArn", ""),
     )
 
 
@@ -123,4 +128,6 @@ def stage_from_env(env: Mapping[str, str] | None = None) -> Stage | None:
         ingest_queue_url=env.get("LAKEROUTE_INGEST_QUEUE_URL", "").strip(),
         routes_table=env.get("LAKEROUTE_ROUTES_TABLE", "").strip(),
         ledger_table=env.get("LAKEROUTE_LEDGER_TABLE", "").strip(),
+        catalog=env.get("LAKEROUTE_CATALOG", "").strip() or "glue",
+        table_bucket=env.get("LAKEROUTE_TABLE_BUCKET_ARN", "").strip(),
     )

@@ -61,7 +61,8 @@ def maintain(
             typer.echo("no tables")
             return
         reports, _ = maintain_tables(catalog, ledger, lister, settings, todo, apply=apply,
-                                     done=lambda r: typer.echo("\n".join(r.lines())))
+                                     done=lambda r: typer.echo("\n".join(r.lines())),
+                                     managed=st is not None and st.catalog == "s3tables")
     except LakerouteError as e:
         raise fail(str(e)) from None
     if not apply:

@@ -63,8 +63,13 @@ def _need(stage: Stage, what: str) -> str:
 
 
 def stage_catalog(stage: Stage) -> Catalog:
-    from ..aws.catalog import glue_catalog
+    from ..aws.catalog import catalog_for, glue_catalog
 
+    if stage.catalog == "s3tables":
+        try:
+            return catalog_for("s3tables", stage.warehouse, _need(stage, "table_bucket"))
+        except LakerouteError as e:
+            raise fail(str(e)) from None
     return glue_catalog(_need(stage, "warehouse"))
 
 

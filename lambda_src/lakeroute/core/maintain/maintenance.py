@@ -117,8 +117,10 @@ def _mb(n: int) -> str:
 
 def maintain_table(catalog: Catalog, name: str, settings: Maintenance, ledger: Ledger, lister: Lister, *,
                    apply: bool, now: float | None = None, attempts: int = 6,
-                   base_delay: float = 0.2) -> MaintenanceReport:
-    """Compact, expire, remove orphans (see the module docstring). ``now``: epoch seconds."""
+                   base_delay: float = 0.2, managed: bool = False) -> MaintenanceReport:
+    """Compact, expire, remove orphans (see the module docstring). ``now``: epoch seconds.
+    ``managed``: the catalog's service compacts and removes unreferenced files itself (S3
+    Tables, ``aws.s3tables_maintenance``): only the reconcile and the expiry run here."""
     start = time.monotonic()
     now = time.time() if now is None else now
     report = MaintenanceReport(name, apply)
@@ -130,10 +132,11 @@ def maintain_table(catalog: Catalog, name: str, settings: Maintenance, ledger: L
         report.seconds = time.monotonic() - start
         return report
     reconcile(table, name, ledger)
-    report.compaction = compact(catalog, name, settings.target_file_mb * MB, apply=apply,
-                                attempts=attempts, base_delay=base_delay)
-    report.retries += report.compaction.retries
-    table = catalog.load_table(name)
+    if not managed:
+        report.compaction = compact(catalog, name, settings.target_file_mb * MB, apply=apply,
+                                    attempts=attempts, base_delay=base_delay)
+        report.retries += report.compaction.retries
+        table = catalog.load_table(name)
     reader = ManifestReader(table.io)
     plan = plan_expiry(table.metadata, settings.keep_snapshots, settings.keep_days, int(now * 1000))
     report.snapshots_before = plan.before
@@ -153,6 +156,10 @@ def maintain_table(catalog: Catalog, name: str, settings: Maintenance, ledger: L
     archive, merged = consolidate(table, apply)  # the chain (before a merge) stays referenced
     if merged:
         report.notes.append(f"{'merged' if apply else 'would merge'} {merged + 1} source archive files")
+    if managed:
+        report.notes.append("compaction and unreferenced files: the catalog's own maintenance")
+        report.seconds = time.monotonic() - start
+        return report
     refs = referenced(table.metadata, table.metadata_location, reader) | deleted | {canonical(p) for p in archive}
     grace = now - settings.orphan_days * 86400
     for f in lister(table.location()):
@@ -277,7 +284,7 @@ def settings_by_table(routes: Iterable[Route]) -> dict[str, Maintenance]:
 def maintain_tables(catalog: Catalog, ledger: Ledger, lister: Lister, settings: Mapping[str, Maintenance],
                     tables: Iterable[str], *, apply: bool, deadline: float | None = None,
                     done: Callable[[MaintenanceReport], None] | None = None, now: float | None = None,
-                    ) -> tuple[list[MaintenanceReport], list[str]]:
+                    managed: bool = False) -> tuple[list[MaintenanceReport], list[str]]:
     """``maintain_table`` for each table in turn (its route's settings, else the defaults).
     ``deadline`` (time.monotonic()): no table starts after it; (reports, tables not started)."""
     from ..routes import Maintenance
@@ -290,7 +297,7 @@ def maintain_tables(catalog: Catalog, ledger: Ledger, lister: Lister, settings: 
         name = todo.pop(0)
         try:
             report = maintain_table(catalog, name, settings.get(name) or Maintenance(), ledger, lister,
-                                    apply=apply, now=now)
+                                    apply=apply, now=now, managed=managed)
         except LakerouteError:
             raise
         except Exception as e:  # one table's failure (catalog, storage) is not the others'
