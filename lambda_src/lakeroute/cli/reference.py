@@ -30,9 +30,12 @@ _PREAMBLE = """\
 edit the commands' docstrings and options, not this file. -->
 
 Every command and option of `lakeroute`, as `--help` prints them. Global options go before the
-command: `lakeroute [--routes DIR] [--home DIR] [--landing DIR] COMMAND ...` (defaults `./routes`,
-`./.lakeroute`, `./landing`; environment `LAKEROUTE_ROUTES`, `LAKEROUTE_HOME`,
-`LAKEROUTE_LANDING`).
+command:
+`lakeroute [--routes DIR] [--home DIR] [--landing DIR] [--catalog NAME] [--region REGION] COMMAND ...`
+(defaults `./routes`, `./.lakeroute`, `./landing`, the SQLite catalog in the home folder, the AWS
+region from the environment; environment `LAKEROUTE_ROUTES`, `LAKEROUTE_HOME`,
+`LAKEROUTE_LANDING`, `LAKEROUTE_CATALOG`). `--catalog`: [Catalogs](catalogs.md); `--region`:
+[Against a deployed stage](recovery.md#against-a-deployed-stage).
 
 Exit codes: `0` all done; `1` some file not ingested (each named with its reason; data files
 quarantined); `2` usage or configuration error (one `error:` line per problem). Multi-file
