@@ -110,6 +110,8 @@ class Pipeline:
                 if plan.staged:
                     discard(plan.home, [s for _, s in plan.staged])
             raise
+        finally:
+            self.engine.release()  # the batch's reused database and its window folder
         report.seconds = time.monotonic() - start
         if self.journal is not None:
             try:

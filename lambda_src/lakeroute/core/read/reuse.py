@@ -1,0 +1,135 @@
+"""One locked-down DuckDB database that reads the small objects of a batch, one after another.
+
+A fresh database costs ~10 ms (its function catalog), more than reading a small object. So
+the engine (``core.read.engine``) keeps one per batch for local objects of at most
+``small_object_bytes``, locked down once, and isolates the objects from each other instead:
+
+- **Files**: its allow-list (locked) is one *window* folder of its own. Each object is linked
+  into a new sub-folder of it (``<window>/<uuid>/<key, sanitized>``) just before it is read and
+  unlinked right after, so the route SQL of an object finds only that object there: the
+  previous object's path no longer exists, and no other path is allowed.
+- **State**: the route SQL is exactly one SELECT (no DDL, no ``SET``); after each object the
+  ``source`` view is dropped and the lineage variables reset, then a fingerprint of everything
+  SQL could have left behind (tables, views, macros, types, sequences, variables, prepared
+  statements, databases, secrets, settings) must equal the one taken right after lockdown,
+  and its spill folder must be empty. Otherwise, and after any error, time-out or unfinished
+  read, the database is discarded and the next object gets a new one.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import datetime as dt
+import os
+import shutil
+import uuid
+import weakref
+from dataclasses import replace
+from typing import TYPE_CHECKING, Any
+
+from ..objects import SourceObject
+from .scratch import MAX_SCRATCH_PATH, sanitized_key
+
+if TYPE_CHECKING:
+    import duckdb
+
+LINEAGE_VARIABLES = ("source_bucket", "source_key", "source_uri", "source_etag", "ingested_at")
+
+# What an object could leave behind in the connection, compared before and after each object.
+# A route's SQL is one SELECT (no DDL, SET, ATTACH, PREPARE, CREATE SECRET) and the
+# configuration is locked, so this is a second line, kept to the cheap listings: the
+# catalog-wide ones cost more than a small object's read (duckdb_functions, for macros: ~10 ms
+# over its thousands of built-ins; duckdb_views: ~1 ms); tests/unit/test_reuse_isolation.py
+# shows that macros, views, tables, variables and settings cannot be made by a route.
+FINGERPRINT_SQL = """
+SELECT 'tables', count(*) FROM duckdb_tables()
+UNION ALL SELECT 'variables', count(*) FROM duckdb_variables()
+UNION ALL SELECT 'databases', count(*) FROM duckdb_databases()
+"""
+
+
+class ReusedDatabase:
+    """A locked-down database whose only readable folder is its window (and its spill)."""
+
+    def __init__(self, config: dict[str, Any], root: str) -> None:
+        import duckdb
+
+        self.config = config
+        self.pid = os.getpid()
+        tag = uuid.uuid4().hex
+        self.window = os.path.join(root, f"window-{tag}")
+        self.spill = os.path.join(root, f"spill-{tag}")
+        os.makedirs(self.window)
+        self._current: str | None = None
+        try:
+            self.con: duckdb.DuckDBPyConnection = duckdb.connect(config=config)
+            self.con.execute("SET temp_directory = ?", [self.spill])
+            # a trailing separator: DuckDB matches allowed directories as string prefixes
+            self.con.execute("SET allowed_directories = ?", [[self.window + os.sep]])
+            self.con.execute("SET enable_external_access = false")
+            self.con.execute("SET lock_configuration = true")
+            self.baseline = self.fingerprint()
+        except BaseException:
+            shutil.rmtree(self.window, ignore_errors=True)
+            raise
+        # a database dropped without close() (an engine never released) leaves no folder behind
+        self._finalizer = weakref.finalize(self, _remove_folders, self.window, self.spill)
+
+    def fingerprint(self) -> tuple[Any, ...]:
+        return tuple(sorted(self.con.execute(FINGERPRINT_SQL).fetchall()))
+
+    def admit(self, obj: SourceObject) -> SourceObject:
+        """The object as this database reads it: linked into a fresh folder of the window
+        (a hard link pins the bytes; across file systems, a symbolic link)."""
+        folder = os.path.join(self.window, uuid.uuid4().hex)
+        rel = sanitized_key(obj.key)  # the key's folders stay visible (hive_partitioning)
+        path = os.path.join(folder, rel)
+        if len(path) > MAX_SCRATCH_PATH:
+            path = os.path.join(folder, rel.rsplit("/", 1)[-1][-100:])
+        os.makedirs(os.path.dirname(path))
+        self._current = folder
+        try:
+            os.link(obj.path, path)
+        except OSError:
+            os.symlink(os.path.abspath(obj.path), path)
+        return replace(obj, path=path)
+
+    def withdraw(self) -> None:
+        """The current object's link and folder are gone (before the next object is admitted)."""
+        folder, self._current = self._current, None
+        if folder is not None:
+            shutil.rmtree(folder, ignore_errors=True)
+
+    def reset(self) -> bool:
+        """Back to the state right after lockdown; False: it is not (discard this database)."""
+        try:
+            self.withdraw()
+            self.con.execute("DROP VIEW source")  # made by every read: missing, something else went on
+            for name in LINEAGE_VARIABLES:
+                self.con.execute(f"RESET VARIABLE {name}")
+            if self.fingerprint() != self.baseline:
+                return False
+            return not any(files for _, _, files in os.walk(self.spill))
+        except Exception:  # a connection that cannot say it is clean is not reused
+            return False
+
+    def close(self) -> None:
+        with contextlib.suppress(Exception):
+            self.con.close()
+        self._current = None
+        self._finalizer()
+
+
+def _remove_folders(*folders: str) -> None:
+    for folder in folders:
+        shutil.rmtree(folder, ignore_errors=True)
+
+
+def set_variables(con: duckdb.DuckDBPyConnection, obj: SourceObject) -> None:
+    """The lineage variables, bound as values (never SQL text)."""
+    values = {
+        "source_bucket": obj.bucket, "source_key": obj.key, "source_uri": obj.uri,
+        "source_etag": obj.version, "ingested_at": dt.datetime.now(dt.UTC),
+    }
+    for name, value in values.items():
+        con.execute(f"SET VARIABLE {name} = ?", [value])
