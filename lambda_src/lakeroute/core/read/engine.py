@@ -82,6 +82,7 @@ class Engine:
     small_object_threads: int = 1
     prepare_next: bool = True  # keep a pristine database ready for the next object
     reuse: bool = True  # small local objects: one reused database per batch (core.read.reuse)
+    window_root: str | None = None  # where its window folders go (default: the system's temp folder)
     timeout_seconds: float = DEFAULT_TIMEOUT_SECONDS  # per object, unless the route sets one
     crash_guard: CrashGuard | None = None  # markers, and a child read after a crash (core.read.crash)
     _spare: Any = field(default=None, init=False, repr=False, compare=False)
@@ -112,7 +113,8 @@ class Engine:
             if db.pid == os.getpid():  # a forked child leaves its parent's database alone
                 db.close()
             db = None
-        return db if db is not None else ReusedDatabase(config, self.temp_directory or tempfile.gettempdir())
+        return db if db is not None else ReusedDatabase(config, self.window_root or tempfile.gettempdir(),
+                                                          self.temp_directory)
 
     def _give_back(self, db: ReusedDatabase, clean: bool) -> None:
         if not (clean and db.reset()):

@@ -28,7 +28,7 @@ from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
 from ..objects import SourceObject
-from .scratch import MAX_SCRATCH_PATH, sanitized_key
+from .scratch import MAX_SCRATCH_PATH, pid_alive, sanitized_key
 
 if TYPE_CHECKING:
     import duckdb
@@ -51,15 +51,17 @@ UNION ALL SELECT 'databases', count(*) FROM duckdb_databases()
 class ReusedDatabase:
     """A locked-down database whose only readable folder is its window (and its spill)."""
 
-    def __init__(self, config: dict[str, Any], root: str) -> None:
+    def __init__(self, config: dict[str, Any], root: str, temp_directory: str | None) -> None:
         import duckdb
 
         self.config = config
         self.pid = os.getpid()
-        tag = uuid.uuid4().hex
+        tag = f"{self.pid}-{uuid.uuid4().hex}"
         self.window = os.path.join(root, f"window-{tag}")
-        self.spill = os.path.join(root, f"spill-{tag}")
-        os.makedirs(self.window)
+        # Its spill folder stays out of the window: route SQL may list and read only the object.
+        self.spill = os.path.join(temp_directory or root, f"spill-{tag}")
+        _remove_stale(root)
+        os.makedirs(self.window)  # the root too, on first use
         self._current: str | None = None
         try:
             self.con: duckdb.DuckDBPyConnection = duckdb.connect(config=config)
@@ -118,6 +120,18 @@ class ReusedDatabase:
             self.con.close()
         self._current = None
         self._finalizer()
+
+
+def _remove_stale(root: str) -> None:
+    """Windows of processes that ended without closing them (killed, timed out)."""
+    try:
+        names = os.listdir(root)
+    except FileNotFoundError:
+        return
+    for name in names:
+        pid = name.split("-")[1] if name.startswith("window-") and name.count("-") >= 2 else ""
+        if pid.isdigit() and not pid_alive(int(pid)):
+            shutil.rmtree(os.path.join(root, name), ignore_errors=True)
 
 
 def _remove_folders(*folders: str) -> None:
