@@ -20,7 +20,7 @@ from tests.support.workspace import Workspace, orders
 
 # The window (allowed_directories[1]; [2] is its spill folder) and what is in it.
 WINDOW = "current_setting('allowed_directories')[1]"
-FILES = f"(SELECT list(file) FROM glob({WINDOW} || '**'))"
+FILES = f"(SELECT list(file) FROM glob({WINDOW} || '**'))"  # noqa: S608
 LOOK = f"SELECT id, {WINDOW} AS window, {FILES} AS files, getvariable('source_key') AS key FROM source"  # noqa: S608
 PROBE = ("SELECT (SELECT count(*) FROM duckdb_tables()) AS tables, "
          "(SELECT count(*) FROM duckdb_functions() WHERE NOT internal) AS macros, "
