@@ -56,6 +56,8 @@ class TablePlan:
     blocked: str | None = None  # why nothing may be written (declared types or names differ, unsupported table)
     tail_bytes: int = 0  # the staged objects' rows held in memory for shared data files
     handoffs: list[str] = field(default_factory=list)  # commit lane: the hand-offs this commit carries
+    # (ledger id, content id, uploaded at) -> held: the batch's one ledger lookup (core.pipeline.lookahead)
+    answers: dict[tuple[str, str, int | None], bool] = field(default_factory=dict)
 
     @property
     def home(self) -> Table:
