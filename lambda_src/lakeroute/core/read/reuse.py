@@ -28,7 +28,7 @@ from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
 from ..objects import SourceObject
-from .scratch import MAX_SCRATCH_PATH, pid_alive, sanitized_key
+from .scratch import MAX_SCRATCH_PATH, pid_alive, remove_tree, sanitized_key
 
 if TYPE_CHECKING:
     import duckdb
@@ -44,6 +44,7 @@ LINEAGE_VARIABLES = ("source_bucket", "source_key", "source_uri", "source_etag",
 FINGERPRINT_SQL = """
 SELECT 'tables', count(*) FROM duckdb_tables()
 UNION ALL SELECT 'variables', count(*) FROM duckdb_variables()
+          WHERE name NOT IN ('source_bucket', 'source_key', 'source_uri', 'source_etag', 'ingested_at')
 UNION ALL SELECT 'databases', count(*) FROM duckdb_databases()
 """
 
@@ -62,7 +63,7 @@ class ReusedDatabase:
         self.spill = os.path.join(temp_directory or root, f"spill-{tag}")
         _remove_stale(root)
         os.makedirs(self.window)  # the root too, on first use
-        self._current: str | None = None
+        self._current: tuple[str, str] | None = None  # the object's folder in the window, its path
         try:
             self.con: duckdb.DuckDBPyConnection = duckdb.connect(config=config)
             self.con.execute("SET temp_directory = ?", [self.spill])
@@ -89,7 +90,7 @@ class ReusedDatabase:
         if len(path) > MAX_SCRATCH_PATH:
             path = os.path.join(folder, rel.rsplit("/", 1)[-1][-100:])
         os.makedirs(os.path.dirname(path))
-        self._current = folder
+        self._current = (folder, path)
         try:
             os.link(obj.path, path)
         except OSError:
@@ -98,17 +99,16 @@ class ReusedDatabase:
 
     def withdraw(self) -> None:
         """The current object's link and folder are gone (before the next object is admitted)."""
-        folder, self._current = self._current, None
-        if folder is not None:
-            shutil.rmtree(folder, ignore_errors=True)
+        current, self._current = self._current, None
+        if current is not None:
+            remove_tree(*current)
 
     def reset(self) -> bool:
         """Back to the state right after lockdown; False: it is not (discard this database)."""
         try:
             self.withdraw()
             self.con.execute("DROP VIEW source")  # made by every read: missing, something else went on
-            for name in LINEAGE_VARIABLES:
-                self.con.execute(f"RESET VARIABLE {name}")
+            # The lineage variables stay until the next object sets all five, before its SQL runs.
             if self.fingerprint() != self.baseline:
                 return False
             return not any(files for _, _, files in os.walk(self.spill))
