@@ -182,3 +182,16 @@ def test_a_batch_through_the_pipeline_reuses_and_cleans_up(ws: Workspace) -> Non
         (k, 2 * i + j) for i, k in enumerate(keys) for j in range(2))
     read = ws.paths.home / "tmp" / "read"
     assert read.is_dir() and list(read.iterdir()) == []  # windows are closed with the batch
+
+
+def test_absent_modules_are_still_absent(engine: Engine, tmp_path: Path) -> None:
+    # core.read.absent answers DuckDB's per-call search for pandas at once: an import of it
+    # must fail exactly as before (ModuleNotFoundError), and installed modules still import.
+    import importlib.util
+
+    if importlib.util.find_spec("pandas") is not None:
+        pytest.skip("pandas is installed here: the finder leaves it alone")
+    _read(engine, _obj(tmp_path, 0), "SELECT * FROM source")
+    with pytest.raises(ModuleNotFoundError):
+        import pandas  # noqa: F401
+    import json  # noqa: F401 - anything else imports as ever

@@ -220,11 +220,13 @@ class Pipeline:
             step.stage = "table"
             plan.prepare(self.catalog, creation_schema(route, result))
             step.stage = "schema"
-            if plan.evolve:
+            if plan.evolve and not plan.is_settled(route.name, result):
                 assert plan.metadata is not None
                 evolved, staged.changes = evolve_table(plan.home, plan.metadata, route, result)
                 if evolved is not None:
                     plan.adopt(evolved)
+                else:
+                    plan.settled = (route.name, result, plan.metadata)
             if plan.writer is None:
                 plan.writer = Writer(plan.home, plan.metadata, plan.target)
             step.stage = "write"

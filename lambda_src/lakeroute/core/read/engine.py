@@ -33,6 +33,7 @@ from typing import TYPE_CHECKING, Any
 from ..errors import LakerouteError, ObjectError, TransientError
 from ..objects import SourceObject
 from ..routes import Route
+from .absent import answer_absent
 from .crash import CrashGuard
 from .depth import refuse_deep_json
 from .hints import hinted_view
@@ -218,6 +219,7 @@ class Engine:
               rejects: RowRejects | None) -> Iterator[pa.RecordBatchReader]:
         import duckdb
 
+        answer_absent()
         fmt = route.file_format(obj.key)
         limit = route.source.timeout_seconds or self.timeout_seconds
         by_deadline = until is not None and until - time.monotonic() < limit
