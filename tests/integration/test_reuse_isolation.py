@@ -191,7 +191,24 @@ def test_absent_modules_are_still_absent(engine: Engine, tmp_path: Path) -> None
 
     if importlib.util.find_spec("pandas") is not None:
         pytest.skip("pandas is installed here: the finder leaves it alone")
-    _read(engine, _obj(tmp_path, 0), "SELECT * FROM source")
+    import sys
+
+    searched: list[str] = []
+
+    class Last:  # after every other finder: reached only by a search of the whole sys.path
+        def find_spec(self, name: str, path: Any = None, target: Any = None) -> None:
+            searched.append(name)
+
+    last = Last()
+    sys.meta_path.append(last)  # type: ignore[arg-type]
+    try:
+        _read(engine, _obj(tmp_path, 0), "SELECT * FROM source")  # the finder checks once what is absent
+        searched.clear()
+        for i in range(1, 4):
+            _read(engine, _obj(tmp_path, i), "SELECT * FROM source")
+    finally:
+        sys.meta_path.remove(last)  # type: ignore[arg-type]
+    assert "pandas" not in searched, searched
     with pytest.raises(ModuleNotFoundError):
         import pandas  # noqa: F401
     import json  # noqa: F401 - anything else imports as ever
