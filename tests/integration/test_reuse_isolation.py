@@ -187,6 +187,7 @@ def test_a_batch_through_the_pipeline_reuses_and_cleans_up(ws: Workspace) -> Non
 def test_absent_modules_are_still_absent(engine: Engine, tmp_path: Path) -> None:
     # core.read.absent answers DuckDB's per-call search for pandas at once: an import of it
     # must fail exactly as before (ModuleNotFoundError), and installed modules still import.
+    import importlib
     import importlib.util
 
     if importlib.util.find_spec("pandas") is not None:
@@ -211,4 +212,7 @@ def test_absent_modules_are_still_absent(engine: Engine, tmp_path: Path) -> None
     assert "pandas" not in searched, searched
     with pytest.raises(ModuleNotFoundError):
         import pandas  # noqa: F401
+    assert importlib.util.find_spec("pandas") is None  # a probe for it answers as ever
+    with pytest.raises(ModuleNotFoundError):
+        importlib.import_module("pandas")
     import json  # noqa: F401 - anything else imports as ever

@@ -4,7 +4,8 @@ DuckDB's Python client looks for pandas on every statement with parameters (twic
 module that is absent is searched for on the whole ``sys.path`` each time: ~10 searches per
 object for the lineage variables, about as long as reading a small object. A finder first in
 ``sys.meta_path`` says "no such module" for these names straight away: the same
-``ModuleNotFoundError`` the search would end in. Only names absent when it is installed.
+``ModuleNotFoundError`` the search would end in, for an import statement only (a probe by
+``importlib.util.find_spec`` still gets None). Only names absent when it is installed.
 """
 
 from __future__ import annotations
@@ -25,7 +26,9 @@ class AbsentModules(importlib.abc.MetaPathFinder):
 
     def find_spec(self, fullname: str, path: Sequence[str] | None = None,
                   target: ModuleType | None = None) -> Any:
-        if fullname in self.names:
+        # Only an import statement is answered: importlib.util.find_spec (how libraries probe
+        # for optional modules) must still return None, as the full search would.
+        if fullname in self.names and sys._getframe(2).f_code.co_name == "_find_and_load_unlocked":
             raise ModuleNotFoundError(f"No module named {fullname!r}", name=fullname)
         return None
 
