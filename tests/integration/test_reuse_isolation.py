@@ -32,6 +32,7 @@ PROBE = ("SELECT (SELECT count(*) FROM duckdb_tables()) AS tables, "
          "(SELECT count(*) FROM duckdb_sequences()) AS sequences, "
          "(SELECT count(*) FROM duckdb_types() WHERE NOT internal) AS types, "
          "current_setting('threads') AS threads, current_setting('enable_external_access') AS external, "
+         "current_setting('enable_external_file_cache') AS file_cache, "
          "current_setting('allowed_directories')[1] AS window FROM source LIMIT 1")
 
 
@@ -63,7 +64,7 @@ def _clean(probe: dict[str, Any]) -> None:
     assert probe["views"] == ["source"]
     assert probe["variables"] == sorted(LINEAGE_VARIABLES)
     assert probe["dbs"] == ["memory", "system", "temp"]
-    assert probe["threads"] == 1 and probe["external"] is False
+    assert probe["threads"] == 1 and probe["external"] is False and probe["file_cache"] is False
 
 
 def test_small_objects_share_one_database_and_see_only_their_own_file(engine: Engine, tmp_path: Path) -> None:

@@ -64,7 +64,9 @@ class ReusedDatabase:
         os.makedirs(self.window)  # the root too, on first use
         self._current: tuple[str, str] | None = None  # the object's folder in the window, its path
         try:
-            self.con: duckdb.DuckDBPyConnection = duckdb.connect(config=config)
+            # No cache of file contents across objects (DuckDB's external file cache is on by default).
+            self.con: duckdb.DuckDBPyConnection = duckdb.connect(
+                config={**config, "enable_external_file_cache": False})
             self.con.execute("SET temp_directory = ?", [self.spill])
             # a trailing separator: DuckDB matches allowed directories as string prefixes
             self.con.execute("SET allowed_directories = ?", [[self.window + os.sep]])
