@@ -74,11 +74,25 @@ def test_small_objects_share_one_database_and_see_only_their_own_file(engine: En
     for i, r in enumerate(rows):
         assert r["id"] == i and r["key"] == f"in/part-{i}.parquet"
         [file] = r["files"]  # the window holds the current object alone
-        assert file.endswith(f"/in/part-{i}.parquet")
+        assert file.endswith(f"-part-{i}.parquet")
     [window] = os.listdir(tmp_path / "read")
     engine.release()
     assert os.listdir(tmp_path / "read") == []  # the batch's window goes with the database
     assert [p for p in (tmp_path / "spill").rglob("*") if p.is_file()] == []
+
+
+def test_hive_partitioning_sees_the_keys_folders_and_nothing_else(engine: Engine, tmp_path: Path) -> None:
+    rows = []
+    for i in range(2):
+        obj = _obj(tmp_path, i)
+        obj = SourceObject(bucket=obj.bucket, key=f"events/dt=2026-01-0{i + 1}/x.parquet", path=obj.path,
+                           version=obj.version, size=obj.size)
+        sql = f"SELECT id, dt, {FILES} AS files FROM source"  # noqa: S608
+        rows += _read(engine, obj, sql, options={"hive_partitioning": True})
+    print(rows)
+    assert [(r["id"], str(r["dt"])) for r in rows] == [(0, "2026-01-01"), (1, "2026-01-02")]
+    assert [len(r["files"]) for r in rows] == [1, 1]
+    assert rows[1]["files"][0].endswith("/events/dt=2026-01-02/x.parquet")
 
 
 def test_the_previous_objects_file_is_gone(engine: Engine, tmp_path: Path) -> None:

@@ -246,7 +246,7 @@ class Engine:
         try:
             if self._reusable(read, rows):
                 db = self._take_reused()
-                read = db.admit(read)
+                read = db.admit(read, folders=bool(options.get("hive_partitioning")))
                 con = db.con
                 set_variables(con, read)
             else:

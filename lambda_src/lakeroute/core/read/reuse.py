@@ -63,6 +63,7 @@ class ReusedDatabase:
         _remove_stale(root)
         os.makedirs(self.window)  # the root too, on first use
         self._current: tuple[str, str] | None = None  # the object's folder in the window, its path
+        self._admitted = 0
         try:
             # No cache of file contents across objects (DuckDB's external file cache is on by default).
             self.con: duckdb.DuckDBPyConnection = duckdb.connect(
@@ -82,15 +83,23 @@ class ReusedDatabase:
     def fingerprint(self) -> tuple[Any, ...]:
         return tuple(sorted(self.con.execute(FINGERPRINT_SQL).fetchall()))
 
-    def admit(self, obj: SourceObject) -> SourceObject:
-        """The object as this database reads it: linked into a fresh folder of the window
-        (a hard link pins the bytes; across file systems, a symbolic link)."""
-        folder = os.path.join(self.window, uuid.uuid4().hex)
-        rel = sanitized_key(obj.key)  # the key's folders stay visible (hive_partitioning)
-        path = os.path.join(folder, rel)
-        if len(path) > MAX_SCRATCH_PATH:
-            path = os.path.join(folder, rel.rsplit("/", 1)[-1][-100:])
-        os.makedirs(os.path.dirname(path))
+    def admit(self, obj: SourceObject, folders: bool = False) -> SourceObject:
+        """The object as this database reads it: linked into the window under a name never
+        used before (a hard link pins the bytes; across file systems, a symbolic link).
+        ``folders``: in a fresh folder of the window, under the key's folders (a reader option
+        reads them, e.g. ``hive_partitioning``); else as ``<n>-<file name>``, which spares
+        creating and removing two folders per object."""
+        self._admitted += 1
+        rel = sanitized_key(obj.key)
+        name = rel.rsplit("/", 1)[-1][-100:]
+        if folders:
+            folder = os.path.join(self.window, uuid.uuid4().hex)
+            path = os.path.join(folder, rel)
+            if len(path) > MAX_SCRATCH_PATH:
+                path = os.path.join(folder, name)
+            os.makedirs(os.path.dirname(path))
+        else:
+            path = folder = os.path.join(self.window, f"{self._admitted}-{name}")
         self._current = (folder, path)
         try:
             os.link(obj.path, path)
