@@ -200,6 +200,37 @@ def repeated(kind: str, make_spec: Callable[[int], dict[str, Any]], times: int,
     return out
 
 
+def paired(a: tuple[str, Callable[[int], dict[str, Any]]], b: tuple[str, Callable[[int], dict[str, Any]]],
+           times: int, check: Callable[[int, dict[str, Any]], dict[str, Any]] | None = None,
+           label: str = "") -> tuple[dict[str, Any], dict[str, Any], list[float]]:
+    """Two contenders in turn, A B A B ...: each summarised as ``repeated`` does, and the ratio
+    A/B of each pair (one pair: the same minute of a shared machine), whose median to quote."""
+    runs: dict[str, list[dict[str, Any]]] = {"a": [], "b": []}
+    for i in range(times):
+        log(f"{label} pair {i + 1}/{times}")
+        for side, (kind, make_spec) in (("a", a), ("b", b)):
+            r = run_child(kind, make_spec(i))
+            if side == "a" and check is not None:
+                r["table"] = check(i, r)
+            runs[side].append(r)
+    ratios = [round(x["seconds"] / y["seconds"], 3) for x, y in zip(runs["a"], runs["b"], strict=True)]
+    return _summary(runs["a"], check is not None), _summary(runs["b"], False), ratios
+
+
+def _summary(runs: list[dict[str, Any]], checked: bool) -> dict[str, Any]:
+    ordered = sorted(runs, key=lambda r: r["seconds"])
+    out = dict(ordered[(len(ordered) - 1) // 2])
+    out["seconds"] = statistics.median(r["seconds"] for r in runs)
+    out["runs_seconds"] = [round(r["seconds"], 3) for r in runs]
+    out["runs_cpu_seconds"] = [r["cpu_seconds"] for r in runs]
+    out["best_seconds"] = round(ordered[0]["seconds"], 3)
+    out["peak_rss_mb"] = max(r["peak_rss_mb"] for r in runs)
+    out["background_cpu_share"] = max(r["background_cpu_share"] for r in runs)
+    if checked:
+        out["tables_ok"] = [r["table"] for r in runs]
+    return out
+
+
 # ---------------------------------------------------------------- work folders
 
 

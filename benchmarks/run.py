@@ -66,6 +66,7 @@ from __future__ import annotations
 
 import argparse
 import datetime as dt
+import os
 import sys
 import time
 from dataclasses import asdict, replace
@@ -74,7 +75,7 @@ from typing import Any
 
 import data
 from harness import HERE, WORK, Options, log
-from report import print_table, write_results
+from report import machine, print_table, write_results
 from scenarios.coldstart import scenario_coldstart
 from scenarios.concurrency import scenario_concurrency
 from scenarios.csv import scenario_csv
@@ -143,6 +144,7 @@ def main(argv: list[str] | None = None) -> int:
         if name not in only:
             continue
         t = time.monotonic()
+        before, load_before = set(results), os.getloadavg()
         if name == "small":
             results["small"] = scenario_small(opt, small_set)
         elif name == "large":
@@ -164,7 +166,13 @@ def main(argv: list[str] | None = None) -> int:
             tuned = [f"{k}={v}" for k, v in (("max_seconds", opt.lane_max_seconds), ("batch", opt.lane_batch))
                      if v is not None]
             results["lane" + (f" ({', '.join(tuned)})" if tuned else "")] = scenario_lane(opt)
-        log(f"{name}: done in {time.monotonic() - t:.0f} s")
+        load_after = os.getloadavg()
+        for key in set(results) - before:  # what ran where: each scenario's own machine and load
+            results[key]["machine"] = machine()
+            results[key]["load_average"] = {"before": [round(x, 2) for x in load_before],
+                                            "after": [round(x, 2) for x in load_after]}
+        log(f"{name}: done in {time.monotonic() - t:.0f} s (load average {load_before[0]:.1f} before, "
+            f"{load_after[0]:.1f} after)")
     now = dt.datetime.now(dt.UTC).isoformat(timespec="seconds")
     for sc in results.values():
         sc["date"] = now

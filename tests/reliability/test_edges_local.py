@@ -356,7 +356,7 @@ def test_route_sql_times_out_and_is_quarantined(ws: Workspace) -> None:
 
 
 def test_sql_sees_only_lineage_and_memory_is_bounded(ws: Workspace, monkeypatch: pytest.MonkeyPatch) -> None:
-    from lakeroute.core.read.engine import LINEAGE_VARIABLES
+    from lakeroute.core.read.reuse import LINEAGE_VARIABLES
 
     monkeypatch.setenv("LAKEROUTE_DUCKDB_MEMORY", "300MB")
     ws.route("v", {"bucket": "bkt"}, {"table": "ns.v"},

@@ -62,6 +62,7 @@ class AwsRuntime:
             quarantine=S3Quarantine(config.quarantine, s3),
             engine=Engine(memory_limit=config.duckdb_memory, temp_directory=spill,
                           timeout_seconds=config.object_timeout_seconds,
+                          window_root=os.path.join(config.tmp_dir, "lakeroute-read"),
                           s3_setup=duckdb_s3_setup(session),
                           crash_guard=CrashGuard(os.path.join(config.tmp_dir, "lakeroute-crash"))),
         )

@@ -130,5 +130,6 @@ def local_pipeline(paths: LocalPaths) -> Pipeline:
         journal=SqliteJournal(str(paths.home / "ledger.db")),
         quarantine=LocalQuarantine(paths.quarantine),
         engine=Engine(memory_limit=duckdb_memory_limit(), temp_directory=str(spill),
-                      timeout_seconds=seconds, crash_guard=CrashGuard(str(paths.home / "tmp" / "crash"))),
+                      timeout_seconds=seconds, window_root=str(paths.home / "tmp" / "read"),
+                      crash_guard=CrashGuard(str(paths.home / "tmp" / "crash"))),
     )

@@ -16,9 +16,10 @@ from typing import TYPE_CHECKING
 
 from ..errors import ObjectError, shortened
 from ..objects import SourceObject
-from ..read.engine import DEFAULT_TIMEOUT_SECONDS, Engine, Watchdog, check_result_names, check_single_select
+from ..read.engine import DEFAULT_TIMEOUT_SECONDS, Engine, check_result_names, check_single_select
 from ..read.hints import hinted_view
 from ..read.source_view import reader_sql
+from ..read.watchdog import Watchdog
 from ..routes import OBJECT_COLUMN, Route, partition_column
 from ..routes.column_types import duck_type
 from ..shape.types import cast_column, table_type

@@ -38,6 +38,7 @@ from ..write.staging import Staged, Writer, discard
 from .budget import Budget
 from .closing import close_entries
 from .fanout import fan_out
+from .lookahead import Resolved, look_ahead
 from .outcomes import IngestReport, ObjectRef, Outcome, attempts_of
 from .plans import HANDOFFS_PROP, HandOff, Step, TablePlan, open_plan
 
@@ -76,8 +77,12 @@ class Pipeline:
         report = IngestReport()
         plans: dict[str, TablePlan] = {}
         seen: set[str] = set()  # (table, version) pairs staged in this batch
+        refs = list(refs)
+        ahead = Resolved(self.source)
         try:
-            for ref in refs:
+            if not self.force:  # one ledger lookup per table for the whole batch
+                ahead = look_ahead(refs, self.routes, self.source, self.catalog, self.ledger, plans)
+            for index, ref in enumerate(refs):
                 if self.budget is not None and not self.budget.allows(ref.size):
                     outcomes = [Outcome(
                         ref, "failed", f"{ref.bucket}/{ref.key}: not started, {self.budget.left():.1f} s "
@@ -86,7 +91,8 @@ class Pipeline:
                 else:
                     began = time.monotonic()
                     staged_before = sum(len(p.staged) for p in plans.values())
-                    outcomes = self._stage_one(ref, plans, seen)  # one per target (fan-out: several)
+                    # one outcome per target (fan-out: several); none: staged
+                    outcomes = self._stage_one(ref, plans, seen, ahead.take(index))
                     took = time.monotonic() - began
                     for outcome in outcomes:
                         outcome.seconds = took
@@ -110,6 +116,9 @@ class Pipeline:
                 if plan.staged:
                     discard(plan.home, [s for _, s in plan.staged])
             raise
+        finally:
+            ahead.release_rest()  # resolved ahead but never started (the budget, an interruption)
+            self.engine.release()  # the batch's reused database and its window folder
         report.seconds = time.monotonic() - start
         if self.journal is not None:
             try:
@@ -131,8 +140,10 @@ class Pipeline:
 
     # ------------------------------------------------------------ one object
 
-    def _stage_one(self, ref: ObjectRef, plans: dict[str, TablePlan], seen: set[str]) -> list[Outcome]:
-        """The object's outcomes (none: staged for its commit); one per target of a fan-out."""
+    def _stage_one(self, ref: ObjectRef, plans: dict[str, TablePlan], seen: set[str],
+                   ahead: SourceObject | None = None) -> list[Outcome]:
+        """The object's outcomes (none: staged for its commit); one per target of a fan-out.
+        ``ahead``: the object already resolved (core.pipeline.lookahead)."""
         obj: SourceObject | None = None
         route: Route | None = None
         step = Step()
@@ -141,7 +152,7 @@ class Pipeline:
             return [Outcome(ref, "ignored", f"{ref.bucket}/{ref.key}: {why}")]
         try:
             try:
-                obj = self.source.resolve(ref.bucket, ref.key, ref.version)
+                obj = ahead if ahead is not None else self.source.resolve(ref.bucket, ref.key, ref.version)
                 step.stage = "route"
                 resolved = obj
                 route = self.routes.match(ref.bucket, ref.key, lambda: self.source.metadata(resolved))
@@ -189,8 +200,9 @@ class Pipeline:
         if plan.blocked:
             raise ObjectError("schema", plan.blocked, route.name)
         step.stage = "ledger"
-        if not self.force and plan.state is not None and held(self.ledger, plan.state, name,
-                                                              [(sid, obj.source_id, obj.uploaded_ms)]):
+        ask = (sid, obj.source_id, obj.uploaded_ms)
+        if not self.force and plan.state is not None and (
+                plan.answers[ask] if ask in plan.answers else held(self.ledger, plan.state, name, [ask])):
             return Outcome(ref, "skipped", f"{ref.bucket}/{ref.key}: already ingested "
                            f"(version {obj.version[:19]})", route.name, name, source_id=sid)
         step.stage = "read"
@@ -210,11 +222,13 @@ class Pipeline:
             step.stage = "table"
             plan.prepare(self.catalog, creation_schema(route, result))
             step.stage = "schema"
-            if plan.evolve:
+            if plan.evolve and not plan.is_settled(route.name, result):
                 assert plan.metadata is not None
                 evolved, staged.changes = evolve_table(plan.home, plan.metadata, route, result)
                 if evolved is not None:
                     plan.adopt(evolved)
+                else:
+                    plan.settled = (route.name, result, plan.metadata)
             if plan.writer is None:
                 plan.writer = Writer(plan.home, plan.metadata, plan.target)
             step.stage = "write"

@@ -56,6 +56,11 @@ class TablePlan:
     blocked: str | None = None  # why nothing may be written (declared types or names differ, unsupported table)
     tail_bytes: int = 0  # the staged objects' rows held in memory for shared data files
     handoffs: list[str] = field(default_factory=list)  # commit lane: the hand-offs this commit carries
+    # (ledger id, content id, uploaded at) -> held: the batch's one ledger lookup (core.pipeline.lookahead)
+    answers: dict[tuple[str, str, int | None], bool] = field(default_factory=dict)
+    # (route, result schema, table metadata) that evolve_table found nothing to change for: the
+    # next object with the same result skips it (a pure function of the three)
+    settled: tuple[str, pa.Schema, TableMetadata] | None = None
 
     @property
     def home(self) -> Table:
@@ -82,6 +87,12 @@ class TablePlan:
         else:
             self.provisional = provisional_table(catalog, self.target, result)
             self.metadata = self.provisional.metadata
+
+    def is_settled(self, route: str, result: pa.Schema) -> bool:
+        """Whether evolve_table already found nothing to change for this route's result."""
+        last = self.settled
+        return last is not None and last[0] == route and last[2] is self.metadata and \
+            last[1].equals(result, check_metadata=True)
 
     def adopt(self, evolved: TableMetadata) -> None:
         """Write against ``evolved`` (the result's new columns, not committed yet) from now on."""

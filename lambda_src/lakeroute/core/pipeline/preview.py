@@ -49,7 +49,7 @@ def preview_route(route: Route, obj: SourceObject, catalog: Catalog, limit: int 
         if why is not None:
             raise ObjectError("schema", why, route.name)
     rejects = RowRejects() if route.source.on_error == "rows" else None
-    with Engine(prepare_next=False).run(route, obj, rejects=rejects) as reader:
+    with Engine(prepare_next=False, reuse=False).run(route, obj, rejects=rejects) as reader:
         result = table_result(route.target, table_schema(reader.schema, route.name))
         if exists:
             refuse_renamed(table.metadata, result.names, name, route.name)

@@ -22,8 +22,9 @@ from typing import TYPE_CHECKING
 
 from ..errors import ObjectError, shortened
 from ..objects import SourceObject
-from ..read.engine import DEFAULT_TIMEOUT_SECONDS, Engine, Watchdog
+from ..read.engine import DEFAULT_TIMEOUT_SECONDS, Engine
 from ..read.hints import hinted_view
+from ..read.watchdog import Watchdog
 from ..routes import Route
 from ..routes.column_types import duck_type
 from ..shape.types import cast_column

@@ -33,8 +33,11 @@ class Alarms:
                 self._heap, self._pid = [], os.getpid()
                 self._thread = threading.Thread(target=self._run, name="lakeroute-watchdog", daemon=True)
                 self._thread.start()
+            while self._heap and self._heap[0][2].cancelled:  # done objects' alarms, not left to pile up
+                heapq.heappop(self._heap)
             heapq.heappush(self._heap, (at, next(self._ids), dog))
-            self._cv.notify()
+            if self._heap[0][2] is dog:  # else the thread already wakes up earlier than this one is due
+                self._cv.notify()
 
     def _run(self) -> None:
         while True:

@@ -17,11 +17,11 @@ nothing.
 from __future__ import annotations
 
 import contextlib
-import datetime as dt
 import json
 import os
 import re
 import shutil
+import tempfile
 import threading
 import time
 import uuid
@@ -33,16 +33,18 @@ from typing import TYPE_CHECKING, Any
 from ..errors import LakerouteError, ObjectError, TransientError
 from ..objects import SourceObject
 from ..routes import Route
-from .alarms import Alarms
+from .absent import answer_absent
 from .crash import CrashGuard
 from .depth import refuse_deep_json
 from .hints import hinted_view
 from .json_columns import JSON_COLUMNS_KEY, json_shapes
-from .long_lines import long_line_message, long_line_options
-from .messages import duckdb_text, empty_file_message, error_stage, reader_message
+from .long_lines import long_line_options
+from .messages import duckdb_text, empty_file_message
 from .nanos import check_nanoseconds
 from .rejects import RowRejects, collect_csv, csv_options, json_rows, remove
+from .reuse import ReusedDatabase, set_variables
 from .streams import compression_of, start_check
+from .watchdog import Watchdog
 
 if TYPE_CHECKING:
     from concurrent.futures import Future
@@ -50,29 +52,20 @@ if TYPE_CHECKING:
     import duckdb
     import pyarrow as pa
 
-LINEAGE_VARIABLES = ("source_bucket", "source_key", "source_uri", "source_etag", "ingested_at")
 DEFAULT_TIMEOUT_SECONDS = 900.0
-
-
-def set_variables(con: duckdb.DuckDBPyConnection, obj: SourceObject) -> None:
-    """The lineage variables, bound as values (never SQL text)."""
-    values = {
-        "source_bucket": obj.bucket, "source_key": obj.key, "source_uri": obj.uri,
-        "source_etag": obj.version, "ingested_at": dt.datetime.now(dt.UTC),
-    }
-    for name, value in values.items():
-        con.execute(f"SET VARIABLE {name} = ?", [value])
 
 
 @dataclass
 class Engine:
-    """Settings shared by every connection; one fresh, locked connection per object.
+    """Settings shared by every connection.
 
-    A fresh DuckDB database costs ~10 ms to set up (its function catalog), which dominates
-    small objects. So, from the second object on, the engine keeps one pristine database
-    ready: created on a background thread (DuckDB releases the GIL meanwhile) while the
-    current object is read, handed to the next object, which locks it down exactly like a
-    new one. It has never run a statement; no object's state is ever seen by another.
+    A fresh DuckDB database costs ~10 ms to set up (its function catalog), more than reading
+    a small object. So a local object of at most ``small_object_bytes`` (outside rows mode)
+    is read by the batch's one reused, locked-down database (``core.read.reuse``: only that
+    object's file in its allow-list, its state checked back to pristine after each object,
+    discarded after any failure); ``release`` closes it at the end of the batch. Any other
+    object gets a fresh locked database; from the second on, one is kept ready, created on a
+    background thread while the current object is read.
 
     DuckDB threads per object, unless ``threads`` is set (then it holds for every object):
     an object of at most ``small_object_bytes`` gets ``small_object_threads`` (worker threads
@@ -89,22 +82,61 @@ class Engine:
     small_object_bytes: int = 8 * 1024 * 1024
     small_object_threads: int = 1
     prepare_next: bool = True  # keep a pristine database ready for the next object
+    reuse: bool = True  # small local objects: one reused database per batch (core.read.reuse)
+    window_root: str | None = None  # where its window folders go (default: the system's temp folder)
     timeout_seconds: float = DEFAULT_TIMEOUT_SECONDS  # per object, unless the route sets one
     crash_guard: CrashGuard | None = None  # markers, and a child read after a crash (core.read.crash)
     _spare: Any = field(default=None, init=False, repr=False, compare=False)
     _spare_pool: Any = field(default=None, init=False, repr=False, compare=False)
     _spare_pid: int = field(default=0, init=False, repr=False, compare=False)
+    _reused: ReusedDatabase | None = field(default=None, init=False, repr=False, compare=False)
     _connects: int = field(default=0, init=False, repr=False, compare=False)
     _lock: threading.Lock = field(default_factory=threading.Lock, init=False, repr=False,
                                   compare=False)
 
-    def _connect(self, obj: SourceObject, spill: str | None = None) -> duckdb.DuckDBPyConnection:
-        import duckdb
-
+    def _config(self) -> dict[str, Any]:
         config: dict[str, Any] = {"autoinstall_known_extensions": False,
                                   "autoload_known_extensions": False}
         if self.memory_limit:
             config["memory_limit"] = self.memory_limit
+        return config
+
+    def _reusable(self, obj: SourceObject, rows: bool) -> bool:
+        """Objects the batch's reused database reads: local, small (its thread count fits)."""
+        return self.reuse and not rows and not obj.path.startswith("s3://") and (
+            self.threads is not None or 0 < obj.size <= self.small_object_bytes)
+
+    def _take_reused(self) -> ReusedDatabase:
+        config = {**self._config(), "threads": self.threads or self.small_object_threads}
+        with self._lock:
+            db, self._reused = self._reused, None
+        if db is not None and (db.pid != os.getpid() or db.config != config):
+            if db.pid == os.getpid():  # a forked child leaves its parent's database alone
+                db.close()
+            db = None
+        return db if db is not None else ReusedDatabase(config, self.window_root or tempfile.gettempdir(),
+                                                          self.temp_directory)
+
+    def _give_back(self, db: ReusedDatabase, clean: bool) -> None:
+        if not (clean and db.reset()):
+            db.close()
+            return
+        with self._lock:
+            extra, self._reused = self._reused, db
+        if extra is not None:  # another thread's, returned meanwhile: one is enough
+            extra.close()
+
+    def release(self) -> None:
+        """Close the batch's reused database (and its window folder)."""
+        with self._lock:
+            db, self._reused = self._reused, None
+        if db is not None and db.pid == os.getpid():
+            db.close()
+
+    def _connect(self, obj: SourceObject, spill: str | None = None) -> duckdb.DuckDBPyConnection:
+        import duckdb
+
+        config = self._config()
         spare_threads = self.threads or self.small_object_threads
         threads = self.threads
         if threads is None:
@@ -187,6 +219,7 @@ class Engine:
               rejects: RowRejects | None) -> Iterator[pa.RecordBatchReader]:
         import duckdb
 
+        answer_absent()
         fmt = route.file_format(obj.key)
         limit = route.source.timeout_seconds or self.timeout_seconds
         by_deadline = until is not None and until - time.monotonic() < limit
@@ -208,11 +241,23 @@ class Engine:
                 options = {k: v for k, v in options.items() if k not in ("compression", "ignore_errors")}
         elif rows and fmt == "csv":
             options = csv_options(options)
-        spill = os.path.join(self.temp_directory, uuid.uuid4().hex) if self.temp_directory else None
+        db: ReusedDatabase | None = None
+        spill = None
         try:
-            con = self._connect(read, spill)
-        except BaseException:
+            if self._reusable(read, rows):
+                db = self._take_reused()
+                read = db.admit(read, folders=bool(options.get("hive_partitioning")))
+                con = db.con
+                set_variables(con, read)
+            else:
+                spill = os.path.join(self.temp_directory, uuid.uuid4().hex) if self.temp_directory else None
+                con = self._connect(read, spill)
+        except BaseException as e:
+            if db is not None:
+                db.close()
             remove(clean)
+            if isinstance(e, OSError):  # the window link: scratch space, not the object
+                raise TransientError(f"route {route.name}: could not link {obj.key!r} for reading: {e}") from e
             raise
         watchdog = Watchdog(con, limit, by_deadline)
         watchdog.scrub = (read.path, f"{obj.bucket}/{obj.key}") if read.path != obj.uri else None
@@ -246,7 +291,10 @@ class Engine:
             yield _guarded(reader, route, watchdog, check, after, json_columns)
         finally:
             watchdog.cancel()
-            con.close()
+            if db is None:
+                con.close()
+            else:  # reused only after a read to its end that left nothing behind
+                self._give_back(db, watchdog.ended and not watchdog.fired)
             remove(clean)
             if spill:
                 shutil.rmtree(spill, ignore_errors=True)
@@ -263,51 +311,6 @@ def is_empty(obj: SourceObject) -> bool:
         return os.path.getsize(obj.path) == 0
     except OSError:
         return False
-
-
-ALARMS = Alarms()
-
-
-class Watchdog:
-    """Interrupts DuckDB when an object's time limit passes."""
-
-    def __init__(self, con: duckdb.DuckDBPyConnection, seconds: float, by_deadline: bool = False) -> None:
-        self.seconds = seconds
-        self.by_deadline = by_deadline  # the limit is the batch's deadline, not the object's
-        self.scrub: tuple[str, str] | None = None  # (scratch path, object) in error messages
-        self.lines: tuple[str, str | None] | None = None  # a CSV's (path, compression): long lines named
-        self.fired = False
-        self.cancelled = False
-        self._con: duckdb.DuckDBPyConnection | None = con
-        ALARMS.add(time.monotonic() + seconds, self)
-
-    def _fire(self) -> None:
-        con = self._con
-        if con is None:
-            return
-        self.fired = True
-        with contextlib.suppress(Exception):
-            con.interrupt()
-
-    def cancel(self) -> None:
-        # The alarm leaves the heap when it reaches the top; it holds no connection meanwhile.
-        self.cancelled = True
-        self._con = None
-
-    def error(self, route: Route, e: BaseException) -> LakerouteError:
-        if self.fired and self.by_deadline:
-            return TransientError(f"route {route.name}: stopped after {self.seconds:.1f} s: the batch's "
-                                  "time ran out; it is retried")
-        if self.fired:
-            return ObjectError("timeout", f"route {route.name}: timed out after {self.seconds:g} s "
-                               "(source.timeout_seconds)", route.name)
-        if isinstance(e, ObjectError):
-            return e
-        stage = error_stage(e) if type(e).__module__.startswith(("duckdb", "_duckdb")) else "read"
-        message = long_line_message(str(e), *(self.lines or (None, None))) or reader_message(str(e)) or duckdb_text(e)
-        if self.scrub is not None:  # the reader names lakeroute's scratch copy; say which object
-            message = message.replace(*self.scrub)
-        return ObjectError(stage, f"route {route.name}: {message}", route.name)
 
 
 def check_result_names(route: Route, columns: list[str]) -> None:
@@ -377,6 +380,7 @@ def _guarded(reader: pa.RecordBatchReader, route: Route, watchdog: Watchdog,
             if problem:
                 raise ObjectError("read", f"route {route.name}: {problem}; nothing of it is "
                                   "committed", route.name)
+        watchdog.ended = True
 
     schema = reader.schema
     if json_columns:

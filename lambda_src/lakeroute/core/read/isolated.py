@@ -25,7 +25,7 @@ def read(job: dict[str, Any]) -> dict[str, Any]:
     obj = SourceObject(**job["object"])
     settings = dict(job["engine"])
     settings["s3_setup"] = [(stmt, list(params)) for stmt, params in settings.get("s3_setup", [])]
-    engine = Engine(**settings, prepare_next=False)
+    engine = Engine(**settings, prepare_next=False, reuse=False)
     seconds = job.get("seconds")
     until = None if seconds is None else time.monotonic() + float(seconds)
     rejects = RowRejects() if job.get("rows") else None

@@ -44,10 +44,21 @@ def check_nanoseconds(con: duckdb.DuckDBPyConnection, route: Route, path: str) -
                                   "sub-microsecond part; " + _FIX % name, route.name)
         return
     import pyarrow as pa
+
+    try:  # an open file: pyarrow's file system resolution of a path costs more than a small read
+        source = pa.OSFile(path)
+    except (OSError, pa.ArrowException):
+        return
+    with source:
+        _check_file(route, source, hinted)
+
+
+def _check_file(route: Route, source: Any, hinted: set[str]) -> None:
+    import pyarrow as pa
     import pyarrow.parquet as pq
 
     try:
-        pf = pq.ParquetFile(path)
+        pf = pq.ParquetFile(source)
     except (OSError, pa.ArrowException):
         return  # not a Parquet file pyarrow can open: DuckDB's reader says what is wrong
     tops: list[str] = []

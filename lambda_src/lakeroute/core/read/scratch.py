@@ -10,7 +10,6 @@ outlives a killed process or a timed-out invocation.
 
 from __future__ import annotations
 
-import contextlib
 import os
 import re
 import shutil
@@ -61,9 +60,20 @@ class ScratchDir:
             return
         rel = os.path.relpath(path, self.dir)
         top = os.path.join(self.dir, rel.split(os.sep, 1)[0])
+        remove_tree(top, path)
+
+
+def remove_tree(top: str, path: str) -> None:
+    """Remove ``path`` and its empty parent folders up to ``top`` (a per-object folder):
+    what was made for one object, without rmtree's listing of every level."""
+    try:
+        os.remove(path)
+        parent = os.path.dirname(path)
+        while len(parent) >= len(top):
+            os.rmdir(parent)
+            parent = os.path.dirname(parent)
+    except OSError:  # something else is in there: take the whole folder
         shutil.rmtree(top, ignore_errors=True)
-        with contextlib.suppress(FileNotFoundError):
-            os.remove(path)
 
 
 def _remove_stale_folders(root: str) -> None:

@@ -1,0 +1,159 @@
+"""One locked-down DuckDB database that reads the small objects of a batch, one after another.
+
+A fresh database costs ~10 ms (its function catalog), more than reading a small object. So
+the engine (``core.read.engine``) keeps one per batch for local objects of at most
+``small_object_bytes``, locked down once, and isolates the objects from each other instead:
+
+- **Files**: its allow-list (locked) is one *window* folder of its own. Each object is linked
+  into a new sub-folder of it (``<window>/<uuid>/<key, sanitized>``) just before it is read and
+  unlinked right after, so the route SQL of an object finds only that object there: the
+  previous object's path no longer exists, and no other path is allowed.
+- **State**: the route SQL is exactly one SELECT (no DDL, no ``SET``); after each object the
+  ``source`` view is dropped and the lineage variables reset, then a fingerprint of everything
+  SQL could have left behind (tables, views, macros, types, sequences, variables, prepared
+  statements, databases, secrets, settings) must equal the one taken right after lockdown,
+  and its spill folder must be empty. Otherwise, and after any error, time-out or unfinished
+  read, the database is discarded and the next object gets a new one.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import datetime as dt
+import os
+import shutil
+import uuid
+import weakref
+from dataclasses import replace
+from typing import TYPE_CHECKING, Any
+
+from ..objects import SourceObject
+from .scratch import MAX_SCRATCH_PATH, pid_alive, remove_tree, sanitized_key
+
+if TYPE_CHECKING:
+    import duckdb
+
+LINEAGE_VARIABLES = ("source_bucket", "source_key", "source_uri", "source_etag", "ingested_at")
+
+# What an object could leave behind in the connection, compared before and after each object.
+# A route's SQL is one SELECT (no DDL, SET, ATTACH, PREPARE, CREATE SECRET) and the
+# configuration is locked, so this is a second line, kept to the two cheapest listings (a
+# statement costs ~0.1-0.3 ms; duckdb_functions, for macros, ~10 ms over its built-ins).
+# tests/integration/test_reuse_isolation.py shows that a route can leave no macro, view,
+# table, variable, database or setting behind.
+FINGERPRINT_SQL = """
+SELECT 'tables', count(*) FROM duckdb_tables()
+UNION ALL SELECT 'variables', count(*) FROM duckdb_variables()
+          WHERE name NOT IN ('source_bucket', 'source_key', 'source_uri', 'source_etag', 'ingested_at')
+"""
+
+
+class ReusedDatabase:
+    """A locked-down database whose only readable folder is its window (and its spill)."""
+
+    def __init__(self, config: dict[str, Any], root: str, temp_directory: str | None) -> None:
+        import duckdb
+
+        self.config = config
+        self.pid = os.getpid()
+        tag = f"{self.pid}-{uuid.uuid4().hex}"
+        self.window = os.path.join(root, f"window-{tag}")
+        # Its spill folder stays out of the window: route SQL may list and read only the object.
+        self.spill = os.path.join(temp_directory or root, f"spill-{tag}")
+        _remove_stale(root)
+        os.makedirs(self.window)  # the root too, on first use
+        self._current: tuple[str, str] | None = None  # the object's folder in the window, its path
+        self._admitted = 0
+        try:
+            # No cache of file contents across objects (DuckDB's external file cache is on by default).
+            self.con: duckdb.DuckDBPyConnection = duckdb.connect(
+                config={**config, "enable_external_file_cache": False})
+            self.con.execute("SET temp_directory = ?", [self.spill])
+            # a trailing separator: DuckDB matches allowed directories as string prefixes
+            self.con.execute("SET allowed_directories = ?", [[self.window + os.sep]])
+            self.con.execute("SET enable_external_access = false")
+            self.con.execute("SET lock_configuration = true")
+            self.baseline = self.fingerprint()
+        except BaseException:
+            shutil.rmtree(self.window, ignore_errors=True)
+            raise
+        # a database dropped without close() (an engine never released) leaves no folder behind
+        self._finalizer = weakref.finalize(self, _remove_folders, self.window, self.spill)
+
+    def fingerprint(self) -> tuple[Any, ...]:
+        return tuple(sorted(self.con.execute(FINGERPRINT_SQL).fetchall()))
+
+    def admit(self, obj: SourceObject, folders: bool = False) -> SourceObject:
+        """The object as this database reads it: linked into the window under a name never
+        used before (a hard link pins the bytes; across file systems, a symbolic link).
+        ``folders``: in a fresh folder of the window, under the key's folders (a reader option
+        reads them, e.g. ``hive_partitioning``); else as ``<n>-<file name>``, which spares
+        creating and removing two folders per object."""
+        self._admitted += 1
+        rel = sanitized_key(obj.key)
+        name = rel.rsplit("/", 1)[-1][-100:]
+        if folders:
+            folder = os.path.join(self.window, uuid.uuid4().hex)
+            path = os.path.join(folder, rel)
+            if len(path) > MAX_SCRATCH_PATH:
+                path = os.path.join(folder, name)
+            os.makedirs(os.path.dirname(path))
+        else:
+            path = folder = os.path.join(self.window, f"{self._admitted}-{name}")
+        self._current = (folder, path)
+        try:
+            os.link(obj.path, path)
+        except OSError:
+            os.symlink(os.path.abspath(obj.path), path)
+        return replace(obj, path=path)
+
+    def withdraw(self) -> None:
+        """The current object's link and folder are gone (before the next object is admitted)."""
+        current, self._current = self._current, None
+        if current is not None:
+            remove_tree(*current)
+
+    def reset(self) -> bool:
+        """Back to the state right after lockdown; False: it is not (discard this database)."""
+        try:
+            self.withdraw()
+            self.con.execute("DROP VIEW source")  # made by every read: missing, something else went on
+            # The lineage variables stay until the next object sets all five, before its SQL runs.
+            if self.fingerprint() != self.baseline:
+                return False
+            return not any(files for _, _, files in os.walk(self.spill))
+        except Exception:  # a connection that cannot say it is clean is not reused
+            return False
+
+    def close(self) -> None:
+        with contextlib.suppress(Exception):
+            self.con.close()
+        self._current = None
+        self._finalizer()
+
+
+def _remove_stale(root: str) -> None:
+    """Windows of processes that ended without closing them (killed, timed out)."""
+    try:
+        names = os.listdir(root)
+    except FileNotFoundError:
+        return
+    for name in names:
+        pid = name.split("-")[1] if name.startswith("window-") and name.count("-") >= 2 else ""
+        if pid.isdigit() and not pid_alive(int(pid)):
+            shutil.rmtree(os.path.join(root, name), ignore_errors=True)
+
+
+def _remove_folders(*folders: str) -> None:
+    for folder in folders:
+        shutil.rmtree(folder, ignore_errors=True)
+
+
+def set_variables(con: duckdb.DuckDBPyConnection, obj: SourceObject) -> None:
+    """The lineage variables, bound as values (never SQL text)."""
+    values = {
+        "source_bucket": obj.bucket, "source_key": obj.key, "source_uri": obj.uri,
+        "source_etag": obj.version, "ingested_at": dt.datetime.now(dt.UTC),
+    }
+    for name, value in values.items():
+        con.execute(f"SET VARIABLE {name} = ?", [value])
