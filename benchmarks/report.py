@@ -159,7 +159,11 @@ def _run(sc: dict[str, Any]) -> str:
     m = sc.get("machine")
     parts.append(f"{m.get('nproc')} cores, {m.get('cpu_model')}, {m.get('ram_gib')} GiB" if m
                  else "machine not recorded")
-    before, after = sc.get("load_average_before"), sc.get("load_average_after")
+    # run.py records {"load_average": {"before", "after"}} for every scenario; the lane
+    # scenario's own keys came first.
+    load = sc.get("load_average") if isinstance(sc.get("load_average"), dict) else {}
+    before = load.get("before", sc.get("load_average_before"))
+    after = load.get("after", sc.get("load_average_after"))
     if before is not None and after is not None:
         parts.append(f"load {'/'.join(_num(x) for x in before)} → {'/'.join(_num(x) for x in after)}")
     else:

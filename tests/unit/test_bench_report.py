@@ -35,7 +35,10 @@ def test_a_changed_result_changes_the_table_and_the_check_fails(tmp_path: Path) 
     doc = json.loads((ROOT / "benchmarks" / "results.json").read_text())
     name = next(iter(doc["scenarios"]))
     sc = doc["scenarios"][name]
-    sc["load_average_before"], sc["load_average_after"] = [1.5, 2.0, 3.0], [4.25, 2.0, 3.0]
+    sc["load_average"] = {"before": [1.5, 2.0, 3.0], "after": [4.25, 2.0, 3.0]}  # as run.py records it
+    other = doc["scenarios"][list(doc["scenarios"])[1]]
+    other.pop("load_average", None)  # as the lane scenario recorded it first
+    other["load_average_before"], other["load_average_after"] = [0.5, 1.0, 1.5], [7.0, 6.0, 5.0]
     sc["machine"] = {"nproc": 2, "cpu_model": "Test CPU", "ram_gib": 8.0}
     results = tmp_path / "results.json"
     results.write_text(json.dumps(doc))
@@ -45,7 +48,7 @@ def test_a_changed_result_changes_the_table_and_the_check_fails(tmp_path: Path) 
     assert report.main(["--results", str(results), "--doc", str(md)]) == 0
     text = md.read_text()
     assert text.startswith(f"prose\n{report.BEGIN}\n") and text.endswith(f"{report.END}\nmore prose\n")
-    assert "load 1.5/2/3 → 4.25/2/3" in text and "2 cores, Test CPU, 8.0 GiB" in text
+    assert "load 1.5/2/3 → 4.25/2/3" in text and "load 0.5/1/1.5 → 7/6/5" in text and "2 cores, Test CPU, 8.0 GiB" in text
     assert report.main(["--results", str(results), "--doc", str(md), "--check"]) == 0
 
 
