@@ -3,7 +3,8 @@
 Locally the tables live in a PyIceberg SQLite catalog named ``lakeroute`` (``catalog.db``)
 over a file warehouse, both under the home; a deployed stage keeps them in its Glue
 databases (one per route namespace, named by the stack's ``GlueDatabases`` output) over its
-S3 warehouse (``WarehouseUri``). What each engine needs to find them is printed, with the
+S3 warehouse (``WarehouseUri``), or, for a stage with ``catalog: s3tables``, in its S3 table
+bucket (``connect_s3tables.py``). What each engine needs to find them is printed, with the
 tables there are now. Nothing secret is printed: AWS credentials come from the reader's own
 chain (environment, profile, SSO, role) when the code runs; endpoints are printed only when
 ``AWS_ENDPOINT_URL[_SERVICE]`` is set (moto, LocalStack).
@@ -167,7 +168,12 @@ def catalog_snippet(engine: str, name: str, props: dict[str, str], tables: list[
 
 def stage_snippet(engine: str, stage: Stage, tables: list[str], region: str | None,
                   endpoints: dict[str, str]) -> str:
-    """``engine``'s code or configuration for the stage's Glue catalog and S3 warehouse."""
+    """``engine``'s code or configuration for the stage's Glue catalog and S3 warehouse, or its
+    S3 table bucket (``catalog: s3tables``)."""
+    if stage.catalog == "s3tables":
+        from .connect_s3tables import s3tables_snippet
+
+        return s3tables_snippet(engine, stage, tables, endpoints)
     warehouse = stage.need("warehouse")
     databases = ", ".join(f"{ns} -> {db}" for ns, db in sorted(stage.databases.items())) or "as named"
     about = [f"# Glue databases (route namespace -> database): {databases}; warehouse {warehouse}",
@@ -274,23 +280,27 @@ def _stage_tables(stage: Stage) -> list[str]:
         databases = sorted(set(stage.databases.values())) or [n[0] for n in catalog.list_namespaces()]
         return sorted(".".join(t) for db in databases for t in catalog.list_tables(db))
     except Exception as e:  # boto3's, PyIceberg's (a database the stack names is gone): not a usage error
-        raise fail(f"stage {stage.name}: cannot list its Glue tables: {type(e).__name__}: {one_line(e)}", 1) from None
+        where = "S3 Tables" if stage.catalog == "s3tables" else "Glue"
+        raise fail(f"stage {stage.name}: cannot list its {where} tables: {type(e).__name__}: {one_line(e)}",
+                   1) from None
 
 
 @app.command()
 def connect(
     ctx: typer.Context,
     stage: Annotated[str | None, typer.Option(help="A deployed stage (its stack's outputs name the Glue "
-                                              "databases and the warehouse).")] = None,
+                                              "databases and the warehouse, or the S3 table bucket "
+                                              "and its namespaces).")] = None,
     engine: Annotated[str, typer.Option(help="pyiceberg | duckdb | polars | spark | athena")] = "pyiceberg",
 ) -> None:
     """Print ready-to-run code (or configuration) that opens lakeroute's tables elsewhere.
 
     Locally: the SQLite catalog (named lakeroute) and the file warehouse under --home. With
     --stage (or the handler's LAKEROUTE_* variables): the stage's Glue databases and S3
-    warehouse from its stack's outputs. pyiceberg, duckdb and polars print Python (pipe it
-    to a file and run it), spark a spark-sql command line, athena SQL (stages only). Nothing
-    secret is printed: AWS credentials come from your own chain when the code runs.
+    warehouse, or its S3 table bucket (catalog: s3tables), from its stack's outputs.
+    pyiceberg, duckdb and polars print Python (pipe it to a file and run it), spark a
+    spark-sql command line, athena SQL (stages only). Nothing secret is printed: AWS
+    credentials come from your own chain when the code runs.
 
     Example: lakeroute connect --engine duckdb > open_tables.py && python open_tables.py
     """
@@ -312,7 +322,8 @@ def connect(
         else:
             from ..aws.clients import endpoint_for, region_name
 
-            endpoints = {s: e for s in ("glue", "s3") if (e := endpoint_for(s))}
+            services = ("s3tables", "s3") if st.catalog == "s3tables" else ("glue", "s3")
+            endpoints = {s: e for s in services if (e := endpoint_for(s))}
             text = stage_snippet(engine, st, _stage_tables(st), region_name(), endpoints)
     except LakerouteError as e:
         raise fail(str(e)) from None
