@@ -234,6 +234,11 @@ def test_s3tables_stage_snippets_read_the_ingested_rows_on_moto(tables_stage: De
     total = 'print(con.sql("SELECT sum(id) FROM qa_sales.orders").fetchall())\n'  # noqa: S608 - the test's own SQL
     out = run_snippet(code + total, tmp_path)
     assert "[(24,)]" in out, "7 + 8 + 9, read by DuckDB from the table's S3 Tables storage"
+    # Without --stage, the handler's variables (LAKEROUTE_CATALOG=s3tables, LAKEROUTE_TABLE_BUCKET_ARN)
+    # name the stage: no Namespaces output there, so the snippet lists the bucket's namespaces itself.
+    result = runner.invoke(app, ["connect", "--engine", "duckdb"])
+    assert result.exit_code == 0 and f"bucket = '{arn}'" in result.stdout, result.stderr
+    assert "[(24,)]" in run_snippet(result.stdout + total, tmp_path)
 
     head = stage_connect("polars").split("import polars as pl")[0]
     assert "S3TablesCatalog('lakeroute'" in head

@@ -95,7 +95,6 @@ def _python(engine: str, stage: Stage, arn: str, region: str, client: str, about
 
 def _duckdb(stage: Stage, arn: str, region: str, client: str, about: list[str], first: str | None,
             endpoints: dict[str, str]) -> str:
-    namespaces = sorted(set(stage.databases.values()))
     secret, values = ["TYPE s3", "KEY_ID ?", "SECRET ?", "REGION ?"], ["frozen.access_key", "frozen.secret_key",
                                                                        repr(region)]
     if "s3" in endpoints:
@@ -118,15 +117,16 @@ def _duckdb(stage: Stage, arn: str, region: str, client: str, about: list[str], 
         "import boto3", "import duckdb", "import duckdb_ext", "",
         f"s3tables = boto3.client('s3tables', {client})",
         f"bucket = {arn!r}",
-        f"namespaces = {namespaces!r}  # the stage's table bucket namespaces",
         "tables = []",
-        "for namespace in namespaces:",
-        "    pages = s3tables.get_paginator('list_tables').paginate(tableBucketARN=bucket, namespace=namespace)",
-        "    for t in (t for page in pages for t in page['tables']):",
-        "        got = s3tables.get_table_metadata_location(tableBucketARN=bucket, namespace=namespace,",
-        "                                                   name=t['name'])",
-        "        if got.get('metadataLocation'):  # none yet: a table whose first commit has not happened",
-        "            tables.append((namespace, t['name'], got['metadataLocation']))",
+        "# The bucket holds this stage's namespaces only: all of them are listed.",
+        "for listed in s3tables.get_paginator('list_namespaces').paginate(tableBucketARN=bucket):",
+        "    for namespace in (n['namespace'][0] for n in listed['namespaces']):",
+        "        pages = s3tables.get_paginator('list_tables').paginate(tableBucketARN=bucket, namespace=namespace)",
+        "        for t in (t for page in pages for t in page['tables']):",
+        "            got = s3tables.get_table_metadata_location(tableBucketARN=bucket, namespace=namespace,",
+        "                                                       name=t['name'])",
+        "            if got.get('metadataLocation'):  # none yet: a table whose first commit has not happened",
+        "                tables.append((namespace, t['name'], got['metadataLocation']))",
         "con = duckdb.connect()",
         "duckdb_ext.init(con)  # extensions from the duckdb-ext wheels: nothing is downloaded",
         'con.execute("LOAD httpfs")', 'con.execute("LOAD iceberg")',
