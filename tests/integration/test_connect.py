@@ -1,12 +1,14 @@
 """`lakeroute connect`: the printed code opens lakeroute's tables outside lakeroute.
 
-Every snippet that can run here is run, as a file, by a fresh Python process (no lakeroute
-import, only what the snippet says to install): locally PyIceberg and DuckDB (offline, the
-duckdb-ext wheels) over the real SQLite catalog and warehouse, and against a moto server for a
-deployed stage (PyIceberg and DuckDB over Glue + S3, the stage found through its stack's
-outputs). polars is not a dependency of lakeroute: its snippet's PyIceberg part is run (the
-whole snippet when polars happens to be installed). Spark and Athena snippets are
-configuration text: checked for the catalog, database and warehouse they must name.
+Every snippet that can run here is run, as a file, by a fresh Python process (only what the
+snippet says to install; lakeroute itself only where the snippet says it needs it: PyIceberg on
+an S3 Tables stage): locally PyIceberg and DuckDB (offline, the duckdb-ext wheels) over the real
+SQLite catalog and warehouse, and against a moto server for a deployed stage, found through its
+stack's outputs (PyIceberg and DuckDB over Glue + S3, and over moto's S3 Tables for a stage with
+``catalog: s3tables``). polars is not a dependency of lakeroute: its snippet's PyIceberg part is
+run (the whole snippet when polars happens to be installed). Spark and Athena snippets are
+configuration text: checked for the catalog, database and warehouse (or table bucket) they must
+name; nothing here runs Spark or Athena.
 """
 
 from __future__ import annotations
