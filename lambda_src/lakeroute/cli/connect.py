@@ -3,7 +3,8 @@
 Locally the tables live in a PyIceberg SQLite catalog named ``lakeroute`` (``catalog.db``)
 over a file warehouse, both under the home; a deployed stage keeps them in its Glue
 databases (one per route namespace, named by the stack's ``GlueDatabases`` output) over its
-S3 warehouse (``WarehouseUri``). What each engine needs to find them is printed, with the
+S3 warehouse (``WarehouseUri``), or, for a stage with ``catalog: s3tables``, in its S3 table
+bucket (``connect_s3tables.py``). What each engine needs to find them is printed, with the
 tables there are now. Nothing secret is printed: AWS credentials come from the reader's own
 chain (environment, profile, SSO, role) when the code runs; endpoints are printed only when
 ``AWS_ENDPOINT_URL[_SERVICE]`` is set (moto, LocalStack).
@@ -20,64 +21,32 @@ import typer
 from ..core.errors import LakerouteError, one_line
 from ..core.sql_text import quote_ident
 from .app import app, fail, get_ctx
+from .snippets import (
+    DUCKDB_PIP,
+    DUCKDB_VIEWS,
+    ICEBERG_AWS,
+    ICEBERG_SPARK,
+    duckdb_query,
+    example,
+    listed,
+    python_use,
+    quoted,
+    reader,
+    select,
+    spark_sql,
+)
 
 if TYPE_CHECKING:
     from ..aws.stage import Stage
 
 ENGINES = ("pyiceberg", "duckdb", "polars", "spark", "athena")
-ICEBERG_SPARK = "org.apache.iceberg:iceberg-spark-runtime-3.5_2.12:1.10.0"
-ICEBERG_AWS = "org.apache.iceberg:iceberg-aws-bundle:1.10.0"
 SQLITE_JDBC = "org.xerial:sqlite-jdbc:3.46.1.3"
-DUCKDB_PIP = '"duckdb==1.4.4" duckdb-ext "duckdb-ext-iceberg==1.4.4.*" "duckdb-ext-avro==1.4.4.*"'
-# DuckDB views over iceberg_scan: names quoted as identifiers, each metadata file bound as a
-# variable's value (never SQL text). The views read the snapshot current when they are made.
-DUCKDB_VIEWS = '''def ident(name):
-    return '"' + name.replace('"', '""') + '"'
-
-
-for i, (namespace, name, location) in enumerate(tables):
-    con.execute(f"CREATE SCHEMA IF NOT EXISTS {ident(namespace)}")
-    con.execute(f"SET VARIABLE lakeroute_{i} = ?", [location])
-    con.execute(f"CREATE OR REPLACE VIEW {ident(namespace)}.{ident(name)} AS "
-                f"SELECT * FROM iceberg_scan(getvariable('lakeroute_{i}'))")'''
 
 
 # The catalog's own table (PyIceberg's SqlCatalog): the current metadata file of each table.
 SQLITE_TABLES = """tables = catalog.execute(
     "SELECT table_namespace, table_name, metadata_location FROM iceberg_tables WHERE catalog_name = 'lakeroute'"
 ).fetchall()"""
-
-
-def _example(tables: list[str]) -> str | None:
-    return tables[0] if tables else None
-
-
-def _select(table: str, quote: str = '"', catalog: str = "") -> str:
-    """The printed example query of ``ns.t`` (text for the reader, never run here): every name
-    quoted as an identifier."""
-    return f"SELECT * FROM {catalog}{_quoted(table, quote)} LIMIT 10"  # noqa: S608
-
-
-def _quoted(table: str, quote: str = '"') -> str:
-    """``ns.t`` as a qualified name quoted for SQL (the printed examples quote what they name)."""
-    if quote == '"':
-        return ".".join(quote_ident(part) for part in table.split(".", 1))
-    return ".".join(f"`{part.replace('`', '``')}`" for part in table.split(".", 1))
-
-
-def _python_use(tables: list[str], load: str) -> list[str]:
-    """Lines that list the tables and read the first one (commented out when there is none)."""
-    first = _example(tables)
-    if first is None:
-        return ["print(catalog.list_namespaces())  # no table yet: run `lakeroute ingest` first"]
-    namespace = first.split(".", 1)[0]
-    return [f"print(catalog.list_tables({namespace!r}))  # all namespaces: catalog.list_namespaces()",
-            f"table = catalog.load_table({first!r})", load]
-
-
-def _listed(tables: list[str]) -> str:
-    shown = ", ".join(tables[:10]) + (", …" if len(tables) > 10 else "")
-    return f"# tables now: {shown}" if tables else "# no table yet"
 
 
 # ---------------------------------------------------------------- local
@@ -90,21 +59,20 @@ def local_snippet(engine: str, home: Path, tables: list[str]) -> str:
     if engine in ("pyiceberg", "polars"):
         head = [f"# lakeroute's tables under {home} with PyIceberg: the SQLite catalog and its file warehouse.",
                 '# pip install "pyiceberg[sql-sqlite,pyarrow]"' + (" polars" if engine == "polars" else ""),
-                _listed(tables),
+                listed(tables),
                 "from pyiceberg.catalog.sql import SqlCatalog", "",
                 "# The catalog's name must be lakeroute: the SQLite catalog files every table under it.",
                 f"catalog = SqlCatalog('lakeroute', uri={'sqlite:///' + str(db)!r}, warehouse={warehouse!r})"]
-        return "\n".join(head + _python_use(tables, _reader(engine))) + "\n"
+        return "\n".join(head + python_use(tables, reader(engine))) + "\n"
     if engine == "duckdb":
-        first = _example(tables)
-        query = (f"print(con.sql({_select(first)!r}))" if first
-                 else "print(con.sql('SHOW ALL TABLES'))  # no table yet: run `lakeroute ingest` first")
+        first = example(tables)
+        query = duckdb_query(first)
         return "\n".join([
             f"# lakeroute's tables under {home} in DuckDB: a view namespace.table per table (reopen after new",
             "# commits: each view reads the snapshot current when it was made).",
             f"# pip install {DUCKDB_PIP}",
             "# (online, plain duckdb works too: INSTALL iceberg instead of duckdb_ext.init)",
-            _listed(tables),
+            listed(tables),
             "import sqlite3", "", "import duckdb", "import duckdb_ext", "",
             "con = duckdb.connect()",
             "duckdb_ext.init(con)  # extensions from the duckdb-ext wheels: nothing is downloaded",
@@ -113,29 +81,14 @@ def local_snippet(engine: str, home: Path, tables: list[str]) -> str:
             SQLITE_TABLES,
             "", "", DUCKDB_VIEWS, query]) + "\n"
     if engine == "spark":
-        first = _example(tables) or "namespace.table"
-        return _spark([f"# lakeroute's tables under {home} in Spark 3.5 + Iceberg 1.10: the SQLite catalog through",
+        first = example(tables) or "namespace.table"
+        return spark_sql([f"# lakeroute's tables under {home} in Spark 3.5 + Iceberg 1.10: the SQLite catalog through",
                        "# Iceberg's JDBC catalog. The Spark catalog must be named lakeroute (the JDBC catalog",
-                       "# filters tables by that name).", _listed(tables)],
+                       "# filters tables by that name).", listed(tables)],
                       f"{ICEBERG_SPARK},{SQLITE_JDBC}",
                       {"catalog-impl": "org.apache.iceberg.jdbc.JdbcCatalog", "uri": f"jdbc:sqlite:{db}",
                        "jdbc.schema-version": "V1", "warehouse": warehouse}, first)
     raise LakerouteError(f"--engine {engine}: Athena reads only a deployed stage's Glue catalog; add --stage NAME")
-
-
-def _reader(engine: str) -> str:
-    if engine == "polars":
-        return "import polars as pl\n\nprint(pl.scan_iceberg(table).head(10).collect())"
-    return "print(table.scan(limit=10).to_arrow())"
-
-
-def _spark(head: list[str], packages: str, props: dict[str, str], first: str) -> str:
-    lines = [*head, "spark-sql \\", f"  --packages {packages} \\",
-             "  --conf spark.sql.extensions=org.apache.iceberg.spark.extensions.IcebergSparkSessionExtensions \\",
-             "  --conf spark.sql.catalog.lakeroute=org.apache.iceberg.spark.SparkCatalog \\"]
-    lines += [f"  --conf {shlex.quote(f'spark.sql.catalog.lakeroute.{k}={v}')} \\" for k, v in props.items()]
-    lines.append(f"  -e {shlex.quote(_select(first, '`', 'lakeroute.'))}")
-    return "\n".join(lines) + "\n"
 
 
 # ---------------------------------------------------------------- a named PyIceberg catalog
@@ -166,16 +119,15 @@ def catalog_snippet(engine: str, name: str, props: dict[str, str], tables: list[
     configuration (``load_catalog(name)``), so nothing is copied out of it; Spark gets the
     catalog's non-secret properties and is told which secret ones to add."""
     about = [f"# lakeroute's tables in the PyIceberg catalog {name} (from .pyiceberg.yaml / "
-             f"PYICEBERG_CATALOG__{name.upper()}__* variables, as lakeroute reads them).", _listed(tables)]
+             f"PYICEBERG_CATALOG__{name.upper()}__* variables, as lakeroute reads them).", listed(tables)]
     load = ["from pyiceberg.catalog import load_catalog", "",
             f"catalog = load_catalog({name!r})  # the same configuration lakeroute uses"]
     if engine in ("pyiceberg", "polars"):
         pip = '# pip install "pyiceberg[pyarrow]"' + (" polars" if engine == "polars" else "")
-        return "\n".join([*about, pip, *load, *_python_use(tables, _reader(engine))]) + "\n"
+        return "\n".join([*about, pip, *load, *python_use(tables, reader(engine))]) + "\n"
     if engine == "duckdb":
-        first = _example(tables)
-        query = (f"print(con.sql({_select(first)!r}))" if first
-                 else "print(con.sql('SHOW ALL TABLES'))  # no table yet: run `lakeroute ingest` first")
+        first = example(tables)
+        query = duckdb_query(first)
         return "\n".join([
             *about, "# DuckDB reads each table's current metadata file (iceberg_scan); S3 locations with the",
             "# table's own FileIO properties (those the catalog vends included).",
@@ -193,7 +145,7 @@ def catalog_snippet(engine: str, name: str, props: dict[str, str], tables: list[
             "", DUCKDB_VIEWS, query]) + "\n"
     kind = props.get("type") or ("rest" if props.get("uri", "").startswith("http") else "")
     if engine == "spark" and kind in SPARK_TYPES:
-        first = _example(tables) or "namespace.table"
+        first = example(tables) or "namespace.table"
         conf = {k: v for k, v in props.items() if k != "type" and not any(s in k for s in SECRET_PROPS)}
         hidden = sorted(k for k in props if any(s in k for s in SECRET_PROPS))
         lines = [*about, f"# Spark 3.5 + Iceberg 1.10, catalog {name} as an Iceberg {kind} catalog.",
@@ -203,7 +155,7 @@ def catalog_snippet(engine: str, name: str, props: dict[str, str], tables: list[
                  f"  --conf {shlex.quote(f'spark.sql.catalog.{name}=org.apache.iceberg.spark.SparkCatalog')} \\",
                  f"  --conf {shlex.quote(f'spark.sql.catalog.{name}.type={SPARK_TYPES[kind]}')} \\"]
         lines += [f"  --conf {shlex.quote(f'spark.sql.catalog.{name}.{k}={v}')} \\" for k, v in conf.items()]
-        lines.append(f"  -e {shlex.quote(_select(first, '`', _quoted(name, '`') + '.'))}")
+        lines.append(f"  -e {shlex.quote(select(first, '`', quoted(name, '`') + '.'))}")
         return "\n".join(lines) + "\n"
     if engine == "spark":
         raise LakerouteError(f"--engine spark: catalog {name} is of type {kind or 'unknown'}; this prints Spark "
@@ -216,12 +168,17 @@ def catalog_snippet(engine: str, name: str, props: dict[str, str], tables: list[
 
 def stage_snippet(engine: str, stage: Stage, tables: list[str], region: str | None,
                   endpoints: dict[str, str]) -> str:
-    """``engine``'s code or configuration for the stage's Glue catalog and S3 warehouse."""
+    """``engine``'s code or configuration for the stage's Glue catalog and S3 warehouse, or its
+    S3 table bucket (``catalog: s3tables``)."""
+    if stage.catalog == "s3tables":
+        from .connect_s3tables import s3tables_snippet
+
+        return s3tables_snippet(engine, stage, tables, endpoints)
     warehouse = stage.need("warehouse")
     databases = ", ".join(f"{ns} -> {db}" for ns, db in sorted(stage.databases.items())) or "as named"
     about = [f"# Glue databases (route namespace -> database): {databases}; warehouse {warehouse}",
-             _listed(tables)]
-    first = _example(tables)
+             listed(tables)]
+    first = example(tables)
     if engine in ("pyiceberg", "polars"):
         props = {"warehouse": warehouse, **({"glue.region": region, "s3.region": region} if region else {}),
                  **{f"{s}.endpoint": e for s, e in endpoints.items()}}
@@ -230,7 +187,7 @@ def stage_snippet(engine: str, stage: Stage, tables: list[str], region: str | No
                 '# pip install "pyiceberg[glue,pyarrow]"' + (" polars" if engine == "polars" else ""),
                 *about, "from pyiceberg.catalog.glue import GlueCatalog", "",
                 f"catalog = GlueCatalog('lakeroute', **{props!r})"]
-        return "\n".join(head + _python_use(tables, _reader(engine))) + "\n"
+        return "\n".join(head + python_use(tables, reader(engine))) + "\n"
     if engine == "duckdb":
         return _stage_duckdb(stage, about, first, region, endpoints)
     if engine == "spark":
@@ -240,7 +197,7 @@ def stage_snippet(engine: str, stage: Stage, tables: list[str], region: str | No
         head = [f"# The tables of stage {stage.name} in Spark 3.5 + Iceberg 1.10 through the Glue catalog"
                 + (f" (AWS_REGION={region})" if region else "") + ".",
                 "# On EMR or in a Glue job, the same --conf settings (the Iceberg jars are there).", *about]
-        return _spark(head, f"{ICEBERG_SPARK},{ICEBERG_AWS}", props, first or "database.table")
+        return spark_sql(head, f"{ICEBERG_SPARK},{ICEBERG_AWS}", props, first or "database.table")
     return _athena(stage, tables, region)
 
 
@@ -258,8 +215,7 @@ def _stage_duckdb(stage: Stage, about: list[str], first: str | None, region: str
         host = endpoints["s3"].split("://", 1)[-1].rstrip("/")
         secret += ["ENDPOINT ?", "URL_STYLE ?", "USE_SSL ?"]
         values += [repr(host), "'path'", repr(not endpoints["s3"].startswith("http://"))]
-    query = (f"print(con.sql({_select(first)!r}))" if first
-             else "print(con.sql('SHOW ALL TABLES'))  # no table yet")
+    query = duckdb_query(first, "")
     return "\n".join([
         f"# The tables of stage {stage.name} in DuckDB: a view database.table per Glue table (reopen after new",
         "# commits: each view reads the snapshot current when it was made). AWS credentials from your chain.",
@@ -296,11 +252,11 @@ def _athena(stage: Stage, tables: list[str], region: str | None) -> str:
         lines.append(f"--   {ns}{db}: {', '.join(sorted(by_db.get(db, []))) or '(no table yet)'}")
     first = tables[0] if tables else "database.table"
     database, _, name = first.partition(".")
-    lines += [_select(first, catalog=quote_ident("AwsDataCatalog") + ".") + ";", "",
+    lines += [select(first, catalog=quote_ident("AwsDataCatalog") + ".") + ";", "",
               "-- From a shell:",
               f"-- aws athena start-query-execution --work-group primary{' --region ' + region if region else ''} \\",
               f"--   --query-execution-context Catalog=AwsDataCatalog,Database={database} \\",
-              "--   --query-string " + shlex.quote(_select(name))]
+              "--   --query-string " + shlex.quote(select(name))]
     return "\n".join(lines) + "\n"
 
 
@@ -324,23 +280,27 @@ def _stage_tables(stage: Stage) -> list[str]:
         databases = sorted(set(stage.databases.values())) or [n[0] for n in catalog.list_namespaces()]
         return sorted(".".join(t) for db in databases for t in catalog.list_tables(db))
     except Exception as e:  # boto3's, PyIceberg's (a database the stack names is gone): not a usage error
-        raise fail(f"stage {stage.name}: cannot list its Glue tables: {type(e).__name__}: {one_line(e)}", 1) from None
+        where = "S3 Tables" if stage.catalog == "s3tables" else "Glue"
+        raise fail(f"stage {stage.name}: cannot list its {where} tables: {type(e).__name__}: {one_line(e)}",
+                   1) from None
 
 
 @app.command()
 def connect(
     ctx: typer.Context,
     stage: Annotated[str | None, typer.Option(help="A deployed stage (its stack's outputs name the Glue "
-                                              "databases and the warehouse).")] = None,
+                                              "databases and the warehouse, or the S3 table bucket "
+                                              "and its namespaces).")] = None,
     engine: Annotated[str, typer.Option(help="pyiceberg | duckdb | polars | spark | athena")] = "pyiceberg",
 ) -> None:
     """Print ready-to-run code (or configuration) that opens lakeroute's tables elsewhere.
 
     Locally: the SQLite catalog (named lakeroute) and the file warehouse under --home. With
     --stage (or the handler's LAKEROUTE_* variables): the stage's Glue databases and S3
-    warehouse from its stack's outputs. pyiceberg, duckdb and polars print Python (pipe it
-    to a file and run it), spark a spark-sql command line, athena SQL (stages only). Nothing
-    secret is printed: AWS credentials come from your own chain when the code runs.
+    warehouse, or its S3 table bucket (catalog: s3tables), from its stack's outputs.
+    pyiceberg, duckdb and polars print Python (pipe it to a file and run it), spark a
+    spark-sql command line, athena SQL (stages only). Nothing secret is printed: AWS
+    credentials come from your own chain when the code runs.
 
     Example: lakeroute connect --engine duckdb > open_tables.py && python open_tables.py
     """
@@ -362,7 +322,8 @@ def connect(
         else:
             from ..aws.clients import endpoint_for, region_name
 
-            endpoints = {s: e for s in ("glue", "s3") if (e := endpoint_for(s))}
+            services = ("s3tables", "s3") if st.catalog == "s3tables" else ("glue", "s3")
+            endpoints = {s: e for s in services if (e := endpoint_for(s))}
             text = stage_snippet(engine, st, _stage_tables(st), region_name(), endpoints)
     except LakerouteError as e:
         raise fail(str(e)) from None
