@@ -35,6 +35,7 @@ from . import tombstones
 from .attribution import COUNTS, KEEP, ORDER, props, upsert_counts
 from .cluster import Background, by_lower_bound, ensure_key_order, in_range, rewrite_clustered
 from .deletes import live_files
+from .merge_on_read import mark_deleted, merge_on_read
 from .modes import Changes, bounds_reader, drop_dangling, may_hold
 from .staging import DELETE_FLAG, align
 
@@ -148,8 +149,16 @@ def plan_upsert(txn: Transaction, io: FileIO, todo: list[Staged], target: Target
             return within is not None and bool(pc.any(pc.and_(pending(), within)).as_py())
 
         writer = Background(txn, io, keys, changes)
+        mor = merge_on_read(metadata)
+        delete_files = 0
         try:
-            replaced = rewrite_clustered(txn, io, live, files, changes, drop, writer, settled, lands_in)
+            if mor:  # rows lost are deleted by position; the new rows go into new files
+                types = {c: joinable(rows.column(c)).type for c in [*keys, *([order_by] if order_by else [])]}
+                replaced, delete_files = mark_deleted(txn, io, live, files, changes, drop, types,
+                                                      lambda n: positions(con, n))
+                writer.submit(settled(None), [])
+            else:
+                replaced = rewrite_clustered(txn, io, live, files, changes, drop, writer, settled, lands_in)
         finally:
             writer.close()
         stale = pa.concat_arrays(beaten) if beaten else pa.array([], pa.int64())
@@ -174,6 +183,7 @@ def plan_upsert(txn: Transaction, io: FileIO, todo: list[Staged], target: Target
             "lakeroute.upsert-stale-rows": str(len(pc.unique(stale))),
             "lakeroute.upsert-deletes": str(pc.sum(is_delete).as_py() or 0),
             "lakeroute.upsert-files-read": str(len(files)),
+            **({"lakeroute.upsert-delete-files": str(delete_files)} if mor else {}),
             **(props(net) if net else {}),
         }
         if tomb is not None and order_by is not None:
