@@ -1,8 +1,9 @@
 """Merge-on-read upserts: rows a batch replaces are deleted by position, not rewritten.
 
 A table opts in with Iceberg's own table properties, as Spark users already say it:
-``write.merge.mode`` or ``write.update.mode`` = ``merge-on-read`` (a route sets them with
-``target.properties``). An upsert into such a table then
+``write.merge.mode`` or ``write.update.mode`` = ``merge-on-read``. A route sets them with
+``target.properties`` (at creation, and on an existing table by its next upsert, in the same
+snapshot); a table another engine set them on opts in too. An upsert into such a table then
 
 1. reads only the key columns (and ``order_by``) of the files the key bounds leave, with
    each row's position in its file; rows that delete files already remove are not live;
@@ -48,9 +49,15 @@ POS_ID = 2147483545
 GROUP_ROWS = 8_000_000  # key rows joined at once (a few tens of MB of key columns)
 
 
-def merge_on_read(metadata: TableMetadata) -> bool:
-    """Whether the table asks for merge-on-read upserts (its own properties decide)."""
-    props = metadata.properties
+def merge_on_read(txn: Transaction, declared: dict[str, str]) -> bool:
+    """Whether this upsert deletes by position: the route's ``target.properties`` first (a
+    route opts an existing table in or out), then the table's own. A mode the route declares
+    and the table lacks is set on the table in this transaction, so other engines see it."""
+    props = {**txn.table_metadata.properties}
+    wanted = {p: declared[p] for p in MODE_PROPERTIES if p in declared and props.get(p) != declared[p]}
+    if wanted:
+        txn.set_properties(wanted)
+        props |= wanted
     return any(props.get(p, "").strip().lower() == MERGE_ON_READ for p in MODE_PROPERTIES)
 
 

@@ -149,7 +149,7 @@ def plan_upsert(txn: Transaction, io: FileIO, todo: list[Staged], target: Target
             return within is not None and bool(pc.any(pc.and_(pending(), within)).as_py())
 
         writer = Background(txn, io, keys, changes)
-        mor = merge_on_read(metadata)
+        mor = merge_on_read(txn, target.properties)
         delete_files = 0
         try:
             if mor:  # rows lost are deleted by position; the new rows go into new files
