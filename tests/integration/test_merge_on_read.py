@@ -10,6 +10,7 @@ from typing import Any
 
 import duckdb
 import pyarrow as pa
+import pytest
 
 from tests.integration.test_write_modes import parquet, summary, table_rows
 from tests.support.workspace import Workspace
@@ -75,4 +76,148 @@ def test_merge_on_read_upserts_delete_by_position_and_equal_the_truth(ws: Worksp
     # redelivery: exactly once
     again = ws.ingest(("land", keys[1]), ("land", keys[2]))
     assert again.count("skipped") == 2
+    assert table_rows(ws, "crm.deals") == truth(ws, keys)
+
+
+def _base(ws: Workspace, target: dict[str, Any] = TARGET, n: int = 2000) -> list[str]:
+    """Two commits whose files overlap in key range (evens, then odds): compaction merges them."""
+    ws.route("deals", {"bucket": "land", "prefix": "deals/"}, target)
+    keys = []
+    for part in (0, 1):
+        keys.append(parquet(ws, f"deals/base-{part}.parquet",
+                            [{"id": i, "ts": 0, "v": "base", "op": "U"} for i in range(part, n, 2)], SCHEMA))
+        assert ws.ingest(("land", keys[-1])).count("committed") == 1
+    return keys
+
+
+def test_compaction_folds_the_position_deletes_and_drops_their_files(ws: Workspace) -> None:
+    from lakeroute.core.maintain.compaction import compact
+
+    rng = random.Random(5)
+    keys = _base(ws)
+    for step in range(3):
+        keys.append(parquet(ws, f"deals/c{step}.parquet", changes(rng, 300, 2200, range(1, 9)), SCHEMA))
+        assert ws.ingest(("land", keys[-1])).count("committed") == 1
+    before, deletes = live_files(ws, "crm.deals")
+    assert deletes > 0
+    result = compact(ws.catalog(), "crm.deals", 128 << 20, apply=True)
+    assert result.snapshot_id is not None
+    after, deletes = live_files(ws, "crm.deals")
+    assert deletes == 0, "every delete file was applied and dropped"
+    assert not (before & after), "every file with deletes (and the overlapping ones) rewritten"
+    assert table_rows(ws, "crm.deals") == truth(ws, keys)
+    # and merge-on-read goes on after it
+    keys.append(parquet(ws, "deals/after.parquet", changes(rng, 300, 2200, range(10, 19)), SCHEMA))
+    assert ws.ingest(("land", keys[-1])).count("committed") == 1
+    assert live_files(ws, "crm.deals")[1] > 0
+    assert table_rows(ws, "crm.deals") == truth(ws, keys)
+
+
+def test_compaction_rewrites_a_lone_big_file_that_deletes_apply_to(ws: Workspace) -> None:
+    """A file of its own key range, big enough to stay under plain compaction, is rewritten
+    when position deletes apply to it (else its delete files would live forever)."""
+    from lakeroute.core.maintain.compaction import compact
+
+    ws.route("deals", {"bucket": "land", "prefix": "deals/"}, TARGET)
+    keys = [parquet(ws, "deals/base.parquet", [{"id": i, "ts": 0, "v": "base", "op": "U"} for i in range(2000)],
+                    SCHEMA)]
+    ws.ingest(("land", keys[0]))
+    # CDC deletes only: a delete file, no new data file overlapping the base file
+    keys.append(parquet(ws, "deals/new.parquet", [{"id": i, "ts": 1, "v": "", "op": "D"} for i in (5, 6)],
+                        SCHEMA))
+    ws.ingest(("land", keys[-1]))
+    assert live_files(ws, "crm.deals")[1] == 1
+    size = max(f["file_size_in_bytes"] for f in ws.catalog().load_table("crm.deals").inspect.files().to_pylist())
+    result = compact(ws.catalog(), "crm.deals", size, apply=True)  # target = the big file: it is not small
+    assert result.snapshot_id is not None
+    assert live_files(ws, "crm.deals")[1] == 0
+    assert table_rows(ws, "crm.deals") == truth(ws, keys)
+
+
+def test_a_compaction_between_plan_and_commit_makes_the_upsert_plan_again(
+        ws: Workspace, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The delete files of our plan name data files a concurrent compaction removes: the
+    catalog refuses our stale base, the next attempt plans on the compacted files, and no
+    delete file ever names a vanished data file."""
+    from lakeroute.core.maintain.compaction import compact
+    from lakeroute.core.write import commit as commit_mod
+
+    keys = _base(ws)
+    plan = commit_mod.plan_changes
+    calls: list[int] = []
+    planned: list[str] = []
+
+    def plan_then_compaction(*args: Any, **kwargs: Any) -> None:
+        plan(*args, **kwargs)
+        changes = args[3]
+        planned.extend(f.file_path for f in changes.added if f.content != 0)
+        calls.append(1)
+        if len(calls) == 1:
+            assert compact(ws.catalog(), "crm.deals", 128 << 20, apply=True).snapshot_id is not None
+
+    monkeypatch.setattr(commit_mod, "plan_changes", plan_then_compaction)
+    keys.append(parquet(ws, "deals/ours.parquet", [{"id": i, "ts": 3, "v": "ours", "op": "U"} for i in range(0, 2000, 7)]
+                        + [{"id": 5, "ts": 3, "v": "", "op": "D"}], SCHEMA))
+    report = ws.ingest(("land", keys[-1]))
+    assert report.count("committed") == 1 and report.commits[0]["attempts"] == 2, report.commits
+    t = ws.catalog().load_table("crm.deals")
+    data = {f["file_path"] for f in t.inspect.files().to_pylist() if f["content"] == 0}
+    for task in t.scan().plan_files():
+        for d in task.delete_files:
+            named = {r.as_py() for r in __import__("pyarrow.parquet").parquet.read_table(
+                d.file_path.removeprefix("file://"), columns=["file_path"]).column(0).unique()}
+            assert named <= data, "a delete file names a data file that is gone"
+    first = set(planned) - {d.file_path for task in t.scan().plan_files() for d in task.delete_files}
+    assert first, "the first attempt's delete files were not committed"
+    assert not any(__import__("os").path.exists(p.removeprefix("file://")) for p in first), \
+        "the rejected attempt's delete files were deleted"
+    assert table_rows(ws, "crm.deals") == truth(ws, keys)
+
+
+def test_an_overwrite_of_a_merge_on_read_table_drops_its_delete_files(ws: Workspace) -> None:
+    """Mode overwrite (table) on the same table later (the route changed its mode): the data
+    files go, and the delete files that applied to them with them."""
+    keys = _base(ws)
+    keys.append(parquet(ws, "deals/u.parquet", [{"id": i, "ts": 1, "v": "u", "op": "U"} for i in range(0, 50)],
+                        SCHEMA))
+    ws.ingest(("land", keys[-1]))
+    assert live_files(ws, "crm.deals")[1] > 0
+    ws.route("deals", {"bucket": "land", "prefix": "deals/"},
+             {"table": "crm.deals", "mode": "overwrite", "overwrite": "table"},
+             sql="SELECT id, ts, v FROM source")
+    parquet(ws, "deals/full.parquet", [{"id": i, "ts": 9, "v": "full", "op": "U"} for i in range(10)], SCHEMA)
+    assert ws.ingest(("land", "deals/full.parquet")).count("committed") == 1
+    assert live_files(ws, "crm.deals")[1] == 0
+    assert summary(ws, "crm.deals")["lakeroute.removed-delete-files"] != "0"
+    assert [r["v"] for r in table_rows(ws, "crm.deals")] == ["full"] * 10
+
+
+def test_a_route_opts_an_existing_table_in_and_the_table_records_it(ws: Workspace) -> None:
+    copy_on_write = {k: v for k, v in TARGET.items() if k != "properties"}
+    keys = _base(ws, copy_on_write)
+    keys.append(parquet(ws, "deals/cow.parquet", [{"id": 3, "ts": 1, "v": "cow", "op": "U"}], SCHEMA))
+    ws.ingest(("land", keys[-1]))
+    assert live_files(ws, "crm.deals")[1] == 0, "copy-on-write by default: no delete file"
+    ws.route("deals", {"bucket": "land", "prefix": "deals/"}, TARGET)
+    keys.append(parquet(ws, "deals/mor.parquet", [{"id": 4, "ts": 1, "v": "mor", "op": "U"}], SCHEMA))
+    ws.ingest(("land", keys[-1]))
+    assert live_files(ws, "crm.deals")[1] == 1
+    assert ws.catalog().load_table("crm.deals").metadata.properties["write.merge.mode"] == "merge-on-read"
+    assert table_rows(ws, "crm.deals") == truth(ws, keys)
+
+
+def test_the_commit_lane_upserts_merge_on_read(ws: Workspace) -> None:
+    from lakeroute.core.pipeline import ObjectRef
+    from lakeroute.local.parallel import ingest_parallel, lane_of
+
+    rng = random.Random(8)
+    keys = _base(ws)
+    refs = []
+    for j in range(4):
+        keys.append(parquet(ws, f"deals/lane-{j}.parquet", changes(rng, 200, 2200, range(100 * j + 1, 100 * j + 50)), SCHEMA))
+        refs.append(ObjectRef("land", keys[-1]))
+    report = ingest_parallel(ws.paths, refs, 2)
+    assert report.count("committed") == 4, [(o.status, o.message) for o in report.outcomes]
+    assert lane_of(ws.paths).tables() == []
+    assert live_files(ws, "crm.deals")[1] > 0
     assert table_rows(ws, "crm.deals") == truth(ws, keys)
