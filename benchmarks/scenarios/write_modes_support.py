@@ -92,7 +92,7 @@ def table_digest(home: Path, columns: list[str], since: int | None) -> dict[str,
     deletes = sorted({d.file_path.removeprefix("file://") for t in tasks for d in t.delete_files})
     rel = f"read_parquet({_sql_list(paths)})"
     if deletes:
-        rel = (f"(SELECT d.* FROM read_parquet({_sql_list(paths)}, filename = true, file_row_number = true) d "
+        rel = (f"(SELECT d.* FROM read_parquet({_sql_list(paths)}, filename = true, file_row_number = true) d "  # noqa: S608
                f"ANTI JOIN read_parquet({_sql_list(deletes)}) x "
                "ON replace(x.file_path, 'file://', '') = d.filename AND x.pos = d.file_row_number)")
     con = duckdb.connect()

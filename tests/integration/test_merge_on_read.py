@@ -5,11 +5,13 @@ CDC deletes, redelivery, a concurrent commit and a compaction."""
 
 from __future__ import annotations
 
+import os
 import random
 from typing import Any
 
 import duckdb
 import pyarrow as pa
+import pyarrow.parquet as pq
 import pytest
 
 from tests.integration.test_write_modes import parquet, summary, table_rows
@@ -156,20 +158,20 @@ def test_a_compaction_between_plan_and_commit_makes_the_upsert_plan_again(
             assert compact(ws.catalog(), "crm.deals", 128 << 20, apply=True).snapshot_id is not None
 
     monkeypatch.setattr(commit_mod, "plan_changes", plan_then_compaction)
-    keys.append(parquet(ws, "deals/ours.parquet", [{"id": i, "ts": 3, "v": "ours", "op": "U"} for i in range(0, 2000, 7)]
-                        + [{"id": 5, "ts": 3, "v": "", "op": "D"}], SCHEMA))
+    ours = [{"id": i, "ts": 3, "v": "ours", "op": "U"} for i in range(0, 2000, 7)]
+    keys.append(parquet(ws, "deals/ours.parquet", [*ours, {"id": 5, "ts": 3, "v": "", "op": "D"}], SCHEMA))
     report = ws.ingest(("land", keys[-1]))
     assert report.count("committed") == 1 and report.commits[0]["attempts"] == 2, report.commits
     t = ws.catalog().load_table("crm.deals")
     data = {f["file_path"] for f in t.inspect.files().to_pylist() if f["content"] == 0}
     for task in t.scan().plan_files():
         for d in task.delete_files:
-            named = {r.as_py() for r in __import__("pyarrow.parquet").parquet.read_table(
-                d.file_path.removeprefix("file://"), columns=["file_path"]).column(0).unique()}
+            named = set(pq.read_table(d.file_path.removeprefix("file://"), columns=["file_path"])
+                        .column(0).unique().to_pylist())
             assert named <= data, "a delete file names a data file that is gone"
     first = set(planned) - {d.file_path for task in t.scan().plan_files() for d in task.delete_files}
     assert first, "the first attempt's delete files were not committed"
-    assert not any(__import__("os").path.exists(p.removeprefix("file://")) for p in first), \
+    assert not any(os.path.exists(p.removeprefix("file://")) for p in first), \
         "the rejected attempt's delete files were deleted"
     assert table_rows(ws, "crm.deals") == truth(ws, keys)
 
@@ -214,7 +216,8 @@ def test_the_commit_lane_upserts_merge_on_read(ws: Workspace) -> None:
     keys = _base(ws)
     refs = []
     for j in range(4):
-        keys.append(parquet(ws, f"deals/lane-{j}.parquet", changes(rng, 200, 2200, range(100 * j + 1, 100 * j + 50)), SCHEMA))
+        rows = changes(rng, 200, 2200, range(100 * j + 1, 100 * j + 50))  # later objects newer
+        keys.append(parquet(ws, f"deals/lane-{j}.parquet", rows, SCHEMA))
         refs.append(ObjectRef("land", keys[-1]))
     report = ingest_parallel(ws.paths, refs, 2)
     assert report.count("committed") == 4, [(o.status, o.message) for o in report.outcomes]
