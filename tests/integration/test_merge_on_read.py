@@ -74,6 +74,24 @@ def test_merge_on_read_upserts_delete_by_position_and_equal_the_truth(ws: Worksp
         assert int(s["added-delete-files"]) == int(s["lakeroute.upsert-delete-files"]) > 0
     data, deletes = live_files(ws, "crm.deals")
     assert base <= data, "merge-on-read never rewrote the base file"
+    # the files as the spec says: delete manifests; file_path/pos with their reserved ids,
+    # sorted by position, the file_path bounds naming the one data file
+    t = ws.catalog().load_table("crm.deals")
+    snap = t.current_snapshot()
+    assert snap is not None
+    contents = {str(m.content) for m in snap.manifests(t.io)}
+    assert contents == {"ManifestContent.DATA", "ManifestContent.DELETES"}, contents
+    for f in t.inspect.delete_files().to_pylist():
+        assert f["content"] == 1
+        written = pq.read_table(f["file_path"].removeprefix("file://"))
+        ids = [fld.metadata[b"PARQUET:field_id"] for fld in written.schema]
+        assert written.column_names == ["file_path", "pos"] and ids == [b"2147483546", b"2147483545"]
+        [named] = written.column("file_path").unique().to_pylist()
+        assert named in data
+        pos = written.column("pos").to_pylist()
+        assert pos == sorted(set(pos)) and f["record_count"] == len(pos)
+        bounds = {k: dict(f[k])[2147483546] for k in ("lower_bounds", "upper_bounds")}
+        assert bounds == {"lower_bounds": named.encode(), "upper_bounds": named.encode()}
     assert deletes > 0
     # redelivery: exactly once
     again = ws.ingest(("land", keys[1]), ("land", keys[2]))
