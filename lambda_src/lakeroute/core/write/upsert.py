@@ -1,4 +1,4 @@
-"""Mode upsert: merge a batch into the table by key, copy-on-write, pruned and streaming.
+"""Mode upsert: merge a batch into the table by key, copy-on-write (or merge-on-read), pruned.
 
 1. The batch's rows (every object's local scratch file, in commit order) are reduced to one
    winner per key: the greatest ``order_by`` (nulls lowest), ties and no ``order_by`` going
@@ -15,6 +15,11 @@
    that lose rows are rewritten without them (and delete files that applied only to them are
    removed); the rest stay untouched.
 4. The surviving winners that are not deletes are added. One snapshot holds all of it.
+
+A table with ``write.merge.mode``/``write.update.mode`` = ``merge-on-read`` (the route's
+``target.properties`` or the table's own) replaces step 3: only the key columns of those files
+are read, and the rows lost are deleted by position (``core.write.merge_on_read``); the
+winners to add are written as new files.
 
 With CDC deletes and ``order_by``, winners older than their key's tombstone are dropped
 before step 2, and the set of tombstones after the commit is named in the same snapshot's
