@@ -242,3 +242,25 @@ def test_the_commit_lane_upserts_merge_on_read(ws: Workspace) -> None:
     assert lane_of(ws.paths).tables() == []
     assert live_files(ws, "crm.deals")[1] > 0
     assert table_rows(ws, "crm.deals") == truth(ws, keys)
+
+
+def test_the_tables_own_property_opts_in_and_a_route_can_opt_back_out(ws: Workspace) -> None:
+    """Another engine set ``write.update.mode`` on the table: lakeroute's upserts follow it;
+    a route that declares ``copy-on-write`` wins, and its rewrite folds the delete files in."""
+    copy_on_write = {k: v for k, v in TARGET.items() if k != "properties"}
+    keys = _base(ws, copy_on_write)
+    t = ws.catalog().load_table("crm.deals")
+    with t.transaction() as txn:  # as Spark's ALTER TABLE ... SET TBLPROPERTIES would
+        txn.set_properties({"write.update.mode": "merge-on-read"})
+    keys.append(parquet(ws, "deals/a.parquet", [{"id": i, "ts": 1, "v": "a", "op": "U"} for i in range(0, 40)], SCHEMA))
+    ws.ingest(("land", keys[-1]))
+    assert live_files(ws, "crm.deals")[1] > 0
+    assert table_rows(ws, "crm.deals") == truth(ws, keys)
+    ws.route("deals", {"bucket": "land", "prefix": "deals/"},
+             {**copy_on_write, "properties": {"write.update.mode": "copy-on-write"}})
+    keys.append(parquet(ws, "deals/b.parquet", [{"id": i, "ts": 2, "v": "b", "op": "U"} for i in range(0, 2000, 5)],
+                        SCHEMA))
+    ws.ingest(("land", keys[-1]))
+    assert live_files(ws, "crm.deals")[1] == 0, "copy-on-write rewrote the files and dropped their deletes"
+    assert ws.catalog().load_table("crm.deals").metadata.properties["write.update.mode"] == "copy-on-write"
+    assert table_rows(ws, "crm.deals") == truth(ws, keys)
