@@ -7,6 +7,8 @@ from __future__ import annotations
 
 import os
 import random
+import time
+from pathlib import Path
 from typing import Any
 
 import duckdb
@@ -264,3 +266,36 @@ def test_the_tables_own_property_opts_in_and_a_route_can_opt_back_out(ws: Worksp
     assert live_files(ws, "crm.deals")[1] == 0, "copy-on-write rewrote the files and dropped their deletes"
     assert ws.catalog().load_table("crm.deals").metadata.properties["write.update.mode"] == "copy-on-write"
     assert table_rows(ws, "crm.deals") == truth(ws, keys)
+
+
+def test_maintenance_compacts_and_keeps_every_delete_file_a_retained_snapshot_needs(ws: Workspace) -> None:
+    """``maintain`` (compaction, expiry, orphans) on a merge-on-read table: the delete files
+    count as referenced (orphan removal never takes them, however old), the compaction folds
+    them, and the snapshot before it still reads as it did."""
+    from lakeroute.core.maintain.maintenance import maintain_table
+    from lakeroute.core.maintain.references import ManifestReader, canonical, referenced
+    from lakeroute.core.routes import Maintenance
+    from lakeroute.local.files import local_lister
+    from lakeroute.local.ledger import SqliteLedger
+
+    rng = random.Random(3)
+    keys = _base(ws)
+    for step in range(2):
+        keys.append(parquet(ws, f"deals/m{step}.parquet", changes(rng, 300, 2200, range(1, 9)), SCHEMA))
+        ws.ingest(("land", keys[-1]))
+    t = ws.catalog().load_table("crm.deals")
+    before, snap = table_rows(ws, "crm.deals"), t.metadata.current_snapshot_id
+    delete_paths = [canonical(f["file_path"]) for f in t.inspect.delete_files().to_pylist()]
+    assert delete_paths
+    old = time.time() - 30 * 86400
+    for p in Path(canonical(t.location())).rglob("*"):
+        os.utime(p, (old, old))
+    report = maintain_table(ws.catalog(), "crm.deals", Maintenance(keep_snapshots=100), SqliteLedger(
+        str(ws.paths.home / "ledger.db")), local_lister, apply=True)
+    t = ws.catalog().load_table("crm.deals")
+    assert t.inspect.delete_files().to_pylist() == [], "\n".join(report.lines())
+    refs = referenced(t.metadata, t.metadata_location, ManifestReader(t.io))
+    for p in delete_paths:
+        assert p in {canonical(r) for r in refs} and Path(p).exists(), f"delete file removed: {p}"
+    assert sorted(t.scan(snapshot_id=snap).to_arrow().to_pylist(), key=lambda r: r["id"]) == before
+    assert table_rows(ws, "crm.deals") == truth(ws, keys) == before
