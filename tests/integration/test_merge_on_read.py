@@ -299,3 +299,36 @@ def test_maintenance_compacts_and_keeps_every_delete_file_a_retained_snapshot_ne
         assert p in {canonical(r) for r in refs} and Path(p).exists(), f"delete file removed: {p}"
     assert sorted(t.scan(snapshot_id=snap).to_arrow().to_pylist(), key=lambda r: r["id"]) == before
     assert table_rows(ws, "crm.deals") == truth(ws, keys) == before
+
+
+def test_a_delete_file_that_fails_to_write_leaves_no_file_behind(
+        ws: Workspace, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The store fails on one delete file of several: the attempt's other delete files (and
+    its new data files) are deleted with it, the object is retried later, nothing lands."""
+    from lakeroute.core.write import merge_on_read
+
+    keys = _base(ws)
+    t = ws.catalog().load_table("crm.deals")
+    first = t.snapshots()[0]
+    [evens] = [task.file.file_path for task in t.scan(snapshot_id=first.snapshot_id).plan_files()]
+    write = merge_on_read.write_position_deletes
+    calls: list[int] = []
+
+    def second_fails(*args: Any) -> Any:
+        calls.append(1)
+        if args[2].file_path == evens:  # the first of the plan's files (lowest keys): the others still write
+            raise OSError("the store refused the write")
+        return write(*args)
+
+    monkeypatch.setattr(merge_on_read, "write_position_deletes", second_fails)
+    rows = [{"id": i, "ts": 1, "v": "x", "op": "U"} for i in range(0, 2000, 3)]
+    keys.append(parquet(ws, "deals/x.parquet", rows, SCHEMA))
+    report = ws.ingest(("land", keys[-1]))
+    assert report.count("committed") == 0 and len(calls) >= 2, report.outcomes
+    t = ws.catalog().load_table("crm.deals")
+    referenced = {task.file.file_path.removeprefix("file://") for task in t.scan().plan_files()}
+    on_disk = {str(p) for p in Path(t.location().removeprefix("file://")).rglob("*.parquet")}
+    assert on_disk == referenced, "the failed attempt's files were deleted"
+    monkeypatch.setattr(merge_on_read, "write_position_deletes", write)
+    assert ws.ingest(("land", keys[-1])).count("committed") == 1
+    assert table_rows(ws, "crm.deals") == truth(ws, keys)

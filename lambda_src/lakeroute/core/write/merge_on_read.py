@@ -129,11 +129,20 @@ def mark_deleted(txn: Transaction, io: FileIO, live: LiveFiles, files: list[Data
             masks = drop([k for k, _ in read])
             todo = [(f, pos.filter(mask)) for f, (_, pos), mask in zip(batch, read, masks, strict=True)
                     if pc.any(mask).as_py()]
-            for new in pool.map(lambda t: write_position_deletes(txn, io, t[0], t[1], write_uuid), todo):
+            futures = [pool.submit(write_position_deletes, txn, io, f, pos, write_uuid) for f, pos in todo]
+            failed: BaseException | None = None
+            for fut in futures:  # every file written is the attempt's (deleted if it fails), even after an error
+                try:
+                    new = fut.result()
+                except Exception as e:
+                    failed = failed or e
+                    continue
                 changes.written.append(new)
                 changes.added.append(new)
                 deleted += new.record_count
                 count += 1
+            if failed is not None:
+                raise failed
     return deleted, count
 
 
