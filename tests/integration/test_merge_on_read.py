@@ -332,3 +332,19 @@ def test_a_delete_file_that_fails_to_write_leaves_no_file_behind(
     monkeypatch.setattr(merge_on_read, "write_position_deletes", write)
     assert ws.ingest(("land", keys[-1])).count("committed") == 1
     assert table_rows(ws, "crm.deals") == truth(ws, keys)
+
+
+def test_merge_on_read_on_a_bucket_partitioned_table(ws: Workspace) -> None:
+    """Delete files carry their data file's partition (and spec): readers apply them there."""
+    rng = random.Random(13)
+    keys = _base(ws, {**TARGET, "partition_by": ["bucket(4, id)"]})
+    for step in range(2):
+        keys.append(parquet(ws, f"deals/p{step}.parquet", changes(rng, 300, 2200, range(1, 9)), SCHEMA))
+        assert ws.ingest(("land", keys[-1])).count("committed") == 1
+    t = ws.catalog().load_table("crm.deals")
+    deletes = t.inspect.delete_files().to_pylist()
+    assert deletes and all(d["partition"] is not None for d in deletes)
+    for task in t.scan().plan_files():
+        for d in task.delete_files:
+            assert d.partition == task.file.partition
+    assert table_rows(ws, "crm.deals") == truth(ws, keys)
