@@ -3,7 +3,8 @@ each against PyIceberg's ``Table.upsert`` measured in the same run), with the lo
 before and after. ``run.py --only write_modes`` runs them too, with replace, overwrite and the
 bucket(64) tables.
 
-    .venv/bin/python benchmarks/upsert_only.py [--quick] [OUT.json]   (REPEAT=3 by default)
+    .venv/bin/python benchmarks/upsert_only.py [--quick] [--profile] [OUT.json]   (REPEAT=3 by default;
+    --profile: pyinstrument profiles of lakeroute in benchmarks/.work/profiles/)
 """
 
 from __future__ import annotations
@@ -27,7 +28,7 @@ def main(argv: list[str]) -> int:
     write_modes_upsert.LAYOUTS = (None,)
     sizes = data.Sizes.quick() if quick else data.Sizes()
     repeat = 1 if quick else int(os.environ.get("REPEAT", "3"))
-    opt = Options(sizes=sizes, repeat=repeat, profile=False, reference_large=False, cold_table=False)
+    opt = Options(sizes=sizes, repeat=repeat, profile="--profile" in argv, reference_large=False, cold_table=False)
     before, start = os.getloadavg(), time.monotonic()
     results = write_modes_upsert.scenario_upsert(opt, reset(WORK / "write_modes_upsert_only"))
     after = os.getloadavg()
