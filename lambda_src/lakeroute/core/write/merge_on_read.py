@@ -117,11 +117,15 @@ def mark_deleted(txn: Transaction, io: FileIO, live: LiveFiles, files: list[Data
             group, rows = [], 0
     if group:
         batches.append(group)
+    ramp = positions(max((f.record_count for f in files), default=0))
     with ThreadPoolExecutor(READ_THREADS, thread_name_prefix="lakeroute-mor") as pool:
         for batch in batches:
             read = []
             for keys, gone in pool.map(lambda f: read_keys(io, metadata, live, f, types, cache), batch):
-                pos = positions(keys.num_rows)  # on this thread: the caller's DuckDB connection
+                n = keys.num_rows
+                if len(ramp) < n:  # on this thread: the caller's DuckDB connection
+                    ramp = positions(n)
+                pos = ramp.slice(0, n)  # zero copy: one 0..n-1 for every file
                 if gone is not None:  # rows already deleted are not live: they never match
                     alive = pc.invert(pc.is_in(pos, value_set=gone))
                     keys, pos = keys.filter(alive), pos.filter(alive)
