@@ -78,17 +78,26 @@ def truth(columns: list[str], base: list[Path], new: list[Path], drop_where: str
 
 
 def table_digest(home: Path, columns: list[str], since: int | None) -> dict[str, Any]:
-    """Rows and hash of the table's live data files (copy-on-write: no delete files), and
+    """Rows and hash of the table's live rows (data files minus their position deletes), and
     what the snapshots after ``since`` did (files deleted, added, read by lakeroute's upsert)."""
     import duckdb
     from pyiceberg.catalog.sql import SqlCatalog
 
     cat = lakeroute_catalog(home)
     tbl = SqlCatalog(cat["catalog_name"], **cat["catalog_properties"]).load_table(TABLE)
-    paths = [t.file.file_path.removeprefix("file://") for t in tbl.scan().plan_files()]
+    tasks = list(tbl.scan().plan_files())
+    paths = [t.file.file_path.removeprefix("file://") for t in tasks]
+    # merge-on-read tables: the position delete files' rows are not live (an anti-join on
+    # file and row number, as Iceberg readers apply them)
+    deletes = sorted({d.file_path.removeprefix("file://") for t in tasks for d in t.delete_files})
+    rel = f"read_parquet({_sql_list(paths)})"
+    if deletes:
+        rel = (f"(SELECT d.* FROM read_parquet({_sql_list(paths)}, filename = true, file_row_number = true) d "  # noqa: S608
+               f"ANTI JOIN read_parquet({_sql_list(deletes)}) x "
+               "ON replace(x.file_path, 'file://', '') = d.filename AND x.pos = d.file_row_number)")
     con = duckdb.connect()
     try:
-        n, h = con.execute(_hash_sql(columns, f"read_parquet({_sql_list(paths)})")).fetchone()
+        n, h = con.execute(_hash_sql(columns, rel)).fetchone()
     finally:
         con.close()
     out: dict[str, Any] = {"rows": n, "hash": h, "data_files": len(paths),
@@ -101,7 +110,8 @@ def table_digest(home: Path, columns: list[str], since: int | None) -> dict[str,
             seen = seen or s.snapshot_id == since
         out["snapshots"] = len(later)
         for prop in ("deleted-data-files", "added-data-files", "deleted-records", "added-records",
-                     "lakeroute.upsert-files-read", "lakeroute.replaced-rows", "lakeroute.overwritten-files"):
+                     "lakeroute.upsert-files-read", "lakeroute.replaced-rows", "lakeroute.overwritten-files",
+                     "added-delete-files", "added-position-deletes"):
             vals = [int(p[prop]) for p in later if prop in p]
             if vals:
                 out[prop] = sum(vals)

@@ -34,6 +34,8 @@ from scenarios.write_modes_support import (
 )
 
 COLUMNS = ["id", *EVENT_COLUMNS]
+MOR = {"write.merge.mode": "merge-on-read"}  # the route opts the table in (core.write.merge_on_read)
+LAYOUTS: tuple[list[str] | None, ...] = (None, ["bucket(64, id)"])  # partition_by of the tables
 FEW_BUCKETS = (5, 23, 42)  # 3 of 64: ~5% of the partitions
 
 
@@ -56,7 +58,7 @@ def scenario_upsert(opt: Options, work: Path) -> dict[str, dict[str, Any]]:
         objects = data.keyed_objects(rows, sz.upsert_objects)
         size = label_rows(rows)
         base_refs = [land(landing, f"base-{size}/{f.name}", f) for f in objects]
-        for partition_by in (None, ["bucket(64, id)"]):
+        for partition_by in LAYOUTS:
             label = f"upsert_{size}" + ("_bucket64" if partition_by else "")
             slug = label.replace("_", "-")
             part = {"partition_by": partition_by} if partition_by else {}
@@ -76,10 +78,16 @@ def scenario_upsert(opt: Options, work: Path) -> dict[str, dict[str, Any]]:
                 batches.append(("full", data.upsert_batch(rows, sz.upsert_batch_rows)))
             if partition_by:
                 batches.append(("5pct", data.upsert_batch(rows, sz.upsert_batch_rows, buckets=FEW_BUCKETS)))
+            if not partition_by:  # the same batch, merge-on-read (position deletes)
+                mor = f"{slug}-mor"
+                route(work / f"routes-{mor}", f"up-{mor}", f"up-{mor}/",
+                      {"mode": "upsert", "key": ["id"], "properties": MOR})
+                batches.append(("mor", batches[0][1]))
             for tag, batch in batches:
-                name = label if tag == "full" else f"{label}_5pct"
+                name = {"full": label, "5pct": f"{label}_5pct", "mor": f"{label}_mor"}[tag]
+                prefix = f"up-{slug}-mor" if tag == "mor" else f"up-{slug}"
                 out[name] = _one_batch(opt, work, name, tag, rows, bool(partition_by), batch,
-                                       land(landing, f"up-{slug}/batch-{tag}.parquet", batch),
+                                       land(landing, f"{prefix}/batch-{tag}.parquet", batch),
                                        objects, base, pristine, live, out.get(label))
             shutil.rmtree(live.parent)  # this table's live home and pristine copy
     # peak RSS must not grow with the table: the largest table's vs the smallest's
@@ -96,7 +104,7 @@ def _one_batch(opt: Options, work: Path, name: str, tag: str, rows: int, buckete
                ref: tuple[str, str], objects: list[Path], base: dict[str, Any], pristine: Path, live: Path,
                full: dict[str, Any] | None) -> dict[str, Any]:
     sz = opt.sizes
-    slug = name.removesuffix("_5pct").replace("_", "-")
+    slug = name.removesuffix("_5pct").replace("_", "-")  # (_mor: its own route, same table)
     want = truth(COLUMNS, objects, [batch], f"id IN (SELECT id FROM read_parquet('{batch}'))")  # noqa: S608
     lr_spec = {"routes": str(work / f"routes-{slug}"), "home": str(live), "landing": str(work / "landing"),
                "refs": [ref]}
@@ -113,9 +121,11 @@ def _one_batch(opt: Options, work: Path, name: str, tag: str, rows: int, buckete
         "lakeroute_files_read": lr["table"].get("lakeroute.upsert-files-read"),
         "lakeroute_files_deleted": lr["table"].get("deleted-data-files"),
         "lakeroute_files_added": lr["table"].get("added-data-files"),
+        "lakeroute_delete_files_added": lr["table"].get("added-delete-files"),
+        "lakeroute_position_deletes": lr["table"].get("added-position-deletes"),
     }
     targets: dict[str, bool] = {"lakeroute_peak_rss_mb <= 1000": lr["peak_rss_mb"] <= 1000}
-    if tag == "full":
+    if tag in ("full", "mor"):
         pi = contender("pyiceberg_upsert", {**lakeroute_catalog(live), "table": TABLE, "input": str(batch),
                                             "join_cols": ["id"]},
                        pristine, live, COLUMNS, want, base["snapshot_id"], 1,
@@ -136,15 +146,17 @@ def _one_batch(opt: Options, work: Path, name: str, tag: str, rows: int, buckete
         metrics["time_vs_full_range"] = round(lr["seconds"] / f["lakeroute_seconds"], 3)
         metrics["files_read_vs_full_range"] = round((metrics["lakeroute_files_read"] or 0)
                                                     / max(f["lakeroute_files_read"] or 1, 1), 3)
-    if tag == "full" and not lr.get("stopped") and metrics["lakeroute_files_read"]:
+    if tag in ("full", "mor") and not lr.get("stopped") and metrics["lakeroute_files_read"]:
         metrics["lakeroute_ms_per_file_read"] = round(lr["seconds"] / metrics["lakeroute_files_read"] * 1000, 1)
     how = ("bucket(64, id), keys in 3 of the 64 buckets" if tag == "5pct"
            else "bucket(64, id)" if bucketed else "unpartitioned")
+    if tag == "mor":
+        how += ", merge-on-read (position delete files; write.merge.mode set by the upsert route)"
     checked = [c["correct"] for c in contenders.values() if not c.get("stopped")]
     metrics["results_match_truth"] = all(checked) if checked else "not checked (stopped)"
     return {
         "description": f"upsert of {sz.upsert_batch_rows:,} rows (10% new keys"
-                       + (", the rest over the whole key range" if tag == "full" else "")
+                       + (", the rest over the whole key range" if tag in ("full", "mor") else "")
                        + f") into {base['rows']:,} rows built from {sz.upsert_objects} objects "
                        f"({base['data_files']:,} data files, {base['build_mode']}), {how}",
         "expected_rows": want["rows"], "base": base, "contenders": contenders,

@@ -17,6 +17,7 @@ the whole key range needs one upsert of its whole range, which writes it cluster
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from ..write.modes import bounds_reader
@@ -45,9 +46,11 @@ def sort_columns(metadata: TableMetadata) -> list[str]:
 
 
 def range_bins(metadata: TableMetadata, files: list[DataFile], key: str, target: int,
-               small_limit: int) -> list[list[DataFile]] | None:
+               small_limit: int, deleted: Callable[[DataFile], bool] = lambda f: False) -> list[list[DataFile]] | None:
     """One partition's files in bins whose rewrite leaves disjoint ranges of ``key``; None
-    when a file has no bounds of it (then bin-packing applies)."""
+    when a file has no bounds of it (then bin-packing applies). A file that position deletes
+    apply to (``deleted``: merge-on-read upserts) is rewritten even alone: the rewrite folds
+    its deletes in, and its delete files leave."""
     ranged: list[tuple[Any, Any, DataFile]] = []
     read = bounds_reader(metadata, key)
     for f in files:
@@ -76,7 +79,8 @@ def range_bins(metadata: TableMetadata, files: list[DataFile], key: str, target:
 
     def flush() -> None:
         nonlocal current
-        if len(current) > 1:  # overlapping files, or several small ones: worth a rewrite
+        # overlapping files, several small ones, or deletes to fold in: worth a rewrite
+        if len(current) > 1 or (current and deleted(current[0])):
             bins.append(current)
         current = []
 
@@ -84,7 +88,7 @@ def range_bins(metadata: TableMetadata, files: list[DataFile], key: str, target:
         overlapping = len(run) > 1
         if overlapping and size(run) > CLUSTER_RUN_BYTES:
             return None
-        if not overlapping and size(run) >= small_limit:  # a big file of its own range stays
+        if not overlapping and size(run) >= small_limit and not deleted(run[0]):  # a big file of its own range stays
             flush()
             continue
         if current and size(current) + size(run) > target:

@@ -174,7 +174,8 @@ def plan_compaction(table: Table, target_bytes: int, max_bytes: int = MAX_REWRIT
     for (spec_id, partition), files in groups.items():
         if spec_id != meta.default_spec_id:
             continue  # older specs' files stay as they are (rewriting would re-partition them)
-        ranged = range_bins(meta, files, keys[0], target_bytes, small_limit) if keys else None
+        ranged = (range_bins(meta, files, keys[0], target_bytes, small_limit,
+                             lambda f: bool(plan.live.deletes_for(f))) if keys else None)
         if ranged is not None:  # a sorted (upsert) table: files of disjoint key ranges
             plan.bins += [Bin(partition, members, keys, target_bytes) for members in ranged]
             continue

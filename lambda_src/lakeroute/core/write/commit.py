@@ -95,6 +95,7 @@ def commit(catalog: Catalog, table_name: str, staged: list[Staged], ledger: Ledg
     """
     limit = max_attempts or (40 if deadline is not None else 12)
     from pyiceberg.exceptions import CommitFailedException, NoSuchTableError
+    from pyiceberg.manifest import DataFileContent
     from pyiceberg.table import CreateTableTransaction
 
 
@@ -172,8 +173,9 @@ def commit(catalog: Catalog, table_name: str, staged: list[Staged], ledger: Ledg
                         producer.delete_data_file(df)
                     for df in changes.added:
                         producer.append_data_file(df)
-            elif changes.deleted:
-                # data and delete files out, data files in (manifests read by the plan not read again)
+            elif changes.deleted or any(df.content != DataFileContent.DATA for df in changes.added):
+                # data and delete files out, data (and position delete) files in (manifests
+                # read by the plan not read again)
                 with overwrite_files(snapshot, changes.entries) as overwrite:
                     for df in changes.deleted:
                         overwrite.delete_data_file(df)

@@ -2,8 +2,9 @@
 a snapshot must drop.
 
 Another engine (Spark merge-on-read, Flink) may have deleted rows of a table lakeroute writes
-to with delete files instead of rewriting data files. lakeroute never writes delete files,
-but every rewrite it does (upsert, replace, compaction) reads data files and writes their
+to with delete files instead of rewriting data files, and so do lakeroute's own merge-on-read
+upserts (``core.write.merge_on_read``, position deletes only). Every rewrite lakeroute does
+(upsert, replace, compaction) reads data files and writes their
 survivors: a data file must then be read *with* the delete files that apply to it (PyIceberg's
 ``ArrowScan`` applies only those its ``FileScanTask`` carries), or deleted rows come back.
 When the snapshot removes a data file, the delete files that applied only to removed files

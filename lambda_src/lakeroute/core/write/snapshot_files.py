@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from pyiceberg.io import FileIO
-    from pyiceberg.manifest import ManifestContent, ManifestEntry, ManifestFile, ManifestWriter
+    from pyiceberg.manifest import DataFile, ManifestContent, ManifestEntry, ManifestFile, ManifestWriter
     from pyiceberg.partitioning import PartitionSpec
     from pyiceberg.table import Transaction
     from pyiceberg.table.update.snapshot import UpdateSnapshot, _OverwriteFiles
@@ -119,7 +119,7 @@ def file_changes(txn: Transaction, io: FileIO, operation: Any, props: dict[str, 
         def _manifests(self) -> list[ManifestFile]:
             deleted = self._deleted_entries()  # first: a validation failure leaves no manifest behind
             out: list[ManifestFile] = []
-            added = self._added_data_files
+            added = [f for f in self._added_data_files if f.content == DataFileContent.DATA]
             for i in range(0, len(added), per_manifest):
                 with self.new_manifest_writer(self._transaction.table_metadata.spec()) as writer:
                     for f in added[i:i + per_manifest]:
@@ -127,6 +127,20 @@ def file_changes(txn: Transaction, io: FileIO, operation: Any, props: dict[str, 
                                                            snapshot_id=self._snapshot_id, sequence_number=None,
                                                            file_sequence_number=None, data_file=f))
                 out.append(writer.to_manifest_file())
+            # Position delete files (merge-on-read upserts) go into delete manifests, one per
+            # spec of the data files they name.
+            by_spec: dict[int, list[DataFile]] = defaultdict(list)
+            for f in self._added_data_files:
+                if f.content != DataFileContent.DATA:
+                    by_spec[f.spec_id].append(f)
+            for spec_id, files in by_spec.items():
+                for i in range(0, len(files), per_manifest):
+                    with self._writer(self.spec(spec_id), ManifestContent.DELETES) as writer:
+                        for f in files[i:i + per_manifest]:
+                            writer.add(ManifestEntry.from_args(status=ManifestEntryStatus.ADDED,
+                                                               snapshot_id=self._snapshot_id, sequence_number=None,
+                                                               file_sequence_number=None, data_file=f))
+                    out.append(writer.to_manifest_file())
             groups: dict[tuple[int, ManifestContent], list[ManifestEntry]] = defaultdict(list)
             for e in deleted:
                 content = (ManifestContent.DATA if e.data_file.content == DataFileContent.DATA

@@ -1,4 +1,4 @@
-"""Mode upsert: merge a batch into the table by key, copy-on-write, pruned and streaming.
+"""Mode upsert: merge a batch into the table by key, copy-on-write (or merge-on-read), pruned.
 
 1. The batch's rows (every object's local scratch file, in commit order) are reduced to one
    winner per key: the greatest ``order_by`` (nulls lowest), ties and no ``order_by`` going
@@ -15,6 +15,11 @@
    that lose rows are rewritten without them (and delete files that applied only to them are
    removed); the rest stay untouched.
 4. The surviving winners that are not deletes are added. One snapshot holds all of it.
+
+A table with ``write.merge.mode``/``write.update.mode`` = ``merge-on-read`` (the route's
+``target.properties`` or the table's own) replaces step 3: only the key columns of those files
+are read, and the rows lost are deleted by position (``core.write.merge_on_read``); the
+winners to add are written as new files.
 
 With CDC deletes and ``order_by``, winners older than their key's tombstone are dropped
 before step 2, and the set of tombstones after the commit is named in the same snapshot's
@@ -35,6 +40,7 @@ from . import tombstones
 from .attribution import COUNTS, KEEP, ORDER, props, upsert_counts
 from .cluster import Background, by_lower_bound, ensure_key_order, in_range, rewrite_clustered
 from .deletes import live_files
+from .merge_on_read import mark_deleted, merge_on_read
 from .modes import Changes, bounds_reader, drop_dangling, may_hold
 from .staging import DELETE_FLAG, align
 
@@ -148,8 +154,16 @@ def plan_upsert(txn: Transaction, io: FileIO, todo: list[Staged], target: Target
             return within is not None and bool(pc.any(pc.and_(pending(), within)).as_py())
 
         writer = Background(txn, io, keys, changes)
+        mor = merge_on_read(txn, target.properties)
+        delete_files = 0
         try:
-            replaced = rewrite_clustered(txn, io, live, files, changes, drop, writer, settled, lands_in)
+            if mor:  # rows lost are deleted by position; the new rows go into new files
+                types = {c: joinable(rows.column(c)).type for c in [*keys, *([order_by] if order_by else [])]}
+                replaced, delete_files = mark_deleted(txn, io, live, files, changes, drop, types,
+                                                      lambda n: positions(con, n))
+                writer.submit(settled(None), [])
+            else:
+                replaced = rewrite_clustered(txn, io, live, files, changes, drop, writer, settled, lands_in)
         finally:
             writer.close()
         stale = pa.concat_arrays(beaten) if beaten else pa.array([], pa.int64())
@@ -174,6 +188,7 @@ def plan_upsert(txn: Transaction, io: FileIO, todo: list[Staged], target: Target
             "lakeroute.upsert-stale-rows": str(len(pc.unique(stale))),
             "lakeroute.upsert-deletes": str(pc.sum(is_delete).as_py() or 0),
             "lakeroute.upsert-files-read": str(len(files)),
+            **({"lakeroute.upsert-delete-files": str(delete_files)} if mor else {}),
             **(props(net) if net else {}),
         }
         if tomb is not None and order_by is not None:
