@@ -27,6 +27,7 @@ from .snippets import (
     ICEBERG_AWS,
     ICEBERG_SPARK,
     duckdb_query,
+    duckdb_s3_session,
     example,
     listed,
     python_use,
@@ -227,14 +228,7 @@ def _stage_duckdb(stage: Stage, about: list[str], first: str | None, region: str
         "          for db in databases for page in glue.get_paginator('get_tables').paginate(DatabaseName=db)",
         "          for t in page['TableList']",
         "          if (t.get('Parameters') or {}).get('table_type', '').upper() == 'ICEBERG']",
-        "con = duckdb.connect()",
-        "duckdb_ext.init(con)  # extensions from the duckdb-ext wheels: nothing is downloaded",
-        'con.execute("LOAD httpfs")', 'con.execute("LOAD iceberg")',
-        "frozen = boto3.Session().get_credentials().get_frozen_credentials()",
-        f"secret, values = {', '.join(secret)!r}, [{', '.join(values)}]",
-        "if frozen.token:",
-        "    secret, values = secret + ', SESSION_TOKEN ?', values + [frozen.token]",
-        'con.execute(f"CREATE SECRET lakeroute_s3 ({secret})", values)',
+        *duckdb_s3_session(secret, values),
         "", "", DUCKDB_VIEWS, query]) + "\n"
 
 

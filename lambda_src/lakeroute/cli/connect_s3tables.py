@@ -22,6 +22,7 @@ from .snippets import (
     DUCKDB_VIEWS,
     ICEBERG_SPARK,
     duckdb_query,
+    duckdb_s3_session,
     example,
     listed,
     python_use,
@@ -127,14 +128,7 @@ def _duckdb(stage: Stage, arn: str, region: str, client: str, about: list[str], 
         "                                                       name=t['name'])",
         "            if got.get('metadataLocation'):  # none yet: a table whose first commit has not happened",
         "                tables.append((namespace, t['name'], got['metadataLocation']))",
-        "con = duckdb.connect()",
-        "duckdb_ext.init(con)  # extensions from the duckdb-ext wheels: nothing is downloaded",
-        'con.execute("LOAD httpfs")', 'con.execute("LOAD iceberg")',
-        "frozen = boto3.Session().get_credentials().get_frozen_credentials()",
-        f"secret, values = {', '.join(secret)!r}, [{', '.join(values)}]",
-        "if frozen.token:",
-        "    secret, values = secret + ', SESSION_TOKEN ?', values + [frozen.token]",
-        'con.execute(f"CREATE SECRET lakeroute_s3 ({secret})", values)',
+        *duckdb_s3_session(secret, values),
         "", "", DUCKDB_VIEWS, duckdb_query(first, "")]) + "\n"
 
 

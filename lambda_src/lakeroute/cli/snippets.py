@@ -68,6 +68,21 @@ def duckdb_query(first: str | None, hint: str = ": run `lakeroute ingest` first"
     return f"print(con.sql('SHOW ALL TABLES'))  # no table yet{hint}"
 
 
+def duckdb_s3_session(secret: list[str], values: list[str]) -> list[str]:
+    """A DuckDB connection with the offline extensions and an S3 secret from the reader's own
+    credential chain: the secret's options bound as values, never pasted into the SQL text."""
+    return [
+        "con = duckdb.connect()",
+        "duckdb_ext.init(con)  # extensions from the duckdb-ext wheels: nothing is downloaded",
+        'con.execute("LOAD httpfs")', 'con.execute("LOAD iceberg")',
+        "frozen = boto3.Session().get_credentials().get_frozen_credentials()",
+        f"secret, values = {', '.join(secret)!r}, [{', '.join(values)}]",
+        "if frozen.token:",
+        "    secret, values = secret + ', SESSION_TOKEN ?', values + [frozen.token]",
+        'con.execute(f"CREATE SECRET lakeroute_s3 ({secret})", values)',
+    ]
+
+
 def spark_sql(head: list[str], packages: str, props: dict[str, str], first: str) -> str:
     """A spark-sql command line with the Spark catalog ``lakeroute`` set from ``props``."""
     lines = [*head, "spark-sql \\", f"  --packages {packages} \\",
