@@ -101,26 +101,39 @@ def spark_deletes(spark: Spark, table: str, where: str) -> None:
 ROWS = pa.schema([("id", pa.int64()), ("name", pa.string())])
 
 
-def test_upsert_keeps_spark_merge_on_read_deletes_and_reads_spark_files(ws: SharedHome, spark: Spark) -> None:
-    ws.route("contacts", {"bucket": "ups"}, {"table": "shared.contacts", "mode": "upsert", "key": ["id"]})
-    committed(ws, put(ws, "ups", "1.parquet", [{"id": i, "name": f"v1-{i}"} for i in range(1, 7)], ROWS))
-    spark_deletes(spark, "shared.contacts", "id IN (2, 5)")
+# Spark's DELETE sets the table's write.merge.mode/update.mode to merge-on-read. lakeroute honours
+# the table's own properties (its upserts then write position deletes too, which Spark must read)
+# unless the route says copy-on-write (its upserts then rewrite the files and drop the deletes).
+@pytest.mark.parametrize("route_mode", ["copy-on-write", "table's own (merge-on-read)"])
+def test_upsert_keeps_spark_merge_on_read_deletes_and_reads_spark_files(ws: SharedHome, spark: Spark,
+                                                                        route_mode: str) -> None:
+    cow = route_mode == "copy-on-write"
+    # The module shares one home (catalog, ledger): each case has its own table and bucket.
+    table, bucket = ("shared.contacts", "ups") if cow else ("shared.contacts_mor", "ups-mor")
+    props = {"write.merge.mode": route_mode, "write.update.mode": route_mode} if cow else {}
+    ws.route(f"contacts-{bucket}", {"bucket": bucket}, {"table": table, "mode": "upsert", "key": ["id"],
+                                                        **({"properties": props} if props else {})})
+    committed(ws, put(ws, bucket, "1.parquet", [{"id": i, "name": f"v1-{i}"} for i in range(1, 7)], ROWS))
+    spark_deletes(spark, table, "id IN (2, 5)")
     # A Spark INSERT: a data file with no ARROW:schema (strings read as string, ours as large_string).
-    spark.sql("INSERT INTO lakeroute.shared.contacts VALUES (100, 'spark-100'), (101, 'spark-101')")
+    spark.sql(f"INSERT INTO lakeroute.{table} VALUES (100, 'spark-100'), (101, 'spark-101')")  # noqa: S608
     # Touches lakeroute's file (which has Spark's deletes) and Spark's file in one merge.
-    committed(ws, put(ws, "ups", "2.parquet", [{"id": 1, "name": "v2-1"}, {"id": 100, "name": "v2-100"},
+    committed(ws, put(ws, bucket, "2.parquet", [{"id": 1, "name": "v2-1"}, {"id": 100, "name": "v2-100"},
                                                {"id": 7, "name": "v2-7"}], ROWS))
     want = {1: "v2-1", 3: "v1-3", 4: "v1-4", 6: "v1-6", 7: "v2-7", 100: "v2-100", 101: "spark-101"}
-    assert both(ws, spark, "shared.contacts") == want  # 2 and 5 stay deleted
-    assert delete_files(ws, "shared.contacts") == 0  # the rewritten file's delete file left with it
+    assert both(ws, spark, table) == want  # 2 and 5 stay deleted
+    if cow:
+        assert delete_files(ws, table) == 0  # the rewritten file's delete file left with it
+    else:  # Spark's delete file, and lakeroute's for the two files that lost a row; Spark reads them
+        assert delete_files(ws, table) == 3
     # After Spark compacted the table (its own writer, its own file layout), upsert again.
-    spark_deletes(spark, "shared.contacts", "id = 3")
-    spark.sql("CALL lakeroute.system.rewrite_data_files(table => 'shared.contacts', "
+    spark_deletes(spark, table, "id = 3")
+    spark.sql(f"CALL lakeroute.system.rewrite_data_files(table => '{table}', "
               "options => map('rewrite-all', 'true'))")
-    committed(ws, put(ws, "ups", "3.parquet", [{"id": 4, "name": "v3-4"}, {"id": 101, "name": "v3-101"}], ROWS))
+    committed(ws, put(ws, bucket, "3.parquet", [{"id": 4, "name": "v3-4"}, {"id": 101, "name": "v3-101"}], ROWS))
     want = {1: "v2-1", 4: "v3-4", 6: "v1-6", 7: "v2-7", 100: "v2-100", 101: "v3-101"}
-    assert both(ws, spark, "shared.contacts") == want
-    assert delete_files(ws, "shared.contacts") == 0
+    assert both(ws, spark, table) == want
+    assert (delete_files(ws, table) == 0) is cow
 
 
 def test_replace_after_spark_compaction_keeps_spark_deletes(ws: SharedHome, spark: Spark) -> None:
