@@ -24,7 +24,7 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from typing import TYPE_CHECKING, Any
 
 from .bounds import safe_metrics, write_data_files
-from .modes import REWRITE_GROUP_BYTES, Changes, bounds, bounds_reader, groups, read_files
+from .modes import REWRITE_GROUP_BYTES, Changes, bounds, bounds_reader, groups, read_files, survivors
 
 if TYPE_CHECKING:
     import pyarrow as pa
@@ -216,7 +216,6 @@ def rewrite_clustered(txn: Transaction, io: FileIO, live: LiveFiles, files: list
     rewritten too when a new key falls in its range (``lands_in``): files keep disjoint
     ranges, and the next batch reads only the files of its keys. Returns the rows dropped."""
     import pyarrow as pa
-    import pyarrow.compute as pc
 
     dropped = 0
     held: list[pa.Table] = []
@@ -241,16 +240,9 @@ def rewrite_clustered(txn: Transaction, io: FileIO, live: LiveFiles, files: list
 
     for i, group in enumerate(grouped):
         tables = read_files(txn, io, live, group)
-        for data_file, tbl, mask in zip(group, tables, drop(tables), strict=True):
-            n = pc.sum(mask).as_py() or 0
-            if n == 0 and not lands_in(data_file):
-                continue
-            dropped += n
-            changes.deleted.append(data_file)
-            kept = tbl.filter(pc.invert(mask))
-            held.append(kept)
-            held_bytes += kept.nbytes
+        n, kept = survivors(group, tables, drop(tables), changes, also=lands_in)
         del tables
+        dropped, held, held_bytes = dropped + n, held + kept, held_bytes + sum(t.nbytes for t in kept)
         if held_bytes >= REWRITE_GROUP_BYTES and i + 1 < len(grouped):
             writer.submit(pa.concat_tables([*held, settled(grouped[i + 1][0])]), cuts())
             held, held_bytes = [], 0

@@ -144,6 +144,23 @@ def groups(files: list[DataFile]) -> Iterable[list[DataFile]]:
         yield group
 
 
+def survivors(group: list[DataFile], tables: list[pa.Table], masks: list[pa.Array], changes: Changes,
+              also: Callable[[DataFile], bool] = lambda f: False) -> tuple[int, list[pa.Table]]:
+    """Each file of ``group`` that loses a row (``masks``: the rows to drop), or that ``also``
+    names, is deleted in ``changes``: (rows dropped, the survivors of the deleted files)."""
+    import pyarrow.compute as pc
+
+    dropped, kept = 0, []
+    for data_file, tbl, mask in zip(group, tables, masks, strict=True):
+        n = pc.sum(mask).as_py() or 0
+        if n == 0 and not also(data_file):
+            continue
+        dropped += n
+        changes.deleted.append(data_file)
+        kept.append(tbl.filter(pc.invert(mask)))
+    return dropped, kept
+
+
 def rewrite_without(txn: Transaction, io: FileIO, live: LiveFiles, files: list[DataFile], changes: Changes,
                     drop: Callable[[list[pa.Table]], list[pa.Array]]) -> tuple[int, pa.Table | None]:
     """Rewrite the files whose rows ``drop`` removes (a boolean mask per file of a group).
@@ -158,23 +175,15 @@ def rewrite_without(txn: Transaction, io: FileIO, live: LiveFiles, files: list[D
     own new rows, so that a partition gets one new file, not two.
     """
     import pyarrow as pa
-    import pyarrow.compute as pc
 
     write_uuid, counter, dropped = uuid.uuid4(), itertools.count(), 0
     held: list[pa.Table] = []
     held_bytes = 0
     for group in groups(files):
         tables = read_files(txn, io, live, group)
-        for data_file, tbl, mask in zip(group, tables, drop(tables), strict=True):
-            n = pc.sum(mask).as_py() or 0
-            if n == 0:
-                continue
-            dropped += n
-            changes.deleted.append(data_file)
-            kept = tbl.filter(pc.invert(mask))
-            held.append(kept)
-            held_bytes += kept.nbytes
+        n, kept = survivors(group, tables, drop(tables), changes)
         del tables
+        dropped, held, held_bytes = dropped + n, held + kept, held_bytes + sum(t.nbytes for t in kept)
         if held_bytes >= REWRITE_GROUP_BYTES:
             new = write_rows(txn, io, pa.concat_tables(held), write_uuid, counter)
             changes.written += new
