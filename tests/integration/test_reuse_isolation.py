@@ -231,3 +231,48 @@ def test_absent_modules_are_still_absent(engine: Engine, tmp_path: Path) -> None
     with pytest.raises(ModuleNotFoundError):
         importlib.import_module("pandas")
     import json  # noqa: F401 - anything else imports as ever
+
+
+def _variables(engine: Engine) -> list[str]:
+    db = engine._reused
+    assert db is not None  # the batch's database, given back after a clean read
+    return sorted(n for (n,) in db.con.execute("SELECT name FROM duckdb_variables()").fetchall())
+
+
+def test_lineage_is_set_only_for_reads_that_may_look_and_never_outlives_its_object(
+        engine: Engine, tmp_path: Path) -> None:
+    # A read that may look gets its own five values; the bucket (unchanged) is not set again.
+    assert _read(engine, _obj(tmp_path, 0), "SELECT getvariable('source_key') AS k FROM source") == [
+        {"k": "in/part-0.parquet"}]
+    assert _variables(engine) == sorted(LINEAGE_VARIABLES)
+    # One that cannot (no variable named, no SQL text run) sets none, and the earlier object's
+    # values are gone before its SQL runs.
+    assert _read(engine, _obj(tmp_path, 1), "SELECT id FROM source") == [{"id": 1}]
+    assert _variables(engine) == []
+    # Looking again, through any way to reach them, gives this object's values.
+    for i, sql in enumerate(["SELECT list(name ORDER BY name) AS v, getvariable('source_bucket') AS b, "
+                             "getvariable('source_etag') AS e FROM duckdb_variables(), source",
+                             "SELECT * FROM query('SELECT getvariable(''source_etag'') AS e')",
+                             "SELECT getvariable('source_etag') AS e FROM source"], start=2):
+        [row] = _read(engine, _obj(tmp_path, i), sql)
+        assert row["e"] == f"v{i}"
+        if "b" in row:
+            assert row["v"] == sorted(LINEAGE_VARIABLES) and row["b"] == "bkt"
+    # The filename option reads the object's URI through a variable.
+    assert _read(engine, _obj(tmp_path, 5), "SELECT id, filename FROM source", options={"filename": True}) == [
+        {"id": 5, "filename": "s3://bkt/in/part-5.parquet"}]
+
+
+def test_reset_refuses_a_variable_the_database_did_not_set(tmp_path: Path) -> None:
+    db = ReusedDatabase({"threads": 1}, str(tmp_path / "read"), str(tmp_path / "spill"))
+    try:
+        obj = SourceObject(bucket="b", key="k.parquet", path=str(tmp_path / "x"), version="v1")
+        db.set_lineage(obj, True)
+        db.con.execute("CREATE TEMP VIEW source AS SELECT 1")
+        assert db.reset() is True
+        db.set_lineage(obj, False)
+        db.con.execute("CREATE TEMP VIEW source AS SELECT 1")
+        db.con.execute("SET VARIABLE source_key = 'left over'")  # set, but not by set_lineage
+        assert db.reset() is False
+    finally:
+        db.close()

@@ -42,7 +42,7 @@ from .long_lines import long_line_options
 from .messages import duckdb_text, empty_file_message
 from .nanos import check_nanoseconds
 from .rejects import RowRejects, collect_csv, csv_options, json_rows, remove
-from .reuse import ReusedDatabase, set_variables
+from .reuse import ReusedDatabase, reads_lineage, set_variables
 from .streams import compression_of, start_check
 from .watchdog import Watchdog
 
@@ -248,7 +248,7 @@ class Engine:
                 db = self._take_reused()
                 read = db.admit(read, folders=bool(options.get("hive_partitioning")))
                 con = db.con
-                set_variables(con, read)
+                db.set_lineage(read, reads_lineage(route.sql, options))
             else:
                 spill = os.path.join(self.temp_directory, uuid.uuid4().hex) if self.temp_directory else None
                 con = self._connect(read, spill)
