@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import functools
 import itertools
 import logging
 import os
@@ -211,7 +212,7 @@ def check_writable(tbl: pa.Table, schema: Schema, route: str) -> None:
         if not isinstance(f.field_type, PrimitiveType) or f.name not in tbl.column_names:
             continue
         col = tbl.column(f.name)
-        if col.null_count == len(col):
+        if col.null_count == len(col) or _always_writable(f.field_type, col.type):
             continue
         try:
             bounds = pc.min_max(col)
@@ -224,6 +225,22 @@ def check_writable(tbl: pa.Table, schema: Schema, route: str) -> None:
                               f"{f.field_type}: {one_line(e, 200)}", route) from e
         except NotImplementedError:  # min/max not defined for this Arrow type: the writer tells
             continue
+
+
+def _always_writable(iceberg: object, arrow: pa.DataType) -> bool:
+    """Arrow values every one of which the Iceberg type serializes (valid UTF-8, an int64 as a
+    long, ...): no bound to check. A float64 into a float, a decimal, a date or a time may not."""
+    return arrow in _exact_types().get(type(iceberg), ())
+
+
+@functools.cache
+def _exact_types() -> dict[type, tuple[pa.DataType, ...]]:
+    import pyarrow as pa
+    from pyiceberg.types import BinaryType, BooleanType, DoubleType, FloatType, IntegerType, LongType, StringType
+
+    return {StringType: (pa.string(), pa.large_string(), pa.string_view()), LongType: (pa.int64(),),
+            IntegerType: (pa.int32(),), BooleanType: (pa.bool_(),), DoubleType: (pa.float64(),),
+            FloatType: (pa.float32(),), BinaryType: (pa.binary(), pa.large_binary())}
 
 
 DELETE_FLAG = "__lakeroute_delete"  # mode upsert, in scratch only: the row deletes its key
