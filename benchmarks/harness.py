@@ -43,6 +43,7 @@ class Options:
     cold_table: bool
     lane_max_seconds: float | None = None  # lane: the commit function's LAKEROUTE_COMMIT_DEFAULTS max_seconds
     lane_batch: int | None = None  # lane: messages per ingest call (default 10)
+    modes: tuple[str, ...] = ("replace", "overwrite", "upsert")  # write_modes: which of its parts run
 
 
 # ---------------------------------------------------------------- child processes

@@ -95,6 +95,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--only", default=",".join(SCENARIOS),
                     help=f"comma-separated subset of: {', '.join(SCENARIOS)}")
     ap.add_argument("--quick", action="store_true", help="small sizes, one run each: a smoke run")
+    ap.add_argument("--modes", default="replace,overwrite,upsert",
+                    help="write_modes: comma-separated subset of replace, overwrite, upsert (default all)")
     ap.add_argument("--repeat", type=int, default=None,
                     help="runs of lakeroute and the floor per scenario (default 3; --quick: 1)")
     ap.add_argument("--profile", action="store_true",
@@ -130,7 +132,10 @@ def main(argv: list[str] | None = None) -> int:
     repeat = args.repeat if args.repeat is not None else (1 if args.quick else 3)
     opt = Options(sizes=sizes, repeat=max(1, repeat), profile=args.profile,
                   reference_large=not args.no_reference_large, cold_table=args.cold_table,
-                  lane_max_seconds=args.lane_max_seconds, lane_batch=args.lane_batch)
+                  lane_max_seconds=args.lane_max_seconds, lane_batch=args.lane_batch,
+                  modes=tuple(m.strip() for m in args.modes.split(",") if m.strip()))
+    if unknown := set(opt.modes) - {"replace", "overwrite", "upsert"}:
+        ap.error(f"--modes: unknown {', '.join(sorted(unknown))} (replace, overwrite, upsert)")
     out_path = args.out or (WORK / "results-quick.json" if args.quick else HERE / "results.json")
     WORK.mkdir(parents=True, exist_ok=True)
 

@@ -59,7 +59,7 @@ def scenario_overwrite(opt: Options, work: Path) -> dict[str, Any]:
     ratio = lr["seconds"] / pi["seconds"]
     return {
         "description": f"one day ({fix.stat().st_size / 1000:.0f} KB, {sz.overwrite_day_rows * 9 // 10:,} rows) "
-                       "re-ingested into a {sz.overwrite_days}-day table of {base['rows']:,} rows "
+                       f"re-ingested into a {sz.overwrite_days}-day table of {base['rows']:,} rows "
                        f"({base['data_files']} data files), identity partition on day",
         "expected_rows": want["rows"], "base": base,
         "contenders": {"lakeroute": lr, "pyiceberg_overwrite": pi},
@@ -120,10 +120,13 @@ def scenario_replace(opt: Options, work: Path) -> dict[str, Any]:
 def scenario_write_modes(opt: Options) -> dict[str, dict[str, Any]]:
     work = reset(WORK / "write_modes")
     out: dict[str, dict[str, Any]] = {}
-    log("write_modes: replace")
-    out["replace_one_object"] = scenario_replace(opt, work)
-    log("write_modes: overwrite partitions")
-    out["overwrite_one_day"] = scenario_overwrite(opt, work)
-    log("write_modes: upsert")
-    out.update(scenario_upsert(opt, work))
+    if "replace" in opt.modes:
+        log("write_modes: replace")
+        out["replace_one_object"] = scenario_replace(opt, work)
+    if "overwrite" in opt.modes:
+        log("write_modes: overwrite partitions")
+        out["overwrite_one_day"] = scenario_overwrite(opt, work)
+    if "upsert" in opt.modes:
+        log("write_modes: upsert")
+        out.update(scenario_upsert(opt, work))
     return out
