@@ -198,3 +198,19 @@ def test_the_stage_maintenance_job_folds_the_auto_delete_files(ws: Workspace) ->
     assert [r.table for r in reports] == ["crm.deals"] and not reports[0].error, reports
     assert live_files(ws, "crm.deals")[1] == 0, "\n".join(reports[0].lines())
     assert table_rows(ws, "crm.deals") == truth(ws, keys)
+
+
+def test_an_overwrite_after_auto_merge_on_read_drops_the_delete_files(ws: Workspace) -> None:
+    """The route changes to mode overwrite (table): the data files go, and the delete files
+    auto mode wrote for them go with them."""
+    keys = base(ws)
+    keys.append(full_range(ws, "deals/full.parquet", 1000, 1, 7))
+    assert ws.ingest(("land", keys[-1])).count("committed") == 1
+    assert live_files(ws, "crm.deals")[1] == FILES
+    ws.route("deals", {"bucket": "land", "prefix": "deals/"},
+             {"table": "crm.deals", "mode": "overwrite", "overwrite": "table"}, sql="SELECT id, ts, v FROM source")
+    put(ws, "deals/all.parquet", list(range(10)), 9, 1)
+    assert ws.ingest(("land", "deals/all.parquet")).count("committed") == 1
+    assert live_files(ws, "crm.deals")[1] == 0
+    assert summary(ws, "crm.deals")["lakeroute.removed-delete-files"] == str(FILES)
+    assert [r["id"] for r in table_rows(ws, "crm.deals")] == list(range(10))
