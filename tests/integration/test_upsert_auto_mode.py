@@ -214,3 +214,15 @@ def test_an_overwrite_after_auto_merge_on_read_drops_the_delete_files(ws: Worksp
     assert live_files(ws, "crm.deals")[1] == 0
     assert summary(ws, "crm.deals")["lakeroute.removed-delete-files"] == str(FILES)
     assert [r["id"] for r in table_rows(ws, "crm.deals")] == list(range(10))
+
+
+def test_lakeroute_ingest_says_which_write_the_upsert_chose(ws: Workspace) -> None:
+    from lakeroute.cli import app
+
+    keys = base(ws)
+    keys.append(full_range(ws, "deals/full.parquet", 1000, 1, 7))
+    p = ws.paths
+    result = CliRunner().invoke(app, ["--routes", str(p.routes), "--home", str(p.home), "--landing",
+                                      str(p.landing), "ingest", str(p.landing / "land" / keys[-1])])
+    assert result.exit_code == 0, result.output
+    assert "upsert into crm.deals: merge-on-read (auto: copy-on-write would rewrite 4 file(s)" in result.output
