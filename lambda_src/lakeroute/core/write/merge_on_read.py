@@ -1,9 +1,11 @@
 """Merge-on-read upserts: rows a batch replaces are deleted by position, not rewritten.
 
-A table opts in with Iceberg's own table properties, as Spark users already say it:
-``write.merge.mode`` or ``write.update.mode`` = ``merge-on-read``. A route sets them with
-``target.properties`` (at creation, and on an existing table by its next upsert, in the same
-snapshot); a table another engine set them on opts in too. An upsert into such a table then
+A table declares its mode with Iceberg's own table properties, as Spark users already say it:
+``write.merge.mode`` or ``write.update.mode`` = ``merge-on-read`` (always) or ``copy-on-write``
+(never a delete file). A route sets them with ``target.properties`` (at creation, and on an
+existing table by its next upsert, in the same snapshot); a table another engine set them on
+follows them too. Neither declared: each commit chooses (``choose_mode``), merge-on-read when
+copy-on-write would rewrite far more than the batch, on v2 tables. A merge-on-read upsert
 
 1. reads only the key columns (and ``order_by``) of the files the key bounds leave, with
    each row's position in its file; rows that delete files already remove are not live;
@@ -48,7 +50,7 @@ COPY_ON_WRITE = "copy-on-write"
 # Auto mode (no declared mode): merge-on-read when copy-on-write would rewrite more than
 # AUTO_ROWS_PER_BATCH_ROW table rows per batch row and at least AUTO_MIN_BYTES of Parquet
 # (~0.45 s of rewrite here: more than the rest of a commit). Measured by
-# benchmarks/upsert_threshold.py (docs/write-modes.md, "Which upserts write delete files");
+# benchmarks/upsert_threshold.py (docs/write-modes.md, "Copy-on-write or merge-on-read");
 # a table (or the route's target.properties) may set its own with these properties.
 AUTO_ROWS_PER_BATCH_ROW = 4.0
 AUTO_MIN_BYTES = 16 << 20
