@@ -1,6 +1,7 @@
-"""Only the unpartitioned upsert scenarios of ``write_modes`` (copy-on-write and merge-on-read,
-each against PyIceberg's ``Table.upsert`` measured in the same run), with the load average
-before and after. ``run.py --only write_modes`` runs them too, with replace, overwrite and the
+"""Only the unpartitioned upsert scenarios of ``write_modes`` (the default, no mode declared:
+lakeroute chooses per commit; then declared merge-on-read and declared copy-on-write, each
+against PyIceberg's ``Table.upsert`` measured in the same run), with the load average before
+and after. ``run.py --only write_modes`` runs them too, with replace, overwrite and the
 bucket(64) tables.
 
     .venv/bin/python benchmarks/upsert_only.py [--quick] [--profile] [OUT.json]   (REPEAT=3 by default;

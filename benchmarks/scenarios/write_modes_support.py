@@ -115,6 +115,9 @@ def table_digest(home: Path, columns: list[str], since: int | None) -> dict[str,
             vals = [int(p[prop]) for p in later if prop in p]
             if vals:
                 out[prop] = sum(vals)
+        modes = [p["lakeroute.upsert-mode"] for p in later if "lakeroute.upsert-mode" in p]
+        if modes:  # what the upsert chose (auto) or was told
+            out["lakeroute.upsert-mode"] = ",".join(modes)
     return out
 
 

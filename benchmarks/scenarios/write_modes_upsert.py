@@ -5,7 +5,9 @@ the base table built by lakeroute in one ingest call of the 200 objects: unparti
 append route (one data file per object: 200), ``bucket(64, id)`` by the upsert route itself
 (one file per bucket: 64; ``bucket_build_mode="append"`` gives one file per object and
 bucket instead: 12,800). Then a 50k-row batch, 10% new keys, the rest over the whole key
-range; into the bucket tables also a batch whose keys fall in 3 of the 64 buckets. Both
+range (no mode declared: lakeroute chooses per commit; into the unpartitioned tables also the
+same batch with ``merge-on-read`` and with ``copy-on-write`` declared by the route); into the
+bucket tables also a batch whose keys fall in 3 of the 64 buckets. Both
 contenders are stopped after their time limit (a lower bound is reported then). The
 full-range batch into a bucket table larger than ``bucket_full_range_max_rows`` is not run.
 """
@@ -35,6 +37,9 @@ from scenarios.write_modes_support import (
 
 COLUMNS = ["id", *EVENT_COLUMNS]
 MOR = {"write.merge.mode": "merge-on-read"}  # the route opts the table in (core.write.merge_on_read)
+COW = {"write.merge.mode": "copy-on-write"}  # the route opts the table out
+DECLARED = {"mor": MOR, "cow": COW}  # unpartitioned: the default batch ("full": no mode declared,
+# lakeroute chooses per commit) and the same batch under each declared mode, for comparison
 LAYOUTS: tuple[list[str] | None, ...] = (None, ["bucket(64, id)"])  # partition_by of the tables
 FEW_BUCKETS = (5, 23, 42)  # 3 of 64: ~5% of the partitions
 
@@ -78,14 +83,15 @@ def scenario_upsert(opt: Options, work: Path) -> dict[str, dict[str, Any]]:
                 batches.append(("full", data.upsert_batch(rows, sz.upsert_batch_rows)))
             if partition_by:
                 batches.append(("5pct", data.upsert_batch(rows, sz.upsert_batch_rows, buckets=FEW_BUCKETS)))
-            if not partition_by:  # the same batch, merge-on-read (position deletes)
-                mor = f"{slug}-mor"
-                route(work / f"routes-{mor}", f"up-{mor}", f"up-{mor}/",
-                      {"mode": "upsert", "key": ["id"], "properties": MOR})
-                batches.append(("mor", batches[0][1]))
+            if not partition_by:  # the same batch, each mode declared
+                for tag, props in DECLARED.items():
+                    declared = f"{slug}-{tag}"
+                    route(work / f"routes-{declared}", f"up-{declared}", f"up-{declared}/",
+                          {"mode": "upsert", "key": ["id"], "properties": props})
+                    batches.append((tag, batches[0][1]))
             for tag, batch in batches:
-                name = {"full": label, "5pct": f"{label}_5pct", "mor": f"{label}_mor"}[tag]
-                prefix = f"up-{slug}-mor" if tag == "mor" else f"up-{slug}"
+                name = label if tag == "full" else f"{label}_{tag}"
+                prefix = f"up-{slug}-{tag}" if tag in DECLARED else f"up-{slug}"
                 out[name] = _one_batch(opt, work, name, tag, rows, bool(partition_by), batch,
                                        land(landing, f"{prefix}/batch-{tag}.parquet", batch),
                                        objects, base, pristine, live, out.get(label))
@@ -104,7 +110,7 @@ def _one_batch(opt: Options, work: Path, name: str, tag: str, rows: int, buckete
                ref: tuple[str, str], objects: list[Path], base: dict[str, Any], pristine: Path, live: Path,
                full: dict[str, Any] | None) -> dict[str, Any]:
     sz = opt.sizes
-    slug = name.removesuffix("_5pct").replace("_", "-")  # (_mor: its own route, same table)
+    slug = name.removesuffix("_5pct").replace("_", "-")  # (_mor, _cow: their own route, same table)
     want = truth(COLUMNS, objects, [batch], f"id IN (SELECT id FROM read_parquet('{batch}'))")  # noqa: S608
     lr_spec = {"routes": str(work / f"routes-{slug}"), "home": str(live), "landing": str(work / "landing"),
                "refs": [ref]}
@@ -123,9 +129,10 @@ def _one_batch(opt: Options, work: Path, name: str, tag: str, rows: int, buckete
         "lakeroute_files_added": lr["table"].get("added-data-files"),
         "lakeroute_delete_files_added": lr["table"].get("added-delete-files"),
         "lakeroute_position_deletes": lr["table"].get("added-position-deletes"),
+        "lakeroute_upsert_mode": lr["table"].get("lakeroute.upsert-mode"),
     }
     targets: dict[str, bool] = {"lakeroute_peak_rss_mb <= 1000": lr["peak_rss_mb"] <= 1000}
-    if tag in ("full", "mor"):
+    if tag in ("full", *DECLARED):
         pi = contender("pyiceberg_upsert", {**lakeroute_catalog(live), "table": TABLE, "input": str(batch),
                                             "join_cols": ["id"]},
                        pristine, live, COLUMNS, want, base["snapshot_id"], 1,
@@ -146,17 +153,22 @@ def _one_batch(opt: Options, work: Path, name: str, tag: str, rows: int, buckete
         metrics["time_vs_full_range"] = round(lr["seconds"] / f["lakeroute_seconds"], 3)
         metrics["files_read_vs_full_range"] = round((metrics["lakeroute_files_read"] or 0)
                                                     / max(f["lakeroute_files_read"] or 1, 1), 3)
-    if tag in ("full", "mor") and not lr.get("stopped") and metrics["lakeroute_files_read"]:
+    if tag in ("full", *DECLARED) and not lr.get("stopped") and metrics["lakeroute_files_read"]:
         metrics["lakeroute_ms_per_file_read"] = round(lr["seconds"] / metrics["lakeroute_files_read"] * 1000, 1)
     how = ("bucket(64, id), keys in 3 of the 64 buckets" if tag == "5pct"
            else "bucket(64, id)" if bucketed else "unpartitioned")
     if tag == "mor":
         how += ", merge-on-read (position delete files; write.merge.mode set by the upsert route)"
+    elif tag == "cow":
+        how += ", copy-on-write (write.merge.mode set by the upsert route)"
+    elif tag == "full":
+        how += (", no mode declared (lakeroute chose "
+                f"{lr['table'].get('lakeroute.upsert-mode', 'unknown (stopped)')})")
     checked = [c["correct"] for c in contenders.values() if not c.get("stopped")]
     metrics["results_match_truth"] = all(checked) if checked else "not checked (stopped)"
     return {
         "description": f"upsert of {sz.upsert_batch_rows:,} rows (10% new keys"
-                       + (", the rest over the whole key range" if tag in ("full", "mor") else "")
+                       + (", the rest over the whole key range" if tag in ("full", *DECLARED) else "")
                        + f") into {base['rows']:,} rows built from {sz.upsert_objects} objects "
                        f"({base['data_files']:,} data files, {base['build_mode']}), {how}",
         "expected_rows": want["rows"], "base": base, "contenders": contenders,

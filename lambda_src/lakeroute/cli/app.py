@@ -88,6 +88,10 @@ def print_outcomes(report: IngestReport, quiet_ok: bool = False) -> None:
     aside = sum(o.rejected for o in report.outcomes if o.status == "committed")
     rescued = sum(o.rescued for o in report.outcomes if o.status == "committed")
     extra = (f", {aside} rejected" if aside else "") + (f", {rescued} rescued" if rescued else "")
+    for c in report.commits:  # which write an upsert chose (auto mode decides per commit)
+        if c.get("upsert_mode"):
+            typer.echo(f"upsert into {c['table']}: {c['upsert_mode']} ({c.get('upsert_mode_reason', '')})",
+                       err=quiet_ok)
     typer.echo(
         f"{report.count('committed')} ingested ({report.rows} rows{extra}), {report.count('skipped')} "
         f"skipped, {report.count('ignored')} ignored, {len(report.failed)} failed in {report.seconds:.2f}s; "

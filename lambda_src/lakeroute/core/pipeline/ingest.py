@@ -338,7 +338,10 @@ class Pipeline:
         report.commits.append({"table": name, "snapshot_id": result.snapshot_id,
                                "routes": sorted({s.route for s in result.committed}),
                                "files": len(result.committed), "attempts": result.attempts,
-                               "seconds": round(result.seconds, 4)})
+                               "seconds": round(result.seconds, 4),
+                               **({"upsert_mode": result.stats["lakeroute.upsert-mode"],
+                                   "upsert_mode_reason": result.stats.get("lakeroute.upsert-mode-reason", "")}
+                                  if "lakeroute.upsert-mode" in result.stats else {})})
         committed = {id(s) for s in result.committed}
         again = {id(s) for s in result.restage}
         rejected = {id(s): why for s, why in result.rejected}

@@ -135,6 +135,21 @@ class Target(StrictModel):
         return self
 
     @model_validator(mode="after")
+    def _upsert_properties(self) -> Target:
+        # The auto upsert mode's thresholds (core.write.merge_on_read.choose_mode)
+        for name in ("lakeroute.upsert.auto-rows-per-batch-row", "lakeroute.upsert.auto-min-bytes"):
+            value = self.properties.get(name)
+            if value is None:
+                continue
+            try:
+                ok = float(value) >= 0
+            except ValueError:
+                ok = False
+            if not ok:
+                raise ValueError(f"properties: {name} is {value!r}; write a number >= 0 (as a string)")
+        return self
+
+    @model_validator(mode="after")
     def _mode_fields(self) -> Target:
         if self.mode == "upsert":
             if not self.key:

@@ -60,6 +60,7 @@ class CommitResult:
     seconds: float
     restage: list[Staged] = field(default_factory=list)  # files no longer fit: retry the objects
     rejected: list[tuple[Staged, str]] = field(default_factory=list)  # rows that cannot be written
+    stats: dict[str, str] = field(default_factory=dict)  # the snapshot's lakeroute.* summary additions
 
 
 class CommitError(TransientError):
@@ -206,7 +207,7 @@ def commit(catalog: Catalog, table_name: str, staged: list[Staged], ledger: Ledg
             if not outcome_unknown and table is not None:
                 discard(table, duplicates)
             return CommitResult(table_name, todo, duplicates, snap, attempt, time.monotonic() - start,
-                                restage, rejected)
+                                restage, rejected, changes.stats)
         base = max(base_delay, time.monotonic() - attempt_start)
         delay = random.uniform(0, min(max_delay, base * 2 ** (attempt - 1)))
         out_of_time = deadline is not None and time.monotonic() + delay > deadline

@@ -1,9 +1,11 @@
 """Merge-on-read upserts: rows a batch replaces are deleted by position, not rewritten.
 
-A table opts in with Iceberg's own table properties, as Spark users already say it:
-``write.merge.mode`` or ``write.update.mode`` = ``merge-on-read``. A route sets them with
-``target.properties`` (at creation, and on an existing table by its next upsert, in the same
-snapshot); a table another engine set them on opts in too. An upsert into such a table then
+A table declares its mode with Iceberg's own table properties, as Spark users already say it:
+``write.merge.mode`` or ``write.update.mode`` = ``merge-on-read`` (always) or ``copy-on-write``
+(never a delete file). A route sets them with ``target.properties`` (at creation, and on an
+existing table by its next upsert, in the same snapshot); a table another engine set them on
+follows them too. Neither declared: each commit chooses (``choose_mode``), merge-on-read when
+copy-on-write would rewrite far more than the batch, on v2 tables. A merge-on-read upsert
 
 1. reads only the key columns (and ``order_by``) of the files the key bounds leave, with
    each row's position in its file; rows that delete files already remove are not live;
@@ -44,21 +46,73 @@ if TYPE_CHECKING:
 
 MODE_PROPERTIES = ("write.merge.mode", "write.update.mode")
 MERGE_ON_READ = "merge-on-read"
+COPY_ON_WRITE = "copy-on-write"
+# Auto mode (no declared mode): merge-on-read when copy-on-write would rewrite more than
+# AUTO_ROWS_PER_BATCH_ROW table rows per batch row and at least AUTO_MIN_BYTES of Parquet
+# (~0.45 s of rewrite here: more than the rest of a commit). Measured by
+# benchmarks/upsert_threshold.py (docs/write-modes.md, "Copy-on-write or merge-on-read");
+# a table (or the route's target.properties) may set its own with these properties.
+AUTO_ROWS_PER_BATCH_ROW = 4.0
+AUTO_MIN_BYTES = 16 << 20
+RATIO_PROPERTY = "lakeroute.upsert.auto-rows-per-batch-row"
+BYTES_PROPERTY = "lakeroute.upsert.auto-min-bytes"
 PATH_ID = 2147483546  # reserved field ids of a position delete file (Iceberg spec)
 POS_ID = 2147483545
 GROUP_ROWS = 8_000_000  # key rows joined at once (a few tens of MB of key columns)
 
 
-def merge_on_read(txn: Transaction, declared: dict[str, str]) -> bool:
-    """Whether this upsert deletes by position: the route's ``target.properties`` first (a
-    route opts an existing table in or out), then the table's own. A mode the route declares
-    and the table lacks is set on the table in this transaction, so other engines see it."""
-    props = {**txn.table_metadata.properties}
+def declared_mode(txn: Transaction, declared: dict[str, str]) -> tuple[str, str] | None:
+    """The mode declared for this upsert and by whom (``route`` or ``table``): the route's
+    ``target.properties`` first (a route opts an existing table in or out), then the table's
+    own; ``merge-on-read`` in either property means merge-on-read, any other value
+    copy-on-write. None: neither declares one (``choose_mode`` decides). A mode the route
+    declares and the table lacks is set on the table in this transaction, so other engines
+    see it."""
+    props = txn.table_metadata.properties
     wanted = {p: declared[p] for p in MODE_PROPERTIES if p in declared and props.get(p) != declared[p]}
     if wanted:
         txn.set_properties(wanted)
-        props |= wanted
-    return any(props.get(p, "").strip().lower() == MERGE_ON_READ for p in MODE_PROPERTIES)
+    for by, source in (("route", declared), ("table", props)):
+        said = [source[p].strip().lower() for p in MODE_PROPERTIES if p in source]
+        if said:
+            return (MERGE_ON_READ if MERGE_ON_READ in said else COPY_ON_WRITE), by
+    return None
+
+
+def choose_mode(metadata: TableMetadata, declared: tuple[str, str] | None, files: list[DataFile],
+                batch_rows: int, route_properties: dict[str, str]) -> tuple[str, str]:
+    """(mode, why) of one upsert commit. A declared mode wins. Otherwise (auto) merge-on-read
+    when copy-on-write would rewrite more than ``AUTO_ROWS_PER_BATCH_ROW`` times the batch's
+    rows and at least ``AUTO_MIN_BYTES`` of Parquet (the ``files`` the key bounds leave are
+    read whole and written back; the route's or the table's ``RATIO_PROPERTY`` and
+    ``BYTES_PROPERTY`` replace the defaults), and only on format-version 2 (v1 has no row-level deletes;
+    v3 forbids new position delete files: its deletion vectors are not written by lakeroute).
+    The choice is lakeroute's per commit, never set on the table."""
+    if declared is not None:
+        return declared[0], f"declared by the {declared[1]}"
+    version = metadata.format_version
+    if version != 2:
+        return COPY_ON_WRITE, f"auto: format version {version} (position deletes are v2 only)"
+    props = {**metadata.properties, **route_properties}
+    ratio_limit = _number(props, RATIO_PROPERTY, AUTO_ROWS_PER_BATCH_ROW)
+    bytes_limit = _number(props, BYTES_PROPERTY, AUTO_MIN_BYTES)
+    rows = sum(f.record_count for f in files)
+    size = sum(f.file_size_in_bytes for f in files)
+    ratio = rows / max(batch_rows, 1)
+    said = (f"auto: copy-on-write would rewrite {len(files)} file(s), {rows} rows ({ratio:.1f}x the batch's "
+            f"{batch_rows}), {size / 2**20:.1f} MiB")
+    if ratio > ratio_limit and size >= bytes_limit:
+        return MERGE_ON_READ, said
+    return COPY_ON_WRITE, said
+
+
+def _number(props: dict[str, str], name: str, default: float) -> float:
+    """A threshold property's value; the default when unset (a value that is not a number is
+    refused when the route is validated, ``core.routes.target``; another engine's is ignored)."""
+    try:
+        return float(props[name])
+    except (KeyError, ValueError):
+        return default
 
 
 def read_keys(io: FileIO, metadata: TableMetadata, live: LiveFiles, data_file: DataFile,

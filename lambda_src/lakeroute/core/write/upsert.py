@@ -16,10 +16,13 @@
    removed); the rest stay untouched.
 4. The surviving winners that are not deletes are added. One snapshot holds all of it.
 
-A table with ``write.merge.mode``/``write.update.mode`` = ``merge-on-read`` (the route's
-``target.properties`` or the table's own) replaces step 3: only the key columns of those files
-are read, and the rows lost are deleted by position (``core.write.merge_on_read``); the
-winners to add are written as new files.
+Merge-on-read replaces step 3: only the key columns of those files are read, and the rows
+lost are deleted by position (``core.write.merge_on_read``); the winners to add are written as
+new files. It is used when ``write.merge.mode``/``write.update.mode`` = ``merge-on-read`` is
+declared (the route's ``target.properties`` or the table's own), never when ``copy-on-write``
+is, and otherwise chosen per commit (``choose_mode``): when copy-on-write would rewrite many
+more rows than the batch holds, on format-version 2 tables. The choice is recorded in the
+snapshot summary (``lakeroute.upsert-mode``, ``lakeroute.upsert-mode-reason``).
 
 With CDC deletes and ``order_by``, winners older than their key's tombstone are dropped
 before step 2, and the set of tombstones after the commit is named in the same snapshot's
@@ -40,7 +43,7 @@ from . import tombstones
 from .attribution import COUNTS, KEEP, ORDER, props, upsert_counts
 from .cluster import Background, by_lower_bound, ensure_key_order, in_range, rewrite_clustered
 from .deletes import live_files
-from .merge_on_read import mark_deleted, merge_on_read
+from .merge_on_read import MERGE_ON_READ, choose_mode, declared_mode, mark_deleted
 from .modes import Changes, bounds_reader, drop_dangling, may_hold
 from .staging import DELETE_FLAG, align
 
@@ -154,7 +157,10 @@ def plan_upsert(txn: Transaction, io: FileIO, todo: list[Staged], target: Target
             return within is not None and bool(pc.any(pc.and_(pending(), within)).as_py())
 
         writer = Background(txn, io, keys, changes)
-        mor = merge_on_read(txn, target.properties)
+        mode, why = choose_mode(metadata, declared_mode(txn, target.properties), files, rows.num_rows,
+                                target.properties)
+        mor = mode == MERGE_ON_READ
+        log.info("upsert into %s: %s (%s)", target.table, mode, why)
         delete_files = 0
         try:
             if mor:  # rows lost are deleted by position; the new rows go into new files
@@ -188,6 +194,8 @@ def plan_upsert(txn: Transaction, io: FileIO, todo: list[Staged], target: Target
             "lakeroute.upsert-stale-rows": str(len(pc.unique(stale))),
             "lakeroute.upsert-deletes": str(pc.sum(is_delete).as_py() or 0),
             "lakeroute.upsert-files-read": str(len(files)),
+            "lakeroute.upsert-mode": mode,
+            "lakeroute.upsert-mode-reason": why,
             **({"lakeroute.upsert-delete-files": str(delete_files)} if mor else {}),
             **(props(net) if net else {}),
         }
