@@ -96,7 +96,8 @@ def main(argv: list[str] | None = None) -> int:
                     help=f"comma-separated subset of: {', '.join(SCENARIOS)}")
     ap.add_argument("--quick", action="store_true", help="small sizes, one run each: a smoke run")
     ap.add_argument("--modes", default="replace,overwrite,upsert",
-                    help="write_modes: comma-separated subset of replace, overwrite, upsert (default all)")
+                    help="write_modes: comma-separated subset of replace, overwrite, upsert (both layouts), "
+                         "upsert_unpartitioned, upsert_bucket64 (default replace,overwrite,upsert)")
     ap.add_argument("--repeat", type=int, default=None,
                     help="runs of lakeroute and the floor per scenario (default 3; --quick: 1)")
     ap.add_argument("--profile", action="store_true",
@@ -134,8 +135,9 @@ def main(argv: list[str] | None = None) -> int:
                   reference_large=not args.no_reference_large, cold_table=args.cold_table,
                   lane_max_seconds=args.lane_max_seconds, lane_batch=args.lane_batch,
                   modes=tuple(m.strip() for m in args.modes.split(",") if m.strip()))
-    if unknown := set(opt.modes) - {"replace", "overwrite", "upsert"}:
-        ap.error(f"--modes: unknown {', '.join(sorted(unknown))} (replace, overwrite, upsert)")
+    if unknown := set(opt.modes) - {"replace", "overwrite", "upsert", "upsert_unpartitioned", "upsert_bucket64"}:
+        ap.error(f"--modes: unknown {', '.join(sorted(unknown))} "
+                 "(replace, overwrite, upsert, upsert_unpartitioned, upsert_bucket64)")
     out_path = args.out or (WORK / "results-quick.json" if args.quick else HERE / "results.json")
     WORK.mkdir(parents=True, exist_ok=True)
 

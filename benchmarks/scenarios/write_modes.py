@@ -126,7 +126,9 @@ def scenario_write_modes(opt: Options) -> dict[str, dict[str, Any]]:
     if "overwrite" in opt.modes:
         log("write_modes: overwrite partitions")
         out["overwrite_one_day"] = scenario_overwrite(opt, work)
-    if "upsert" in opt.modes:
+    layouts = [layout for mode, layout in (("upsert", None), ("upsert_unpartitioned", "unpartitioned"),
+                                           ("upsert_bucket64", "bucket64")) if mode in opt.modes]
+    if layouts:
         log("write_modes: upsert")
-        out.update(scenario_upsert(opt, work))
+        out.update(scenario_upsert(opt, work, None if None in layouts else tuple(layouts)))
     return out

@@ -55,15 +55,17 @@ def _speedup(slow: dict[str, Any], fast: dict[str, Any]) -> tuple[float | str, b
     return round(ratio, 2), ratio >= 10
 
 
-def scenario_upsert(opt: Options, work: Path) -> dict[str, dict[str, Any]]:
+def scenario_upsert(opt: Options, work: Path, only: tuple[str, ...] | None = None) -> dict[str, dict[str, Any]]:
+    """``only``: "unpartitioned" and/or "bucket64" (default: every layout of ``LAYOUTS``)."""
     sz = opt.sizes
+    layouts = [p for p in LAYOUTS if only is None or ("bucket64" if p else "unpartitioned") in only]
     landing = work / "landing"
     out: dict[str, dict[str, Any]] = {}
     for rows in sz.upsert_table_rows:
         objects = data.keyed_objects(rows, sz.upsert_objects)
         size = label_rows(rows)
         base_refs = [land(landing, f"base-{size}/{f.name}", f) for f in objects]
-        for partition_by in LAYOUTS:
+        for partition_by in layouts:
             label = f"upsert_{size}" + ("_bucket64" if partition_by else "")
             slug = label.replace("_", "-")
             part = {"partition_by": partition_by} if partition_by else {}
