@@ -67,7 +67,7 @@ class AwsRuntime:
                           crash_guard=CrashGuard(os.path.join(config.tmp_dir, "lakeroute-crash"))),
         )
         tier_config = TierConfig.from_env()
-        tier = LargeObjectTier(tier_config, aws_client("ecs", session)) if tier_config else None
+        tier = LargeObjectTier(tier_config, session=session) if tier_config else None
         runtime = cls(config, store, pipeline, tier=tier)
         if config.lane is not None:
             from ..core.lane.handoff import LaneHandOff
