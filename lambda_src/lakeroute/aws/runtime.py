@@ -42,11 +42,13 @@ class AwsRuntime:
     @classmethod
     def from_env(cls) -> AwsRuntime:
         import boto3
+        import botocore.session
 
         from ..core.pipeline import Pipeline
 
         config = AwsConfig.from_env()
-        session = boto3.session.Session()
+        core = botocore.session.get_session()  # one for every client, the catalog's too (make_catalog)
+        session = boto3.session.Session(botocore_session=core)
         s3 = aws_client("s3", session)
         ddb = aws_client("dynamodb", session)
         store = DynamoRouteStore(config.routes_table, ddb=ddb, reference_table=config.reference_table,
@@ -56,7 +58,7 @@ class AwsRuntime:
         pipeline = Pipeline(
             routes=RouteTable({}),
             source=S3ObjectSource(s3, reader=config.reader, tmp_dir=config.tmp_dir),
-            catalog=make_catalog(config),
+            catalog=make_catalog(config, core),
             ledger=DynamoLedger(config.ledger_table, ddb=ddb, ttl_days=config.ledger_ttl_days),
             journal=DynamoJournal(config.ledger_table, ddb=ddb, ttl_days=config.ledger_ttl_days),
             quarantine=S3Quarantine(config.quarantine, s3),
