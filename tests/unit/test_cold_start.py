@@ -57,16 +57,19 @@ def test_the_handler_imports_no_heavy_library_and_nothing_only_some_routes_need(
     assert "lakeroute.core.pipeline.ingest" in out["lakeroute"]  # the check looked at a real import
 
 
-def test_the_handler_import_collects_no_garbage_and_freezes_what_it_made(tmp_path: Path) -> None:
-    """Counted from the pause's first import (powertools) on: the handler module's own
-    compilation (no bytecode in this environment) comes before and may collect."""
-    out = _run("""
+@pytest.mark.parametrize(("module", "first_paused"), [("lakeroute.handler", "aws_lambda_powertools"),
+                                                     ("lakeroute.cli", "lakeroute.cli.backfill")])
+def test_the_shells_import_collects_no_garbage_and_freezes_what_it_made(tmp_path: Path, module: str,
+                                                                         first_paused: str) -> None:
+    """Counted from the pause's first import on: the shell module's own compilation (no
+    bytecode in this environment) comes before and may collect."""
+    out = _run(f"""
         paused = []
-        gc.callbacks.append(lambda phase, info: phase == "start" and "aws_lambda_powertools" in sys.modules
+        gc.callbacks.append(lambda phase, info: phase == "start" and {first_paused!r} in sys.modules
                             and paused.append(info["generation"]))
-        import lakeroute.handler
-        print(json.dumps({"paused": paused, "all": collections, "enabled": gc.isenabled(),
-                          "frozen": gc.get_freeze_count()}))
+        import {module}
+        print(json.dumps({{"paused": paused, "all": collections, "enabled": gc.isenabled(),
+                           "frozen": gc.get_freeze_count()}}))
     """, tmp_path)
     assert out["paused"] == []
     assert out["enabled"] is True
