@@ -30,7 +30,7 @@ import os
 import time
 from typing import TYPE_CHECKING, Any
 
-from .core.startup import first_use, gc_paused
+from .core.startup import STACK, first_use, gc_paused
 
 with gc_paused():  # the route model, powertools: a cold start's first imports
     from aws_lambda_powertools import Logger, Metrics
@@ -85,11 +85,12 @@ def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
     return {"batchItemFailures": [{"itemIdentifier": item} for item in failed]}
 
 
-def get_runtime() -> AwsRuntime:
-    """The warm container's adapters and pipeline, built (and the environment checked) once."""
+def get_runtime(stack: tuple[str, ...] = STACK) -> AwsRuntime:
+    """The warm container's adapters and pipeline, built (and the environment checked) once;
+    the first time with ``stack`` imported alongside (``core.startup``)."""
     global _runtime
     if _runtime is None:
-        with first_use():  # boto3, the catalog, DuckDB, pyarrow, PyIceberg: imported together
+        with first_use(stack):  # boto3, the catalog, DuckDB, pyarrow, PyIceberg: imported together
             from .aws.runtime import AwsRuntime
 
             _runtime = AwsRuntime.from_env()

@@ -148,16 +148,35 @@ def test_the_pause_ends_on_an_error_and_a_nested_pause_leaves_the_outer_one_alon
     assert out["states"] == [False, True, False]
 
 
-@pytest.mark.parametrize("catalog", ["glue", "s3tables"])
-def test_the_aws_runtime_builds_its_clients_and_its_catalogs_from_one_botocore_session(
-        tmp_path: Path, catalog: str) -> None:
-    """A second session loads botocore's data again (~0.1 s of a cold start). Built offline:
-    the runtime's set-up makes no AWS call (the endpoint below answers nothing)."""
+def _stage_env(tmp_path: Path, catalog: str = "glue") -> dict[str, str]:
+    """A stage's function environment; the endpoint answers nothing: the runtime's set-up
+    makes no AWS call, so these checks run offline."""
     deployment = Deployment(routes_table="r", ledger_table="l", warehouse_bucket="w", quarantine_bucket="q",
                             metrics_namespace="m", catalog=catalog)
     (tmp_path / "lambda-tmp").mkdir()
     env = {k: v for k, v in os.environ.items() if not k.startswith(("LAKEROUTE_", "AWS_"))}
     env.update(deployment.env("http://127.0.0.1:9", tmp_path))
+    return env
+
+
+def test_the_commit_lanes_runtime_imports_pyiceberg_and_leaves_duckdb_to_the_commits_that_need_it(
+        tmp_path: Path) -> None:
+    code = COUNT_COLLECTIONS + textwrap.dedent("""
+        from lakeroute import lane_handler
+        assert lane_handler.handler({"Records": []}, None) == {"batchItemFailures": []}
+        print(json.dumps([m for m in ("duckdb", "pyarrow", "pyiceberg.io.pyarrow") if m in sys.modules]))
+    """)
+    done = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, env=_stage_env(tmp_path),
+                          capture_output=True, text=True, timeout=patience(60))
+    assert done.returncode == 0, done.stderr
+    assert json.loads(done.stdout.splitlines()[-1]) == ["pyarrow", "pyiceberg.io.pyarrow"]
+
+
+@pytest.mark.parametrize("catalog", ["glue", "s3tables"])
+def test_the_aws_runtime_builds_its_clients_and_its_catalogs_from_one_botocore_session(
+        tmp_path: Path, catalog: str) -> None:
+    """A second session loads botocore's data again (~0.1 s of a cold start)."""
+    env = _stage_env(tmp_path, catalog)
     code = COUNT_COLLECTIONS + textwrap.dedent("""
         import botocore.session
         made = []

@@ -23,6 +23,8 @@ from contextlib import contextmanager
 
 # What every ingest imports by its first object: the reader, Arrow, PyIceberg's writer.
 STACK = ("duckdb", "pyarrow", "pyiceberg.io.pyarrow")
+# What a commit of staged files imports (the commit lane): PyIceberg's writer and file IO.
+COMMIT_STACK = ("pyarrow", "pyiceberg.io.pyarrow")
 
 
 @contextmanager
