@@ -173,24 +173,37 @@ def test_the_commit_lanes_runtime_imports_pyiceberg_and_leaves_duckdb_to_the_com
 
 
 @pytest.mark.parametrize("catalog", ["glue", "s3tables"])
-def test_the_aws_runtime_builds_its_clients_and_its_catalogs_from_one_botocore_session(
+def test_the_aws_runtime_and_its_catalog_read_botocores_data_through_one_loader(
         tmp_path: Path, catalog: str) -> None:
-    """A second session loads botocore's data again (~0.1 s of a cold start)."""
+    """A session of its own parses botocore's endpoint and service data again (~0.1 s of a cold
+    start); each boto3 session keeps a botocore session of its own (an S3 client made after the
+    catalog, from the runtime's session, still works)."""
     env = _stage_env(tmp_path, catalog)
     code = COUNT_COLLECTIONS + textwrap.dedent("""
-        import botocore.session
+        import botocore.loaders
         made = []
-        plain = botocore.session.Session.__init__
+        plain = botocore.loaders.Loader.__init__
         def counted(self, *args, **kwargs):
             made.append(1)
             plain(self, *args, **kwargs)
-        botocore.session.Session.__init__ = counted
+        botocore.loaders.Loader.__init__ = counted
+        import boto3
+        from lakeroute.aws.catalog import make_catalog
+        from lakeroute.aws.clients import aws_client, botocore_session
+        from lakeroute.aws.config import AwsConfig
         from lakeroute.handler import get_runtime
         runtime = get_runtime()
-        print(json.dumps({"sessions": len(made), "catalog": type(runtime.pipeline.catalog).__name__}))
+        core = botocore_session()
+        session = boto3.session.Session(botocore_session=core)
+        catalog = make_catalog(AwsConfig.from_env(), core)
+        s3 = aws_client("s3", session)
+        print(json.dumps({"loaders": len(made), "catalog": type(runtime.pipeline.catalog).__name__,
+                          "s3_after_catalog": hasattr(s3, "upload_file")}))
     """)
     done = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, env=env, capture_output=True, text=True,
                           timeout=patience(60))
     assert done.returncode == 0, done.stderr
     out = json.loads(done.stdout.splitlines()[-1])
-    assert out == {"sessions": 1, "catalog": {"glue": "_GlueCatalog", "s3tables": "S3TablesCatalog"}[catalog]}
+    # one loader for the runtime (and its catalog), one for the job's session made after it
+    assert out == {"loaders": 2, "catalog": {"glue": "_GlueCatalog", "s3tables": "S3TablesCatalog"}[catalog],
+                   "s3_after_catalog": True}

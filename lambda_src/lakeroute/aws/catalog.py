@@ -8,7 +8,7 @@ import os
 from typing import TYPE_CHECKING, Any
 
 from ..core.errors import ConfigError
-from .clients import aws_client, endpoint_for, region_name
+from .clients import aws_client, botocore_session, endpoint_for, region_name
 from .config import AwsConfig
 
 if TYPE_CHECKING:
@@ -37,8 +37,8 @@ def catalog_properties(warehouse: str) -> dict[str, str]:
 
 
 def glue_catalog(warehouse: str, name: str = "lakeroute", core: Any = None) -> Catalog:
-    """``core``: a botocore session to build the Glue client from (the runtime's own): a new
-    session loads botocore's endpoint and service data again (~0.1 s of a cold start)."""
+    """``core``: the runtime's botocore session, whose loaded data the Glue client's session
+    reads too (``clients.botocore_session``)."""
     from pyiceberg.catalog import BOTOCORE_SESSION
     from pyiceberg.catalog.glue import GlueCatalog
     from pyiceberg.exceptions import CommitFailedException
@@ -65,7 +65,7 @@ def glue_catalog(warehouse: str, name: str = "lakeroute", core: Any = None) -> C
 
     props: dict[str, Any] = dict(catalog_properties(warehouse))
     if core is not None:
-        props[BOTOCORE_SESSION] = core
+        props[BOTOCORE_SESSION] = botocore_session(like=core)
     return _GlueCatalog(name, **props)
 
 
@@ -76,13 +76,15 @@ def s3tables_catalog(table_bucket_arn: str, name: str = "lakeroute", core: Any =
 
     from .s3tables import S3TablesCatalog
 
-    client = None if core is None else aws_client("s3tables", boto3.session.Session(botocore_session=core))
+    client = None if core is None else aws_client(
+        "s3tables", boto3.session.Session(botocore_session=botocore_session(like=core)))
     return S3TablesCatalog(name, client=client, **catalog_properties(table_bucket_arn))
 
 
 def catalog_for(kind: str, warehouse: str, table_bucket: str | None = None, core: Any = None) -> Catalog:
     """``glue`` over ``warehouse``, ``s3tables`` over ``table_bucket`` (its ARN), or another
-    PyIceberg catalog type. ``core``: the botocore session their clients share (``glue_catalog``)."""
+    PyIceberg catalog type. ``core``: the caller's botocore session, whose loaded data their
+    clients' sessions read too (``clients.botocore_session``)."""
     if kind == "glue":
         return glue_catalog(warehouse, core=core)
     if kind == "s3tables":

@@ -13,7 +13,7 @@ from ..core.read.crash import ISOLATE_RECEIVES, CrashGuard
 from ..core.read.engine import Engine
 from ..core.routes import RouteTable
 from .catalog import make_catalog
-from .clients import aws_client
+from .clients import aws_client, botocore_session
 from .config import AwsConfig
 from .duckdb_s3 import duckdb_s3_setup
 from .journal import DynamoJournal
@@ -42,12 +42,11 @@ class AwsRuntime:
     @classmethod
     def from_env(cls) -> AwsRuntime:
         import boto3
-        import botocore.session
 
         from ..core.pipeline import Pipeline
 
         config = AwsConfig.from_env()
-        core = botocore.session.get_session()  # one for every client, the catalog's too (make_catalog)
+        core = botocore_session()  # its loaded data shared with the catalog's session (make_catalog)
         session = boto3.session.Session(botocore_session=core)
         s3 = aws_client("s3", session)
         ddb = aws_client("dynamodb", session)
