@@ -20,7 +20,8 @@ invocations (S3, EventBridge, SNS) raise instead, so Lambda's async retries appl
 batch cannot start at all (bad environment, routing table unreachable with nothing cached),
 the invocation fails and SQS redelivers the whole batch.
 
-Everything heavy (boto3, DuckDB, PyIceberg) is imported on the first object, not at import.
+Everything heavy (boto3, DuckDB, PyIceberg) is imported when the runtime is built (the first
+batch), not at import. Both imports run with the garbage collector paused (``core.startup``).
 """
 
 from __future__ import annotations
@@ -29,10 +30,13 @@ import os
 import time
 from typing import TYPE_CHECKING, Any
 
-from aws_lambda_powertools import Logger, Metrics
-from aws_lambda_powertools.metrics import MetricUnit
+from .core.startup import STACK, first_use, gc_paused
 
-from .aws.events import parse_event
+with gc_paused():  # the route model, powertools: a cold start's first imports
+    from aws_lambda_powertools import Logger, Metrics
+    from aws_lambda_powertools.metrics import MetricUnit
+
+    from .aws.events import parse_event
 
 if TYPE_CHECKING:
     from .aws.runtime import AwsRuntime
@@ -81,13 +85,15 @@ def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
     return {"batchItemFailures": [{"itemIdentifier": item} for item in failed]}
 
 
-def get_runtime() -> AwsRuntime:
-    """The warm container's adapters and pipeline, built (and the environment checked) once."""
+def get_runtime(stack: tuple[str, ...] = STACK) -> AwsRuntime:
+    """The warm container's adapters and pipeline, built (and the environment checked) once;
+    the first time with ``stack`` imported alongside (``core.startup``)."""
     global _runtime
     if _runtime is None:
-        from .aws.runtime import AwsRuntime
+        with first_use(stack):  # boto3, the catalog, DuckDB, pyarrow, PyIceberg: imported together
+            from .aws.runtime import AwsRuntime
 
-        _runtime = AwsRuntime.from_env()
+            _runtime = AwsRuntime.from_env()
     return _runtime
 
 

@@ -28,6 +28,7 @@ from typing import TYPE_CHECKING, Any
 from aws_lambda_powertools import Logger, Metrics
 from aws_lambda_powertools.metrics import EphemeralMetrics, MetricUnit
 
+from .core.startup import COMMIT_STACK
 from .handler import deadline as lambda_deadline
 
 if TYPE_CHECKING:
@@ -58,7 +59,7 @@ def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
             maintain.setdefault(body["maintain"], []).append(mid)
         else:
             logger.error("malformed commit-lane message", extra={"item": mid})  # nothing to retry
-    runtime = ingest_handler.get_runtime()
+    runtime = ingest_handler.get_runtime(COMMIT_STACK)  # it reads no object: no DuckDB unless a commit needs it
     deadline = lambda_deadline(context, MARGIN_SECONDS)
     for table, ids in commits.items():
         try:

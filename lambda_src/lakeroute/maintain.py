@@ -73,7 +73,7 @@ def build_job(env: dict[str, str] | None = None) -> MaintenanceJob:
     import boto3
 
     from .aws.catalog import make_catalog
-    from .aws.clients import aws_client
+    from .aws.clients import aws_client, botocore_session
     from .aws.config import AwsConfig
     from .aws.ledger import DynamoLedger
     from .aws.s3_listing import s3_lister
@@ -81,10 +81,11 @@ def build_job(env: dict[str, str] | None = None) -> MaintenanceJob:
     from .core.maintain.maintenance import settings_by_table
 
     config = AwsConfig.from_env(dict(os.environ) if env is None else env)
-    session = boto3.session.Session()
+    core = botocore_session()  # its loaded data shared with the catalog's session (make_catalog)
+    session = boto3.session.Session(botocore_session=core)
     ddb = aws_client("dynamodb", session)
     return MaintenanceJob(
-        catalog=make_catalog(config),
+        catalog=make_catalog(config, core),
         ledger=DynamoLedger(config.ledger_table, ddb=ddb, ttl_days=config.ledger_ttl_days),
         lister=s3_lister(aws_client("s3", session)),
         settings=settings_by_table(scan_routes(ddb, config.routes_table)))

@@ -69,7 +69,7 @@ def build_sweep(env: dict[str, str] | None = None) -> Sweep:
     import boto3
 
     from .aws.catalog import make_catalog
-    from .aws.clients import aws_client
+    from .aws.clients import aws_client, botocore_session
     from .aws.config import AwsConfig
     from .aws.ledger import DynamoLedger
     from .aws.sweep import Sweep, SweepSettings
@@ -94,14 +94,15 @@ def build_sweep(env: dict[str, str] | None = None) -> Sweep:
     settings = SweepSettings(overlap=seconds("LAKEROUTE_SWEEP_OVERLAP_SECONDS", 900),
                              settle=seconds("LAKEROUTE_SWEEP_SETTLE_SECONDS", 120),
                              lookback=seconds("LAKEROUTE_SWEEP_LOOKBACK_SECONDS", 86400))
-    session = boto3.session.Session()
+    core = botocore_session()  # its loaded data shared with the catalog's session (make_catalog)
+    session = boto3.session.Session(botocore_session=core)
     ddb = aws_client("dynamodb", session)
     from .aws.s3_quarantine import S3Quarantine
 
     s3 = aws_client("s3", session)
     owned = [b.strip() for b in environ.get("LAKEROUTE_OWNED_BUCKETS", "").split(",") if b.strip()]
     return Sweep(s3=s3, ddb=ddb, sqs=aws_client("sqs", session),
-                 catalog=make_catalog(config), ledger=DynamoLedger(config.ledger_table, ddb=ddb),
+                 catalog=make_catalog(config, core), ledger=DynamoLedger(config.ledger_table, ddb=ddb),
                  routes_table=config.routes_table, ledger_table=config.ledger_table,
                  queue_url=queue_url, settings=settings, owned_buckets=owned,
                  quarantine=S3Quarantine(config.quarantine, s3) if owned else None)

@@ -178,10 +178,15 @@ def _task_object(task: dict[str, Any]) -> str:
 def test_large_object_is_handed_to_a_fargate_task_which_ingests_it(lake: Lake, monkeypatch: pytest.MonkeyPatch) -> None:
     tier = _tier(monkeypatch, threshold=500_000)
     lake.s3.put_object(Bucket=LANDING, Key="orders/small.parquet", Body=parquet(0, 10))
+    response = lambda_handler.handler(lake.receive(), LambdaContext("req-small", 120_000))
+    runtime_tier = lambda_handler.get_runtime().tier
+    assert response == {"batchItemFailures": []} and runtime_tier is not None
+    assert runtime_tier._ecs is None, "a batch that hands nothing off makes no ECS client (cold start)"
     big = parquet(1_000, 600, 2_000)  # ~1.2 MB: above this stage's threshold
     lake.s3.put_object(Bucket=LANDING, Key="orders/huge.parquet", Body=big)
     response = lambda_handler.handler(lake.receive(), LambdaContext("req-tier", 120_000))
     assert response == {"batchItemFailures": []}, "a handed-off object's message is done"
+    assert runtime_tier._ecs is not None
     assert {r["_source_key"] for r in lake.rows("edge.orders")} == {"orders/small.parquet"}
     ecs = boto3.client("ecs")
     arns = ecs.list_tasks(cluster=tier["LAKEROUTE_TASK_CLUSTER"])["taskArns"]

@@ -17,7 +17,7 @@ CORE = PACKAGE / "core"
 # Lowest first; a package may import its own modules (not another package of the same layer;
 # the bottom modules may import each other) and any lower layer.
 LAYERS: list[set[str]] = [
-    {"errors", "objects", "sql_text"},
+    {"errors", "objects", "sql_text", "startup"},
     {"routes", "ledger"},
     {"read"},
     {"shape"},

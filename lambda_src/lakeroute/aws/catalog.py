@@ -8,7 +8,7 @@ import os
 from typing import TYPE_CHECKING, Any
 
 from ..core.errors import ConfigError
-from .clients import endpoint_for, region_name
+from .clients import aws_client, botocore_session, endpoint_for, region_name
 from .config import AwsConfig
 
 if TYPE_CHECKING:
@@ -36,7 +36,10 @@ def catalog_properties(warehouse: str) -> dict[str, str]:
     return props
 
 
-def glue_catalog(warehouse: str, name: str = "lakeroute") -> Catalog:
+def glue_catalog(warehouse: str, name: str = "lakeroute", core: Any = None) -> Catalog:
+    """``core``: the runtime's botocore session, whose loaded data the Glue client's session
+    reads too (``clients.botocore_session``)."""
+    from pyiceberg.catalog import BOTOCORE_SESSION
     from pyiceberg.catalog.glue import GlueCatalog
     from pyiceberg.exceptions import CommitFailedException
 
@@ -60,27 +63,35 @@ def glue_catalog(warehouse: str, name: str = "lakeroute") -> Catalog:
                         self._load_file_io(location=location).delete(location)
                 raise
 
-    return _GlueCatalog(name, **catalog_properties(warehouse))
+    props: dict[str, Any] = dict(catalog_properties(warehouse))
+    if core is not None:
+        props[BOTOCORE_SESSION] = botocore_session(like=core)
+    return _GlueCatalog(name, **props)
 
 
-def s3tables_catalog(table_bucket_arn: str, name: str = "lakeroute") -> Catalog:
+def s3tables_catalog(table_bucket_arn: str, name: str = "lakeroute", core: Any = None) -> Catalog:
     """The tables of one S3 table bucket (``aws.s3tables``); its storage read and written with
-    the same S3 properties as Glue's warehouse."""
+    the same S3 properties as Glue's warehouse. ``core``: as for ``glue_catalog``."""
+    import boto3
+
     from .s3tables import S3TablesCatalog
 
-    return S3TablesCatalog(name, **catalog_properties(table_bucket_arn))
+    client = None if core is None else aws_client(
+        "s3tables", boto3.session.Session(botocore_session=botocore_session(like=core)))
+    return S3TablesCatalog(name, client=client, **catalog_properties(table_bucket_arn))
 
 
-def catalog_for(kind: str, warehouse: str, table_bucket: str | None = None) -> Catalog:
+def catalog_for(kind: str, warehouse: str, table_bucket: str | None = None, core: Any = None) -> Catalog:
     """``glue`` over ``warehouse``, ``s3tables`` over ``table_bucket`` (its ARN), or another
-    PyIceberg catalog type."""
+    PyIceberg catalog type. ``core``: the caller's botocore session, whose loaded data their
+    clients' sessions read too (``clients.botocore_session``)."""
     if kind == "glue":
-        return glue_catalog(warehouse)
+        return glue_catalog(warehouse, core=core)
     if kind == "s3tables":
         if not table_bucket:
             raise ConfigError("catalog s3tables needs the table bucket's ARN (LAKEROUTE_TABLE_BUCKET_ARN, "
                               "or the stack output TableBucketArn)")
-        return s3tables_catalog(table_bucket)
+        return s3tables_catalog(table_bucket, core=core)
     from pyiceberg.catalog import load_catalog
 
     # Other catalogs (e.g. `rest` for S3 Tables' Iceberg REST endpoint) are configuration:
@@ -88,8 +99,8 @@ def catalog_for(kind: str, warehouse: str, table_bucket: str | None = None) -> C
     return load_catalog("lakeroute", **{"type": kind, "warehouse": warehouse})
 
 
-def make_catalog(config: AwsConfig) -> Catalog:
-    return catalog_for(config.catalog, config.warehouse, config.table_bucket)
+def make_catalog(config: AwsConfig, core: Any = None) -> Catalog:
+    return catalog_for(config.catalog, config.warehouse, config.table_bucket, core=core)
 
 
 def catalog_from_env(warehouse: str) -> Catalog:

@@ -90,9 +90,18 @@ def ref_from_json(text: str) -> tuple[ObjectRef, int]:
 
 
 class LargeObjectTier:
-    def __init__(self, config: TierConfig, ecs: Any = None) -> None:
+    def __init__(self, config: TierConfig, ecs: Any = None, session: Any = None) -> None:
         self.config = config
-        self.ecs = ecs if ecs is not None else aws_client("ecs")
+        self._ecs = ecs
+        self._session = session
+
+    @property
+    def ecs(self) -> Any:
+        """The ECS client, made by the first hand-off: most batches hand nothing off, and a
+        client is ~20 ms of a cold start (its service model loaded)."""
+        if self._ecs is None:
+            self._ecs = aws_client("ecs", self._session)
+        return self._ecs
 
     def takes(self, ref: ObjectRef, seconds_left: float | None, estimate: float | None) -> bool:
         if ref.size is None:

@@ -13,7 +13,7 @@ from ..core.read.crash import ISOLATE_RECEIVES, CrashGuard
 from ..core.read.engine import Engine
 from ..core.routes import RouteTable
 from .catalog import make_catalog
-from .clients import aws_client
+from .clients import aws_client, botocore_session
 from .config import AwsConfig
 from .duckdb_s3 import duckdb_s3_setup
 from .journal import DynamoJournal
@@ -46,7 +46,8 @@ class AwsRuntime:
         from ..core.pipeline import Pipeline
 
         config = AwsConfig.from_env()
-        session = boto3.session.Session()
+        core = botocore_session()  # its loaded data shared with the catalog's session (make_catalog)
+        session = boto3.session.Session(botocore_session=core)
         s3 = aws_client("s3", session)
         ddb = aws_client("dynamodb", session)
         store = DynamoRouteStore(config.routes_table, ddb=ddb, reference_table=config.reference_table,
@@ -56,7 +57,7 @@ class AwsRuntime:
         pipeline = Pipeline(
             routes=RouteTable({}),
             source=S3ObjectSource(s3, reader=config.reader, tmp_dir=config.tmp_dir),
-            catalog=make_catalog(config),
+            catalog=make_catalog(config, core),
             ledger=DynamoLedger(config.ledger_table, ddb=ddb, ttl_days=config.ledger_ttl_days),
             journal=DynamoJournal(config.ledger_table, ddb=ddb, ttl_days=config.ledger_ttl_days),
             quarantine=S3Quarantine(config.quarantine, s3),
@@ -67,7 +68,7 @@ class AwsRuntime:
                           crash_guard=CrashGuard(os.path.join(config.tmp_dir, "lakeroute-crash"))),
         )
         tier_config = TierConfig.from_env()
-        tier = LargeObjectTier(tier_config, aws_client("ecs", session)) if tier_config else None
+        tier = LargeObjectTier(tier_config, session=session) if tier_config else None
         runtime = cls(config, store, pipeline, tier=tier)
         if config.lane is not None:
             from ..core.lane.handoff import LaneHandOff

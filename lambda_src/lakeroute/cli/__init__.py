@@ -12,9 +12,12 @@ import os
 import sys
 
 from ..core.errors import ConfigError, one_line
-from . import backfill, ingest, maintain, quarantine, recovery, setup, warehouse  # noqa: F401  (registers the commands, in help order)
-from .app import app
-from .connect import connect  # noqa: F401  (registers `connect`, after the commands above in help)
+from ..core.startup import gc_paused
+
+with gc_paused():  # typer and every command module: the command's cold start (core.startup)
+    from . import backfill, ingest, maintain, quarantine, recovery, setup, warehouse  # noqa: F401  (registers the commands, in help order)
+    from .app import app
+    from .connect import connect  # noqa: F401  (registers `connect`, after the commands above in help)
 
 __all__ = ["app", "main"]
 

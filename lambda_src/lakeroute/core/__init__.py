@@ -14,10 +14,11 @@ One package per step of an object's journey, in the order an object passes throu
 - ``lane``     the commit lane on top: stagers hand off, one committer per table commits
 
 At the bottom, shared by all: ``errors`` (lakeroute's exceptions), ``objects`` (an object
-version and the ports that bring objects in and put bad ones aside), ``sql_text`` (quoting).
+version and the ports that bring objects in and put bad ones aside), ``sql_text`` (quoting),
+``startup`` (a cold start's imports, once, with the garbage collector paused).
 
 Imports point down this list only: lane > pipeline > maintain > write > shape > read > routes,
-ledger > errors, objects, sql_text (``routes`` and ``ledger`` do not import each other).
+ledger > errors, objects, sql_text, startup (``routes`` and ``ledger`` do not import each other).
 The ledger sits low because the journey asks it first (already ingested?) and the commit
 records into it last. ``tests/unit/test_layout.py`` checks the order, the absence of import
 cycles and of imports of another module's private names.

@@ -14,6 +14,7 @@ from ..core.pipeline import Pipeline
 from ..core.read.crash import CrashGuard
 from ..core.read.engine import DEFAULT_TIMEOUT_SECONDS, Engine
 from ..core.routes import RouteTable, load_routes
+from ..core.startup import first_use
 from .journal import SqliteJournal
 from .ledger import SqliteLedger
 from .objects import LocalObjectSource, LocalQuarantine
@@ -111,8 +112,10 @@ def duckdb_memory_limit(env: Mapping[str, str] | None = None) -> str:
 
 
 def local_pipeline(paths: LocalPaths) -> Pipeline:
-    routes = RouteTable.of(load_routes(paths.routes))
-    catalog = local_catalog(paths.home, paths.catalog)
+    # A process's first pipeline imports the whole stack here, with the collector paused.
+    with first_use():
+        routes = RouteTable.of(load_routes(paths.routes))
+        catalog = local_catalog(paths.home, paths.catalog)
     spill = paths.home / "tmp" / "duckdb"
     spill.mkdir(parents=True, exist_ok=True)
     timeout = os.environ.get("LAKEROUTE_OBJECT_TIMEOUT_SECONDS", "").strip()

@@ -40,7 +40,6 @@ from ..ledger.archive import consolidate, write_for_expiry
 from ..ledger.rule import Ledger, reconcile
 from ..shape.features import WRITABLE_FORMAT_VERSIONS, unsupported
 from ..write.staging import delete_files
-from .compaction import MAX_REWRITE_BYTES, CompactionResult, compact
 from .expiry import ExpiryPlan, commit_expiry, due, plan_expiry
 from .references import Lister, ManifestReader, canonical, metadata_files, reach, referenced
 
@@ -50,6 +49,7 @@ if TYPE_CHECKING:
     from pyiceberg.table.metadata import TableMetadata
 
     from ..routes import Maintenance, Route
+    from .compaction import CompactionResult
 
 log = logging.getLogger("lakeroute.maintenance")
 MB = 1024 * 1024
@@ -95,6 +95,8 @@ class MaintenanceReport:
             else:
                 out.append(f"  compaction: nothing to do ({p.files} data files in {p.partitions} partitions)")
             if p.deferred:
+                from .compaction import MAX_REWRITE_BYTES
+
                 out.append(f"  compaction: {p.deferred} more bins left for the next run (at most "
                            f"{_mb(MAX_REWRITE_BYTES)} rewritten per run)")
             if p.rewrite_manifests:
@@ -133,6 +135,10 @@ def maintain_table(catalog: Catalog, name: str, settings: Maintenance, ledger: L
         return report
     reconcile(table, name, ledger)
     if not managed:
+        # Compaction (and its clustering, manifest rewrites) on demand: an ingest imports this
+        # module for expire_if_due only.
+        from .compaction import compact
+
         report.compaction = compact(catalog, name, settings.target_file_mb * MB, apply=apply,
                                     attempts=attempts, base_delay=base_delay)
         report.retries += report.compaction.retries

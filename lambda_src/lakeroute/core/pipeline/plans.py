@@ -8,6 +8,7 @@ object's fault (quarantine) or the infrastructure's (retry).
 
 from __future__ import annotations
 
+import contextlib
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Protocol
 
@@ -107,10 +108,15 @@ class TablePlan:
 
 def open_plan(catalog: Catalog, ledger: Ledger, route: Route) -> TablePlan:
     """The plan of ``route``'s table: loaded and reconciled with the ledger when it exists."""
+    from pyiceberg.exceptions import NoSuchTableError
+
     target = route.target
     plan = TablePlan(target)
-    if catalog.table_exists(target.table):
+    # One read of the table, not two: a metastore catalog's table_exists loads it too (in AWS
+    # a Glue GetTable and an S3 GET of the metadata, per table per batch).
+    with contextlib.suppress(NoSuchTableError):
         plan.table = catalog.load_table(target.table)
+    if plan.table is not None:
         plan.metadata = plan.table.metadata
         plan.state = reconcile(plan.table, target.table, ledger)
         # Never write into a column whose table type (or name) differs from the declared one, nor

@@ -6,7 +6,6 @@ from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
-import yaml
 from pydantic import ValidationError
 
 from ..errors import ConfigError
@@ -37,6 +36,8 @@ def parse_route(data: Any, origin: str) -> Route:
 
 
 def load_route_file(path: Path) -> Route:
+    import yaml  # route files only: the Lambda reads its routes from the routing table
+
     try:
         data = yaml.safe_load(path.read_text(encoding="utf-8"))
     except yaml.YAMLError as e:

@@ -9,7 +9,6 @@ from functools import cache
 
 from ..errors import NoRouteError, ObjectError
 from .model import Route
-from .nearest import closest
 
 
 def could_tie(a: Route, b: Route) -> bool:
@@ -132,6 +131,8 @@ class RouteTable:
         matching = [r for r in candidates
                     if all(meta is not None and meta.get(k) == v for k, v in r.source.metadata.items())]
         if not matching:
+            from .nearest import closest  # difflib and the near-miss rules: for an unrouted object only
+
             raise NoRouteError(bucket, key, closest(self.routes, bucket, key, meta))
         best = matching[0]
         ties = [r.name for r in matching[1:] if r.specificity() == best.specificity()]

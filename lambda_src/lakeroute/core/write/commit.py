@@ -37,7 +37,6 @@ from .modes import Changes, plan_overwrite, plan_replace, qualified_name, write_
 from .snapshot_files import object_files
 from .snapshot_files import overwrite as overwrite_files
 from .staging import Staged, align, delete_files, discard
-from .upsert import plan_upsert
 
 if TYPE_CHECKING:
     from pyiceberg.catalog import Catalog
@@ -227,6 +226,8 @@ def plan_changes(txn: Transaction, todo: list[Staged], target: Target | None, ch
     # The table may have changed under us (another engine upgraded it): a configuration error.
     refuse_unsupported(qualified_name(txn), txn.table_metadata, io, mode)
     if mode == "upsert":
+        from .upsert import plan_upsert  # with merge-on-read: imported by upsert tables only
+
         assert target is not None
         plan_upsert(txn, io, todo, target, changes)
     elif mode == "replace":
