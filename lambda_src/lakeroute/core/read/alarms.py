@@ -26,17 +26,21 @@ class Alarms:
         self._ids = itertools.count()
         self._thread: threading.Thread | None = None
         self._pid = 0
+        self._wakes_at = float("inf")  # when the thread wakes up by itself (inf: only when told)
 
     def add(self, at: float, dog: Watchdog) -> None:
         with self._cv:
             if self._thread is None or self._pid != os.getpid():  # none yet, or forked
-                self._heap, self._pid = [], os.getpid()
+                self._heap, self._pid, self._wakes_at = [], os.getpid(), float("inf")
                 self._thread = threading.Thread(target=self._run, name="lakeroute-watchdog", daemon=True)
                 self._thread.start()
             while self._heap and self._heap[0][2].cancelled:  # done objects' alarms, not left to pile up
                 heapq.heappop(self._heap)
             heapq.heappush(self._heap, (at, next(self._ids), dog))
-            if self._heap[0][2] is dog:  # else the thread already wakes up earlier than this one is due
+            # Told only when due before the thread wakes up anyway: the next object's alarm is
+            # mostly later than the previous (cancelled) one the thread waits for, and waking
+            # the thread per object costs a switch and the GIL.
+            if self._heap[0][2] is dog and at < self._wakes_at:
                 self._cv.notify()
 
     def _run(self) -> None:
@@ -45,13 +49,16 @@ class Alarms:
                 while self._heap and self._heap[0][2].cancelled:
                     heapq.heappop(self._heap)
                 if not self._heap:
+                    self._wakes_at = float("inf")
                     self._cv.wait()
                     continue
                 at, _, dog = self._heap[0]
                 wait = at - time.monotonic()
                 if wait > 0:
+                    self._wakes_at = at
                     self._cv.wait(wait)
                     continue
+                self._wakes_at = float("inf")
                 heapq.heappop(self._heap)
             if not dog.cancelled:
                 dog._fire()

@@ -164,7 +164,7 @@ class CrashGuard:
     @staticmethod
     def _write(path: str, record: dict[str, Any]) -> None:
         with open(path + ".tmp", "w", encoding="utf-8") as f:
-            json.dump(record, f)
+            f.write(json.dumps(record))  # one write (json.dump writes piece by piece)
         os.replace(path + ".tmp", path)
 
     def _begin(self, name: str, obj: SourceObject, route: str, target: str) -> tuple[int, bool]:
