@@ -8,7 +8,6 @@ object's fault (quarantine) or the infrastructure's (retry).
 
 from __future__ import annotations
 
-import contextlib
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Protocol
 
@@ -108,14 +107,19 @@ class TablePlan:
 
 def open_plan(catalog: Catalog, ledger: Ledger, route: Route) -> TablePlan:
     """The plan of ``route``'s table: loaded and reconciled with the ledger when it exists."""
-    from pyiceberg.exceptions import NoSuchTableError
+    from pyiceberg.exceptions import NoSuchIcebergTableError, NoSuchTableError
 
     target = route.target
     plan = TablePlan(target)
     # One read of the table, not two: a metastore catalog's table_exists loads it too (in AWS
-    # a Glue GetTable and an S3 GET of the metadata, per table per batch).
-    with contextlib.suppress(NoSuchTableError):
+    # a Glue GetTable and an S3 GET of the metadata, per table per batch). A table of that
+    # name that is not Iceberg (a Hive table in Glue) is not "missing": its error goes up.
+    try:
         plan.table = catalog.load_table(target.table)
+    except NoSuchIcebergTableError:
+        raise
+    except NoSuchTableError:
+        pass
     if plan.table is not None:
         plan.metadata = plan.table.metadata
         plan.state = reconcile(plan.table, target.table, ledger)
