@@ -56,8 +56,9 @@ def reads_lineage(sql: str, options: Mapping[str, Any]) -> bool:
 
 
 def lineage_values(obj: SourceObject) -> dict[str, Any]:
-    return {"source_bucket": obj.bucket, "source_key": obj.key, "source_uri": obj.uri,
-            "source_etag": obj.version, "ingested_at": dt.datetime.now(dt.UTC)}
+    """``LINEAGE_VARIABLES`` with ``obj``'s values, in that order."""
+    return dict(zip(LINEAGE_VARIABLES, (obj.bucket, obj.key, obj.uri, obj.version, dt.datetime.now(dt.UTC)),
+                    strict=True))
 
 
 class ReusedDatabase:
@@ -149,8 +150,7 @@ class ReusedDatabase:
             self.withdraw()
             self.con.execute("DROP VIEW source")  # made by every read: missing, something else went on
             # The lineage variables stay until the next object sets or resets them, before its SQL runs.
-            tables, names = self.fingerprint()
-            if (tables, names) != (self.baseline[0], tuple(sorted(self.lineage))):
+            if self.fingerprint() != (self.baseline[0], tuple(sorted(self.lineage))):
                 return False
             return not any(files for _, _, files in os.walk(self.spill))
         except Exception:  # a connection that cannot say it is clean is not reused
