@@ -23,7 +23,13 @@ def run(ws: Workspace, *args: str) -> tuple[int, str, str]:
     p = ws.paths
     result = runner.invoke(app, ["--routes", str(p.routes), "--home", str(p.home),
                                  "--landing", str(p.landing), *args])
-    return result.exit_code, result.stdout, result.stderr
+    err = result.stderr
+    if result.exception is not None and not isinstance(result.exception, SystemExit):
+        # an uncaught exception is a bug the exit code alone hides: its traceback goes with stderr
+        import traceback
+
+        err += "".join(traceback.format_exception(result.exception))
+    return result.exit_code, result.stdout, err
 
 
 COMMANDS = ["validate", "ingest", "watch", "query", "tables", "history", "demo", "sync", "replay", "reset",

@@ -153,3 +153,60 @@ def test_a_damaged_catalog_is_one_line_naming_it_and_the_fix(ws: Workspace) -> N
         [line] = done.stderr.splitlines()
         assert line.startswith(f"error: catalog {p.home / 'catalog.db'}: file is not a database; ")
         assert "restore it from a backup" in line
+
+
+def test_a_table_another_process_just_created_is_not_an_error(tmp_path: Path,
+                                                               monkeypatch: pytest.MonkeyPatch) -> None:
+    """Processes opening a fresh home at once: SQLAlchemy checks, then creates each catalog
+    table, so another process can create one in between. Here that other process wins the race
+    for both tables, one at a time (real SQLite file, the create done without the check)."""
+    from lakeroute.local.runtime import local_catalog
+    from pyiceberg.catalog.sql import SqlCatalog, SqlCatalogBaseTable
+    from sqlalchemy import create_engine
+
+    raced: list[str] = []
+    failed: list[str] = []
+    original = SqlCatalog.create_tables
+
+    def create_after_another_process(self: SqlCatalog) -> None:
+        missing = [t for t in SqlCatalogBaseTable.metadata.sorted_tables if t.name not in raced]
+        if not missing:
+            return original(self)
+        other = create_engine(f"sqlite:///{tmp_path / 'catalog.db'}")
+        missing[-1].create(other)  # the other process: a table, between our check and our create
+        other.dispose()
+        raced.append(missing[-1].name)
+        try:
+            SqlCatalogBaseTable.metadata.create_all(self.engine, checkfirst=False)  # ours, checked before
+        except Exception as e:
+            failed.append(str(e).splitlines()[0])
+            raise
+
+    monkeypatch.setattr(SqlCatalog, "create_tables", create_after_another_process)
+    catalog = local_catalog(tmp_path)
+    print(failed)
+    assert len(failed) == len(raced) == 2 and all("already exists" in f for f in failed), "raced twice, lost twice"
+    catalog.create_namespace("ns")
+    assert catalog.list_namespaces() == [("ns",)]
+
+
+_OPEN_CATALOG = """
+import sys, time
+from pathlib import Path
+from lakeroute.local.runtime import local_catalog
+home, go = Path(sys.argv[1]), Path(sys.argv[2])
+while not go.exists():
+    time.sleep(0.001)
+print(local_catalog(home).list_namespaces())
+"""
+
+
+@pytest.mark.slow
+def test_eight_processes_opening_a_fresh_home_at_once_all_get_its_catalog(tmp_path: Path) -> None:
+    home, go = tmp_path / "home", tmp_path / "go"
+    procs = [subprocess.Popen([sys.executable, "-c", _OPEN_CATALOG, str(home), str(go)],
+                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for _ in range(8)]
+    go.touch()  # the imports are done by now or soon: they all open the catalog about together
+    done = [p.communicate(timeout=patience(120)) for p in procs]
+    print("\n" + "\n".join(err[-300:] for _, err in done if err))
+    assert [p.returncode for p in procs] == [0] * 8 and [out.strip() for out, _ in done] == ["[]"] * 8

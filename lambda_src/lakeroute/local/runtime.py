@@ -63,12 +63,20 @@ def local_catalog(home: Path, name: str | None = None) -> Catalog:
             warehouse=(home / "warehouse").resolve().as_uri(),
         )
 
-    try:
-        return make()
-    except Exception as e:  # two processes creating the catalog tables of a fresh home at once
-        if "already exists" not in str(e):
-            raise _catalog_error(home / "catalog.db", e) from e
-        return make()
+    # Processes opening a fresh home at once all create the catalog's tables: SQLAlchemy checks,
+    # then creates each of its two tables, so a slower process can find, once per table, one
+    # that another just made. Each such error means progress (a table now exists): try again.
+    attempt = 1
+    while True:
+        try:
+            return make()
+        except Exception as e:
+            if "already exists" not in str(e) or attempt == _CREATE_ATTEMPTS:
+                raise _catalog_error(home / "catalog.db", e) from e
+            attempt += 1
+
+
+_CREATE_ATTEMPTS = 5  # the catalog has two tables: at most two such errors per process
 
 
 def _catalog_error(path: Path, e: Exception) -> Exception:
