@@ -70,6 +70,7 @@ class Pipeline:
     # instead of being committed here; None: this pipeline commits its own batches.
     handoff: HandOff | None = None
     order_base: int = 0  # added to each object's staging order (parallel stagers: whose is later)
+    _just_staged: Staged | None = field(default=None, init=False, repr=False, compare=False)
 
     def ingest(self, refs: Iterable[ObjectRef],
                progress: Callable[[Outcome | None], None] | None = None) -> IngestReport:
@@ -90,14 +91,14 @@ class Pipeline:
                         "it is retried", stage="deadline")]
                 else:
                     began = time.monotonic()
-                    staged_before = sum(len(p.staged) for p in plans.values())
+                    self._just_staged = None
                     # one outcome per target (fan-out: several); none: staged
                     outcomes = self._stage_one(ref, plans, seen, ahead.take(index))
                     took = time.monotonic() - began
                     for outcome in outcomes:
                         outcome.seconds = took
-                    if sum(len(p.staged) for p in plans.values()) > staged_before:
-                        self._last_staged(plans).seconds = took
+                    if self._just_staged is not None:
+                        self._just_staged.seconds = took
                     if self.budget is not None:
                         self.budget.measured(ref.size, took)
                 report.outcomes.extend(outcomes)
@@ -133,10 +134,6 @@ class Pipeline:
         """Landed versions close their quarantine entries: their own (resolved, kept as
         history) and their key's older versions' (superseded)."""
         close_entries(self.quarantine, report.outcomes, self.journal)
-
-    @staticmethod
-    def _last_staged(plans: dict[str, TablePlan]) -> Staged:
-        return max((s for plan in plans.values() for _, s in plan.staged), key=lambda s: s.order)
 
     # ------------------------------------------------------------ one object
 
@@ -247,6 +244,7 @@ class Pipeline:
         staged.order = self.order_base + next(_ORDER)
         plan.staged.append((ref, staged))
         plan.tail_bytes += staged.tail_bytes
+        self._just_staged = staged  # the object's time goes to its last staged target
         return None
 
     def _put_rejects(self, ref: ObjectRef, obj: SourceObject, route: Route, staged: Staged,

@@ -170,9 +170,13 @@ class CrashGuard:
     def _begin(self, name: str, obj: SourceObject, route: str, target: str) -> tuple[int, bool]:
         """Count (and clear) the markers of dead processes for this object, and whether a
         child crashed on it; write our marker."""
-        os.makedirs(self.folder, exist_ok=True)
         deaths, crashed = 0, False
-        for entry in os.listdir(self.folder):
+        try:
+            entries = os.listdir(self.folder)
+        except FileNotFoundError:  # the first object (or the folder was removed meanwhile)
+            os.makedirs(self.folder, exist_ok=True)
+            entries = []
+        for entry in entries:
             if not entry.startswith(name + ".") or not entry.endswith(".json"):
                 continue
             path = os.path.join(self.folder, entry)

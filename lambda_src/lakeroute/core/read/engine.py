@@ -43,6 +43,7 @@ from .messages import duckdb_text, empty_file_message
 from .nanos import check_nanoseconds
 from .rejects import RowRejects, collect_csv, csv_options, json_rows, remove
 from .reuse import ReusedDatabase, reads_lineage, set_variables
+from .source_view import VIEW_ALTERED, make_view
 from .streams import compression_of, start_check
 from .watchdog import Watchdog
 
@@ -270,22 +271,30 @@ class Engine:
                 if fmt == "parquet":  # sub-microsecond values DuckDB would drop
                     check_nanoseconds(con, route, read.path)
                 try:
-                    con.execute("CREATE TEMP VIEW source AS " + hinted_view(con, fmt, options, read.path,
-                                                                           route.source.columns))
+                    view = hinted_view(con, fmt, options, read.path, route.source.columns)
+                    make_view(con, db, view)
                 except duckdb.Error as e:  # rows mode: a line too long for the sniffer (core.read.rejects)
                     again = long_line_options(con, e, read.path, options, route.source.columns) if (
                         rows and fmt == "csv") else None
                     if again is None:
                         raise
-                    con.execute("CREATE TEMP VIEW source AS " + hinted_view(con, fmt, again, read.path,
-                                                                           route.source.columns))
-                rel = con.sql(route.sql)
-                check_result_names(route, rel.columns)
-                check_result_types(route, rel.columns, [str(x) for x in rel.types])
-                reader = rel.fetch_record_batch(self.batch_rows)
+                    view = hinted_view(con, fmt, again, read.path, route.source.columns)
+                    make_view(con, db, view)
+                try:  # on the connection, not as a relation (which binds it again to fetch it)
+                    con.execute(route.sql)
+                except duckdb.BinderException as e:  # a kept view, made for other columns (make_view)
+                    if db is None or VIEW_ALTERED not in str(e):
+                        raise
+                    make_view(con, db, view, again=True)
+                    con.execute(route.sql)
+                names = [d[0] for d in con.description or []]
+                types = [d[1] for d in con.description or []]
+                check_result_names(route, names)
+                check_result_types(route, names, [str(x) for x in types])
+                reader = con.fetch_record_batch(self.batch_rows)
                 # DuckDB's JSON values arrive as JSON text: where they are goes in the schema's
                 # metadata, so that the cast lands their text and rescue keeps their JSON.
-                json_columns = json_shapes(rel.columns, rel.types)
+                json_columns = json_shapes(names, types)
             except duckdb.Error as e:
                 raise watchdog.error(route, e) from e
             yield _guarded(reader, route, watchdog, check, after, json_columns)

@@ -2,9 +2,14 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ..sql_text import quote_ident, sql_literal
+
+if TYPE_CHECKING:
+    import duckdb
+
+    from .reuse import ReusedDatabase
 
 READERS = {"parquet": "read_parquet", "csv": "read_csv", "json": "read_json"}
 
@@ -21,3 +26,18 @@ def reader_sql(fmt: str, options: dict[str, Any], path: str) -> str:
         name = column if isinstance(column, str) else "filename"
         query = f"SELECT * REPLACE (getvariable('source_uri') AS {quote_ident(name)}) FROM ({query})"  # noqa: S608
     return query
+
+
+VIEW_ALTERED = "Contents of view were altered"
+
+
+def make_view(con: duckdb.DuckDBPyConnection, db: ReusedDatabase | None, view: str, again: bool = False) -> None:
+    """The ``source`` view over ``view`` (a reader query). A reused database keeps the view of
+    its previous object when the query is the same (the same path and options: ``admit``),
+    saving its creation per object (~0.3 ms); DuckDB checks, each time it is read, that the
+    file still has the columns the view was made with, else it is made again."""
+    if db is not None and db.view == view and not again:
+        return
+    con.execute("CREATE OR REPLACE TEMP VIEW source AS " + view)
+    if db is not None:
+        db.view = view
