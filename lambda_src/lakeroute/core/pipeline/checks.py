@@ -16,8 +16,9 @@ from typing import TYPE_CHECKING
 
 from ..errors import ObjectError, shortened
 from ..objects import SourceObject
-from ..read.engine import DEFAULT_TIMEOUT_SECONDS, Engine, check_result_names, check_single_select
+from ..read.engine import DEFAULT_TIMEOUT_SECONDS, Engine
 from ..read.hints import hinted_view
+from ..read.result_checks import check_result_names, check_single_select
 from ..read.source_view import reader_sql
 from ..read.watchdog import Watchdog
 from ..routes import OBJECT_COLUMN, Route, partition_column

@@ -19,7 +19,6 @@ from __future__ import annotations
 import contextlib
 import json
 import os
-import re
 import shutil
 import tempfile
 import threading
@@ -39,9 +38,10 @@ from .depth import refuse_deep_json
 from .hints import hinted_view
 from .json_columns import JSON_COLUMNS_KEY, json_shapes
 from .long_lines import long_line_options
-from .messages import duckdb_text, empty_file_message
+from .messages import empty_file_message
 from .nanos import check_nanoseconds
 from .rejects import RowRejects, collect_csv, csv_options, json_rows, remove
+from .result_checks import check_result_names, check_result_types, check_single_select
 from .reuse import ReusedDatabase, reads_lineage, set_variables
 from .source_view import VIEW_ALTERED, make_view
 from .streams import compression_of, start_check
@@ -320,49 +320,6 @@ def is_empty(obj: SourceObject) -> bool:
         return os.path.getsize(obj.path) == 0
     except OSError:
         return False
-
-
-def check_result_names(route: Route, columns: list[str]) -> None:
-    """Two result columns with one name (in any case) cannot both be table columns."""
-    seen: dict[str, str] = {}
-    for name in columns:
-        other = seen.get(name.lower())
-        seen.setdefault(name.lower(), name)
-        if other is not None:
-            same = "twice" if other == name else f"as {other!r} and {name!r}"
-            raise ObjectError("sql", f"route {route.name}: the result has column {name!r} {same}; "
-                              "alias one of them in the SQL (Iceberg, Glue and Athena need "
-                              "distinct names)", route.name)
-
-
-_LOSSY_DUCK_TYPES = {"TIME WITH TIME ZONE": "its offset would be dropped (Iceberg has no time with zone)",
-                     "BIT": "DuckDB would hand over its internal encoding"}
-
-
-def check_result_types(route: Route, columns: list[str], types: list[str]) -> None:
-    """DuckDB types whose Arrow form silently loses or changes values (TIMETZ, BIT)."""
-    for name, text in zip(columns, types, strict=True):
-        for duck, why in _LOSSY_DUCK_TYPES.items():
-            if re.search(rf"(?<![A-Z_]){re.escape(duck)}(?![A-Z_])", text.upper()):
-                raise ObjectError("schema", f"route {route.name}: column {name}: {duck}: {why}; cast it in the "
-                                  "SQL (e.g. to VARCHAR, or TIMETZ to TIME after AT TIME ZONE)", route.name)
-
-
-def check_single_select(con: duckdb.DuckDBPyConnection, route: Route) -> None:
-    import duckdb
-
-    try:
-        statements = con.extract_statements(route.sql)
-    except duckdb.Error as e:
-        raise ObjectError("sql", f"route {route.name}: {duckdb_text(e)}", route.name) from e
-    select = duckdb.StatementType.SELECT  # type: ignore[attr-defined]
-    if len(statements) != 1 or statements[0].type != select:
-        kinds = ", ".join(s.type.name for s in statements) or "nothing"
-        raise ObjectError(
-            "sql",
-            f"route {route.name}: sql must be exactly one SELECT over `source` (found {kinds})",
-            route.name,
-        )
 
 
 def _guarded(reader: pa.RecordBatchReader, route: Route, watchdog: Watchdog,

@@ -212,7 +212,7 @@ def check_writable(tbl: pa.Table, schema: Schema, route: str) -> None:
         if not isinstance(f.field_type, PrimitiveType) or f.name not in tbl.column_names:
             continue
         col = tbl.column(f.name)
-        if col.null_count == len(col) or _always_writable(f.field_type, col.type):
+        if col.null_count == len(col) or _always_writable(f.field_type, col.type) or _in_calendar(col):
             continue
         try:
             bounds = pc.min_max(col)
@@ -225,6 +225,31 @@ def check_writable(tbl: pa.Table, schema: Schema, route: str) -> None:
                               f"{f.field_type}: {one_line(e, 200)}", route) from e
         except NotImplementedError:  # min/max not defined for this Arrow type: the writer tells
             continue
+
+
+# Microseconds and days from the epoch to 0001-01-01 and to 9999-12-31T23:59:59.999999: the
+# range of Python's datetime and date, through which PyIceberg serializes a bound.
+_MICROS = (-62_135_596_800_000_000, 253_402_300_799_999_999)
+_DAYS = (-719_162, 2_932_896)
+
+
+def _in_calendar(col: pa.ChunkedArray) -> bool:
+    """A microsecond timestamp or a date column whose every value is within the calendar (then
+    its bounds serialize), found on the integers, without a datetime per bound."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    if pa.types.is_timestamp(col.type) and col.type.unit == "us":
+        low, high = _MICROS
+        ints = col.cast(pa.int64())
+    elif pa.types.is_date32(col.type):
+        low, high = _DAYS
+        ints = col.cast(pa.int32())
+    else:
+        return False
+    bounds = pc.min_max(ints)
+    lo, hi = bounds["min"].as_py(), bounds["max"].as_py()
+    return lo is not None and hi is not None and low <= lo and hi <= high
 
 
 def _always_writable(iceberg: object, arrow: pa.DataType) -> bool:
