@@ -5,13 +5,14 @@ the engine (``core.read.engine``) keeps one per batch for local objects of at mo
 ``small_object_bytes``, locked down once, and isolates the objects from each other instead:
 
 - **Files**: its allow-list (locked) is one *window* folder of its own. Each object is linked
-  into a new sub-folder of it (``<window>/<uuid>/<key, sanitized>``) just before it is read and
-  unlinked right after, so the route SQL of an object finds only that object there: the
-  previous object's path no longer exists, and no other path is allowed.
-- **State**: the route SQL is exactly one SELECT (no DDL, no ``SET``); after each object the
-  ``source`` view is dropped, then the tables and variables the database holds must be those
-  it held right after lockdown (the variables: the lineage variables this database set, see
-  below), and its spill folder must be empty. Otherwise, and after any error, time-out or
+  into it (``<window>/source<extensions>``; with folders, ``<window>/<uuid>/<key, sanitized>``)
+  just before it is read and unlinked right after, so the route SQL of an object finds only
+  that object there: the path holds no earlier object's bytes, and no other path is allowed.
+- **State**: the route SQL is exactly one SELECT (no DDL, no ``SET``). The ``source`` view
+  stays for the next object (``core.read.source_view.make_view``); after each object the
+  tables and variables the database holds must be those it held right after lockdown (the
+  variables: the lineage variables this database set, see below), and its spill folder must
+  be empty. Otherwise, and after any error, time-out or
   unfinished read, the database is discarded and the next object gets a new one. (Macros,
   views, types, sequences, prepared statements, databases, secrets and settings cannot be
   made by one SELECT under a locked configuration; tests/integration/test_reuse_isolation.py
