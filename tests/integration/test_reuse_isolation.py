@@ -119,7 +119,9 @@ def test_successive_objects_of_other_columns_each_read_their_own(engine: Engine,
               pa.table({"other": pa.array([1], pa.int64())}),  # same type, another name
               pa.table({"id": pa.array(["2"])}),  # same name, another type
               pa.table({"id": pa.array([3], pa.int64()), "x": ["three"]}),
-              pa.table({"id": pa.array([4], pa.int64())})]
+              pa.table({"id": pa.array([4], pa.int64())}),
+              pa.table({"id": pa.array([5], pa.int64()), "y": ["five"]}),  # more columns
+              pa.table({"id": pa.array([6], pa.int64())})]  # fewer
     rows, windows = [], set()
     for i, t in enumerate(tables):
         path = tmp_path / "scratch" / f"t{i}" / ("x.gz.parquet" if i == 3 else "x.parquet")
@@ -129,7 +131,8 @@ def test_successive_objects_of_other_columns_each_read_their_own(engine: Engine,
         got = _read(engine, obj, f"SELECT *, {WINDOW} AS window FROM source")  # noqa: S608
         windows |= {r.pop("window") for r in got}
         rows += got
-    assert rows == [{"id": 0}, {"other": 1}, {"id": "2"}, {"id": 3, "x": "three"}, {"id": 4}]
+    assert rows == [{"id": 0}, {"other": 1}, {"id": "2"}, {"id": 3, "x": "three"}, {"id": 4},
+                    {"id": 5, "y": "five"}, {"id": 6}]
     assert len(windows) == 1, "one database read them all"
 
 

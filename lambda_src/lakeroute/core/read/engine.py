@@ -43,7 +43,7 @@ from .nanos import check_nanoseconds
 from .rejects import RowRejects, collect_csv, csv_options, json_rows, remove
 from .result_checks import check_result_names, check_result_types, check_single_select
 from .reuse import ReusedDatabase, reads_lineage, set_variables
-from .source_view import VIEW_ALTERED, make_view
+from .source_view import make_view
 from .streams import compression_of, start_check
 from .watchdog import Watchdog
 
@@ -272,20 +272,20 @@ class Engine:
                     check_nanoseconds(con, route, read.path)
                 try:
                     view = hinted_view(con, fmt, options, read.path, route.source.columns)
-                    make_view(con, db, view)
+                    kept = make_view(con, db, view)
                 except duckdb.Error as e:  # rows mode: a line too long for the sniffer (core.read.rejects)
                     again = long_line_options(con, e, read.path, options, route.source.columns) if (
                         rows and fmt == "csv") else None
                     if again is None:
                         raise
                     view = hinted_view(con, fmt, again, read.path, route.source.columns)
-                    make_view(con, db, view)
+                    kept = make_view(con, db, view)
                 try:  # on the connection, not as a relation (which binds it again to fetch it)
                     con.execute(route.sql)
-                except duckdb.BinderException as e:  # a kept view, made for other columns (make_view)
-                    if db is None or VIEW_ALTERED not in str(e):
+                except duckdb.BinderException:
+                    if not kept:  # the route's own error
                         raise
-                    make_view(con, db, view, again=True)
+                    make_view(con, db, view, again=True)  # a kept view, made for other columns
                     con.execute(route.sql)
                 names = [d[0] for d in con.description or []]
                 types = [d[1] for d in con.description or []]
