@@ -68,12 +68,20 @@ class LocalObjectSource:
         self._scratch_root = str(root)
         self._scratch: ScratchDir | None = None
         self._signatures: dict[str, tuple[int, int, int]] = {}  # scratch path -> (inode, size, mtime)
+        self._landing: tuple[Path | None, Path] = (None, landing)  # (landing, its resolved path)
 
     @property
     def scratch(self) -> ScratchDir:
         if self._scratch is None or self._scratch.dir != os.path.join(self._scratch_root, str(os.getpid())):
             self._scratch = ScratchDir(self._scratch_root)
         return self._scratch
+
+    def _landing_resolved(self) -> Path:
+        """The landing folder's real path, resolved once (a root re-pointed meanwhile makes its
+        files look outside it: refused, never read from elsewhere)."""
+        if self._landing[0] != self.landing:
+            self._landing = (self.landing, self.landing.resolve())
+        return self._landing[1]
 
     def path_of(self, bucket: str, key: str) -> Path:
         override = self.overrides.get((bucket, key))
@@ -93,7 +101,7 @@ class LocalObjectSource:
         path = self.path_of(bucket, key)
         if (bucket, key) not in self.overrides:
             try:
-                inside = path.resolve().is_relative_to(self.landing.resolve())
+                inside = path.resolve().is_relative_to(self._landing_resolved())
             except (OSError, RuntimeError) as e:  # a symlink loop
                 raise ObjectError("read", f"cannot read {path}: {e}") from e
             if not inside:

@@ -63,9 +63,8 @@ class ScratchDir:
         """Remove a path made by ``new_path`` and its per-object folder."""
         if not self.owns(path):
             return
-        rel = os.path.relpath(path, self.dir)
-        top = os.path.join(self.dir, rel.split(os.sep, 1)[0])
-        remove_tree(top, path)
+        first = path[len(self.dir) + 1:].split(os.sep, 1)[0]  # owns(): the folder, then a separator
+        remove_tree(os.path.join(self.dir, first), path)
 
 
 def remove_tree(top: str, path: str) -> None:
