@@ -112,6 +112,27 @@ def test_the_previous_objects_file_is_gone(engine: Engine, tmp_path: Path) -> No
     _clean(after)
 
 
+def test_the_catalog_shows_the_current_objects_columns_only(engine: Engine, tmp_path: Path) -> None:
+    """The source view a reused database keeps between objects records columns, which the
+    catalog shows even to SQL that never reads ``source``: it is kept only for a file of the
+    same Parquet schema, so what shows is the current object's own."""
+    sql = ("SELECT (SELECT list(column_name || ' ' || data_type ORDER BY column_index) FROM duckdb_columns() "
+           f"WHERE table_name = 'source') AS cols, {WINDOW} AS window")
+    got = []
+    for i, t in enumerate([pa.table({"secret_a": pa.array([1], pa.int64())}),
+                           pa.table({"b": pa.array([2], pa.int64())}),
+                           pa.table({"b": pa.array([3], pa.int64())}),
+                           pa.table({"b": pa.array(["4"])})]):
+        path = tmp_path / "scratch" / f"c{i}" / "x.parquet"
+        path.parent.mkdir(parents=True)
+        pq.write_table(t, path)
+        obj = SourceObject(bucket="bkt", key="x.parquet", path=str(path), version=f"c{i}", size=path.stat().st_size)
+        got += _read(engine, obj, sql)
+    print(got)
+    assert [r["cols"] for r in got] == [["secret_a BIGINT"], ["b BIGINT"], ["b BIGINT"], ["b VARCHAR"]]
+    assert len({r["window"] for r in got}) == 1, "one database read them all"
+
+
 def test_successive_objects_of_other_columns_each_read_their_own(engine: Engine, tmp_path: Path) -> None:
     """The view a reused database keeps between objects reads each object's own columns: other
     names, other types, more columns, or other extensions (another path) than the object before."""

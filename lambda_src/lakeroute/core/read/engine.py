@@ -268,24 +268,25 @@ class Engine:
         try:
             check_single_select(con, route)
             try:
+                footer = None  # the file's Parquet schema, when read for the check below
                 if fmt == "parquet":  # sub-microsecond values DuckDB would drop
-                    check_nanoseconds(con, route, read.path)
+                    footer = check_nanoseconds(con, route, read.path)
                 try:
                     view = hinted_view(con, fmt, options, read.path, route.source.columns)
-                    kept = make_view(con, db, view)
+                    kept = make_view(con, db, view, footer)
                 except duckdb.Error as e:  # rows mode: a line too long for the sniffer (core.read.rejects)
                     again = long_line_options(con, e, read.path, options, route.source.columns) if (
                         rows and fmt == "csv") else None
                     if again is None:
                         raise
                     view = hinted_view(con, fmt, again, read.path, route.source.columns)
-                    kept = make_view(con, db, view)
+                    kept = make_view(con, db, view, None)
                 try:  # on the connection, not as a relation (which binds it again to fetch it)
                     con.execute(route.sql)
                 except duckdb.BinderException:
                     if not kept:  # the route's own error
                         raise
-                    make_view(con, db, view, again=True)  # a kept view, made for other columns
+                    make_view(con, db, view, None)  # a kept view that does not bind: made again
                     con.execute(route.sql)
                 names = [d[0] for d in con.description or []]
                 types = [d[1] for d in con.description or []]

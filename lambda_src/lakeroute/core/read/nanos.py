@@ -29,8 +29,9 @@ _FIX = ("Iceberg v2 keeps microseconds and DuckDB would truncate it silently; to
         "deliberately, hint the column (source.columns: {%s: timestamptz}); nothing of it is committed")
 
 
-def check_nanoseconds(con: duckdb.DuckDBPyConnection, route: Route, path: str) -> None:
-    """Refuse the object when a nanosecond column the SQL may read has a sub-microsecond value."""
+def check_nanoseconds(con: duckdb.DuckDBPyConnection, route: Route, path: str) -> Any:
+    """Refuse the object when a nanosecond column the SQL may read has a sub-microsecond value.
+    Returns the file's Parquet schema as read for the check (None: not read, e.g. in S3)."""
     hinted = {h.lower() for h in route.source.columns or {}}
     if path.startswith("s3://"):
         rows = con.execute("SELECT name, type, logical_type FROM parquet_schema(getvariable('source_uri'))"
@@ -42,25 +43,25 @@ def check_nanoseconds(con: duckdb.DuckDBPyConnection, route: Route, path: str) -
                 raise ObjectError("schema", f"route {route.name}: column {name}: nanosecond timestamps "
                                   "in an object read in place from S3 cannot be checked for a "
                                   "sub-microsecond part; " + _FIX % name, route.name)
-        return
+        return None
     import pyarrow as pa
 
     try:  # an open file: pyarrow's file system resolution of a path costs more than a small read
         source = pa.OSFile(path)
     except (OSError, pa.ArrowException):
-        return
+        return None
     with source:
-        _check_file(route, source, hinted)
+        return _check_file(route, source, hinted)
 
 
-def _check_file(route: Route, source: Any, hinted: set[str]) -> None:
+def _check_file(route: Route, source: Any, hinted: set[str]) -> Any:
     import pyarrow as pa
     import pyarrow.parquet as pq
 
     try:
         pf = pq.ParquetFile(source)
     except (OSError, pa.ArrowException):
-        return  # not a Parquet file pyarrow can open: DuckDB's reader says what is wrong
+        return None  # not a Parquet file pyarrow can open: DuckDB's reader says what is wrong
     tops: list[str] = []
     for i in range(len(pf.schema)):
         c = pf.schema.column(i)
@@ -77,6 +78,7 @@ def _check_file(route: Route, source: Any, hinted: set[str]) -> None:
                 if value is not None:
                     raise ObjectError("schema", f"route {route.name}: column {top}: {value} has a "
                                       "sub-microsecond part; " + _FIX % top, route.name)
+    return pf.schema
 
 
 def _read_by(route: Route, column: str) -> bool:

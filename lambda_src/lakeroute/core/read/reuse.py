@@ -9,7 +9,8 @@ the engine (``core.read.engine``) keeps one per batch for local objects of at mo
   just before it is read and unlinked right after, so the route SQL of an object finds only
   that object there: the path holds no earlier object's bytes, and no other path is allowed.
 - **State**: the route SQL is exactly one SELECT (no DDL, no ``SET``). The ``source`` view
-  stays for the next object (``core.read.source_view.make_view``); after each object the
+  stays for a next object of the same Parquet schema (``core.read.source_view.make_view``:
+  its recorded columns are then that object's own); after each object the
   tables and variables the database holds must be those it held right after lockdown (the
   variables: the lineage variables this database set, see below), and its spill folder must
   be empty. Otherwise, and after any error, time-out or
@@ -79,7 +80,8 @@ class ReusedDatabase:
         os.makedirs(self.window)  # the root too, on first use
         self._current: tuple[str, str] | None = None  # the object's folder in the window, its path
         self.lineage: dict[str, Any] = {}  # the lineage variables set, with their values
-        self.view: str | None = None  # the query of the ``source`` view it holds (core.read.engine)
+        # (query, Parquet schema) of the ``source`` view it holds (core.read.source_view.make_view)
+        self.view: tuple[str, Any] | None = None
         try:
             # No cache of file contents or Parquet footers across objects (DuckDB's external file
             # cache is on by default): successive objects are read at one path (``admit``).

@@ -28,17 +28,19 @@ def reader_sql(fmt: str, options: dict[str, Any], path: str) -> str:
     return query
 
 
-def make_view(con: duckdb.DuckDBPyConnection, db: ReusedDatabase | None, view: str, again: bool = False) -> bool:
+def make_view(con: duckdb.DuckDBPyConnection, db: ReusedDatabase | None, view: str, footer: Any) -> bool:
     """The ``source`` view over ``view`` (a reader query); whether an earlier object's was kept.
 
-    A reused database keeps the view of its previous object when the query is the same (the
-    same path and options: ``admit``), saving its creation per object (~0.3 ms). DuckDB binds
-    a view against the columns it was made with: when the file's differ (other names, types,
-    more or fewer columns), binding the route's SQL fails, and the caller makes the view
-    again (``again``) and binds once more."""
-    if db is not None and db.view == view and not again:
+    A reused database keeps the view of its previous object (saving its creation and binding,
+    ~0.5 ms per small object) only when nothing about that object can show through it: the
+    same query (the same path and options: ``ReusedDatabase.admit``) over a Parquet file whose
+    schema (``footer``, as read for the nanosecond check) equals the one the view was made
+    for, so the columns DuckDB recorded for the view, which ``duckdb_columns()`` shows, are
+    this object's own. Anything else (another schema, CSV, JSON, no footer read) makes it
+    again. Should a kept view still not bind, the caller makes it again (``footer`` None)."""
+    if db is not None and footer is not None and db.view == (view, footer):
         return True
     con.execute("CREATE OR REPLACE TEMP VIEW source AS " + view)
     if db is not None:
-        db.view = view
+        db.view = (view, footer) if footer is not None else None
     return False
