@@ -168,7 +168,8 @@ def commit(catalog: Catalog, table_name: str, staged: list[Staged], ledger: Ledg
                     props[prop] = str(count)
             snapshot = txn.update_snapshot(snapshot_properties=props)
             if target is not None and target.mode == "replace":  # small manifests: see object_files
-                with object_files(snapshot, changes.entries, removes=bool(changes.deleted)) as producer:
+                with object_files(snapshot, changes.entries, removes=bool(changes.deleted),
+                                  clean=changes.clean) as producer:
                     for df in changes.deleted:
                         producer.delete_data_file(df)
                     for df in changes.added:

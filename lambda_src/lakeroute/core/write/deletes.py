@@ -117,11 +117,12 @@ class LiveFiles:
 
 
 def live_files(metadata: TableMetadata, io: FileIO,
-               cache: dict[str, list[ManifestEntry]] | None = None) -> LiveFiles:
+               cache: dict[str, list[ManifestEntry]] | None = None, skip: set[str] | None = None) -> LiveFiles:
     """The current snapshot's data files and delete files (manifests read in parallel).
 
     ``cache``: manifest entries by manifest path, filled here (manifests never change): the
-    snapshot that removes files then reads no manifest a second time.
+    snapshot that removes files then reads no manifest a second time. ``skip``: manifests not
+    read, known to list no file the caller looks for (``core.write.object_ranges``).
     """
     from pyiceberg.utils.concurrent import ExecutorFactory
 
@@ -137,7 +138,8 @@ def live_files(metadata: TableMetadata, io: FileIO,
             rows = known[manifest.manifest_path] = manifest.fetch_manifest_entry(io, discard_deleted=True)
         return rows
 
-    for e in itertools.chain.from_iterable(ExecutorFactory.get_or_create().map(entries, snapshot.manifests(io))):
+    wanted = [m for m in snapshot.manifests(io) if not skip or m.manifest_path not in skip]
+    for e in itertools.chain.from_iterable(ExecutorFactory.get_or_create().map(entries, wanted)):
         live.add(e)
     return live
 

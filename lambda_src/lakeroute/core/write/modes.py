@@ -17,7 +17,6 @@ ever applied to a table it was not computed on.
 
 from __future__ import annotations
 
-import bisect
 import itertools
 import uuid
 from collections import defaultdict
@@ -29,6 +28,7 @@ from ..routes import OBJECT_COLUMN, Target
 from .attribution import overwrite_counts, props, replace_counts
 from .bounds import write_data_files
 from .deletes import LiveFiles, live_files, read_tables
+from .file_bounds import bounds_reader, may_hold
 
 if TYPE_CHECKING:
     import pyarrow as pa
@@ -57,6 +57,8 @@ class Changes:
     rejected: list[tuple[Staged, str]] = field(default_factory=list)  # objects whose rows cannot be written
     # Manifest entries the plan read, by manifest path: the snapshot's file removal reuses them.
     entries: dict[str, list[ManifestEntry]] = field(default_factory=dict)
+    # Manifests that list none of the files removed (core.write.object_ranges): kept unread.
+    clean: set[str] = field(default_factory=set)
 
 
 def table_result(target: Target, result: pa.Schema) -> pa.Schema:
@@ -74,32 +76,6 @@ def table_result(target: Target, result: pa.Schema) -> pa.Schema:
 def bounds(metadata: TableMetadata, data_file: DataFile, column: str) -> tuple[Any, Any] | None:
     """A column's (lower, upper) bounds in a data file's metrics, or None when not recorded."""
     return bounds_reader(metadata, column)(data_file)
-
-
-def bounds_reader(metadata: TableMetadata, column: str) -> Callable[[DataFile], tuple[Any, Any] | None]:
-    """``bounds`` of one column for many files: the field looked up once (a schema lookup
-    costs more than decoding the bounds)."""
-    from pyiceberg.conversions import from_bytes
-    from pyiceberg.types import PrimitiveType
-
-    f = metadata.schema().find_field(column)
-    fid, kind = f.field_id, f.field_type
-
-    def read(data_file: DataFile) -> tuple[Any, Any] | None:
-        lo, hi = data_file.lower_bounds or {}, data_file.upper_bounds or {}
-        if not isinstance(kind, PrimitiveType) or fid not in lo or fid not in hi:
-            return None
-        return from_bytes(kind, lo[fid]), from_bytes(kind, hi[fid])
-
-    return read
-
-
-def may_hold(sorted_values: list[Any], rng: tuple[Any, Any] | None) -> bool:
-    """Whether any of ``sorted_values`` lies within the bounds (no bounds: maybe)."""
-    if rng is None:
-        return True
-    i = bisect.bisect_left(sorted_values, rng[0])
-    return i < len(sorted_values) and sorted_values[i] <= rng[1]
 
 
 def write_rows(txn: Transaction, io: FileIO, rows: pa.Table, write_uuid: uuid.UUID,
@@ -213,7 +189,10 @@ def plan_replace(txn: Transaction, io: FileIO, todo: list[Staged], changes: Chan
     metadata = txn.table_metadata
     whole: list[DataFile] = []
     partial: list[DataFile] = []
-    live = live_files(metadata, io, changes.entries)
+    from .object_ranges import unlisting
+
+    changes.clean = unlisting(metadata, io, names)  # manifests whose header rules the names out
+    live = live_files(metadata, io, changes.entries, skip=changes.clean)
     if OBJECT_COLUMN in {f.name for f in metadata.schema().fields}:
         fid = metadata.schema().find_field(OBJECT_COLUMN).field_id
         object_bounds = bounds_reader(metadata, OBJECT_COLUMN)

@@ -30,13 +30,16 @@ REPLACE_MANIFEST_ENTRIES = 64
 
 def file_changes(txn: Transaction, io: FileIO, operation: Any, props: dict[str, str], *, merge: bool = False,
                  entries: dict[str, list[ManifestEntry]] | None = None,
-                 base: type[Any] | None = None, per_manifest: int = MANIFEST_ENTRIES) -> _OverwriteFiles:
+                 base: type[Any] | None = None, per_manifest: int = MANIFEST_ENTRIES,
+                 clean: set[str] | None = None) -> _OverwriteFiles:
     """A producer of one snapshot of ``operation`` (see the module docstring).
 
     ``entries``: manifests already read, by path (manifests never change). ``base``: the
     producer class to extend (default PyIceberg's ``_OverwriteFiles``). ``per_manifest``:
     entries per manifest this snapshot writes (added files, and the survivors of a manifest
-    that loses files).
+    that loses files). ``clean``: manifests known to list none of the removed files (their
+    header's object range, ``core.write.object_ranges``): kept without being read. Every
+    data manifest this producer writes for a table with an object column carries its range.
     """
     from pyiceberg.exceptions import ValidationException
     from pyiceberg.manifest import (
@@ -49,7 +52,11 @@ def file_changes(txn: Transaction, io: FileIO, operation: Any, props: dict[str, 
     from pyiceberg.table.update.snapshot import _OverwriteFiles
     from pyiceberg.utils.concurrent import ExecutorFactory
 
+    from .object_ranges import label, merge_labelled, object_bounds
+
     cache = {} if entries is None else entries
+    known_clean = clean or set()
+    bounds = object_bounds(txn.table_metadata)
 
     class _DeleteManifestWriter(ManifestWriterV2):
         def content(self) -> ManifestContent:
@@ -78,6 +85,9 @@ def file_changes(txn: Transaction, io: FileIO, operation: Any, props: dict[str, 
             if not self._deleted_data_files and not merge:  # nothing removed: every manifest stays
                 self._kept = list(manifests)
                 return []
+            if not merge:  # a merge reads every manifest; otherwise a clean one stays as it is
+                self._kept = [m for m in manifests if m.manifest_path in known_clean]
+                manifests = [m for m in manifests if m.manifest_path not in known_clean]
             todo = [m for m in manifests if m.manifest_path not in cache]
             fetched = ExecutorFactory.get_or_create().map(
                 lambda m: m.fetch_manifest_entry(self._io, discard_deleted=True), todo)
@@ -106,12 +116,23 @@ def file_changes(txn: Transaction, io: FileIO, operation: Any, props: dict[str, 
                 raise ValidationException(f"Missing required files to delete: {', '.join(sorted(missing)[:5])}")
             return deleted
 
+        def _process_manifests(self, manifests: list[ManifestFile]) -> list[ManifestFile]:
+            if bounds is None or not hasattr(self, "_min_count_to_merge"):  # not a merge-append
+                return super()._process_manifests(manifests)
+            return merge_labelled(self, manifests, bounds)
+
+        @staticmethod
+        def _labelled(writer: ManifestWriter, content: ManifestContent, files: list[DataFile]) -> ManifestWriter:
+            return label(writer, files, bounds) if content == ManifestContent.DATA else writer
+
         def _existing_manifests(self) -> list[ManifestFile]:
             out = list(self._kept)
             for (spec_id, content), rows in self._survivors.items():
                 for i in range(0, len(rows), per_manifest):
-                    with self._writer(self.spec(spec_id), content) as writer:
-                        for e in rows[i:i + per_manifest]:
+                    part = rows[i:i + per_manifest]
+                    with self._labelled(self._writer(self.spec(spec_id), content), content,
+                                        [e.data_file for e in part]) as writer:
+                        for e in part:
                             writer.existing(e)
                     out.append(writer.to_manifest_file())
             return out
@@ -121,7 +142,8 @@ def file_changes(txn: Transaction, io: FileIO, operation: Any, props: dict[str, 
             out: list[ManifestFile] = []
             added = [f for f in self._added_data_files if f.content == DataFileContent.DATA]
             for i in range(0, len(added), per_manifest):
-                with self.new_manifest_writer(self._transaction.table_metadata.spec()) as writer:
+                with label(self.new_manifest_writer(self._transaction.table_metadata.spec()),
+                           added[i:i + per_manifest], bounds) as writer:
                     for f in added[i:i + per_manifest]:
                         writer.add(ManifestEntry.from_args(status=ManifestEntryStatus.ADDED,
                                                            snapshot_id=self._snapshot_id, sequence_number=None,
@@ -168,7 +190,7 @@ def overwrite(update: UpdateSnapshot, entries: dict[str, list[ManifestEntry]] | 
 
 
 def object_files(update: UpdateSnapshot, entries: dict[str, list[ManifestEntry]], *,
-                 removes: bool) -> _OverwriteFiles:
+                 removes: bool, clean: set[str] | None = None) -> _OverwriteFiles:
     """The producer of a ``replace`` table's snapshots (with files removed or not): manifests
     of at most ``REPLACE_MANIFEST_ENTRIES`` entries, merged as a merge-append merges them
     (``commit.manifest-merge.*``, up to the table's manifest target size, which replace tables
@@ -181,4 +203,4 @@ def object_files(update: UpdateSnapshot, entries: dict[str, list[ManifestEntry]]
     has_parent = txn.table_metadata.snapshot_by_name(name=update._branch) is not None
     operation = Operation.OVERWRITE if removes and has_parent else Operation.APPEND
     return file_changes(txn, update._io, operation, update._snapshot_properties, entries=entries,
-                        base=_MergeAppendFiles, per_manifest=REPLACE_MANIFEST_ENTRIES)
+                        base=_MergeAppendFiles, per_manifest=REPLACE_MANIFEST_ENTRIES, clean=clean)
