@@ -39,7 +39,7 @@ from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
 from ..objects import SourceObject
-from .scratch import MAX_SCRATCH_PATH, pid_alive, remove_tree, sanitized_key
+from .scratch import EXTENSIONS, MAX_SCRATCH_PATH, pid_alive, remove_tree, sanitized_key
 
 if TYPE_CHECKING:
     import duckdb
@@ -50,7 +50,6 @@ LINEAGE_VARIABLES = ("source_bucket", "source_key", "source_uri", "source_etag",
 # duckdb_variables) or may run SQL text (query, query_table, json_execute_serialized_sql).
 _READS_LINEAGE = re.compile(r"variable|query|execute", re.IGNORECASE)
 _UNSET = object()
-_EXTENSIONS = re.compile(r"(\.[A-Za-z0-9]{1,12}){1,2}$")  # a sanitized name's last one or two
 
 
 def reads_lineage(sql: str, options: Mapping[str, Any]) -> bool:
@@ -142,7 +141,7 @@ class ReusedDatabase:
                 path = os.path.join(folder, name)
             os.makedirs(os.path.dirname(path))
         else:
-            extensions = _EXTENSIONS.search(name)  # DuckDB infers compression from them
+            extensions = EXTENSIONS.search(name)  # DuckDB infers compression from them
             path = folder = os.path.join(self.window, "source" + (extensions.group(0) if extensions else ""))
         self.withdraw()
         self._current = (folder, path)

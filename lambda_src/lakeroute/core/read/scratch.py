@@ -17,7 +17,7 @@ import uuid
 
 _UNSAFE = re.compile(r"[^A-Za-z0-9._=-]")
 MAX_SCRATCH_PATH = 900
-_SUFFIXES = re.compile(r"(\.[A-Za-z0-9]{1,12}){1,2}$")
+EXTENSIONS = re.compile(r"(\.[A-Za-z0-9]{1,12}){1,2}$")  # a file name's last one or two
 
 
 def sanitized_key(key: str) -> str:
@@ -29,7 +29,7 @@ def sanitized_key(key: str) -> str:
             clean = "_" * max(1, len(clean))
         parts.append(clean)
     # DuckDB infers compression from the extension, case-sensitively: `.CSV.GZ` -> `.csv.gz`
-    parts[-1] = _SUFFIXES.sub(lambda m: m.group(0).lower(), parts[-1])
+    parts[-1] = EXTENSIONS.sub(lambda m: m.group(0).lower(), parts[-1])
     return "/".join(parts)
 
 
